@@ -1,0 +1,4 @@
+#!/usr/bin/env node
+// The sources are TypeScript run by Node 24's built-in type stripping: no build step between the code that is
+// tested and the code that runs (the container image runs the same entry point).
+import "../src/cli/main.ts";

@@ -1,0 +1,49 @@
+/**
+ * Errors as values with a stable `reason`.
+ *
+ * The reason is machine-readable and never changes between releases: it becomes the `reason` of the
+ * ResourceSync's Ready condition, the `reason` label of error metrics and the reason of Events. The message is
+ * for people and may carry details (never Secret data).
+ */
+export type ErrorReason =
+  // spec / input problems (retrying will not help until the user changes something)
+  | "InvalidSpec"
+  | "InvalidMapping"
+  | "InvalidJSONPath"
+  | "AmbiguousJSONPath"
+  | "NotAKubernetesObject"
+  | "KindMismatch"
+  | "InvalidFieldPath"
+  | "ClusterScopedNotAllowed"
+  | "UnknownKind"
+  // access problems
+  | "SecretAccessDenied"
+  | "InvalidKubeconfig"
+  | "UnsafeKubeconfig"
+  | "Forbidden"
+  | "Unauthorized"
+  // the world is not (yet) as we need it
+  | "SourceNotFound"
+  | "ClusterUnreachable"
+  | "Conflict"
+  | "ApplyFailed"
+  | "DeleteFailed"
+  | "WaitingForTargetDeletion"
+  | "Internal";
+
+export class SinkerError extends Error {
+  readonly reason: ErrorReason;
+
+  constructor(reason: ErrorReason, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = "SinkerError";
+    this.reason = reason;
+  }
+}
+
+/** Turns anything thrown into a SinkerError, keeping a SinkerError as it is. */
+export function asSinkerError(err: unknown): SinkerError {
+  if (err instanceof SinkerError) return err;
+  const message = err instanceof Error ? err.message : String(err);
+  return new SinkerError("Internal", message, { cause: err });
+}
