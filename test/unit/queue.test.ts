@@ -1,0 +1,84 @@
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { WorkQueue } from "../../src/controller/queue.ts";
+
+const tick = (ms = 0) => new Promise((resolve) => setTimeout(resolve, ms));
+
+describe("WorkQueue", () => {
+  it("de-duplicates a key added several times while waiting", async () => {
+    let adds = 0;
+    const q = new WorkQueue({
+      observer: { added: () => adds++, retried() {}, depth() {}, waited() {}, worked() {} },
+    });
+    q.add("ns/a");
+    q.add("ns/a");
+    q.add("ns/b");
+    assert.equal(q.length, 2);
+    assert.equal(adds, 3);
+    assert.equal(await q.get(), "ns/a");
+    assert.equal(await q.get(), "ns/b");
+  });
+
+  it("never hands a key in flight to a second worker, and re-queues it on done", async () => {
+    const q = new WorkQueue();
+    q.add("k");
+    const first = await q.get();
+    assert.equal(first, "k");
+    q.add("k");
+    assert.equal(q.length, 0, "a key in flight is not queued again");
+    let second: string | undefined;
+    void q.get().then((key) => {
+      second = key;
+    });
+    await tick();
+    assert.equal(second, undefined, "the second worker must wait");
+    q.done("k");
+    await tick();
+    assert.equal(second, "k");
+  });
+
+  it("hands a key to a waiting worker as soon as it is added", async () => {
+    const q = new WorkQueue();
+    const pending = q.get();
+    q.add("x");
+    assert.equal(await pending, "x");
+    assert.deepEqual([...q.inFlight().keys()], ["x"]);
+  });
+
+  it("delays addAfter, keeping the earliest pending delay", async () => {
+    const q = new WorkQueue();
+    q.addAfter("k", 200);
+    q.addAfter("k", 20);
+    q.addAfter("k", 500);
+    assert.equal(q.length, 0);
+    await tick(60);
+    assert.equal(q.length, 1);
+    await q.get();
+    q.done("k");
+    await tick(250);
+    assert.equal(q.length, 0, "the later delays were replaced by the earlier one");
+  });
+
+  it("backs off exponentially per key, capped, and forget resets it", () => {
+    const q = new WorkQueue({ backoff: { baseMs: 100, maxMs: 1000 } });
+    const delays = [1, 2, 3, 4, 5, 6].map(() => q.addRateLimited("k"));
+    assert.deepEqual(delays, [100, 200, 400, 800, 1000, 1000]);
+    assert.equal(q.addRateLimited("other"), 100, "backoff is per key");
+    q.forget("k");
+    assert.equal(q.retries("k"), 0);
+    assert.equal(q.addRateLimited("k"), 100);
+    q.shutdown();
+  });
+
+  it("releases waiting workers and refuses new keys on shutdown", async () => {
+    const q = new WorkQueue();
+    const pending = q.get();
+    q.addAfter("late", 10);
+    q.shutdown();
+    assert.equal(await pending, undefined);
+    q.add("k");
+    assert.equal(await q.get(), undefined);
+    await tick(30);
+    assert.equal(q.length, 0);
+  });
+});
