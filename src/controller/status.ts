@@ -1,0 +1,113 @@
+/**
+ * The ResourceSync status as a pure function of the previous status and the outcome of a reconcile, so that
+ * the rules (kept lastTransitionTime, observedGeneration, the Rust-compatible ResourceSyncFailing condition and
+ * the Ready condition) are unit-tested without a cluster.
+ */
+
+export interface Condition {
+  type: string;
+  status: "True" | "False" | "Unknown";
+  reason: string;
+  message: string;
+  lastTransitionTime: string;
+  observedGeneration?: number;
+}
+
+export interface SyncStatus {
+  conditions?: Condition[];
+  observedGeneration?: number;
+}
+
+export type Outcome = { ok: true; message: string } | { ok: false; reason: string; message: string };
+
+export const READY = "Ready";
+/** The condition the Rust controller reports; kept with the same type and reason for alert compatibility. */
+export const FAILING = "ResourceSyncFailing";
+
+/** Longest message written to a condition or Event (the API server caps Event messages at 1 KiB). */
+const MAX_MESSAGE = 1024;
+
+export function truncateMessage(message: string): string {
+  return message.length <= MAX_MESSAGE ? message : `${message.slice(0, MAX_MESSAGE - 3)}...`;
+}
+
+function rfc3339(now: Date): string {
+  // metav1.Time has second precision.
+  return `${now.toISOString().slice(0, 19)}Z`;
+}
+
+function withCondition(
+  conditions: Condition[],
+  next: Omit<Condition, "lastTransitionTime">,
+  now: Date,
+): Condition[] {
+  const previous = conditions.find((c) => c.type === next.type);
+  const lastTransitionTime =
+    previous && previous.status === next.status ? previous.lastTransitionTime : rfc3339(now);
+  const condition: Condition = { ...next, lastTransitionTime };
+  return previous
+    ? conditions.map((c) => (c.type === next.type ? condition : c))
+    : [...conditions, condition];
+}
+
+/** The status a ResourceSync should have after a reconcile with the given outcome. */
+export function nextStatus(
+  previous: SyncStatus | undefined,
+  generation: number | undefined,
+  outcome: Outcome,
+  now: Date,
+): SyncStatus {
+  let conditions = (previous?.conditions ?? []).filter((c) => c && typeof c.type === "string");
+  const message = truncateMessage(outcome.message);
+  if (outcome.ok) {
+    conditions = withCondition(
+      conditions,
+      { type: READY, status: "True", reason: "Synced", message, observedGeneration: generation },
+      now,
+    );
+    // Turned to False rather than removed, as the Rust controller's latest releases do, so alerts clear.
+    if (conditions.some((c) => c.type === FAILING)) {
+      conditions = withCondition(
+        conditions,
+        { type: FAILING, status: "False", reason: FAILING, message: "", observedGeneration: generation },
+        now,
+      );
+    }
+  } else {
+    conditions = withCondition(
+      conditions,
+      { type: FAILING, status: "True", reason: FAILING, message, observedGeneration: generation },
+      now,
+    );
+    conditions = withCondition(
+      conditions,
+      { type: READY, status: "False", reason: outcome.reason, message, observedGeneration: generation },
+      now,
+    );
+  }
+  const status: SyncStatus = { conditions };
+  if (generation !== undefined) status.observedGeneration = generation;
+  return status;
+}
+
+/** Whether writing `next` would change anything the API server holds (ignores key order). */
+export function statusDiffers(previous: SyncStatus | undefined, next: SyncStatus): boolean {
+  const normalize = (s: SyncStatus | undefined) => ({
+    observedGeneration: s?.observedGeneration,
+    conditions: [...(s?.conditions ?? [])]
+      .map((c) => ({
+        type: c.type,
+        status: c.status,
+        reason: c.reason,
+        message: c.message,
+        lastTransitionTime: c.lastTransitionTime,
+        observedGeneration: c.observedGeneration,
+      }))
+      .sort((a, b) => a.type.localeCompare(b.type)),
+  });
+  return JSON.stringify(normalize(previous)) !== JSON.stringify(normalize(next));
+}
+
+export function findCondition(status: SyncStatus | undefined, type: string): Condition | undefined {
+  return status?.conditions?.find((c) => c.type === type);
+}
