@@ -16,15 +16,21 @@ export type ErrorReason =
   | "InvalidFieldPath"
   | "ClusterScopedNotAllowed"
   | "UnknownKind"
+  | "Invalid"
+  | "BadRequest"
   // access problems
   | "SecretAccessDenied"
   | "InvalidKubeconfig"
   | "UnsafeKubeconfig"
   | "Forbidden"
   | "Unauthorized"
+  | "SecretNotFound"
   // the world is not (yet) as we need it
   | "SourceNotFound"
   | "ClusterUnreachable"
+  | "NotFound"
+  | "Gone"
+  | "Throttled"
   | "Conflict"
   | "ApplyFailed"
   | "DeleteFailed"
@@ -33,11 +39,14 @@ export type ErrorReason =
 
 export class SinkerError extends Error {
   readonly reason: ErrorReason;
+  /** HTTP status of the API server response this error comes from, when there was one. */
+  readonly status?: number;
 
-  constructor(reason: ErrorReason, message: string, options?: { cause?: unknown }) {
-    super(message, options);
+  constructor(reason: ErrorReason, message: string, options?: { cause?: unknown; status?: number }) {
+    super(message, options?.cause === undefined ? undefined : { cause: options.cause });
     this.name = "SinkerError";
     this.reason = reason;
+    if (options?.status !== undefined) this.status = options.status;
   }
 }
 

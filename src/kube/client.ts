@@ -1,0 +1,777 @@
+/**
+ * A small Kubernetes API client for one cluster, working on raw JSON objects.
+ *
+ * @kubernetes/client-node is used only to load kubeconfigs and to compute credentials (bearer tokens, client
+ * certificates, exec/auth-provider plugins when allowed); the HTTP layer is our own, on an undici Agent:
+ * - one connection pool per ClusterClient (client-node 2.0.1 builds a new undici Agent on every
+ *   `applySecurityAuthentication` call, i.e. a new pool per request),
+ * - a response-headers timeout on every request, and no body timeout on watches (an idle timer instead),
+ * - watches that support bookmarks and report 410 Gone (client-node's Watch drops lines it cannot parse,
+ *   has a fixed 30 s timer and no bookmarks handling).
+ *
+ * Errors: every failure is a SinkerError. A non-2xx answer maps its HTTP status to a reason (see
+ * `reasonForStatus`) and carries the API server's Status message; connection problems and 5xx are
+ * `ClusterUnreachable`. Request bodies (which may be Secret data) never go into messages or logs.
+ */
+import type { OutgoingHttpHeaders } from "node:http";
+import type { RequestOptions } from "node:https";
+import type { KubeConfig } from "@kubernetes/client-node";
+import { Agent, type Dispatcher, ProxyAgent, request } from "undici";
+import { type ErrorReason, SinkerError } from "../errors.ts";
+import { isPlainObject, type KubeObject } from "./object.ts";
+
+export interface ResourceInfo {
+  /** `v1` or `group/version`. */
+  apiVersion: string;
+  /** "" for the core group. */
+  group: string;
+  version: string;
+  kind: string;
+  /** The resource name in URLs, e.g. `configmaps`. */
+  plural: string;
+  namespaced: boolean;
+}
+
+export type WatchEventType = "ADDED" | "MODIFIED" | "DELETED" | "BOOKMARK" | "ERROR";
+
+export interface WatchEvent {
+  type: WatchEventType;
+  /** For ERROR: a meta/v1 Status. For BOOKMARK: an object with only metadata.resourceVersion (and annotations). */
+  object: KubeObject;
+}
+
+export interface ClusterClientOptions {
+  /** A label for logs and metrics: "local" or e.g. "secret/ns/name". Not unique: see `id`. */
+  name: string;
+  /** Response-headers timeout for every request (default 9000 ms). */
+  responseHeadersTimeoutMs?: number;
+  /** Adds Impersonate-User / Impersonate-Group headers on every request. */
+  impersonate?: { user?: string; groups?: string[] };
+  userAgent?: string;
+}
+
+export interface ListOptions {
+  labelSelector?: string;
+  fieldSelector?: string;
+  limit?: number;
+  continue?: string;
+  resourceVersion?: string;
+  /** Only meaningful with resourceVersion: "NotOlderThan" | "Exact". */
+  resourceVersionMatch?: string;
+}
+
+export interface ListResult {
+  items: KubeObject[];
+  resourceVersion: string;
+  continue?: string;
+}
+
+export interface WatchOptions {
+  resourceVersion: string;
+  fieldSelector?: string;
+  labelSelector?: string;
+  /** Asks the server to end the watch after this many seconds (the server adds no jitter: the caller should). */
+  timeoutSeconds?: number;
+  allowWatchBookmarks?: boolean;
+  signal: AbortSignal;
+  /**
+   * No bytes for this many seconds (events, bookmarks) → the watch is aborted and the promise rejects with
+   * ClusterUnreachable. Default: timeoutSeconds + 60, or 300 without timeoutSeconds.
+   */
+  idleTimeoutSeconds?: number;
+}
+
+export interface DeleteOptions {
+  propagationPolicy?: "Background" | "Foreground" | "Orphan";
+  preconditions?: { uid?: string; resourceVersion?: string };
+}
+
+const DEFAULT_HEADERS_TIMEOUT_MS = 9000;
+/** Body timeout of normal (non-watch) requests: time between two chunks of the response body. */
+const BODY_TIMEOUT_MS = 60_000;
+/** Least time between two discovery refreshes of one group/version caused by an unknown kind. */
+const DISCOVERY_REFRESH_INTERVAL_MS = 5000;
+
+const PATCH_CONTENT_TYPES = {
+  merge: "application/merge-patch+json",
+  json: "application/json-patch+json",
+  strategic: "application/strategic-merge-patch+json",
+} as const;
+
+/** Maps an HTTP status of a Kubernetes API answer to an error reason. */
+export function reasonForStatus(status: number): ErrorReason {
+  switch (status) {
+    case 400:
+      return "BadRequest";
+    case 401:
+      return "Unauthorized";
+    case 403:
+      return "Forbidden";
+    case 404:
+      return "NotFound";
+    case 409:
+      return "Conflict";
+    case 410:
+      return "Gone";
+    case 422:
+      return "Invalid";
+    case 429:
+      return "Throttled";
+    default:
+      return status >= 500 ? "ClusterUnreachable" : "BadRequest";
+  }
+}
+
+/**
+ * Builds the SinkerError for a non-2xx answer. `body` is the response body text (a meta/v1 Status when the API
+ * server answered); only its `message` is used, never anything we sent.
+ */
+export function apiError(cluster: string, status: number, body: string, what: string): SinkerError {
+  let message: string | undefined;
+  try {
+    const parsed: unknown = JSON.parse(body);
+    if (isPlainObject(parsed) && typeof parsed.message === "string" && parsed.message !== "") {
+      message = parsed.message;
+    }
+  } catch {
+    // not JSON (a proxy, a load balancer): fall through
+  }
+  if (message === undefined) {
+    const text = body.trim().replace(/\s+/g, " ");
+    message = text === "" ? `HTTP ${status}` : `HTTP ${status}: ${text.slice(0, 200)}`;
+  }
+  const reason = reasonForStatus(status);
+  const prefix =
+    reason === "ClusterUnreachable" ? `cluster "${cluster}" failed ${what}` : `cluster "${cluster}"`;
+  return new SinkerError(reason, `${prefix}: ${message}`, { status });
+}
+
+/** Wraps a transport error (connection refused, TLS, timeouts) into ClusterUnreachable. */
+export function transportError(cluster: string, err: unknown, what: string): SinkerError {
+  if (err instanceof SinkerError) return err;
+  const e = err as { code?: unknown; message?: unknown; cause?: { code?: unknown; message?: unknown } };
+  const code = typeof e?.code === "string" ? e.code : typeof e?.cause?.code === "string" ? e.cause.code : "";
+  const msg =
+    typeof e?.cause?.message === "string" && e.cause.message !== ""
+      ? e.cause.message
+      : typeof e?.message === "string"
+        ? e.message
+        : String(err);
+  const detail =
+    code === "UND_ERR_HEADERS_TIMEOUT"
+      ? "no response headers within the timeout"
+      : code === "UND_ERR_BODY_TIMEOUT"
+        ? "response body stalled"
+        : msg;
+  return new SinkerError("ClusterUnreachable", `cluster "${cluster}" unreachable (${what}): ${detail}`, {
+    cause: err,
+  });
+}
+
+/**
+ * Splits a watch stream into JSON lines. Feed it chunks; it calls back once per complete, non-empty line.
+ * A line that is not a valid watch event throws (the stream is then broken: restart the watch).
+ */
+export class WatchLineDecoder {
+  #buffer = "";
+  readonly #decoder = new TextDecoder("utf-8");
+  readonly #onEvent: (e: WatchEvent) => void;
+
+  constructor(onEvent: (e: WatchEvent) => void) {
+    this.#onEvent = onEvent;
+  }
+
+  write(chunk: Uint8Array | string): void {
+    this.#buffer += typeof chunk === "string" ? chunk : this.#decoder.decode(chunk, { stream: true });
+    let nl = this.#buffer.indexOf("\n");
+    while (nl >= 0) {
+      const line = this.#buffer.slice(0, nl);
+      this.#buffer = this.#buffer.slice(nl + 1);
+      if (line.trim() !== "") this.#onEvent(parseWatchLine(line));
+      nl = this.#buffer.indexOf("\n");
+    }
+  }
+
+  /** End of stream: a last line without a newline is still an event. */
+  end(): void {
+    this.#buffer += this.#decoder.decode();
+    const rest = this.#buffer;
+    this.#buffer = "";
+    if (rest.trim() !== "") this.#onEvent(parseWatchLine(rest));
+  }
+}
+
+const WATCH_TYPES = new Set<string>(["ADDED", "MODIFIED", "DELETED", "BOOKMARK", "ERROR"]);
+
+/** Parses one line of a watch stream. Throws a SinkerError (never echoing the line) when it is not an event. */
+export function parseWatchLine(line: string): WatchEvent {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(line);
+  } catch {
+    throw new SinkerError(
+      "ClusterUnreachable",
+      `watch stream carried a line that is not JSON (${line.length} bytes)`,
+    );
+  }
+  if (
+    !isPlainObject(parsed) ||
+    typeof parsed.type !== "string" ||
+    !WATCH_TYPES.has(parsed.type) ||
+    !isPlainObject(parsed.object)
+  ) {
+    throw new SinkerError("ClusterUnreachable", "watch stream carried a line that is not a watch event");
+  }
+  return { type: parsed.type as WatchEventType, object: parsed.object as KubeObject };
+}
+
+/** `apps/v1` → { group: "apps", version: "v1" }, `v1` → { group: "", version: "v1" }. */
+export function parseApiVersion(apiVersion: string): { group: string; version: string } {
+  const parts = apiVersion.split("/");
+  if (parts.length === 1 && parts[0]) return { group: "", version: parts[0] };
+  if (parts.length === 2 && parts[0] && parts[1]) return { group: parts[0], version: parts[1] };
+  throw new SinkerError(
+    "UnknownKind",
+    `invalid apiVersion "${apiVersion}": expected "version" or "group/version"`,
+  );
+}
+
+interface GroupVersionCache {
+  /** Kinds of this group/version; undefined when the group/version does not exist on the server. */
+  kinds: Map<string, ResourceInfo> | undefined;
+  fetchedAt: number;
+}
+
+let nextClientId = 1;
+
+interface Credentials {
+  headers: Record<string, string>;
+  tls: {
+    ca?: string | Buffer | Array<string | Buffer>;
+    cert?: string | Buffer | Array<string | Buffer>;
+    key?: RequestOptions["key"];
+    rejectUnauthorized?: boolean;
+    servername?: string;
+  };
+}
+
+export class ClusterClient {
+  /** Label for logs and metrics. Two clients may share a name (e.g. a rotated kubeconfig): use `id` to tell. */
+  readonly name: string;
+  /** Unique per instance within this process. */
+  readonly id: number;
+  /** The API server URL, without a trailing slash. */
+  readonly server: string;
+  readonly #kc: KubeConfig;
+  readonly #headersTimeoutMs: number;
+  readonly #extraHeaders: Record<string, string | string[]>;
+  #dispatcher: Dispatcher | undefined;
+  readonly #discovery = new Map<string, Promise<GroupVersionCache>>();
+  #closed = false;
+
+  private constructor(kc: KubeConfig, opts: ClusterClientOptions, server: string) {
+    this.#kc = kc;
+    this.name = opts.name;
+    this.id = nextClientId++;
+    this.server = server;
+    this.#headersTimeoutMs = opts.responseHeadersTimeoutMs ?? DEFAULT_HEADERS_TIMEOUT_MS;
+    const extra: Record<string, string | string[]> = {
+      "user-agent": opts.userAgent ?? "sinker",
+      accept: "application/json",
+    };
+    if (opts.impersonate?.user) extra["impersonate-user"] = opts.impersonate.user;
+    if (opts.impersonate?.groups && opts.impersonate.groups.length > 0) {
+      extra["impersonate-group"] = [...opts.impersonate.groups];
+    }
+    this.#extraHeaders = extra;
+  }
+
+  /** Uses the kubeconfig's current context. Throws InvalidKubeconfig when it names no usable cluster. */
+  static fromKubeConfig(kc: KubeConfig, opts: ClusterClientOptions): ClusterClient {
+    const cluster = kc.getCurrentCluster();
+    if (!cluster) {
+      throw new SinkerError(
+        "InvalidKubeconfig",
+        `kubeconfig for "${opts.name}" has no current context or cluster`,
+      );
+    }
+    let url: URL;
+    try {
+      url = new URL(cluster.server);
+    } catch {
+      throw new SinkerError(
+        "InvalidKubeconfig",
+        `kubeconfig for "${opts.name}": cluster server is not a URL`,
+      );
+    }
+    if (url.protocol !== "https:" && url.protocol !== "http:") {
+      throw new SinkerError("InvalidKubeconfig", `kubeconfig for "${opts.name}": server must be http(s)`);
+    }
+    return new ClusterClient(kc, opts, cluster.server.replace(/\/+$/, ""));
+  }
+
+  toString(): string {
+    return `ClusterClient(${this.name}#${this.id})`;
+  }
+
+  /** Closes the connection pool. Requests after close fail. */
+  async close(): Promise<void> {
+    this.#closed = true;
+    const d = this.#dispatcher;
+    this.#dispatcher = undefined;
+    if (d) await d.close().catch(() => d.destroy());
+  }
+
+  // ---------------------------------------------------------------- discovery
+
+  /**
+   * Group/version/kind → resource and scope, from the cluster's discovery (`/api/v1`, `/apis/<g>/<v>`), cached
+   * per group/version. An unknown kind (or group/version) refreshes that group/version once, at most every 5 s,
+   * before failing with UnknownKind.
+   */
+  async resolve(apiVersion: string, kind: string): Promise<ResourceInfo> {
+    const { group, version } = parseApiVersion(apiVersion);
+    const gv = group === "" ? version : `${group}/${version}`;
+    let cache = await this.#discoverGroupVersion(gv, false);
+    let info = cache.kinds?.get(kind);
+    if (info) return info;
+    if (Date.now() - cache.fetchedAt >= DISCOVERY_REFRESH_INTERVAL_MS) {
+      cache = await this.#discoverGroupVersion(gv, true);
+      info = cache.kinds?.get(kind);
+      if (info) return info;
+    }
+    const why =
+      cache.kinds === undefined ? `API group/version "${gv}" is not served` : `kind "${kind}" is not served`;
+    throw new SinkerError(
+      "UnknownKind",
+      `cluster "${this.name}": ${why} (apiVersion "${apiVersion}", kind "${kind}"); is the CRD installed?`,
+    );
+  }
+
+  /** Forgets cached discovery, e.g. after a CRD change. */
+  invalidateDiscovery(): void {
+    this.#discovery.clear();
+  }
+
+  #discoverGroupVersion(gv: string, refresh: boolean): Promise<GroupVersionCache> {
+    const cached = this.#discovery.get(gv);
+    if (cached && !refresh) return cached;
+    const p = this.#fetchGroupVersion(gv);
+    this.#discovery.set(gv, p);
+    // errors (cluster unreachable, forbidden) are not cached
+    p.catch(() => {
+      if (this.#discovery.get(gv) === p) this.#discovery.delete(gv);
+    });
+    return p;
+  }
+
+  async #fetchGroupVersion(gv: string): Promise<GroupVersionCache> {
+    const path = gv.includes("/") ? `/apis/${gv}` : `/api/${gv}`;
+    const res = await this.#send("GET", path, undefined, undefined, `discovery of ${gv}`, true);
+    if (res === undefined) return { kinds: undefined, fetchedAt: Date.now() };
+    const kinds = new Map<string, ResourceInfo>();
+    const { group, version } = parseApiVersion(gv);
+    const resources = isPlainObject(res) && Array.isArray(res.resources) ? res.resources : [];
+    for (const r of resources) {
+      if (!isPlainObject(r) || typeof r.name !== "string" || typeof r.kind !== "string") continue;
+      if (r.name.includes("/")) continue; // subresource
+      if (kinds.has(r.kind)) continue;
+      kinds.set(r.kind, {
+        apiVersion: gv,
+        group,
+        version,
+        kind: r.kind,
+        plural: r.name,
+        namespaced: r.namespaced === true,
+      });
+    }
+    return { kinds, fetchedAt: Date.now() };
+  }
+
+  // ---------------------------------------------------------------- CRUD
+
+  /** The object, or undefined when it does not exist (404). */
+  async get(res: ResourceInfo, namespace: string | undefined, name: string): Promise<KubeObject | undefined> {
+    const obj = await this.#send(
+      "GET",
+      this.#path(res, namespace, name),
+      undefined,
+      undefined,
+      `get ${res.plural}`,
+      true,
+    );
+    return obj === undefined ? undefined : this.#withTypeMeta(res, obj);
+  }
+
+  /** One page (or all, without `limit`). Items get apiVersion and kind filled in. */
+  async list(res: ResourceInfo, namespace: string | undefined, opts: ListOptions = {}): Promise<ListResult> {
+    const q = new URLSearchParams();
+    if (opts.labelSelector) q.set("labelSelector", opts.labelSelector);
+    if (opts.fieldSelector) q.set("fieldSelector", opts.fieldSelector);
+    if (opts.limit !== undefined) q.set("limit", String(opts.limit));
+    if (opts.continue) q.set("continue", opts.continue);
+    if (opts.resourceVersion !== undefined) q.set("resourceVersion", opts.resourceVersion);
+    if (opts.resourceVersionMatch) q.set("resourceVersionMatch", opts.resourceVersionMatch);
+    const body = await this.#send(
+      "GET",
+      this.#path(res, namespace, undefined, q),
+      undefined,
+      undefined,
+      `list ${res.plural}`,
+    );
+    if (!isPlainObject(body) || !Array.isArray(body.items)) {
+      throw new SinkerError(
+        "ClusterUnreachable",
+        `cluster "${this.name}": list ${res.plural} returned no items`,
+      );
+    }
+    const meta = isPlainObject(body.metadata) ? body.metadata : {};
+    const items = body.items.filter(isPlainObject).map((o) => this.#withTypeMeta(res, o as KubeObject));
+    const out: ListResult = {
+      items,
+      resourceVersion: typeof meta.resourceVersion === "string" ? meta.resourceVersion : "",
+    };
+    if (typeof meta.continue === "string" && meta.continue !== "") out.continue = meta.continue;
+    return out;
+  }
+
+  /**
+   * Streams watch events until the server ends the watch (resolves), `signal` aborts (resolves), or an error
+   * (rejects: HTTP error, broken stream, idle timeout). ERROR events (e.g. a 410 Gone Status) are passed to
+   * `onEvent` like any other; the server ends the stream after one. An exception thrown by `onEvent` ends the
+   * watch and rejects with it.
+   */
+  async watch(
+    res: ResourceInfo,
+    namespace: string | undefined,
+    opts: WatchOptions,
+    onEvent: (e: WatchEvent) => void,
+  ): Promise<void> {
+    if (opts.signal.aborted) return;
+    const q = new URLSearchParams({ watch: "1", resourceVersion: opts.resourceVersion });
+    if (opts.allowWatchBookmarks) q.set("allowWatchBookmarks", "true");
+    if (opts.timeoutSeconds !== undefined)
+      q.set("timeoutSeconds", String(Math.max(1, Math.floor(opts.timeoutSeconds))));
+    if (opts.fieldSelector) q.set("fieldSelector", opts.fieldSelector);
+    if (opts.labelSelector) q.set("labelSelector", opts.labelSelector);
+    const idleMs =
+      1000 *
+      (opts.idleTimeoutSeconds ?? (opts.timeoutSeconds !== undefined ? opts.timeoutSeconds + 60 : 300));
+    const what = `watch ${res.plural}`;
+    const local = new AbortController();
+    const signal = AbortSignal.any([opts.signal, local.signal]);
+    let idleFired = false;
+    let timer: NodeJS.Timeout | undefined;
+    const arm = () => {
+      if (timer) clearTimeout(timer);
+      timer = setTimeout(() => {
+        idleFired = true;
+        local.abort();
+      }, idleMs);
+    };
+    const path = this.#path(res, namespace, undefined, q);
+    try {
+      arm();
+      const dispatcher = await this.#getDispatcher();
+      const headers = await this.#headers(undefined);
+      let response: Dispatcher.ResponseData;
+      try {
+        response = await request(this.server + path, {
+          method: "GET",
+          headers,
+          dispatcher,
+          signal,
+          bodyTimeout: 0,
+          headersTimeout: this.#headersTimeoutMs,
+        });
+      } catch (err) {
+        if (opts.signal.aborted && !idleFired) return;
+        throw idleFired ? this.#idleError(what, idleMs) : transportError(this.name, err, what);
+      }
+      if (response.statusCode < 200 || response.statusCode >= 300) {
+        const text = await response.body.text().catch(() => "");
+        throw apiError(this.name, response.statusCode, text, what);
+      }
+      arm();
+      let handlerFailed = false;
+      const decoder = new WatchLineDecoder((e) => {
+        if (e.type !== "ERROR" && e.type !== "BOOKMARK") this.#withTypeMeta(res, e.object);
+        try {
+          onEvent(e);
+        } catch (err) {
+          handlerFailed = true;
+          throw err;
+        }
+      });
+      try {
+        for await (const chunk of response.body) {
+          arm();
+          decoder.write(chunk as Uint8Array);
+        }
+        decoder.end();
+      } catch (err) {
+        response.body.destroy();
+        if (handlerFailed || err instanceof SinkerError) throw err;
+        if (opts.signal.aborted && !idleFired) return;
+        if (idleFired) throw this.#idleError(what, idleMs);
+        if (signal.aborted) return;
+        throw transportError(this.name, err, what);
+      }
+    } finally {
+      if (timer) clearTimeout(timer);
+    }
+  }
+
+  #idleError(what: string, idleMs: number): SinkerError {
+    return new SinkerError(
+      "ClusterUnreachable",
+      `cluster "${this.name}": ${what} received nothing for ${Math.round(idleMs / 1000)} s`,
+    );
+  }
+
+  /** Server-side apply (PATCH application/apply-patch+yaml, JSON body). */
+  async apply(
+    res: ResourceInfo,
+    obj: KubeObject,
+    opts: { fieldManager: string; force: boolean; subresource?: "status" },
+  ): Promise<KubeObject> {
+    const name = obj.metadata?.name;
+    if (!name) throw new SinkerError("InvalidSpec", "apply: object has no metadata.name");
+    const q = new URLSearchParams({ fieldManager: opts.fieldManager });
+    if (opts.force) q.set("force", "true");
+    const path = this.#path(res, obj.metadata?.namespace, name, q, opts.subresource);
+    const out = await this.#send(
+      "PATCH",
+      path,
+      JSON.stringify(obj),
+      "application/apply-patch+yaml",
+      `apply ${res.plural}`,
+    );
+    return this.#withTypeMeta(res, out as KubeObject);
+  }
+
+  async patch(
+    res: ResourceInfo,
+    namespace: string | undefined,
+    name: string,
+    body: unknown,
+    type: "merge" | "json" | "strategic",
+    opts: { subresource?: string; fieldManager?: string } = {},
+  ): Promise<KubeObject> {
+    const q = new URLSearchParams();
+    if (opts.fieldManager) q.set("fieldManager", opts.fieldManager);
+    const path = this.#path(res, namespace, name, q, opts.subresource);
+    const out = await this.#send(
+      "PATCH",
+      path,
+      JSON.stringify(body),
+      PATCH_CONTENT_TYPES[type],
+      `patch ${res.plural}`,
+    );
+    return this.#withTypeMeta(res, out as KubeObject);
+  }
+
+  async create(res: ResourceInfo, namespace: string | undefined, obj: KubeObject): Promise<KubeObject> {
+    const body = this.#withTypeMeta(res, { ...obj });
+    const out = await this.#send(
+      "POST",
+      this.#path(res, namespace, undefined),
+      JSON.stringify(body),
+      "application/json",
+      `create ${res.plural}`,
+    );
+    return this.#withTypeMeta(res, out as KubeObject);
+  }
+
+  /** PUT; the object's metadata.resourceVersion (if any) is the optimistic-concurrency precondition. */
+  async replace(
+    res: ResourceInfo,
+    obj: KubeObject,
+    opts: { subresource?: string } = {},
+  ): Promise<KubeObject> {
+    const name = obj.metadata?.name;
+    if (!name) throw new SinkerError("InvalidSpec", "replace: object has no metadata.name");
+    const body = this.#withTypeMeta(res, { ...obj });
+    const path = this.#path(res, obj.metadata?.namespace, name, undefined, opts.subresource);
+    const out = await this.#send(
+      "PUT",
+      path,
+      JSON.stringify(body),
+      "application/json",
+      `replace ${res.plural}`,
+    );
+    return this.#withTypeMeta(res, out as KubeObject);
+  }
+
+  async delete(
+    res: ResourceInfo,
+    namespace: string | undefined,
+    name: string,
+    opts: DeleteOptions = {},
+  ): Promise<"deleted" | "notfound"> {
+    const body: Record<string, unknown> = { apiVersion: "v1", kind: "DeleteOptions" };
+    if (opts.propagationPolicy) body.propagationPolicy = opts.propagationPolicy;
+    if (opts.preconditions) body.preconditions = opts.preconditions;
+    const out = await this.#send(
+      "DELETE",
+      this.#path(res, namespace, name),
+      JSON.stringify(body),
+      "application/json",
+      `delete ${res.plural}`,
+      true,
+    );
+    return out === undefined ? "notfound" : "deleted";
+  }
+
+  // ---------------------------------------------------------------- plumbing
+
+  #path(
+    res: ResourceInfo,
+    namespace: string | undefined,
+    name: string | undefined,
+    query?: URLSearchParams,
+    subresource?: string,
+  ): string {
+    let p = res.group === "" ? `/api/${res.version}` : `/apis/${res.group}/${res.version}`;
+    if (res.namespaced && namespace) p += `/namespaces/${encodeURIComponent(namespace)}`;
+    else if (res.namespaced && name !== undefined) {
+      throw new SinkerError("InvalidSpec", `${res.kind} "${name}" is namespaced but no namespace was given`);
+    }
+    p += `/${res.plural}`;
+    if (name !== undefined) p += `/${encodeURIComponent(name)}`;
+    if (subresource) p += `/${subresource}`;
+    const qs = query?.toString();
+    return qs ? `${p}?${qs}` : p;
+  }
+
+  #withTypeMeta(res: ResourceInfo, obj: KubeObject): KubeObject {
+    if (obj.apiVersion === undefined) obj.apiVersion = res.apiVersion;
+    if (obj.kind === undefined) obj.kind = res.kind;
+    return obj;
+  }
+
+  /**
+   * One request. Returns the parsed JSON body; undefined for a 404 when `notFoundOk`. Throws SinkerError.
+   */
+  async #send(
+    method: "GET" | "POST" | "PUT" | "PATCH" | "DELETE",
+    path: string,
+    body: string | undefined,
+    contentType: string | undefined,
+    what: string,
+    notFoundOk = false,
+  ): Promise<KubeObject | undefined> {
+    const dispatcher = await this.#getDispatcher();
+    const headers = await this.#headers(contentType);
+    let response: Dispatcher.ResponseData;
+    let text: string;
+    try {
+      response = await request(this.server + path, {
+        method,
+        headers,
+        body,
+        dispatcher,
+        headersTimeout: this.#headersTimeoutMs,
+        bodyTimeout: BODY_TIMEOUT_MS,
+      });
+      text = await response.body.text();
+    } catch (err) {
+      throw transportError(this.name, err, what);
+    }
+    if (response.statusCode === 404 && notFoundOk) return undefined;
+    if (response.statusCode < 200 || response.statusCode >= 300) {
+      throw apiError(this.name, response.statusCode, text, what);
+    }
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(text);
+    } catch {
+      parsed = undefined;
+    }
+    if (!isPlainObject(parsed)) {
+      throw new SinkerError(
+        "ClusterUnreachable",
+        `cluster "${this.name}": ${what} returned a body that is not a JSON object`,
+      );
+    }
+    return parsed as KubeObject;
+  }
+
+  async #credentials(): Promise<Credentials> {
+    const opts: RequestOptions = {};
+    try {
+      await this.#kc.applyToHTTPSOptions(opts);
+    } catch (err) {
+      // messages from credential plugins may carry anything: keep only a generic description
+      throw new SinkerError(
+        "Unauthorized",
+        `cluster "${this.name}": could not obtain credentials from the kubeconfig`,
+        {
+          cause: err,
+        },
+      );
+    }
+    const headers: Record<string, string> = {};
+    const h: OutgoingHttpHeaders =
+      opts.headers && !Array.isArray(opts.headers) ? (opts.headers as OutgoingHttpHeaders) : {};
+    for (const [k, v] of Object.entries(h)) if (v !== undefined) headers[k.toLowerCase()] = String(v);
+    if (opts.auth) headers.authorization = `Basic ${Buffer.from(opts.auth).toString("base64")}`;
+    const tls: Credentials["tls"] = {};
+    if (opts.ca !== undefined) tls.ca = opts.ca;
+    if (opts.cert !== undefined) tls.cert = opts.cert;
+    if (opts.key !== undefined) tls.key = opts.key;
+    if (opts.rejectUnauthorized !== undefined) tls.rejectUnauthorized = opts.rejectUnauthorized;
+    if (opts.servername !== undefined) tls.servername = opts.servername;
+    return { headers, tls };
+  }
+
+  #pendingDispatcher: Promise<Dispatcher> | undefined;
+
+  #getDispatcher(): Promise<Dispatcher> {
+    if (this.#closed) {
+      return Promise.reject(
+        new SinkerError("ClusterUnreachable", `cluster "${this.name}": client is closed`),
+      );
+    }
+    if (this.#dispatcher) return Promise.resolve(this.#dispatcher);
+    if (!this.#pendingDispatcher) {
+      this.#pendingDispatcher = this.#credentials().then(
+        ({ tls }) => {
+          const proxyUrl = this.#kc.getCurrentCluster()?.proxyUrl;
+          const common = {
+            headersTimeout: this.#headersTimeoutMs,
+            bodyTimeout: BODY_TIMEOUT_MS,
+            keepAliveTimeout: 30_000,
+          };
+          let d: Dispatcher;
+          if (proxyUrl) {
+            if (!/^https?:/.test(proxyUrl)) {
+              throw new SinkerError(
+                "InvalidKubeconfig",
+                `cluster "${this.name}": only http(s) proxy-url is supported`,
+              );
+            }
+            d = new ProxyAgent({ uri: proxyUrl, requestTls: tls, ...common });
+          } else {
+            d = new Agent({ connect: { ...tls, keepAlive: true, keepAliveInitialDelay: 30_000 }, ...common });
+          }
+          this.#dispatcher = d;
+          this.#pendingDispatcher = undefined;
+          return d;
+        },
+        (err: unknown) => {
+          this.#pendingDispatcher = undefined;
+          throw err;
+        },
+      );
+    }
+    return this.#pendingDispatcher;
+  }
+
+  async #headers(contentType: string | undefined): Promise<Record<string, string | string[]>> {
+    const { headers } = await this.#credentials();
+    const out: Record<string, string | string[]> = { ...headers, ...this.#extraHeaders };
+    if (contentType) out["content-type"] = contentType;
+    return out;
+  }
+}
