@@ -11,7 +11,7 @@
  * NODE_ENV=development or test they are deep-frozen, so a mutation throws (in strict mode) right where it happens.
  */
 import type { Logger } from "pino";
-import { SinkerError } from "../errors.ts";
+import { type ErrorReason, SinkerError } from "../errors.ts";
 import type { ClusterClient, ResourceInfo, WatchEvent } from "./client.ts";
 import { isPlainObject, type KubeObject, objectKey } from "./object.ts";
 
@@ -28,6 +28,8 @@ export interface InformerHealth {
   /** A watch stream is open right now. */
   watching: boolean;
   lastError?: string;
+  /** The SinkerError reason of lastError (Forbidden, Unauthorized, ClusterUnreachable…). */
+  lastErrorReason?: ErrorReason;
   /** ms since epoch of the last successful list or of the last watch event (incl. bookmarks). */
   lastSyncAt?: number;
   /** Failed list/watch attempts since the last success. */
@@ -217,6 +219,7 @@ export class Informer {
         this.#health.consecutiveFailures++;
         const message = err instanceof Error ? err.message : String(err);
         this.#health.lastError = message;
+        this.#health.lastErrorReason = err instanceof SinkerError ? err.reason : "Internal";
         const delay = this.#delay(this.#health.consecutiveFailures);
         const log = { err: message, failures: this.#health.consecutiveFailures, retryInMs: delay };
         if (this.#health.consecutiveFailures === 1) this.#logger.warn(log, "list/watch failed");
@@ -288,6 +291,7 @@ export class Informer {
     this.#health.lastSyncAt = Date.now();
     this.#health.consecutiveFailures = 0;
     delete this.#health.lastError;
+    delete this.#health.lastErrorReason;
     if (!this.#hasSynced) {
       this.#hasSynced = true;
       this.#logger.debug({ objects: this.#store.size }, "initial list done");

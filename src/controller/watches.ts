@@ -1,0 +1,335 @@
+/**
+ * The shared informer registry: one Informer per (cluster client, group/version/plural, namespace) that some
+ * ResourceSync needs, shared by all of them, with an index from each watched object (namespace/name) to the keys
+ * of the ResourceSyncs that reference it. The number of watch connections therefore grows with
+ * clusters × kinds × namespaces in use, not with ResourceSyncs. Informers nobody references any more are stopped.
+ *
+ * Informer identity: `client.name` + `client.id`. Two ClusterClient instances for the same remote cluster (e.g.
+ * after a kubeconfig Secret was rotated, RemoteClusters hands out a new instance) get distinct informers, so a
+ * ResourceSync that moved to the new client never reads a cache filled with the old credentials; the old
+ * informer stops when its last reference moves away.
+ *
+ * Objects returned by `get` and passed to `onChange` are the informers' shared cache entries: do not mutate them.
+ */
+import type { Logger } from "pino";
+import { SinkerError } from "../errors.ts";
+import type { ClusterClient, ResourceInfo } from "../kube/client.ts";
+import { Informer, type InformerEvent, type InformerHealth } from "../kube/informer.ts";
+import { type KubeObject, objectKey } from "../kube/object.ts";
+
+export interface WatchRef {
+  client: ClusterClient;
+  resource: ResourceInfo;
+  /** The object's namespace; ignored (use undefined) for cluster-scoped resources. */
+  namespace: string | undefined;
+  name: string;
+}
+
+export interface WatchChange {
+  /** The client's name ("local", "secret/ns/name"). */
+  cluster: string;
+  resource: ResourceInfo;
+  type: "added" | "modified" | "deleted";
+  object: KubeObject;
+  old?: KubeObject;
+}
+
+export interface WatchesOptions {
+  logger: Logger;
+  /** Called with the keys of the ResourceSyncs that reference exactly this object (namespace + name). */
+  onChange: (rsKeys: string[], e: WatchChange) => void;
+  /** Bound on waiting for a newly needed informer's first list in setRefs (default 10 000 ms). */
+  syncTimeoutMs?: number;
+  /** Extra options for every informer (tests shorten backoff and timeouts with it). */
+  informerOptions?: {
+    watchTimeoutSeconds?: [number, number];
+    idleTimeoutSeconds?: number;
+    backoff?: { initialMs: number; maxMs: number };
+    pageSize?: number;
+  };
+}
+
+export interface WatchInfo {
+  cluster: string;
+  clientId: number;
+  resource: ResourceInfo;
+  namespace: string | undefined;
+  /** ResourceSyncs referencing objects through this informer. */
+  refCount: number;
+  objects: number;
+  synced: boolean;
+  health: InformerHealth;
+}
+
+interface Entry {
+  key: string;
+  informer: Informer;
+  client: ClusterClient;
+  resource: ResourceInfo;
+  namespace: string | undefined;
+  /** object key (namespace/name) → ResourceSync keys. */
+  index: Map<string, Set<string>>;
+  /** ResourceSync keys with at least one reference here. */
+  users: Set<string>;
+  unsubscribe: () => void;
+}
+
+/** One reference resolved to its informer key and object key. */
+interface ResolvedRef {
+  entryKey: string;
+  objKey: string;
+  ref: WatchRef;
+}
+
+function gvr(resource: ResourceInfo): string {
+  return `${resource.group}/${resource.version}/${resource.plural}`;
+}
+
+function entryKeyOf(client: ClusterClient, resource: ResourceInfo, namespace: string | undefined): string {
+  return `${client.name}#${client.id}|${gvr(resource)}|${resource.namespaced ? (namespace ?? "") : ""}`;
+}
+
+export class Watches {
+  readonly #logger: Logger;
+  readonly #onChange: WatchesOptions["onChange"];
+  readonly #syncTimeoutMs: number;
+  readonly #informerOptions: NonNullable<WatchesOptions["informerOptions"]>;
+  readonly #entries = new Map<string, Entry>();
+  /** rsKey → its current references (entryKey + objKey). */
+  readonly #refs = new Map<string, ResolvedRef[]>();
+  readonly #stopping = new Set<Promise<void>>();
+
+  constructor(opts: WatchesOptions) {
+    this.#logger = opts.logger;
+    this.#onChange = opts.onChange;
+    this.#syncTimeoutMs = opts.syncTimeoutMs ?? 10_000;
+    this.#informerOptions = opts.informerOptions ?? {};
+  }
+
+  /**
+   * Replaces the whole set of objects `rsKey` references, atomically (the bookkeeping is synchronous): informers
+   * newly needed are started, the ones nobody needs any more are stopped. Then waits until every informer of
+   * the new set has its first list, at most `syncTimeoutMs`; on timeout throws ClusterUnreachable (the
+   * references stay registered: the informer keeps trying, and its first list will report the objects through
+   * onChange).
+   */
+  async setRefs(rsKey: string, refs: WatchRef[]): Promise<void> {
+    const resolved: ResolvedRef[] = [];
+    for (const ref of refs) {
+      const namespace = ref.resource.namespaced ? ref.namespace : undefined;
+      if (ref.resource.namespaced && !namespace) {
+        throw new SinkerError(
+          "Internal",
+          `watch reference to ${ref.resource.kind} "${ref.name}" has no namespace`,
+        );
+      }
+      resolved.push({
+        entryKey: entryKeyOf(ref.client, ref.resource, namespace),
+        objKey: objectKey(namespace, ref.name),
+        ref: { ...ref, namespace },
+      });
+    }
+    // add the new references first, so an informer in both sets is never stopped in between
+    const previous = this.#refs.get(rsKey) ?? [];
+    for (const r of resolved) this.#addRef(rsKey, r);
+    this.#refs.set(rsKey, resolved);
+    for (const r of previous) {
+      if (!resolved.some((n) => n.entryKey === r.entryKey && n.objKey === r.objKey))
+        this.#removeRef(rsKey, r);
+    }
+    const needed = [...new Set(resolved.map((r) => r.entryKey))]
+      .map((k) => this.#entries.get(k))
+      .filter((e): e is Entry => e !== undefined && !e.informer.hasSynced());
+    if (needed.length > 0) await this.#waitSynced(needed);
+  }
+
+  /** Drops every reference of `rsKey`; informers nobody needs any more are stopped (and awaited). */
+  async release(rsKey: string): Promise<void> {
+    const previous = this.#refs.get(rsKey) ?? [];
+    this.#refs.delete(rsKey);
+    for (const r of previous) this.#removeRef(rsKey, r);
+    await this.#settleStops();
+  }
+
+  /**
+   * The cached object from the informer that setRefs started for it; undefined when there is no such informer,
+   * it has not synced, or the object does not exist. Shared: do not mutate.
+   */
+  get(
+    client: ClusterClient,
+    resource: ResourceInfo,
+    namespace: string | undefined,
+    name: string,
+  ): KubeObject | undefined {
+    const ns = resource.namespaced ? namespace : undefined;
+    const entry = this.#entries.get(entryKeyOf(client, resource, ns));
+    if (!entry?.informer.hasSynced()) return undefined;
+    return entry.informer.get(ns, name);
+  }
+
+  /** True when setRefs started an informer for this (client, resource, namespace) and it has its first list. */
+  isSynced(client: ClusterClient, resource: ResourceInfo, namespace: string | undefined): boolean {
+    const entry = this.#entries.get(
+      entryKeyOf(client, resource, resource.namespaced ? namespace : undefined),
+    );
+    return entry?.informer.hasSynced() ?? false;
+  }
+
+  /** Number of running informers (= watch connections) per cluster name. */
+  connections(): Map<string, number> {
+    const out = new Map<string, number>();
+    for (const e of this.#entries.values()) out.set(e.client.name, (out.get(e.client.name) ?? 0) + 1);
+    return out;
+  }
+
+  /** Every running informer, for metrics and health. */
+  info(): WatchInfo[] {
+    return [...this.#entries.values()].map((e) => ({
+      cluster: e.client.name,
+      clientId: e.client.id,
+      resource: e.resource,
+      namespace: e.namespace,
+      refCount: e.users.size,
+      objects: e.informer.size,
+      synced: e.informer.hasSynced(),
+      health: e.informer.health(),
+    }));
+  }
+
+  /** The ClusterClients some informer still uses (for RemoteClusters.prune). */
+  clientsInUse(): Set<ClusterClient> {
+    return new Set([...this.#entries.values()].map((e) => e.client));
+  }
+
+  async stopAll(): Promise<void> {
+    this.#refs.clear();
+    for (const entry of [...this.#entries.values()]) this.#stopEntry(entry);
+    await this.#settleStops();
+  }
+
+  // ---------------------------------------------------------------- internals
+
+  #addRef(rsKey: string, r: ResolvedRef): void {
+    let entry = this.#entries.get(r.entryKey);
+    if (!entry) {
+      const { client, resource, namespace } = r.ref;
+      const informer = new Informer({
+        client,
+        resource,
+        ...(namespace !== undefined ? { namespace } : {}),
+        logger: this.#logger,
+        ...this.#informerOptions,
+      });
+      const created: Entry = {
+        key: r.entryKey,
+        informer,
+        client,
+        resource,
+        namespace,
+        index: new Map(),
+        users: new Set(),
+        unsubscribe: () => {},
+      };
+      created.unsubscribe = informer.onEvent((e) => this.#dispatch(created, e));
+      this.#entries.set(r.entryKey, created);
+      informer.start();
+      this.#logger.debug(
+        { cluster: client.name, resource: gvr(resource), namespace },
+        "started informer (shared by every ResourceSync that needs it)",
+      );
+      entry = created;
+    }
+    let keys = entry.index.get(r.objKey);
+    if (!keys) {
+      keys = new Set();
+      entry.index.set(r.objKey, keys);
+    }
+    keys.add(rsKey);
+    entry.users.add(rsKey);
+  }
+
+  #removeRef(rsKey: string, r: ResolvedRef): void {
+    const entry = this.#entries.get(r.entryKey);
+    if (!entry) return;
+    const keys = entry.index.get(r.objKey);
+    if (keys) {
+      keys.delete(rsKey);
+      if (keys.size === 0) entry.index.delete(r.objKey);
+    }
+    // the same rsKey may still reference another object through this informer
+    const stillUses = (this.#refs.get(rsKey) ?? []).some((x) => x.entryKey === r.entryKey);
+    if (!stillUses) entry.users.delete(rsKey);
+    if (entry.users.size === 0) this.#stopEntry(entry);
+  }
+
+  #stopEntry(entry: Entry): void {
+    if (this.#entries.get(entry.key) !== entry) return;
+    this.#entries.delete(entry.key);
+    entry.unsubscribe();
+    const p = entry.informer.stop().catch(() => {});
+    this.#stopping.add(p);
+    void p.finally(() => this.#stopping.delete(p));
+    this.#logger.debug(
+      { cluster: entry.client.name, resource: gvr(entry.resource), namespace: entry.namespace },
+      "stopped informer: no ResourceSync needs it",
+    );
+  }
+
+  async #settleStops(): Promise<void> {
+    await Promise.all([...this.#stopping]);
+  }
+
+  #dispatch(entry: Entry, e: InformerEvent): void {
+    const meta = e.object.metadata;
+    const name = meta?.name;
+    if (!name) return;
+    const objKey = objectKey(entry.resource.namespaced ? meta?.namespace : undefined, name);
+    const keys = entry.index.get(objKey);
+    if (!keys || keys.size === 0) return;
+    const change: WatchChange = {
+      cluster: entry.client.name,
+      resource: entry.resource,
+      type: e.type,
+      object: e.object,
+      ...(e.old ? { old: e.old } : {}),
+    };
+    try {
+      this.#onChange([...keys], change);
+    } catch (err) {
+      this.#logger.error(
+        { err: err instanceof Error ? err.message : String(err) },
+        "watch onChange handler threw",
+      );
+    }
+  }
+
+  async #waitSynced(entries: Entry[]): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<"timeout">((resolve) => {
+      timer = setTimeout(() => resolve("timeout"), this.#syncTimeoutMs);
+    });
+    try {
+      const result = await Promise.race([Promise.all(entries.map((e) => e.informer.synced)), timeout]);
+      if (result !== "timeout") return;
+    } finally {
+      if (timer) clearTimeout(timer);
+    }
+    const late = entries.find((e) => !e.informer.hasSynced());
+    if (!late) return;
+    const what = `${late.resource.plural}${late.resource.group ? `.${late.resource.group}` : ""}`;
+    const where = late.namespace ? ` in namespace "${late.namespace}"` : "";
+    const { lastError, lastErrorReason } = late.informer.health();
+    // keep a meaningful reason of the informer's last failure (Forbidden, Unauthorized…)
+    const reason =
+      lastErrorReason === "Forbidden" ||
+      lastErrorReason === "Unauthorized" ||
+      lastErrorReason === "UnknownKind"
+        ? lastErrorReason
+        : "ClusterUnreachable";
+    throw new SinkerError(
+      reason,
+      `could not list ${what}${where} on cluster "${late.client.name}" within ${Math.round(this.#syncTimeoutMs / 1000)} s` +
+        (lastError ? `: ${lastError}` : ""),
+    );
+  }
+}
