@@ -1,0 +1,578 @@
+/**
+ * The controller against the real two-cluster control plane: every behaviour of SPEC 2 and 4, each with an
+ * assertion that fails when the behaviour breaks.
+ */
+import assert from "node:assert/strict";
+import { after, before, describe, it } from "node:test";
+import { load, type TestEnv } from "../controlplane/testenv.ts";
+import {
+  Cluster,
+  condition,
+  configMap,
+  installCrds,
+  kubeconfigSecret,
+  RS_API,
+  resourceSync,
+  sleep,
+  startTestController,
+  type TestController,
+  waitReady,
+} from "./support/cluster.ts";
+
+const FINALIZER = "sinker.influxdata.io/target";
+const MANAGER = "sinker.influxdata.io";
+
+let env: TestEnv;
+let a: Cluster;
+let b: Cluster;
+let ctrl: TestController;
+const namespaces: Array<["a" | "b", string]> = [];
+
+async function ns(cluster: "a" | "b", prefix: string): Promise<string> {
+  const name = await env.createNamespace(cluster, prefix);
+  namespaces.push([cluster, name]);
+  return name;
+}
+
+function bRef(namespace?: string, secret = "cluster-b") {
+  return { ...(namespace ? { namespace } : {}), kubeConfig: { secretRef: { name: secret, key: "value" } } };
+}
+
+before(async () => {
+  env = load();
+  a = new Cluster(env, "a");
+  b = new Cluster(env, "b");
+  await installCrds(env, "a");
+  await installCrds(env, "b");
+  ctrl = await startTestController(env);
+});
+
+after(async () => {
+  await ctrl?.stop();
+  await Promise.all(namespaces.map(([c, n]) => env.deleteNamespace(c, n)));
+});
+
+describe("in one cluster", () => {
+  it("clones a ConfigMap, with finalizer, owner reference, field manager and Ready condition", async () => {
+    const n = await ns("a", "clone");
+    await a.apply(
+      configMap(
+        n,
+        "src",
+        { k: "v", other: "x" },
+        {
+          labels: { app: "demo" },
+          annotations: { note: "kept", "kubectl.kubernetes.io/last-applied-configuration": "{}" },
+        },
+      ),
+    );
+    await a.apply(
+      resourceSync(n, "rs", {
+        source: { resourceRef: { apiVersion: "v1", kind: "ConfigMap", name: "src" } },
+        target: { resourceRef: { apiVersion: "v1", kind: "ConfigMap", name: "dst" } },
+      }),
+    );
+    const ready = await waitReady(a, n, "rs", "True", "Synced");
+    const target = await a.get("v1", "ConfigMap", n, "dst");
+    assert.deepEqual(target?.data, { k: "v", other: "x" });
+    assert.equal(target?.metadata?.labels?.app, "demo");
+    assert.equal(target?.metadata?.annotations?.note, "kept");
+    assert.equal(
+      target?.metadata?.annotations?.["kubectl.kubernetes.io/last-applied-configuration"],
+      undefined,
+    );
+    const rs = await a.get(RS_API, "ResourceSync", n, "rs");
+    assert.deepEqual(target?.metadata?.ownerReferences, [
+      {
+        apiVersion: RS_API,
+        kind: "ResourceSync",
+        name: "rs",
+        uid: rs?.metadata?.uid,
+        controller: false,
+        blockOwnerDeletion: true,
+      },
+    ]);
+    assert.ok(target?.metadata?.managedFields?.some((m) => m.manager === MANAGER && m.operation === "Apply"));
+    assert.ok(rs?.metadata?.finalizers?.includes(FINALIZER));
+    assert.equal(ready.observedGeneration, rs?.metadata?.generation);
+    assert.equal(
+      (rs?.status as { observedGeneration?: number } | undefined)?.observedGeneration,
+      rs?.metadata?.generation,
+    );
+
+    const events = await a.list("v1", "Event", n);
+    assert.ok(
+      events.some((e) => e.reason === "Synced" && (e.involvedObject as { name: string }).name === "rs"),
+      "a Synced event is recorded on the ResourceSync",
+    );
+  });
+
+  it("undoes drift on the target, propagates source changes, re-creates a deleted target", async () => {
+    const n = await ns("a", "drift");
+    await a.apply(configMap(n, "src", { k: "v1" }));
+    await a.apply(
+      resourceSync(n, "rs", {
+        source: { resourceRef: { apiVersion: "v1", kind: "ConfigMap", name: "src" } },
+        target: { resourceRef: { apiVersion: "v1", kind: "ConfigMap", name: "dst" } },
+      }),
+    );
+    await waitReady(a, n, "rs", "True");
+
+    let t = Date.now();
+    await a.mergePatch("v1", "ConfigMap", n, "dst", { data: { k: "drifted" } });
+    await a.waitFor("drift undone", "v1", "ConfigMap", n, "dst", (o) => o?.data?.k === "v1", 5000);
+    const driftMs = Date.now() - t;
+
+    t = Date.now();
+    await a.apply(configMap(n, "src", { k: "v2", added: "yes" }));
+    await a.waitFor(
+      "source change propagated",
+      "v1",
+      "ConfigMap",
+      n,
+      "dst",
+      (o) => o?.data?.k === "v2" && o.data.added === "yes",
+      5000,
+    );
+    const propagateMs = Date.now() - t;
+
+    // A field removed from the source is removed from the target (server-side apply ownership).
+    await a.apply(configMap(n, "src", { k: "v2" }));
+    await a.waitFor(
+      "removed field removed",
+      "v1",
+      "ConfigMap",
+      n,
+      "dst",
+      (o) => o?.data?.added === undefined,
+      5000,
+    );
+
+    // A field someone else owns on the target stays.
+    await a.mergePatch("v1", "ConfigMap", n, "dst", { data: { theirs: "kept" } });
+    await sleep(500);
+    assert.equal((await a.get("v1", "ConfigMap", n, "dst"))?.data?.theirs, "kept");
+
+    t = Date.now();
+    const before = await a.get("v1", "ConfigMap", n, "dst");
+    await a.delete("v1", "ConfigMap", n, "dst");
+    await a.waitFor(
+      "target re-created",
+      "v1",
+      "ConfigMap",
+      n,
+      "dst",
+      (o) => o && o.metadata?.uid !== before?.metadata?.uid && o.data?.k === "v2",
+      5000,
+    );
+    const recreateMs = Date.now() - t;
+    process.stderr.write(
+      `# drift undone in ${driftMs} ms, source change in ${propagateMs} ms, re-created in ${recreateMs} ms\n`,
+    );
+  });
+
+  it("deletes the target when the ResourceSync is deleted, and removes the finalizer", async () => {
+    const n = await ns("a", "delete");
+    await a.apply(configMap(n, "src", { k: "v" }));
+    await a.apply(
+      resourceSync(n, "rs", {
+        source: { resourceRef: { apiVersion: "v1", kind: "ConfigMap", name: "src" } },
+        target: { resourceRef: { apiVersion: "v1", kind: "ConfigMap", name: "dst" } },
+      }),
+    );
+    await waitReady(a, n, "rs", "True");
+    await a.delete(RS_API, "ResourceSync", n, "rs");
+    await a.waitFor(
+      "ResourceSync gone",
+      RS_API,
+      "ResourceSync",
+      n,
+      "rs",
+      (o) => o === undefined || undefined,
+    );
+    assert.equal(await a.get("v1", "ConfigMap", n, "dst"), undefined, "target deleted");
+    assert.ok(await a.get("v1", "ConfigMap", n, "src"), "source untouched");
+  });
+
+  it("keeps the target on deletion with disable-target-deletion", async () => {
+    const n = await ns("a", "keep");
+    await a.apply(configMap(n, "src", { k: "v" }));
+    await a.apply(
+      resourceSync(
+        n,
+        "rs",
+        {
+          source: { resourceRef: { apiVersion: "v1", kind: "ConfigMap", name: "src" } },
+          target: { resourceRef: { apiVersion: "v1", kind: "ConfigMap", name: "dst" } },
+        },
+        { "sinker.influxdata.io/disable-target-deletion": "true" },
+      ),
+    );
+    await waitReady(a, n, "rs", "True");
+    const rs = await a.get(RS_API, "ResourceSync", n, "rs");
+    await a.delete(RS_API, "ResourceSync", n, "rs");
+    await a.waitFor(
+      "ResourceSync gone",
+      RS_API,
+      "ResourceSync",
+      n,
+      "rs",
+      (o) => o === undefined || undefined,
+    );
+    await sleep(3000);
+    const kept = await a.get("v1", "ConfigMap", n, "dst");
+    assert.equal(kept?.data?.k, "v");
+    // Its owner reference is removed too, or the garbage collector would delete it after all.
+    assert.ok(!kept?.metadata?.ownerReferences?.some((o) => o.uid === rs?.metadata?.uid));
+  });
+
+  it("refuses a local cluster-scoped kind without the operator's opt-in", async () => {
+    const n = await ns("a", "scoped");
+    await a.apply(configMap(n, "src", { k: "v" }));
+    await a.apply(
+      resourceSync(n, "rs", {
+        source: { resourceRef: { apiVersion: "v1", kind: "ConfigMap", name: "src" } },
+        target: { resourceRef: { apiVersion: "v1", kind: "Namespace", name: `stolen-${n}` } },
+      }),
+    );
+    const ready = await waitReady(a, n, "rs", "False", "ClusterScopedNotAllowed");
+    assert.match(ready.message, /cluster-scoped/);
+    assert.equal(await a.get("v1", "Namespace", undefined, `stolen-${n}`), undefined);
+  });
+
+  it("reports a bad mapping as a failure condition and an Event while other ResourceSyncs keep syncing", async () => {
+    const n = await ns("a", "badmap");
+    await a.apply(configMap(n, "src", { k: "v" }));
+    await a.apply(
+      resourceSync(n, "bad", {
+        source: { resourceRef: { apiVersion: "v1", kind: "ConfigMap", name: "src" } },
+        target: { resourceRef: { apiVersion: "v1", kind: "ConfigMap", name: "dst-bad" } },
+        mappings: [{ fromFieldPath: "data[?(", toFieldPath: "data.x" }],
+      }),
+    );
+    await a.apply(
+      resourceSync(n, "good", {
+        source: { resourceRef: { apiVersion: "v1", kind: "ConfigMap", name: "src" } },
+        target: { resourceRef: { apiVersion: "v1", kind: "ConfigMap", name: "dst-good" } },
+        mappings: [{ fromFieldPath: "data.k", toFieldPath: "data.copied" }],
+      }),
+    );
+    const failing = await waitReady(a, n, "bad", "False", "InvalidJSONPath");
+    const rs = await a.get(RS_API, "ResourceSync", n, "bad");
+    const rustCompatible = condition(rs, "ResourceSyncFailing");
+    assert.equal(rustCompatible?.status, "True");
+    assert.equal(rustCompatible?.reason, "ResourceSyncFailing");
+    assert.equal(rustCompatible?.message, failing.message);
+    assert.equal(rustCompatible?.observedGeneration, rs?.metadata?.generation);
+    await waitReady(a, n, "good", "True");
+    assert.deepEqual((await a.get("v1", "ConfigMap", n, "dst-good"))?.data, { copied: "v" });
+    assert.equal(await a.get("v1", "ConfigMap", n, "dst-bad"), undefined);
+    const events = await a.list("v1", "Event", n);
+    assert.ok(events.some((e) => e.reason === "InvalidJSONPath" && e.type === "Warning"));
+
+    // Fixing the spec recovers: Ready True, ResourceSyncFailing turned False with a new transition time.
+    const firstFailure = rustCompatible?.lastTransitionTime;
+    await a.apply(
+      resourceSync(n, "bad", {
+        source: { resourceRef: { apiVersion: "v1", kind: "ConfigMap", name: "src" } },
+        target: { resourceRef: { apiVersion: "v1", kind: "ConfigMap", name: "dst-bad" } },
+        mappings: [{ fromFieldPath: "data.k", toFieldPath: "data.x" }],
+      }),
+    );
+    await waitReady(a, n, "bad", "True");
+    const recovered = condition(await a.get(RS_API, "ResourceSync", n, "bad"), "ResourceSyncFailing");
+    assert.equal(recovered?.status, "False");
+    assert.ok(firstFailure !== undefined);
+  });
+
+  it("reports a missing source and syncs once it appears", async () => {
+    const n = await ns("a", "nosrc");
+    await a.apply(
+      resourceSync(n, "rs", {
+        source: { resourceRef: { apiVersion: "v1", kind: "ConfigMap", name: "later" } },
+        target: { resourceRef: { apiVersion: "v1", kind: "ConfigMap", name: "dst" } },
+      }),
+    );
+    await waitReady(a, n, "rs", "False", "SourceNotFound");
+    await a.apply(configMap(n, "later", { k: "arrived" }));
+    await waitReady(a, n, "rs", "True");
+    assert.equal((await a.get("v1", "ConfigMap", n, "dst"))?.data?.k, "arrived");
+  });
+});
+
+describe("across clusters", () => {
+  it("clones a ConfigMap from a to b through a kubeconfig Secret, and deletes it with the ResourceSync", async () => {
+    const n = await ns("a", "a2b");
+    const nb = await ns("b", "a2b");
+    await a.apply(kubeconfigSecret(n, "cluster-b", env.kubeconfigText("b")));
+    await a.apply(configMap(n, "src", { k: "v" }, { labels: { team: "x" } }));
+    await a.apply(
+      resourceSync(n, "rs", {
+        source: { resourceRef: { apiVersion: "v1", kind: "ConfigMap", name: "src" } },
+        target: { resourceRef: { apiVersion: "v1", kind: "ConfigMap", name: "dst" }, cluster: bRef(nb) },
+      }),
+    );
+    await waitReady(a, n, "rs", "True");
+    const target = await b.get("v1", "ConfigMap", nb, "dst");
+    assert.deepEqual(target?.data, { k: "v" });
+    assert.equal(target?.metadata?.labels?.team, "x");
+    assert.equal(target?.metadata?.ownerReferences, undefined, "no owner reference across clusters");
+    assert.equal(await a.get("v1", "ConfigMap", n, "dst"), undefined, "nothing written in cluster a");
+
+    // Drift on the remote target is undone too.
+    await b.mergePatch("v1", "ConfigMap", nb, "dst", { data: { k: "drifted" } });
+    await b.waitFor("remote drift undone", "v1", "ConfigMap", nb, "dst", (o) => o?.data?.k === "v", 5000);
+
+    await a.delete(RS_API, "ResourceSync", n, "rs");
+    await a.waitFor(
+      "ResourceSync gone",
+      RS_API,
+      "ResourceSync",
+      n,
+      "rs",
+      (o) => o === undefined || undefined,
+    );
+    assert.equal(await b.get("v1", "ConfigMap", nb, "dst"), undefined, "remote target deleted");
+  });
+
+  it("syncs b → a with mappings into data and metadata.labels", async () => {
+    const n = await ns("a", "b2a");
+    const nb = await ns("b", "b2a");
+    await a.apply(kubeconfigSecret(n, "cluster-b", env.kubeconfigText("b")));
+    await b.apply(
+      configMap(nb, "remote", { remote: "r", foo: "f", unused: "u" }, { labels: { tier: "gold" } }),
+    );
+    await a.apply(
+      resourceSync(n, "rs", {
+        source: { resourceRef: { apiVersion: "v1", kind: "ConfigMap", name: "remote" }, cluster: bRef(nb) },
+        target: { resourceRef: { apiVersion: "v1", kind: "ConfigMap", name: "local" } },
+        mappings: [
+          { fromFieldPath: "data.remote", toFieldPath: "data.remote" },
+          { fromFieldPath: "data.foo", toFieldPath: "data.bar" },
+          { fromFieldPath: "metadata.labels", toFieldPath: "metadata.labels" },
+        ],
+      }),
+    );
+    await waitReady(a, n, "rs", "True");
+    const target = await a.get("v1", "ConfigMap", n, "local");
+    assert.deepEqual(target?.data, { remote: "r", bar: "f" });
+    assert.equal(target?.metadata?.labels?.tier, "gold");
+
+    // A change in the remote source propagates through the remote watch.
+    await b.apply(configMap(nb, "remote", { remote: "r2", foo: "f" }, { labels: { tier: "gold" } }));
+    await a.waitFor(
+      "remote change propagated",
+      "v1",
+      "ConfigMap",
+      n,
+      "local",
+      (o) => o?.data?.remote === "r2",
+      5000,
+    );
+  });
+
+  it("carries a whole ConfigMap in a SinkerContainer and unpacks it in cluster b", async () => {
+    const n = await ns("a", "container");
+    const nb = await ns("b", "container");
+    await a.apply(kubeconfigSecret(n, "cluster-b", env.kubeconfigText("b")));
+    await a.apply({
+      apiVersion: RS_API,
+      kind: "SinkerContainer",
+      metadata: { name: "box", namespace: n },
+      spec: {
+        apiVersion: "v1",
+        kind: "ConfigMap",
+        metadata: { labels: { packed: "yes" } },
+        data: { inside: "the box" },
+      },
+    });
+    await a.apply(
+      resourceSync(n, "rs", {
+        source: { resourceRef: { apiVersion: RS_API, kind: "SinkerContainer", name: "box" } },
+        target: { resourceRef: { apiVersion: "v1", kind: "ConfigMap", name: "unpacked" }, cluster: bRef(nb) },
+        mappings: [{ fromFieldPath: "spec" }],
+      }),
+    );
+    await waitReady(a, n, "rs", "True");
+    const target = await b.get("v1", "ConfigMap", nb, "unpacked");
+    assert.deepEqual(target?.data, { inside: "the box" });
+    assert.equal(target?.metadata?.labels?.packed, "yes");
+  });
+
+  it("allows a cross-namespace kubeconfig Secret only when its annotation matches the whole namespace", async () => {
+    const shared = await ns("a", "shared");
+    const allowed = await ns("a", "team");
+    const nb = await ns("b", "xns");
+    await a.apply(
+      kubeconfigSecret(shared, "open", env.kubeconfigText("b"), {
+        "sinker.influxdata.io/allowed-namespaces": `${allowed}|other`,
+      }),
+    );
+    await a.apply(kubeconfigSecret(shared, "closed", env.kubeconfigText("b")));
+    // The allowed name is a substring of this namespace: an unanchored match would let it through.
+    const sneaky = await env.createNamespace("a", `x${allowed}`.slice(0, 40));
+    namespaces.push(["a", sneaky]);
+    await a.apply(
+      kubeconfigSecret(shared, "substring", env.kubeconfigText("b"), {
+        "sinker.influxdata.io/allowed-namespaces": allowed,
+      }),
+    );
+    const spec = (secret: string, target: string) => ({
+      source: { resourceRef: { apiVersion: "v1", kind: "ConfigMap", name: "src" } },
+      target: {
+        resourceRef: { apiVersion: "v1", kind: "ConfigMap", name: target },
+        cluster: {
+          namespace: nb,
+          kubeConfig: { secretRef: { name: secret, key: "value", namespace: shared } },
+        },
+      },
+    });
+    for (const n of [allowed, sneaky]) await a.apply(configMap(n, "src", { k: n }));
+    await a.apply(resourceSync(allowed, "ok", spec("open", "from-allowed")));
+    await a.apply(resourceSync(allowed, "no-annotation", spec("closed", "never-1")));
+    await a.apply(resourceSync(allowed, "missing", spec("does-not-exist", "never-2")));
+    await a.apply(resourceSync(sneaky, "substring", spec("substring", "never-3")));
+
+    await waitReady(a, allowed, "ok", "True");
+    assert.equal((await b.get("v1", "ConfigMap", nb, "from-allowed"))?.data?.k, allowed);
+    const message = "Referenced Kubeconfig Secret cannot be accessed due to namespace restrictions";
+    for (const [n, name] of [
+      [allowed, "no-annotation"],
+      [allowed, "missing"],
+      [sneaky, "substring"],
+    ] as const) {
+      const ready = await waitReady(a, n, name, "False", "SecretAccessDenied");
+      assert.equal(ready.message, message, "every refusal says the same thing");
+    }
+    for (const name of ["never-1", "never-2", "never-3"])
+      assert.equal(await b.get("v1", "ConfigMap", nb, name), undefined);
+  });
+
+  it("reports Forbidden for a kubeconfig whose user may not write there, without affecting others", async () => {
+    const n = await ns("a", "rbac");
+    const nb = await ns("b", "rbac");
+    await a.apply(kubeconfigSecret(n, "restricted", env.kubeconfigText("b-restricted")));
+    await a.apply(kubeconfigSecret(n, "cluster-b", env.kubeconfigText("b")));
+    await a.apply(configMap(n, "src", { k: "v" }));
+    await a.apply(
+      resourceSync(n, "forbidden", {
+        source: { resourceRef: { apiVersion: "v1", kind: "ConfigMap", name: "src" } },
+        target: {
+          resourceRef: { apiVersion: "v1", kind: "ConfigMap", name: "dst" },
+          cluster: { namespace: nb, kubeConfig: { secretRef: { name: "restricted", key: "value" } } },
+        },
+      }),
+    );
+    await a.apply(
+      resourceSync(n, "allowed", {
+        source: { resourceRef: { apiVersion: "v1", kind: "ConfigMap", name: "src" } },
+        target: {
+          resourceRef: { apiVersion: "v1", kind: "ConfigMap", name: `dst-${n}` },
+          cluster: {
+            namespace: "restricted",
+            kubeConfig: { secretRef: { name: "restricted", key: "value" } },
+          },
+        },
+      }),
+    );
+    const ready = await waitReady(a, n, "forbidden", "False", "Forbidden");
+    assert.match(ready.message, /forbidden/i);
+    await waitReady(a, n, "allowed", "True");
+    assert.equal((await b.get("v1", "ConfigMap", "restricted", `dst-${n}`))?.data?.k, "v");
+    await a.delete(RS_API, "ResourceSync", n, "allowed");
+    await a.waitFor("cleanup", RS_API, "ResourceSync", n, "allowed", (o) => o === undefined || undefined);
+  });
+
+  it("refuses kubeconfigs that would run a program or read the controller's files", async () => {
+    const n = await ns("a", "unsafe");
+    const nb = await ns("b", "unsafe");
+    await a.apply(configMap(n, "src", { k: "v" }));
+    const server = env.server("b");
+    const execConfig = `apiVersion: v1
+kind: Config
+clusters: [{name: b, cluster: {server: "${server}", insecure-skip-tls-verify: true}}]
+users: [{name: u, user: {exec: {apiVersion: client.authentication.k8s.io/v1, command: /bin/sh, args: ["-c", "echo pwned"]}}}]
+contexts: [{name: c, context: {cluster: b, user: u}}]
+current-context: c
+`;
+    const tokenFileConfig = `apiVersion: v1
+kind: Config
+clusters: [{name: b, cluster: {server: "${server}", insecure-skip-tls-verify: true}}]
+users: [{name: u, user: {tokenFile: /var/run/secrets/kubernetes.io/serviceaccount/token}}]
+contexts: [{name: c, context: {cluster: b, user: u}}]
+current-context: c
+`;
+    await a.apply(kubeconfigSecret(n, "exec", execConfig));
+    await a.apply(kubeconfigSecret(n, "tokenfile", tokenFileConfig));
+    for (const secret of ["exec", "tokenfile"]) {
+      await a.apply(
+        resourceSync(n, secret, {
+          source: { resourceRef: { apiVersion: "v1", kind: "ConfigMap", name: "src" } },
+          target: {
+            resourceRef: { apiVersion: "v1", kind: "ConfigMap", name: "dst" },
+            cluster: { namespace: nb, kubeConfig: { secretRef: { name: secret, key: "value" } } },
+          },
+        }),
+      );
+    }
+    assert.match((await waitReady(a, n, "exec", "False", "UnsafeKubeconfig")).message, /exec/);
+    assert.match((await waitReady(a, n, "tokenfile", "False", "UnsafeKubeconfig")).message, /token/i);
+  });
+
+  it("force-deletes a ResourceSync whose target cluster is down, and only with the annotation", async () => {
+    const n = await ns("a", "force");
+    const nb = await ns("b", "force");
+    await a.apply(kubeconfigSecret(n, "cluster-b", env.kubeconfigText("b")));
+    await a.apply(configMap(n, "src", { k: "v" }));
+    for (const name of ["plain", "forced"]) {
+      await a.apply(
+        resourceSync(n, name, {
+          source: { resourceRef: { apiVersion: "v1", kind: "ConfigMap", name: "src" } },
+          target: {
+            resourceRef: { apiVersion: "v1", kind: "ConfigMap", name: `dst-${name}` },
+            cluster: bRef(nb),
+          },
+        }),
+      );
+      await waitReady(a, n, name, "True");
+    }
+    await a.mergePatch(RS_API, "ResourceSync", n, "forced", {
+      metadata: { annotations: { "sinker.influxdata.io/force-delete": "true" } },
+    });
+    await env.stopCluster("b");
+    try {
+      await a.delete(RS_API, "ResourceSync", n, "plain");
+      await a.delete(RS_API, "ResourceSync", n, "forced");
+      await a.waitFor(
+        "forced ResourceSync gone",
+        RS_API,
+        "ResourceSync",
+        n,
+        "forced",
+        (o) => o === undefined || undefined,
+        60_000,
+      );
+      await sleep(3000);
+      const plain = await a.get(RS_API, "ResourceSync", n, "plain");
+      assert.ok(plain, "without force-delete the ResourceSync waits for its unreachable target");
+      assert.ok(plain.metadata?.finalizers?.includes(FINALIZER));
+    } finally {
+      await env.startCluster("b");
+    }
+    // Once cluster b is back, the waiting deletion completes and cleans its target up.
+    await a.waitFor(
+      "plain ResourceSync gone",
+      RS_API,
+      "ResourceSync",
+      n,
+      "plain",
+      (o) => o === undefined || undefined,
+      90_000,
+    );
+    assert.equal(await b.get("v1", "ConfigMap", nb, "dst-plain"), undefined);
+    assert.ok(
+      await b.get("v1", "ConfigMap", nb, "dst-forced"),
+      "force-delete left the unreachable target alone",
+    );
+  });
+});

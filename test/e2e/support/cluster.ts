@@ -1,0 +1,268 @@
+/**
+ * Test-side helpers over the testenv's raw request function: object paths, apply/get/delete, condition waits,
+ * and an in-process controller. Fixture writes go through the test control plane's own request helper, not
+ * through Sinker's client, so a bug in the client cannot hide itself.
+ */
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import pino from "pino";
+import { Metrics } from "../../../src/admin/metrics.ts";
+import { type RunningController, startController } from "../../../src/controller/manager.ts";
+import { ClusterClient } from "../../../src/kube/client.ts";
+import type { KubeObject } from "../../../src/kube/object.ts";
+import { type KubeconfigName, repoRoot, type TestEnv, waitFor } from "../../controlplane/testenv.ts";
+
+/** A Kubernetes object as the tests read it: ConfigMap/Secret `data` typed for convenience. */
+export type Obj = KubeObject & { data?: Record<string, string> };
+
+const PLURALS: Record<string, string> = {
+  ConfigMap: "configmaps",
+  Secret: "secrets",
+  Namespace: "namespaces",
+  ResourceSync: "resourcesyncs",
+  SinkerContainer: "sinkercontainers",
+  Event: "events",
+  ClusterRole: "clusterroles",
+};
+const CLUSTER_SCOPED = new Set(["Namespace", "ClusterRole"]);
+
+export function objectPath(
+  apiVersion: string,
+  kind: string,
+  namespace: string | undefined,
+  name?: string,
+): string {
+  const plural = PLURALS[kind];
+  if (!plural) throw new Error(`test helper: unknown kind ${kind}`);
+  const base = apiVersion.includes("/") ? `/apis/${apiVersion}` : `/api/${apiVersion}`;
+  const ns = namespace && !CLUSTER_SCOPED.has(kind) ? `/namespaces/${namespace}` : "";
+  return `${base}${ns}/${plural}${name ? `/${name}` : ""}`;
+}
+
+export class Cluster {
+  readonly env: TestEnv;
+  readonly name: KubeconfigName;
+
+  constructor(env: TestEnv, name: KubeconfigName) {
+    this.env = env;
+    this.name = name;
+  }
+
+  /** Server-side apply as field manager `e2e-test` (force). */
+  async apply(obj: KubeObject, manager = "e2e-test"): Promise<KubeObject> {
+    const meta = obj.metadata ?? {};
+    const path = objectPath(obj.apiVersion ?? "", obj.kind ?? "", meta.namespace, meta.name);
+    const r = await this.env.request(
+      this.name,
+      "PATCH",
+      `${path}?fieldManager=${manager}&force=true`,
+      obj,
+      "application/apply-patch+yaml",
+    );
+    if (r.status !== 200 && r.status !== 201) {
+      throw new Error(
+        `apply ${obj.kind} ${meta.namespace}/${meta.name} in ${this.name}: ${r.status} ${JSON.stringify(r.body)}`,
+      );
+    }
+    return r.body as KubeObject;
+  }
+
+  async get(
+    apiVersion: string,
+    kind: string,
+    namespace: string | undefined,
+    name: string,
+  ): Promise<Obj | undefined> {
+    const r = await this.env.request(this.name, "GET", objectPath(apiVersion, kind, namespace, name));
+    if (r.status === 404) return undefined;
+    if (r.status !== 200)
+      throw new Error(`get ${kind} ${namespace}/${name}: ${r.status} ${JSON.stringify(r.body)}`);
+    return r.body as Obj;
+  }
+
+  /** A JSON merge patch, as `kubectl patch --type merge` would send it (an Update by manager `kubectl-patch`). */
+  async mergePatch(
+    apiVersion: string,
+    kind: string,
+    namespace: string | undefined,
+    name: string,
+    patch: unknown,
+  ) {
+    const r = await this.env.request(
+      this.name,
+      "PATCH",
+      `${objectPath(apiVersion, kind, namespace, name)}?fieldManager=kubectl-patch`,
+      patch,
+      "application/merge-patch+json",
+    );
+    if (r.status !== 200)
+      throw new Error(`patch ${kind} ${namespace}/${name}: ${r.status} ${JSON.stringify(r.body)}`);
+    return r.body as KubeObject;
+  }
+
+  async delete(apiVersion: string, kind: string, namespace: string | undefined, name: string): Promise<void> {
+    const r = await this.env.request(this.name, "DELETE", objectPath(apiVersion, kind, namespace, name));
+    if (r.status !== 200 && r.status !== 202 && r.status !== 404) {
+      throw new Error(`delete ${kind} ${namespace}/${name}: ${r.status} ${JSON.stringify(r.body)}`);
+    }
+  }
+
+  async list(apiVersion: string, kind: string, namespace: string | undefined): Promise<Obj[]> {
+    const r = await this.env.request(this.name, "GET", objectPath(apiVersion, kind, namespace));
+    if (r.status !== 200) throw new Error(`list ${kind} ${namespace}: ${r.status} ${JSON.stringify(r.body)}`);
+    return (r.body as { items: Obj[] }).items;
+  }
+
+  /** Waits until the object satisfies `check` (which returns a truthy value), then returns that value. */
+  waitFor<T>(
+    what: string,
+    apiVersion: string,
+    kind: string,
+    namespace: string | undefined,
+    name: string,
+    check: (obj: Obj | undefined) => T | undefined | false,
+    timeoutMs = 20_000,
+  ): Promise<T> {
+    return waitFor(what, async () => check(await this.get(apiVersion, kind, namespace, name)), {
+      timeoutMs,
+      intervalMs: 100,
+    });
+  }
+}
+
+export const RS_API = "sinker.influxdata.io/v1alpha1";
+
+export interface ConditionLike {
+  type: string;
+  status: string;
+  reason: string;
+  message: string;
+  lastTransitionTime?: string;
+  observedGeneration?: number;
+}
+
+export function condition(obj: KubeObject | undefined, type: string): ConditionLike | undefined {
+  const status = obj?.status as { conditions?: ConditionLike[] } | undefined;
+  return status?.conditions?.find((c) => c.type === type);
+}
+
+/** Waits for the ResourceSync's Ready condition to have `status` (and `reason`, when given). */
+export function waitReady(
+  a: Cluster,
+  namespace: string,
+  name: string,
+  status: "True" | "False",
+  reason?: string,
+  timeoutMs = 20_000,
+): Promise<ConditionLike> {
+  let last: ConditionLike | undefined;
+  return a
+    .waitFor(
+      `ResourceSync ${namespace}/${name} Ready=${status}${reason ? ` (${reason})` : ""}`,
+      RS_API,
+      "ResourceSync",
+      namespace,
+      name,
+      (rs) => {
+        last = condition(rs, "Ready");
+        return last && last.status === status && (!reason || last.reason === reason) ? last : undefined;
+      },
+      timeoutMs,
+    )
+    .catch((err: Error) => {
+      throw new Error(`${err.message}; last Ready condition: ${JSON.stringify(last)}`);
+    });
+}
+
+/** Installs the project's CRDs into a cluster (server-side apply) and waits until they are served. */
+export async function installCrds(env: TestEnv, cluster: "a" | "b"): Promise<void> {
+  const file = process.env.SINKER_TEST_CRDS ?? join(repoRoot, "manifests", "crds.yaml");
+  readFileSync(file);
+  const r = await env.kubectl(cluster, ["apply", "--server-side", "--force-conflicts", "-f", file]);
+  if (r.code !== 0) throw new Error(`installing CRDs in ${cluster}: ${r.stderr}`);
+  const w = await env.kubectl(cluster, [
+    "wait",
+    "--for=condition=Established",
+    "--timeout=30s",
+    "crd/resourcesyncs.sinker.influxdata.io",
+    "crd/sinkercontainers.sinker.influxdata.io",
+  ]);
+  if (w.code !== 0) throw new Error(`waiting for CRDs in ${cluster}: ${w.stderr}`);
+}
+
+export interface TestController {
+  controller: RunningController;
+  metrics: Metrics;
+  stop(): Promise<void>;
+}
+
+/** Starts Sinker's controller in this process against cluster a (set SINKER_TEST_LOG=debug to see its logs). */
+export async function startTestController(
+  env: TestEnv,
+  options: { allowClusterScoped?: boolean; allowUnsafeKubeconfigs?: boolean } = {},
+): Promise<TestController> {
+  const local = ClusterClient.fromKubeConfig(env.kubeConfig("a"), {
+    name: "local",
+    responseHeadersTimeoutMs: 9000,
+  });
+  const metrics = new Metrics({ defaultMetrics: false, controller: "resourcesync" });
+  const logger = pino({ level: process.env.SINKER_TEST_LOG ?? "silent" }, pino.destination(2));
+  const controller = await startController({
+    local,
+    logger,
+    metrics,
+    concurrency: 4,
+    allowClusterScoped: options.allowClusterScoped ?? false,
+    allowUnsafeKubeconfigs: options.allowUnsafeKubeconfigs ?? false,
+    responseHeadersTimeoutMs: 9000,
+  });
+  await controller.ready;
+  return {
+    controller,
+    metrics,
+    async stop() {
+      await controller.stop();
+      await local.close();
+    },
+  };
+}
+
+/** A Secret in cluster a holding a kubeconfig under key `value`, as users create them. */
+export function kubeconfigSecret(
+  namespace: string,
+  name: string,
+  kubeconfig: string,
+  annotations?: Record<string, string>,
+): KubeObject {
+  return {
+    apiVersion: "v1",
+    kind: "Secret",
+    metadata: { name, namespace, ...(annotations ? { annotations } : {}) },
+    data: { value: Buffer.from(kubeconfig).toString("base64") },
+  };
+}
+
+export function resourceSync(
+  namespace: string,
+  name: string,
+  spec: unknown,
+  annotations?: Record<string, string>,
+): KubeObject {
+  return {
+    apiVersion: RS_API,
+    kind: "ResourceSync",
+    metadata: { name, namespace, ...(annotations ? { annotations } : {}) },
+    spec,
+  };
+}
+
+export function configMap(
+  namespace: string,
+  name: string,
+  data: Record<string, string>,
+  extra: Partial<KubeObject["metadata"]> = {},
+): KubeObject {
+  return { apiVersion: "v1", kind: "ConfigMap", metadata: { name, namespace, ...extra }, data };
+}
+
+export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
