@@ -43,6 +43,10 @@ async function printStatus(): Promise<boolean> {
   return st.healthy;
 }
 
+process.stdout.on("error", (err: NodeJS.ErrnoException) => {
+  if (err.code !== "EPIPE") throw err;
+});
+
 async function main(argv: string[]): Promise<number> {
   const [cmd, arg] = argv;
   switch (cmd) {

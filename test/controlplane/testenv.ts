@@ -11,6 +11,7 @@ import {
   existsSync,
   mkdirSync,
   openSync,
+  readdirSync,
   readFileSync,
   renameSync,
   rmSync,
@@ -19,6 +20,7 @@ import {
 import http from "node:http";
 import https from "node:https";
 import { createServer } from "node:net";
+import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { KubeConfig } from "@kubernetes/client-node";
@@ -66,6 +68,10 @@ export type State = {
   /** sha256 of manifests/crds.yaml as last applied, null when there was none. */
   crdsHash: string | null;
   startedAt: string;
+  /** "cli": `npm run testenv -- up` (test runs never stop it); "test-run": a test run's global setup. */
+  startedBy: "cli" | "test-run";
+  /** Set once start-up finished; an incomplete state is a crashed start-up, cleaned up by the next `up`. */
+  complete: boolean;
 };
 
 function statePath(dir: string): string {
@@ -77,7 +83,11 @@ function readState(dir: string): State | null {
   if (!existsSync(p)) return null;
   try {
     const s = JSON.parse(readFileSync(p, "utf8")) as State;
-    return s.version === 1 ? s : null;
+    if (s.version !== 1) return null;
+    // States written before these fields existed came from a finished `npm run testenv -- up`.
+    s.startedBy ??= "cli";
+    s.complete ??= true;
+    return s;
   } catch {
     return null;
   }
@@ -791,41 +801,86 @@ async function stopAll(s: State): Promise<void> {
   await stopProcess(s.etcd.proc);
 }
 
+// One `up`/`down`/`stop`/`start` at a time per .testenv directory, across processes (several developers or test
+// runs may share a work tree). The lock lives outside the work tree so it never shows up in `git status`.
+function lockPath(): string {
+  const h = createHash("sha256").update(resolve(envDir())).digest("hex").slice(0, 16);
+  return join(tmpdir(), `sinker-testenv-${h}.lock`);
+}
+
+async function withLock<T>(fn: () => Promise<T>, log: Log): Promise<T> {
+  const path = lockPath();
+  const deadline = Date.now() + 10 * 60_000;
+  let told = false;
+  for (;;) {
+    try {
+      writeFileSync(path, String(process.pid), { flag: "wx" });
+      break;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
+      const holder = Number(readFileSync(path, "utf8").trim() || "0");
+      if (!holder || !isAlive(holder)) {
+        rmSync(path, { force: true });
+        continue;
+      }
+      if (Date.now() > deadline) throw new Error(`process ${holder} holds ${path} for more than 10 minutes`);
+      if (!told) log(`waiting for process ${holder}, which is starting or stopping the test environment`);
+      told = true;
+      await sleep(250);
+    }
+  }
+  try {
+    return await fn();
+  } finally {
+    rmSync(path, { force: true });
+  }
+}
+
 export type UpResult = { env: TestEnv; started: boolean; seconds: number };
 
-/** Starts the control plane unless it is already up (then a no-op apart from starting a cluster left stopped and
- * re-applying a changed manifests/crds.yaml). A crashed earlier run is cleaned up first. */
-export async function up(opts: { log?: Log } = {}): Promise<UpResult> {
+/** Starts the control plane unless it is already up, which makes it a no-op apart from repairs: a cluster left
+ * stopped (or whose controller manager died) is started again and a changed manifests/crds.yaml is re-applied.
+ * Anything worse (a crashed earlier run, etcd gone) is cleaned up and started afresh.
+ * `by` records who started it: test runs (global setup) stop only an environment that a test run started. */
+export async function up(opts: { log?: Log; by?: "cli" | "test-run" } = {}): Promise<UpResult> {
   const log = opts.log ?? defaultLog;
+  return withLock(() => upLocked(log, opts.by ?? "cli"), log);
+}
+
+async function upLocked(log: Log, by: "cli" | "test-run"): Promise<UpResult> {
   const t0 = Date.now();
   const dir = envDir();
   const st = await status();
-  if (st.state) {
-    const s = st.state;
-    const stoppedOnly =
-      st.processes[0]?.alive === true &&
-      clusterNames.every((n) => st.clusters[n] === "ready" || st.clusters[n] === "stopped");
-    if (stoppedOnly) {
+  if (st.state?.complete && st.processes[0]?.alive) {
+    let s = st.state;
+    try {
       for (const n of clusterNames) {
-        if (st.clusters[n] === "stopped") {
-          log(`cluster ${n} was stopped: starting it`);
-          await startCluster(n, { log });
+        if (st.clusters[n] !== "ready") {
+          log(`cluster ${n}: ${st.clusters[n]}: starting it`);
+          await startClusterLocked(n, log);
         }
       }
-      const fresh = readState(dir) ?? s;
+      s = readState(dir) ?? s;
       const h = crdsHash();
-      if (h !== fresh.crdsHash) {
-        for (const n of clusterNames) await applyCrds(fresh, fresh.clusters[n], log);
-        fresh.crdsHash = h;
-        writeState(fresh);
+      if (h !== s.crdsHash) {
+        for (const n of clusterNames) await applyCrds(s, s.clusters[n], log);
+        s.crdsHash = h;
       }
+      // A developer's explicit `up` keeps the environment alive past the end of a test run that started it.
+      if (by === "cli") s.startedBy = "cli";
+      writeState(s);
       log(`already up (${dir})`);
-      return { env: new TestEnv(fresh), started: false, seconds: (Date.now() - t0) / 1000 };
+      return { env: new TestEnv(s), started: false, seconds: (Date.now() - t0) / 1000 };
+    } catch (err) {
+      log(`could not repair the running test environment (${(err as Error).message}): starting afresh`);
     }
+  }
+  const stale = readState(dir);
+  if (stale) {
     log(
-      `a previous test environment in ${dir} is not healthy (${JSON.stringify(st.clusters)}): cleaning it up`,
+      `cleaning up a previous test environment in ${dir} that is not healthy (${JSON.stringify(st.clusters)})`,
     );
-    await stopAll(s);
+    await stopAll(stale);
   }
   rmSync(dir, { recursive: true, force: true });
 
@@ -856,6 +911,8 @@ export async function up(opts: { log?: Log } = {}): Promise<UpResult> {
     },
     crdsHash: crdsHash(),
     startedAt: new Date().toISOString(),
+    startedBy: by,
+    complete: false,
   };
   writeState(s);
   try {
@@ -879,6 +936,7 @@ export async function up(opts: { log?: Log } = {}): Promise<UpResult> {
     for (const n of clusterNames) {
       const c = s.clusters[n];
       await startApiserver(s, c, log);
+      // CRDs before the controller managers: the garbage collector discovers types at start, then every 30 s.
       await applyCrds(s, c, log);
     }
     t = Date.now();
@@ -893,6 +951,8 @@ export async function up(opts: { log?: Log } = {}): Promise<UpResult> {
     await stopAll(s);
     throw err;
   }
+  s.complete = true;
+  writeState(s);
   const seconds = (Date.now() - t0) / 1000;
   log(`up in ${seconds.toFixed(1)} s; kubeconfigs: ${Object.values(s.kubeconfigs).join(", ")}`);
   return { env: new TestEnv(s), started: true, seconds };
@@ -901,6 +961,10 @@ export async function up(opts: { log?: Log } = {}): Promise<UpResult> {
 /** Stops every process recorded in .testenv/state.json (by PID: SIGTERM, then SIGKILL) and removes .testenv. */
 export async function down(opts: { log?: Log } = {}): Promise<void> {
   const log = opts.log ?? defaultLog;
+  await withLock(() => downLocked(log), log);
+}
+
+async function downLocked(log: Log): Promise<void> {
   const dir = envDir();
   const s = readState(dir);
   if (s) {
@@ -909,6 +973,38 @@ export async function down(opts: { log?: Log } = {}): Promise<void> {
   }
   rmSync(dir, { recursive: true, force: true });
   log(`removed ${dir}`);
+}
+
+// Test runs sharing one environment: each registers itself; the last one to finish stops an environment that a
+// test run (not a developer's `npm run testenv -- up`) started.
+
+/** `up` for a test run's global setup; registers this process as a user of the environment. */
+export async function upForTestRun(opts: { log?: Log } = {}): Promise<UpResult> {
+  const log = opts.log ?? defaultLog;
+  return withLock(async () => {
+    const r = await upLocked(log, "test-run");
+    mkdirSync(join(envDir(), "users"), { recursive: true });
+    writeFileSync(join(envDir(), "users", String(process.pid)), "");
+    return r;
+  }, log);
+}
+
+/** Unregisters this test run; stops the environment if a test run started it and no other test run uses it. */
+export async function releaseTestRun(opts: { log?: Log } = {}): Promise<"stopped" | "kept"> {
+  const log = opts.log ?? defaultLog;
+  return withLock(async () => {
+    const usersDir = join(envDir(), "users");
+    rmSync(join(usersDir, String(process.pid)), { force: true });
+    const s = readState(envDir());
+    if (s?.startedBy !== "test-run") return "kept";
+    const others = existsSync(usersDir) ? readdirSync(usersDir).filter((p) => isAlive(Number(p))) : [];
+    if (others.length > 0) {
+      log(`test environment kept: still used by the test run(s) of process ${others.join(", ")}`);
+      return "kept";
+    }
+    await downLocked(log);
+    return "stopped";
+  }, log);
 }
 
 function requireState(): State {
@@ -925,24 +1021,34 @@ function requireState(): State {
 /** Stops cluster `name`'s controller manager and apiserver (etcd and the other cluster keep running). */
 export async function stopCluster(name: ClusterName, opts: { log?: Log } = {}): Promise<void> {
   const log = opts.log ?? defaultLog;
-  const s = requireState();
-  const c = s.clusters[name];
-  await stopProcess(c.controllerManager);
-  await stopProcess(c.apiserver);
-  c.controllerManager = null;
-  c.apiserver = null;
-  writeState(s);
-  log(`cluster ${name} stopped`);
+  await withLock(async () => {
+    const s = requireState();
+    const c = s.clusters[name];
+    await stopProcess(c.controllerManager);
+    await stopProcess(c.apiserver);
+    c.controllerManager = null;
+    c.apiserver = null;
+    writeState(s);
+    log(`cluster ${name} stopped`);
+  }, log);
 }
 
 /** Starts cluster `name` again on the same port with the same certificates, so its kubeconfigs stay valid.
  * Returns when its apiserver is ready and its garbage collector and namespace controller work. */
 export async function startCluster(name: ClusterName, opts: { log?: Log } = {}): Promise<void> {
   const log = opts.log ?? defaultLog;
+  await withLock(() => startClusterLocked(name, log), log);
+}
+
+async function startClusterLocked(name: ClusterName, log: Log): Promise<void> {
   const s = requireState();
   const c = s.clusters[name];
-  if (c.apiserver && isAlive(c.apiserver.pid, c.apiserver.bin)) {
+  if (c.apiserver && isAlive(c.apiserver.pid, c.apiserver.bin) && (await readyz(c))) {
     if (c.controllerManager && isAlive(c.controllerManager.pid, c.controllerManager.bin)) return;
+    // Only the controller manager is missing (it crashed or was killed): start just that.
+    await startControllerManager(s, c, log);
+    await probeControllers(c, log);
+    return;
   }
   await stopProcess(c.controllerManager);
   await stopProcess(c.apiserver);
