@@ -12,6 +12,7 @@
  * SinkerError("InvalidKubeconfig") with a one-line message that names the file or entry, never its contents.
  */
 import { existsSync, readFileSync } from "node:fs";
+import { isIPv6 } from "node:net";
 import { homedir } from "node:os";
 import { delimiter, dirname, join } from "node:path";
 import { type Cluster, type Context, KubeConfig, type User } from "@kubernetes/client-node";
@@ -132,9 +133,7 @@ export function loadLocalKubeConfig(
     selection.context !== undefined || selection.cluster !== undefined || selection.user !== undefined;
   if (kc === undefined || (isEmpty(kc) && !hasOverrides)) {
     if (environment.inCluster ?? defaultInCluster(env)) {
-      const inCluster = new KubeConfig();
-      inCluster.loadFromCluster();
-      kc = inCluster;
+      kc = inClusterConfig(env);
       source = "in-cluster service account";
     } else {
       throw fail(
@@ -146,6 +145,23 @@ export function loadLocalKubeConfig(
 
   applyOverrides(kc, selection, source);
   return { kubeConfig: kc, source };
+}
+
+/** client-node's in-cluster config (service-account token file, re-read as it rotates), for the given env. */
+function inClusterConfig(env: NodeJS.ProcessEnv): KubeConfig {
+  const kc = new KubeConfig();
+  kc.loadFromCluster();
+  const host = env.KUBERNETES_SERVICE_HOST ?? "";
+  const port = env.KUBERNETES_SERVICE_PORT ?? "";
+  const scheme = port === "80" || port === "8080" || port === "8001" ? "http" : "https";
+  const server = `${scheme}://${isIPv6(host) ? `[${host}]` : host}:${port}`;
+  kc.loadFromOptions({
+    clusters: kc.clusters.map((c) => ({ ...c, server })),
+    users: kc.users,
+    contexts: kc.contexts,
+    currentContext: kc.currentContext,
+  });
+  return kc;
 }
 
 function isEmpty(kc: KubeConfig): boolean {

@@ -1,0 +1,227 @@
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import {
+  type ControllerConfig,
+  parseAddress,
+  parseControllerFlags,
+  parseDuration,
+} from "../../src/cli/flags.ts";
+
+function config(argv: string[], env: NodeJS.ProcessEnv = {}, podNamespace?: string): ControllerConfig {
+  const r = parseControllerFlags(argv, env, { podNamespace: () => podNamespace });
+  if (!r.ok) assert.fail(`expected ${JSON.stringify(argv)} to parse, got: ${r.error}`);
+  if (!("config" in r)) assert.fail("expected a config, got help");
+  return r.config;
+}
+
+function error(argv: string[], env: NodeJS.ProcessEnv = {}): string {
+  const r = parseControllerFlags(argv, env);
+  if (r.ok) assert.fail(`expected ${JSON.stringify(argv)} to be refused`);
+  assert.ok(!r.error.includes("\n"), "one-line message");
+  return r.error;
+}
+
+describe("parseDuration", () => {
+  for (const [text, ms] of [
+    ["9s", 9000],
+    ["500ms", 500],
+    ["1m30s", 90_000],
+    ["1h", 3_600_000],
+    ["1.5s", 1500],
+    ["2m", 120_000],
+    ["1500us", 1.5],
+    ["0", 0],
+  ] as const) {
+    it(`${text} → ${ms} ms`, () => assert.equal(parseDuration(text), ms));
+  }
+  for (const text of ["", "9", "s", "9x", "-1s", "1s 2s", "9 s", "abc", "1.2.3s"]) {
+    it(`refuses ${JSON.stringify(text)}`, () => assert.throws(() => parseDuration(text), /invalid duration/));
+  }
+});
+
+describe("parseAddress", () => {
+  for (const [text, host, port] of [
+    ["0.0.0.0:8080", "0.0.0.0", 8080],
+    ["127.0.0.1:0", "127.0.0.1", 0],
+    ["[::]:8080", "::", 8080],
+    ["[::1]:9090", "::1", 9090],
+    [":8080", "0.0.0.0", 8080],
+    ["localhost:8080", "localhost", 8080],
+  ] as const) {
+    it(`${text}`, () => assert.deepEqual(parseAddress(text), { host, port }));
+  }
+  for (const text of [
+    "8080",
+    "0.0.0.0",
+    "0.0.0.0:",
+    "0.0.0.0:99999",
+    "0.0.0.0:http",
+    "::1:8080",
+    "[::1:8080",
+    "a b:1",
+  ]) {
+    it(`refuses ${JSON.stringify(text)}`, () => assert.throws(() => parseAddress(text), /invalid address/));
+  }
+});
+
+describe("parseControllerFlags", () => {
+  it("defaults", () => {
+    const c = config([]);
+    assert.deepEqual(c, {
+      logLevel: "sinker=info,warn",
+      logFormat: "plain",
+      asGroups: [],
+      responseHeadersTimeoutMs: 9000,
+      adminAddr: { host: "0.0.0.0", port: 8080 },
+      allowClusterScoped: false,
+      allowUnsafeKubeconfigs: false,
+      concurrency: 8,
+      leaderElection: {
+        enabled: false,
+        id: "sinker",
+        namespace: "default",
+        leaseDurationMs: 15_000,
+        renewDeadlineMs: 10_000,
+        retryPeriodMs: 2_000,
+      },
+    });
+  });
+
+  it("--help and -h give the help text", () => {
+    for (const flag of ["--help", "-h"]) {
+      const r = parseControllerFlags(["--concurrency", "3", flag], {});
+      assert.ok(r.ok && "help" in r);
+      for (const name of ["--log-level", "--admin-addr", "--leader-elect", "--as-group", "SINKER_LOG"]) {
+        assert.ok(r.help.includes(name), `help mentions ${name}`);
+      }
+    }
+  });
+
+  const cases: Array<[string, string[], (c: ControllerConfig) => unknown, unknown]> = [
+    [
+      "--log-level",
+      ["--log-level", "sinker::controller=trace,warn"],
+      (c) => c.logLevel,
+      "sinker::controller=trace,warn",
+    ],
+    ["--log-level=", ["--log-level=debug"], (c) => c.logLevel, "debug"],
+    ["--log-format json", ["--log-format", "json"], (c) => c.logFormat, "json"],
+    ["--log-format=plain", ["--log-format=plain"], (c) => c.logFormat, "plain"],
+    ["--kubeconfig", ["--kubeconfig", "/tmp/kc"], (c) => c.kubeconfig, "/tmp/kc"],
+    ["--context", ["--context", "prod"], (c) => c.context, "prod"],
+    ["--cluster", ["--cluster=c1"], (c) => c.cluster, "c1"],
+    ["--user", ["--user", "u1"], (c) => c.user, "u1"],
+    ["--as", ["--as", "system:serviceaccount:x:y"], (c) => c.as, "system:serviceaccount:x:y"],
+    [
+      "--as-group repeated",
+      ["--as", "u", "--as-group", "g1", "--as-group=g2"],
+      (c) => c.asGroups,
+      ["g1", "g2"],
+    ],
+    [
+      "headers timeout",
+      ["--kube-api-response-headers-timeout", "1m30s"],
+      (c) => c.responseHeadersTimeoutMs,
+      90_000,
+    ],
+    [
+      "--admin-addr v4",
+      ["--admin-addr", "127.0.0.1:9000"],
+      (c) => c.adminAddr,
+      { host: "127.0.0.1", port: 9000 },
+    ],
+    ["--admin-addr v6", ["--admin-addr=[::]:8080"], (c) => c.adminAddr, { host: "::", port: 8080 }],
+    ["--allow-cluster-scoped", ["--allow-cluster-scoped"], (c) => c.allowClusterScoped, true],
+    ["--allow-cluster-scoped=false", ["--allow-cluster-scoped=false"], (c) => c.allowClusterScoped, false],
+    [
+      "--allow-unsafe-kubeconfigs",
+      ["--allow-unsafe-kubeconfigs=true"],
+      (c) => c.allowUnsafeKubeconfigs,
+      true,
+    ],
+    ["--concurrency", ["--concurrency", "32"], (c) => c.concurrency, 32],
+    ["--leader-elect", ["--leader-elect"], (c) => c.leaderElection.enabled, true],
+    [
+      "--leader-election-id",
+      ["--leader-election-id", "sinker.example"],
+      (c) => c.leaderElection.id,
+      "sinker.example",
+    ],
+    [
+      "--leader-election-namespace",
+      ["--leader-election-namespace", "ops"],
+      (c) => c.leaderElection.namespace,
+      "ops",
+    ],
+    [
+      "lease durations",
+      [
+        "--leader-election-lease-duration=30s",
+        "--leader-election-renew-deadline=20s",
+        "--leader-election-retry-period=500ms",
+      ],
+      (c) => [
+        c.leaderElection.leaseDurationMs,
+        c.leaderElection.renewDeadlineMs,
+        c.leaderElection.retryPeriodMs,
+      ],
+      [30_000, 20_000, 500],
+    ],
+  ];
+  for (const [name, argv, get, want] of cases) {
+    it(`parses ${name}`, () => assert.deepEqual(get(config(argv)), want));
+  }
+
+  it("SINKER_LOG is the fallback of --log-level, and the flag wins", () => {
+    assert.equal(config([], { SINKER_LOG: "sinker=debug" }).logLevel, "sinker=debug");
+    assert.equal(config(["--log-level", "info"], { SINKER_LOG: "sinker=debug" }).logLevel, "info");
+  });
+
+  it("the Lease namespace defaults to the pod's namespace", () => {
+    assert.equal(config([], {}, "sinker").leaderElection.namespace, "sinker");
+    assert.equal(config(["--leader-election-namespace", "x"], {}, "sinker").leaderElection.namespace, "x");
+  });
+
+  const bad: Array<[string, string[], RegExp, NodeJS.ProcessEnv?]> = [
+    ["unknown flag", ["--nope"], /unknown flag --nope/],
+    ["positional argument", ["run"], /unexpected argument "run"/],
+    ["missing value", ["--context"], /--context needs a value/],
+    ["flag as value", ["--context", "--user", "x"], /--context needs a value/],
+    ["bad log format", ["--log-format", "xml"], /--log-format: "xml" is not one of plain, json/],
+    ["bad log level", ["--log-level", "sinker=loud"], /--log-level: .*unknown level "loud"/],
+    ["bad log target", ["--log-level", "sin ker=info"], /--log-level: .*not a module name/],
+    ["bad SINKER_LOG", [], /SINKER_LOG: .*unknown level "verbose"/, { SINKER_LOG: "sinker=verbose" }],
+    [
+      "bad duration",
+      ["--kube-api-response-headers-timeout", "9"],
+      /--kube-api-response-headers-timeout: invalid duration "9"/,
+    ],
+    ["zero duration", ["--kube-api-response-headers-timeout", "0"], /must be greater than 0/],
+    ["bad address", ["--admin-addr", "8080"], /--admin-addr: invalid address "8080"/],
+    ["bad port", ["--admin-addr", "0.0.0.0:70000"], /port "70000" is not 0-65535/],
+    ["bad boolean", ["--leader-elect=yes"], /"yes" for --leader-elect: expected true or false/],
+    ["bad concurrency", ["--concurrency", "0"], /--concurrency: "0" is not a whole number/],
+    ["non-numeric concurrency", ["--concurrency", "many"], /--concurrency/],
+    ["empty context", ["--context="], /--context: must not be empty/],
+    ["--as-group without --as", ["--as-group", "g"], /--as-group needs --as/],
+    [
+      "bad lease name",
+      ["--leader-election-id", "Sinker_Lease"],
+      /--leader-election-id: "Sinker_Lease" is not a valid Lease name/,
+    ],
+    ["bad lease namespace", ["--leader-election-namespace", "a.b"], /not a valid namespace name/],
+    [
+      "lease duration ≤ renew deadline",
+      ["--leader-election-lease-duration", "10s"],
+      /lease-duration must be greater than --leader-election-renew-deadline/,
+    ],
+    [
+      "renew deadline too close to retry period",
+      ["--leader-election-retry-period", "9s"],
+      /renew-deadline must be greater than 1.2 × --leader-election-retry-period/,
+    ],
+  ];
+  for (const [name, argv, re, env] of bad) {
+    it(`refuses ${name}`, () => assert.match(error(argv, env), re));
+  }
+});
