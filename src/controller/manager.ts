@@ -15,7 +15,7 @@ import { RemoteClusters } from "../kube/remote-clusters.ts";
 import { WorkQueue } from "./queue.ts";
 import { type ReconcileContext, reconcile } from "./reconciler.ts";
 import { findCondition, READY, type SyncStatus } from "./status.ts";
-import { Watches } from "./watches.ts";
+import { Watches, type WatchInfo } from "./watches.ts";
 
 export const CONTROLLER_NAME = "resourcesync";
 
@@ -38,6 +38,8 @@ export interface RunningController {
   readonly ready: Promise<void>;
   /** False when the controller has silently stopped working (e.g. its ResourceSync watch is dead): drives /live. */
   healthy(): boolean;
+  /** The shared informers of sources, targets and kubeconfig Secrets (diagnostics, benchmarks). */
+  watchInfo(): WatchInfo[];
   /** Stop taking work, let in-flight reconciles finish (bounded), close every watch. */
   stop(): Promise<void>;
 }
@@ -211,6 +213,7 @@ export async function startController(options: ControllerOptions): Promise<Runni
   let stopped = false;
   return {
     ready,
+    watchInfo: () => watches.info(),
     healthy() {
       if (stopped) return true;
       const health = resourceSyncs.health();

@@ -9,6 +9,7 @@ import {
   Cluster,
   condition,
   configMap,
+  deleteResourceSyncs,
   installCrds,
   kubeconfigSecret,
   RS_API,
@@ -48,7 +49,13 @@ before(async () => {
 });
 
 after(async () => {
-  await ctrl?.stop();
+  if (ctrl) {
+    await deleteResourceSyncs(
+      a,
+      namespaces.filter(([c]) => c === "a").map(([, n]) => n),
+    ).catch((err: Error) => process.stderr.write(`# cleanup: ${err.message}\n`));
+    await ctrl.stop();
+  }
   await Promise.all(namespaces.map(([c, n]) => env.deleteNamespace(c, n)));
 });
 

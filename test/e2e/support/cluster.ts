@@ -265,4 +265,36 @@ export function configMap(
   return { apiVersion: "v1", kind: "ConfigMap", metadata: { name, namespace, ...extra }, data };
 }
 
+/**
+ * Deletes every ResourceSync in these namespaces while the controller still runs (force-delete, so one whose
+ * cluster is unreachable goes too) and waits until they are gone. Deleting their namespaces first would leave
+ * them stuck on Sinker's finalizer once the controller stops, with the namespaces stuck in Terminating.
+ */
+export async function deleteResourceSyncs(
+  a: Cluster,
+  namespaces: string[],
+  timeoutMs = 60_000,
+): Promise<void> {
+  for (const ns of namespaces) {
+    for (const rs of await a.list(RS_API, "ResourceSync", ns).catch(() => [])) {
+      const name = rs.metadata?.name ?? "";
+      await a
+        .mergePatch(RS_API, "ResourceSync", ns, name, {
+          metadata: { annotations: { "sinker.influxdata.io/force-delete": "true" } },
+        })
+        .catch(() => undefined);
+      await a.delete(RS_API, "ResourceSync", ns, name);
+    }
+  }
+  await waitFor(
+    "test ResourceSyncs to be deleted",
+    async () => {
+      for (const ns of namespaces)
+        if ((await a.list(RS_API, "ResourceSync", ns).catch(() => [])).length > 0) return false;
+      return true;
+    },
+    { timeoutMs },
+  );
+}
+
 export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
