@@ -742,6 +742,10 @@ export class ClusterClient {
             headersTimeout: this.#headersTimeoutMs,
             bodyTimeout: BODY_TIMEOUT_MS,
             keepAliveTimeout: 30_000,
+            // HTTP/1.1: one TCP connection per watch. undici would negotiate HTTP/2 and multiplex every watch on
+            // one connection, where the server's stream limit (Go's default 250) would queue normal requests
+            // behind watches; one connection per watch is predictable and is what the connection count measures.
+            allowH2: false,
           };
           let d: Dispatcher;
           if (proxyUrl) {
