@@ -21,7 +21,7 @@ import http from "node:http";
 import https from "node:https";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { join, relative, resolve } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { KubeConfig } from "@kubernetes/client-node";
 import { stringify } from "yaml";
@@ -41,7 +41,8 @@ export function envDir(): string {
   return process.env.SINKER_TESTENV_DIR ?? join(repoRoot, ".testenv");
 }
 
-const crdsFile = join(repoRoot, "manifests", "crds.yaml");
+/** CRDs installed at start-up when the file exists (SINKER_TESTENV_CRDS overrides the path). */
+const crdsFile = process.env.SINKER_TESTENV_CRDS ?? join(repoRoot, "manifests", "crds.yaml");
 
 // ---------------------------------------------------------------------------------------------------------------
 // State
@@ -710,7 +711,7 @@ async function applyCrds(s: State, c: ClusterState, log: Log): Promise<void> {
     crdsFile,
   ]);
   await kubectlOrThrow(s, [kc, "wait", "--for=condition=Established", "--timeout=60s", "-f", crdsFile]);
-  log(`cluster ${c.name}: applied manifests/crds.yaml, CRDs Established (${elapsed(t)})`);
+  log(`cluster ${c.name}: applied ${relative(repoRoot, crdsFile)}, CRDs Established (${elapsed(t)})`);
 }
 
 /** Starts cluster `c`'s apiserver and controller manager (etcd must be running). */
