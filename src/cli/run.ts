@@ -78,7 +78,7 @@ export async function runController(
     log.info(
       {
         version: info.version,
-        kubeconfig: source,
+        kubeconfigSource: source,
         context: kubeConfig.getCurrentContext(),
         server: local.server,
         ...(config.as !== undefined ? { as: config.as, asGroups: config.asGroups } : {}),

@@ -1,0 +1,30 @@
+# syntax=docker/dockerfile:1
+# Sinker's image. The sources are TypeScript run by Node 24's type stripping (no build output): the image runs
+# exactly the files that the tests run, through the same entry point (bin/sinker.js → src/cli/main.ts).
+# Type stripping only works for files outside node_modules: the code lives in /app/src.
+
+ARG NODE_VERSION=24.21.0
+
+# --- build: all dependencies, type-check the sources (a type error fails the image build) -------------------
+FROM node:${NODE_VERSION}-bookworm-slim AS build
+WORKDIR /app
+COPY package.json package-lock.json ./
+# --ignore-scripts: no install scripts needed (the `node` devDependency's binary download is for developers).
+RUN npm ci --ignore-scripts --no-audit --no-fund
+COPY tsconfig.json ./
+COPY bin ./bin
+COPY src ./src
+RUN node node_modules/typescript/bin/tsc --noEmit -p tsconfig.json
+
+# --- runtime: small, non-root, production dependencies only -----------------------------------------------
+FROM node:${NODE_VERSION}-alpine AS runtime
+ENV NODE_ENV=production
+WORKDIR /app
+COPY package.json package-lock.json ./
+RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund && npm cache clean --force
+COPY --from=build /app/bin ./bin
+COPY --from=build /app/src ./src
+# The base image's unprivileged user (uid/gid 1000); the Deployment also enforces runAsNonRoot.
+USER node
+EXPOSE 8080
+ENTRYPOINT ["node", "bin/sinker.js"]
