@@ -113,6 +113,7 @@ export async function startController(options: ControllerOptions): Promise<Runni
     logger,
     lastOutcome: new Map(),
     watchRefs: new Map(),
+    lastTargets: new Map(),
     onApplied: (key) => {
       const since = changedAt.get(key);
       changedAt.delete(key);

@@ -42,6 +42,11 @@ export interface ReconcileContext {
   lastOutcome: Map<string, { ok: boolean; reason?: string }>;
   /** The watch references each ResourceSync's last reconcile committed. */
   watchRefs: Map<string, WatchRef[]>;
+  /**
+   * The target each ResourceSync last synced, with the client used. When a namespace is deleted, its kubeconfig
+   * Secret may go before the ResourceSync's finalizer runs; this client still deletes the remote target then.
+   */
+  lastTargets: Map<string, ResolvedEnd>;
   /** Called after a successful apply (metrics: sync latency, cluster reachability). */
   onApplied?: (key: string, clusters: string[]) => void;
   /** Called when talking to a cluster failed or worked (metrics: remote cluster reachability). */
@@ -57,7 +62,7 @@ export type ReconcileResult =
 type WatchRef = Parameters<Watches["setRefs"]>[1][number];
 
 /** Where one end (source or target) of a ResourceSync lives, resolved. */
-interface ResolvedEnd {
+export interface ResolvedEnd {
   client: ClusterClient;
   resource: ResourceInfo;
   namespace: string | undefined;
@@ -122,6 +127,7 @@ async function sync(
     target: { namespace: target.namespace, ownerReference: target.local && target.resource.namespaced },
   });
   await target.client.apply(target.resource, desired, { fieldManager: FIELD_MANAGER, force: true });
+  ctx.lastTargets.set(key, target);
   ctx.onApplied?.(key, [source.client.name, target.client.name]);
 
   await reportSuccess(
@@ -156,7 +162,15 @@ async function finalize(
   let described: string;
   try {
     const spec = validated(rs);
-    target = await resolveEnd(spec, "target", refs, ctx);
+    try {
+      target = await resolveEnd(spec, "target", refs, ctx);
+    } catch (err) {
+      const last = ctx.lastTargets.get(key);
+      const reason = asSinkerError(err).reason;
+      if (!last || (reason !== "SecretNotFound" && reason !== "SecretAccessDenied")) throw err;
+      log.info("kubeconfig Secret gone; deleting the target with the client it was last synced with");
+      target = last;
+    }
     described = describeEnd(spec.spec.target.resourceRef.kind, target);
   } catch (err) {
     const error = asSinkerError(err);
@@ -265,6 +279,7 @@ async function ensureFinalizer(rs: KubeObject, ctx: ReconcileContext): Promise<K
 
 async function releaseWatches(key: string, ctx: ReconcileContext): Promise<void> {
   ctx.watchRefs.delete(key);
+  ctx.lastTargets.delete(key);
   await ctx.watches.release(key);
 }
 

@@ -342,6 +342,25 @@ describe("across clusters", () => {
     assert.equal(await b.get("v1", "ConfigMap", nb, "dst"), undefined, "remote target deleted");
   });
 
+  it("cleans the remote target up when the whole namespace is deleted, kubeconfig Secret included", async () => {
+    const n = await env.createNamespace("a", "nsdel");
+    const nb = await ns("b", "nsdel");
+    await a.apply(kubeconfigSecret(n, "cluster-b", env.kubeconfigText("b")));
+    await a.apply(configMap(n, "src", { k: "v" }));
+    await a.apply(
+      resourceSync(n, "rs", {
+        source: { resourceRef: { apiVersion: "v1", kind: "ConfigMap", name: "src" } },
+        target: { resourceRef: { apiVersion: "v1", kind: "ConfigMap", name: "dst" }, cluster: bRef(nb) },
+      }),
+    );
+    await waitReady(a, n, "rs", "True");
+    assert.ok(await b.get("v1", "ConfigMap", nb, "dst"));
+    // The namespace controller deletes the Secret and the ResourceSync together: the Secret is usually gone
+    // before Sinker's finalizer runs.
+    await env.deleteNamespace("a", n, { wait: true, timeoutMs: 60_000 });
+    assert.equal(await b.get("v1", "ConfigMap", nb, "dst"), undefined, "remote target deleted");
+  });
+
   it("syncs b → a with mappings into data and metadata.labels", async () => {
     const n = await ns("a", "b2a");
     const nb = await ns("b", "b2a");
