@@ -1,0 +1,365 @@
+import assert from "node:assert/strict";
+import { after, before, describe, it } from "node:test";
+import { SinkerError } from "../../src/errors.ts";
+import {
+  apiError,
+  ClusterClient,
+  parseApiVersion,
+  parseWatchLine,
+  reasonForStatus,
+  transportError,
+  type WatchEvent,
+  WatchLineDecoder,
+} from "../../src/kube/client.ts";
+import { FakeApiServer } from "./support/fake-apiserver.ts";
+
+describe("error mapping", () => {
+  it("maps HTTP statuses to stable reasons", () => {
+    const table: Array<[number, string]> = [
+      [400, "BadRequest"],
+      [401, "Unauthorized"],
+      [403, "Forbidden"],
+      [404, "NotFound"],
+      [405, "BadRequest"],
+      [409, "Conflict"],
+      [410, "Gone"],
+      [415, "BadRequest"],
+      [422, "Invalid"],
+      [429, "Throttled"],
+      [500, "ClusterUnreachable"],
+      [503, "ClusterUnreachable"],
+      [504, "ClusterUnreachable"],
+    ];
+    for (const [status, reason] of table) assert.equal(reasonForStatus(status), reason, `HTTP ${status}`);
+  });
+
+  it("carries the API server's Status message and the HTTP status", () => {
+    const body = JSON.stringify({
+      kind: "Status",
+      message: 'configmaps "x" is forbidden: User "bob" cannot get resource "configmaps"',
+      code: 403,
+    });
+    const err = apiError("secret/ns/kc", 403, body, "get configmaps");
+    assert.ok(err instanceof SinkerError);
+    assert.equal(err.reason, "Forbidden");
+    assert.equal(err.status, 403);
+    assert.match(err.message, /is forbidden: User "bob" cannot get/);
+    assert.match(err.message, /secret\/ns\/kc/);
+  });
+
+  it("copes with a body that is not a Status (proxy, load balancer) and keeps it short", () => {
+    const err = apiError("local", 502, `<html>${"x".repeat(5000)}</html>`, "list configmaps");
+    assert.equal(err.reason, "ClusterUnreachable");
+    assert.equal(err.status, 502);
+    assert.ok(err.message.length < 400, err.message);
+    assert.match(apiError("local", 500, "", "get").message, /HTTP 500/);
+  });
+
+  it("turns transport errors into ClusterUnreachable", () => {
+    const refused = Object.assign(new Error("fetch failed"), {
+      cause: Object.assign(new Error("connect ECONNREFUSED 127.0.0.1:1"), { code: "ECONNREFUSED" }),
+    });
+    const e1 = transportError("local", refused, "get configmaps");
+    assert.equal(e1.reason, "ClusterUnreachable");
+    assert.match(e1.message, /ECONNREFUSED/);
+    const e2 = transportError(
+      "local",
+      Object.assign(new Error("x"), { code: "UND_ERR_HEADERS_TIMEOUT" }),
+      "get",
+    );
+    assert.match(e2.message, /no response headers within the timeout/);
+    const original = new SinkerError("Forbidden", "no");
+    assert.equal(transportError("local", original, "get"), original);
+  });
+});
+
+describe("watch line parsing", () => {
+  it("parses events, including ERROR Status and BOOKMARK", () => {
+    const e = parseWatchLine('{"type":"ADDED","object":{"kind":"ConfigMap","metadata":{"name":"a"}}}');
+    assert.equal(e.type, "ADDED");
+    assert.equal(e.object.metadata?.name, "a");
+    const err = parseWatchLine('{"type":"ERROR","object":{"kind":"Status","code":410,"reason":"Expired"}}');
+    assert.equal(err.type, "ERROR");
+    assert.equal(err.object.code, 410);
+    const bm = parseWatchLine('{"type":"BOOKMARK","object":{"metadata":{"resourceVersion":"12"}}}');
+    assert.equal(bm.object.metadata?.resourceVersion, "12");
+  });
+
+  it("refuses lines that are not events, without echoing them", () => {
+    for (const line of [
+      '{"type":"ADDED"',
+      '{"type":"NOPE","object":{}}',
+      '{"object":{}}',
+      "[1]",
+      '{"type":"ADDED","object":1}',
+    ]) {
+      assert.throws(
+        () => parseWatchLine(line),
+        (e: unknown) => e instanceof SinkerError && !e.message.includes(line),
+        line,
+      );
+    }
+  });
+
+  it("reassembles lines split across chunks, including inside a multi-byte character", () => {
+    const events: WatchEvent[] = [];
+    const d = new WatchLineDecoder((e) => events.push(e));
+    const text =
+      '{"type":"ADDED","object":{"metadata":{"name":"a"},"data":{"k":"ünïcödé €"}}}\n\n' +
+      '{"type":"BOOKMARK","object":{"metadata":{"resourceVersion":"7"}}}\n' +
+      '{"type":"DELETED","object":{"metadata":{"name":"b"}}}';
+    const bytes = new TextEncoder().encode(text);
+    for (let i = 0; i < bytes.length; i += 3) d.write(bytes.subarray(i, i + 3));
+    assert.equal(events.length, 2, "the last line has no newline yet");
+    d.end();
+    assert.deepEqual(
+      events.map((e) => e.type),
+      ["ADDED", "BOOKMARK", "DELETED"],
+    );
+    assert.deepEqual(events[0]?.object.data, { k: "ünïcödé €" });
+  });
+});
+
+describe("parseApiVersion", () => {
+  it("splits group and version", () => {
+    assert.deepEqual(parseApiVersion("v1"), { group: "", version: "v1" });
+    assert.deepEqual(parseApiVersion("apps/v1"), { group: "apps", version: "v1" });
+    for (const bad of ["", "/v1", "a/b/c", "apps/"]) {
+      assert.throws(
+        () => parseApiVersion(bad),
+        (e: unknown) => e instanceof SinkerError && e.reason === "UnknownKind",
+      );
+    }
+  });
+});
+
+describe("ClusterClient against a fake API server", () => {
+  let server: FakeApiServer;
+  let client: ClusterClient;
+  before(async () => {
+    server = await new FakeApiServer().start();
+    client = ClusterClient.fromKubeConfig(server.kubeConfig(), {
+      name: "fake",
+      impersonate: { user: "alice", groups: ["team-a", "team-b"] },
+      userAgent: "sinker-test",
+      responseHeadersTimeoutMs: 500,
+    });
+  });
+  after(async () => {
+    await client.close();
+    await server.stop();
+  });
+
+  it("resolves kinds through discovery, cached per group/version, skipping subresources", async () => {
+    const cm = await client.resolve("v1", "ConfigMap");
+    assert.deepEqual(cm, {
+      apiVersion: "v1",
+      group: "",
+      version: "v1",
+      kind: "ConfigMap",
+      plural: "configmaps",
+      namespaced: true,
+    });
+    const ns = await client.resolve("v1", "Namespace");
+    assert.equal(ns.plural, "namespaces");
+    assert.equal(ns.namespaced, false);
+    const discoveries = server.requests.filter((r) => r.url === "/api/v1").length;
+    assert.equal(discoveries, 1, "one discovery request for two kinds of the same group/version");
+  });
+
+  it("fails an unknown kind with UnknownKind after one (rate-limited) refresh", async () => {
+    const before = server.requests.filter((r) => r.url === "/api/v1").length;
+    await assert.rejects(client.resolve("v1", "Widget"), (e: unknown) => {
+      assert.ok(e instanceof SinkerError);
+      assert.equal(e.reason, "UnknownKind");
+      assert.match(e.message, /kind "Widget" is not served/);
+      return true;
+    });
+    // the cache is fresh (< 5 s): no refresh
+    assert.equal(server.requests.filter((r) => r.url === "/api/v1").length, before);
+    await assert.rejects(client.resolve("example.com/v1", "Widget"), /"example.com\/v1" is not served/);
+  });
+
+  it("sends credentials, impersonation (one header line per group) and user agent", async () => {
+    await client.get(await client.resolve("v1", "ConfigMap"), "ns", "nothing");
+    const r = server.requests.at(-1);
+    assert.ok(r);
+    assert.equal(r.headers.authorization, "Bearer t0ken");
+    assert.equal(r.headers["impersonate-user"], "alice");
+    assert.equal(r.headers["user-agent"], "sinker-test");
+    const groups: string[] = [];
+    for (let i = 0; i < r.rawHeaders.length; i += 2) {
+      if (r.rawHeaders[i]?.toLowerCase() === "impersonate-group") groups.push(r.rawHeaders[i + 1] ?? "");
+    }
+    assert.deepEqual(groups, ["team-a", "team-b"]);
+  });
+
+  it("get → undefined on 404; list fills apiVersion/kind; create, delete → notfound", async () => {
+    const cm = await client.resolve("v1", "ConfigMap");
+    assert.equal(await client.get(cm, "ns", "missing"), undefined);
+    await client.create(cm, "ns", { metadata: { name: "one" }, data: { a: "1" } });
+    const got = await client.get(cm, "ns", "one");
+    assert.equal(got?.metadata?.name, "one");
+    const list = await client.list(cm, "ns");
+    assert.equal(list.items.length, 1);
+    assert.equal(list.items[0]?.apiVersion, "v1");
+    assert.equal(list.items[0]?.kind, "ConfigMap");
+    assert.equal(list.resourceVersion, String(server.rv));
+    assert.equal(await client.delete(cm, "ns", "one", { propagationPolicy: "Foreground" }), "deleted");
+    const del = server.requests.at(-1);
+    assert.deepEqual(JSON.parse(del?.body ?? "{}"), {
+      apiVersion: "v1",
+      kind: "DeleteOptions",
+      propagationPolicy: "Foreground",
+    });
+    assert.equal(await client.delete(cm, "ns", "one"), "notfound");
+  });
+
+  it("builds the server-side apply request", async () => {
+    const cm = await client.resolve("v1", "ConfigMap");
+    await client.apply(
+      cm,
+      {
+        apiVersion: "v1",
+        kind: "ConfigMap",
+        metadata: { name: "applied", namespace: "ns" },
+        data: { x: "y" },
+      },
+      { fieldManager: "sinker.influxdata.io", force: true },
+    );
+    const r = server.requests.at(-1);
+    assert.equal(r?.method, "PATCH");
+    assert.equal(
+      r?.url,
+      "/api/v1/namespaces/ns/configmaps/applied?fieldManager=sinker.influxdata.io&force=true",
+    );
+    assert.equal(r?.headers["content-type"], "application/apply-patch+yaml");
+    await client.patch(cm, "ns", "applied", [{ op: "remove", path: "/data/x" }], "json", {
+      subresource: "status",
+    });
+    assert.equal(server.requests.at(-1)?.headers["content-type"], "application/json-patch+json");
+    assert.equal(server.requests.at(-1)?.url, "/api/v1/namespaces/ns/configmaps/applied/status");
+  });
+
+  it("never puts the request body into an error", async () => {
+    const cm = await client.resolve("v1", "ConfigMap");
+    await assert.rejects(
+      client.create(cm, "ns", {
+        metadata: { name: "invalid-one" },
+        data: { password: "hunter2-very-secret" },
+      }),
+      (e: unknown) => {
+        assert.ok(e instanceof SinkerError);
+        assert.equal(e.reason, "Invalid");
+        assert.equal(e.status, 422);
+        assert.match(e.message, /is invalid/);
+        assert.ok(!e.message.includes("hunter2"));
+        return true;
+      },
+    );
+  });
+
+  it("maps server errors and refused connections to ClusterUnreachable / Forbidden", async () => {
+    const cm = await client.resolve("v1", "ConfigMap");
+    server.failWith = { status: 403, message: 'configmaps is forbidden: User "alice" cannot list' };
+    await assert.rejects(
+      client.list(cm, "ns"),
+      (e: unknown) => e instanceof SinkerError && e.reason === "Forbidden",
+    );
+    server.failWith = { status: 503, message: "etcd is down" };
+    await assert.rejects(client.list(cm, "ns"), (e: unknown) => {
+      assert.ok(e instanceof SinkerError);
+      assert.equal(e.reason, "ClusterUnreachable");
+      assert.match(e.message, /etcd is down/);
+      return true;
+    });
+    server.failWith = undefined;
+    const dead = new FakeApiServer();
+    await dead.start();
+    const kc = dead.kubeConfig();
+    await dead.stop();
+    const c = ClusterClient.fromKubeConfig(kc, { name: "dead" });
+    await assert.rejects(
+      c.list(cm, "ns"),
+      (e: unknown) => e instanceof SinkerError && e.reason === "ClusterUnreachable",
+    );
+    await c.close();
+  });
+
+  it("gives up waiting for response headers after the timeout", async () => {
+    const cm = await client.resolve("v1", "ConfigMap");
+    server.delayMs = 1500;
+    try {
+      const t0 = Date.now();
+      await assert.rejects(client.get(cm, "ns", "slow"), (e: unknown) => {
+        assert.ok(e instanceof SinkerError);
+        assert.equal(e.reason, "ClusterUnreachable");
+        assert.match(e.message, /no response headers/);
+        return true;
+      });
+      assert.ok(Date.now() - t0 < 1400, "the 500 ms headers timeout applied");
+    } finally {
+      server.delayMs = 0;
+    }
+  });
+
+  it("watches: streams events, ends when the server ends, resolves on abort, rejects when idle", async () => {
+    const cm = await client.resolve("v1", "ConfigMap");
+    const rv = String(server.rv);
+    const seen: string[] = [];
+    const ac = new AbortController();
+    const watching = client.watch(
+      cm,
+      "w",
+      { resourceVersion: rv, allowWatchBookmarks: true, timeoutSeconds: 1, signal: ac.signal },
+      (e) => seen.push(`${e.type}:${e.object.metadata?.name ?? e.object.metadata?.resourceVersion}`),
+    );
+    await new Promise((r) => setTimeout(r, 100));
+    server.put("w", "a", { k: "1" });
+    server.remove("w", "a");
+    await watching; // the server ends it after timeoutSeconds
+    assert.deepEqual(seen, ["ADDED:a", "DELETED:a", `BOOKMARK:${server.rv}`]);
+    const watchUrl = server.watchRequests().at(-1)?.url ?? "";
+    assert.match(watchUrl, /allowWatchBookmarks=true/);
+    assert.match(watchUrl, /timeoutSeconds=1/);
+
+    // abort: resolves
+    const ac2 = new AbortController();
+    const p2 = client.watch(cm, "w", { resourceVersion: String(server.rv), signal: ac2.signal }, () => {});
+    setTimeout(() => ac2.abort(), 100);
+    await p2;
+
+    // idle: no bytes for idleTimeoutSeconds → rejects
+    const t0 = Date.now();
+    await assert.rejects(
+      client.watch(
+        cm,
+        "w",
+        { resourceVersion: String(server.rv), idleTimeoutSeconds: 1, signal: ac.signal },
+        () => {},
+      ),
+      (e: unknown) =>
+        e instanceof SinkerError && e.reason === "ClusterUnreachable" && /received nothing/.test(e.message),
+    );
+    assert.ok(Date.now() - t0 >= 900);
+  });
+
+  it("watch passes a 410 Gone ERROR event to the handler", async () => {
+    const cm = await client.resolve("v1", "ConfigMap");
+    server.compactedRv = server.rv;
+    const seen: WatchEvent[] = [];
+    await client.watch(cm, "w", { resourceVersion: "1", signal: new AbortController().signal }, (e) =>
+      seen.push(e),
+    );
+    server.compactedRv = 0;
+    assert.equal(seen.length, 1);
+    assert.equal(seen[0]?.type, "ERROR");
+    assert.equal(seen[0]?.object.code, 410);
+  });
+
+  it("rejects requests after close", async () => {
+    const c = ClusterClient.fromKubeConfig(server.kubeConfig(), { name: "closing" });
+    await c.close();
+    await assert.rejects(c.resolve("v1", "ConfigMap"), /client is closed/);
+  });
+});
