@@ -223,9 +223,8 @@ export class LeaderElector {
         leaseDurationSeconds,
         renewTime: microTime(now),
         acquireTime: ours && spec.acquireTime ? spec.acquireTime : microTime(now),
-        leaseTransitions: ours
-          ? (spec.leaseTransitions ?? 0)
-          : (spec.leaseTransitions ?? 0) + (holder ? 1 : 0),
+        // As client-go: every change of holder counts, also taking over a released Lease.
+        leaseTransitions: (spec.leaseTransitions ?? 0) + (ours ? 0 : 1),
       };
       current = await client.replace(res, { ...current, spec: next });
       this.#seen(current);
