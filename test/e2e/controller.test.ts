@@ -201,6 +201,41 @@ describe("in one cluster", () => {
     assert.ok(await a.get("v1", "ConfigMap", n, "src"), "source untouched");
   });
 
+  it("waits for a target with finalizers of its own before letting the ResourceSync go", async () => {
+    const n = await ns("a", "hold");
+    await a.apply(configMap(n, "src", { k: "v" }));
+    await a.apply(
+      resourceSync(n, "rs", {
+        source: { resourceRef: { apiVersion: "v1", kind: "ConfigMap", name: "src" } },
+        target: { resourceRef: { apiVersion: "v1", kind: "ConfigMap", name: "dst" } },
+      }),
+    );
+    await waitReady(a, n, "rs", "True");
+    await a.mergePatch("v1", "ConfigMap", n, "dst", { metadata: { finalizers: ["example.com/hold"] } });
+    await a.delete(RS_API, "ResourceSync", n, "rs");
+    await a.waitFor(
+      "target being deleted",
+      "v1",
+      "ConfigMap",
+      n,
+      "dst",
+      (o) => o?.metadata?.deletionTimestamp,
+    );
+    await sleep(2500);
+    const waiting = await a.get(RS_API, "ResourceSync", n, "rs");
+    assert.ok(waiting?.metadata?.finalizers?.includes(FINALIZER), "the ResourceSync waits for its target");
+    await a.mergePatch("v1", "ConfigMap", n, "dst", { metadata: { finalizers: null } });
+    await a.waitFor(
+      "ResourceSync gone",
+      RS_API,
+      "ResourceSync",
+      n,
+      "rs",
+      (o) => o === undefined || undefined,
+    );
+    assert.equal(await a.get("v1", "ConfigMap", n, "dst"), undefined);
+  });
+
   it("keeps the target on deletion with disable-target-deletion", async () => {
     const n = await ns("a", "keep");
     await a.apply(configMap(n, "src", { k: "v" }));

@@ -5,11 +5,11 @@
  */
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import pino from "pino";
 import { Metrics } from "../../../src/admin/metrics.ts";
 import { type RunningController, startController } from "../../../src/controller/manager.ts";
 import { ClusterClient } from "../../../src/kube/client.ts";
 import type { KubeObject } from "../../../src/kube/object.ts";
+import { createLogger } from "../../../src/log.ts";
 import { type KubeconfigName, repoRoot, type TestEnv, waitFor } from "../../controlplane/testenv.ts";
 
 /** A Kubernetes object as the tests read it: ConfigMap/Secret `data` typed for convenience. */
@@ -199,14 +199,18 @@ export interface TestController {
 /** Starts Sinker's controller in this process against cluster a (set SINKER_TEST_LOG=debug to see its logs). */
 export async function startTestController(
   env: TestEnv,
-  options: { allowClusterScoped?: boolean; allowUnsafeKubeconfigs?: boolean } = {},
+  options: { allowClusterScoped?: boolean; allowUnsafeKubeconfigs?: boolean; logLines?: string[] } = {},
 ): Promise<TestController> {
   const local = ClusterClient.fromKubeConfig(env.kubeConfig("a"), {
     name: "local",
     responseHeadersTimeoutMs: 9000,
   });
   const metrics = new Metrics({ defaultMetrics: false, controller: "resourcesync" });
-  const logger = pino({ level: process.env.SINKER_TEST_LOG ?? "silent" }, pino.destination(2));
+  // The product's logger (redaction included); SINKER_TEST_LOG=debug shows it, logLines captures everything.
+  const lines = options.logLines;
+  const logger = lines
+    ? createLogger({ level: "trace", format: "json" }, { write: (line) => lines.push(line) })
+    : createLogger({ level: process.env.SINKER_TEST_LOG ?? "off", format: "plain" }, process.stderr);
   const controller = await startController({
     local,
     logger,

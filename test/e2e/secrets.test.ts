@@ -1,0 +1,104 @@
+/**
+ * Secret data never reaches logs (at trace level), Events or status. A file of its own, so that this
+ * controller, logging everything into memory, is the only one running.
+ */
+import assert from "node:assert/strict";
+import { after, before, describe, it } from "node:test";
+import { load, type TestEnv } from "../controlplane/testenv.ts";
+import {
+  Cluster,
+  deleteResourceSyncs,
+  installCrds,
+  kubeconfigSecret,
+  RS_API,
+  resourceSync,
+  startTestController,
+  type TestController,
+  waitReady,
+} from "./support/cluster.ts";
+
+let env: TestEnv;
+let a: Cluster;
+let b: Cluster;
+let ctrl: TestController;
+const lines: string[] = [];
+const created: Array<["a" | "b", string]> = [];
+
+async function ns(cluster: "a" | "b", prefix: string): Promise<string> {
+  const name = await env.createNamespace(cluster, prefix);
+  created.push([cluster, name]);
+  return name;
+}
+
+function bRef(namespace: string) {
+  return { namespace, kubeConfig: { secretRef: { name: "cluster-b", key: "value" } } };
+}
+
+before(async () => {
+  env = load();
+  a = new Cluster(env, "a");
+  b = new Cluster(env, "b");
+  await installCrds(env, "a");
+  ctrl = await startTestController(env, { logLines: lines });
+});
+
+after(async () => {
+  if (ctrl) {
+    await deleteResourceSyncs(
+      a,
+      created.filter(([c]) => c === "a").map(([, n]) => n),
+    );
+    await ctrl.stop();
+  }
+  await Promise.all(created.map(([c, n]) => env.deleteNamespace(c, n)));
+});
+
+describe("secret data", () => {
+  it("copies a Secret to cluster b without its data reaching logs, Events or status", async () => {
+    const n = await ns("a", "secret");
+    const nb = await ns("b", "secret");
+    const value = "s3cr3t-Value-that-must-not-leak";
+    await a.apply(kubeconfigSecret(n, "cluster-b", env.kubeconfigText("b")));
+    await a.apply({
+      apiVersion: "v1",
+      kind: "Secret",
+      metadata: { name: "creds", namespace: n },
+      type: "Opaque",
+      data: { password: Buffer.from(value).toString("base64") },
+    });
+    await a.apply(
+      resourceSync(n, "rs", {
+        source: { resourceRef: { apiVersion: "v1", kind: "Secret", name: "creds" } },
+        target: { resourceRef: { apiVersion: "v1", kind: "Secret", name: "creds" }, cluster: bRef(nb) },
+      }),
+    );
+    // And a failing one whose error touches the Secret (a mapping into a non-object).
+    await a.apply(
+      resourceSync(n, "bad", {
+        source: { resourceRef: { apiVersion: "v1", kind: "Secret", name: "creds" } },
+        target: { resourceRef: { apiVersion: "v1", kind: "Secret", name: "other" }, cluster: bRef(nb) },
+        mappings: [
+          { fromFieldPath: "data", toFieldPath: "data" },
+          { fromFieldPath: "data.password", toFieldPath: "data.password.inner" },
+        ],
+      }),
+    );
+    await waitReady(a, n, "rs", "True");
+    await waitReady(a, n, "bad", "False");
+    const copied = await b.get("v1", "Secret", nb, "creds");
+    assert.equal(Buffer.from(copied?.data?.password ?? "", "base64").toString(), value);
+    assert.ok(
+      lines.some((l) => l.includes('"name":"rs"')),
+      "trace logs of the reconcile were captured",
+    );
+    const kubeconfigKey = env.kubeconfigText("b").match(/client-key-data: (\S+)/)?.[1] ?? "no-key";
+    const forbidden = [value, Buffer.from(value).toString("base64"), kubeconfigKey];
+    const events = JSON.stringify(await a.list("v1", "Event", n));
+    const statuses = JSON.stringify((await a.list(RS_API, "ResourceSync", n)).map((rs) => rs.status));
+    for (const needle of forbidden) {
+      assert.ok(!lines.some((l) => l.includes(needle)), "secret data in the logs");
+      assert.ok(!events.includes(needle), "secret data in Events");
+      assert.ok(!statuses.includes(needle), "secret data in status");
+    }
+  });
+});
