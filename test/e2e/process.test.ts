@@ -1,0 +1,324 @@
+/**
+ * The `sinker` process as it runs in a pod (bin/sinker.js, the image's entry point) against cluster a: exit
+ * codes, /live /ready /metrics with values that move after a reconcile, json logs, SIGTERM, and leader-election
+ * hand-over between real processes.
+ */
+import assert from "node:assert/strict";
+import { type ChildProcess, spawn } from "node:child_process";
+import { join } from "node:path";
+import { after, before, describe, it } from "node:test";
+import parsePrometheusTextFormat, { type PrometheusFamily } from "parse-prometheus-text-format";
+import { load, repoRoot, type TestEnv, waitFor } from "../controlplane/testenv.ts";
+import {
+  Cluster,
+  configMap,
+  deleteResourceSyncs,
+  installCrds,
+  RS_API,
+  resourceSync,
+} from "./support/cluster.ts";
+
+const BIN = join(repoRoot, "bin", "sinker.js");
+
+let env: TestEnv;
+let a: Cluster;
+const namespaces: string[] = [];
+const running = new Set<Sinker>();
+
+type LogRecord = Record<string, unknown> & { msg?: string; module?: string; level?: string };
+
+class Sinker {
+  readonly proc: ChildProcess;
+  readonly records: LogRecord[] = [];
+  readonly badLines: string[] = [];
+  stderr = "";
+  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null; at: number }>;
+  #buf = "";
+
+  constructor(args: string[], extraEnv: NodeJS.ProcessEnv = {}) {
+    this.proc = spawn(process.execPath, [BIN, ...args], {
+      cwd: repoRoot,
+      env: { ...process.env, SINKER_LOG: "", ...extraEnv },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    running.add(this);
+    this.proc.stdout?.setEncoding("utf8").on("data", (chunk: string) => {
+      this.#buf += chunk;
+      let nl = this.#buf.indexOf("\n");
+      while (nl >= 0) {
+        const line = this.#buf.slice(0, nl);
+        this.#buf = this.#buf.slice(nl + 1);
+        try {
+          this.records.push(JSON.parse(line) as LogRecord);
+        } catch {
+          this.badLines.push(line);
+        }
+        if (process.env.SINKER_TEST_LOG) process.stderr.write(`# ${line}\n`);
+        nl = this.#buf.indexOf("\n");
+      }
+    });
+    this.proc.stderr?.setEncoding("utf8").on("data", (chunk: string) => {
+      this.stderr += chunk;
+    });
+    this.exited = new Promise((resolve) =>
+      this.proc.on("exit", (code, signal) => {
+        running.delete(this);
+        resolve({ code, signal, at: Date.now() });
+      }),
+    );
+  }
+
+  hasLog(pred: (r: LogRecord) => boolean): boolean {
+    return this.records.some(pred);
+  }
+
+  async waitLog(what: string, pred: (r: LogRecord) => boolean, timeoutMs = 20_000): Promise<LogRecord> {
+    return waitFor(
+      `${what} (stderr: ${this.stderr.slice(-300)})`,
+      async () => {
+        if (this.proc.exitCode !== null)
+          throw new Error(`sinker exited with ${this.proc.exitCode}: ${this.stderr}`);
+        return this.records.find(pred);
+      },
+      { timeoutMs, intervalMs: 50 },
+    );
+  }
+
+  async adminUrl(): Promise<string> {
+    const r = await this.waitLog("admin server address", (r) => r.msg === "admin server listening");
+    return `http://${String(r.address)}`;
+  }
+
+  async status(path: string): Promise<number> {
+    return (await fetch(`${await this.adminUrl()}${path}`)).status;
+  }
+
+  async metrics(): Promise<PrometheusFamily[]> {
+    const res = await fetch(`${await this.adminUrl()}/metrics`);
+    assert.equal(res.status, 200);
+    return parsePrometheusTextFormat(await res.text());
+  }
+
+  async metric(name: string, labels: Record<string, string> = {}): Promise<number> {
+    const f = (await this.metrics()).find((x) => x.name === name);
+    const s = f?.metrics.find((m) => Object.entries(labels).every(([k, v]) => m.labels?.[k] === v));
+    return s ? Number(s.value ?? s.count ?? s.buckets?.["+Inf"] ?? Number.NaN) : Number.NaN;
+  }
+
+  async terminate(signal: NodeJS.Signals = "SIGTERM") {
+    const t0 = Date.now();
+    this.proc.kill(signal);
+    const r = await this.exited;
+    return { ...r, ms: r.at - t0 };
+  }
+}
+
+/** Runs sinker to completion (for start-up failures); kills it after 30 s. */
+async function runToExit(args: string[]) {
+  const s = new Sinker(args);
+  const timer = setTimeout(() => s.proc.kill("SIGKILL"), 30_000);
+  const r = await s.exited;
+  clearTimeout(timer);
+  return { code: r.code, stderr: s.stderr, records: s.records };
+}
+
+async function ns(prefix: string): Promise<string> {
+  const name = await env.createNamespace("a", prefix);
+  namespaces.push(name);
+  return name;
+}
+
+function syncSpec(source: string, target: string) {
+  return {
+    source: { resourceRef: { apiVersion: "v1", kind: "ConfigMap", name: source } },
+    target: { resourceRef: { apiVersion: "v1", kind: "ConfigMap", name: target } },
+  };
+}
+
+async function targetData(namespace: string, name: string, key: string, want: string, timeoutMs = 20_000) {
+  await a.waitFor(
+    `${namespace}/${name} to have ${key}=${want}`,
+    "v1",
+    "ConfigMap",
+    namespace,
+    name,
+    (o) => (o?.data?.[key] === want ? true : undefined),
+    timeoutMs,
+  );
+}
+
+const kubeconfigA = () => env.kubeconfigPath("a");
+const baseArgs = () => ["--kubeconfig", kubeconfigA(), "--admin-addr", "127.0.0.1:0", "--log-format", "json"];
+
+before(async () => {
+  env = load();
+  a = new Cluster(env, "a");
+  await installCrds(env, "a");
+});
+
+after(async () => {
+  for (const s of running) s.proc.kill("SIGKILL");
+  await Promise.all(namespaces.map((n) => env.deleteNamespace("a", n)));
+});
+
+describe("sinker process: start-up failures", () => {
+  it("a bad flag exits 2 with one line on stderr", async () => {
+    const r = await runToExit(["--kube-api-response-headers-timeout", "soon"]);
+    assert.equal(r.code, 2);
+    assert.equal(r.stderr.trim().split("\n").length, 1);
+    assert.match(r.stderr, /invalid value for --kube-api-response-headers-timeout: invalid duration "soon"/);
+  });
+
+  it("an unreadable kubeconfig or an unknown context exits 1 with a clear message", async () => {
+    const missing = await runToExit(["--kubeconfig", join(repoRoot, ".testenv", "no-such.kubeconfig")]);
+    assert.equal(missing.code, 1);
+    assert.match(missing.stderr, /^sinker: cannot read kubeconfig file ".*no-such\.kubeconfig": ENOENT\n$/);
+    const context = await runToExit(["--kubeconfig", kubeconfigA(), "--context", "nope"]);
+    assert.equal(context.code, 1);
+    assert.match(context.stderr, /context "nope" not found in kubeconfig/);
+  });
+
+  it("exits 1 with 'CRD is not queryable ... Is the CRD installed?' when ResourceSyncs cannot be listed", async () => {
+    // Impersonating a user without any rights (also shows --as reaches every request): to it the CRD is invisible.
+    const r = await runToExit([...baseArgs(), "--as", "sinker-e2e-nobody", "--as-group", "sinker-e2e-none"]);
+    assert.equal(r.code, 1);
+    const lines = r.stderr.trim().split("\n");
+    assert.equal(lines.length, 1, r.stderr);
+    assert.match(lines[0] ?? "", /^sinker: CRD is not queryable .*Is the CRD installed\?$/);
+    assert.match(lines[0] ?? "", /sinker-e2e-nobody/);
+    assert.ok(r.records.some((rec) => rec.level === "error" && /CRD is not queryable/.test(String(rec.msg))));
+  });
+});
+
+describe("sinker process: running", () => {
+  it("serves /live, /ready and /metrics, logs json with namespace/name, and exits 0 on SIGTERM", async () => {
+    const namespace = await ns("process");
+    await a.apply(configMap(namespace, "source", { greeting: "hello" }));
+    const s = new Sinker([...baseArgs(), "--log-level", "sinker=debug,warn"]);
+    await waitFor("/ready 200", async () => (await s.status("/ready")) === 200, { timeoutMs: 20_000 });
+    assert.equal(await s.status("/live"), 200);
+    assert.equal(await s.status("/nope"), 404);
+    assert.equal(await s.metric("sinker_leader"), 1, "without leader election the process leads");
+    assert.equal(
+      await s.metric("controller_runtime_max_concurrent_reconciles", { controller: "resourcesync" }),
+      8,
+    );
+    const before = await s.metric("controller_runtime_reconcile_total", {
+      controller: "resourcesync",
+      result: "success",
+    });
+    const addsBefore = await s.metric("workqueue_adds_total", { name: "resourcesync" });
+
+    await a.apply(resourceSync(namespace, "demo", syncSpec("source", "target")));
+    await targetData(namespace, "target", "greeting", "hello");
+    await a.apply(configMap(namespace, "source", { greeting: "changed" }));
+    await targetData(namespace, "target", "greeting", "changed");
+
+    await waitFor(
+      "metrics to move",
+      async () =>
+        (await s.metric("controller_runtime_reconcile_total", {
+          controller: "resourcesync",
+          result: "success",
+        })) > before && (await s.metric("sinker_sync_latency_seconds")) >= 1,
+      { timeoutMs: 10_000 },
+    );
+    assert.ok((await s.metric("workqueue_adds_total", { name: "resourcesync" })) > addsBefore);
+    assert.ok((await s.metric("controller_runtime_reconcile_time_seconds")) >= 1);
+    assert.ok((await s.metric("sinker_resourcesyncs", { state: "synced" })) >= 1);
+    const families = await s.metrics();
+    for (const name of ["process_cpu_user_seconds_total", "nodejs_heap_size_used_bytes", "workqueue_depth"]) {
+      assert.ok(
+        families.some((f) => f.name === name),
+        `${name} is exposed`,
+      );
+    }
+
+    // json logs: every line parses; reconcile lines carry namespace, name and a reconcile id
+    assert.deepEqual(s.badLines, []);
+    const rec = s.records.find((r) => r.module === "sinker::reconciler" && r.namespace === namespace);
+    assert.ok(rec, "a reconcile log line for the ResourceSync");
+    assert.equal(rec.name, "demo");
+    assert.equal(typeof rec.reconcileId, "string");
+    assert.equal(typeof rec.time, "string");
+
+    // Clean up while the controller runs (the finalizer), then stop it.
+    await deleteResourceSyncs(a, [namespace]);
+    const stop = await s.terminate("SIGTERM");
+    assert.equal(stop.code, 0, s.stderr);
+    assert.ok(stop.ms < 5_000, `exited ${stop.ms} ms after SIGTERM`);
+    assert.ok(
+      s.hasLog((r) => r.msg === "controller stopped"),
+      "watches closed before exit",
+    );
+    assert.ok(s.hasLog((r) => r.msg === "stopped" && r.exitCode === 0));
+  });
+});
+
+describe("sinker process: leader election", () => {
+  it("two processes: one reconciles; SIGTERM hands over at once, a killed leader within the lease duration", async () => {
+    const namespace = await ns("handover");
+    const le = [
+      "--leader-elect",
+      "--leader-election-namespace",
+      namespace,
+      "--leader-election-id",
+      "sinker-e2e",
+      "--leader-election-lease-duration",
+      "4s",
+      "--leader-election-renew-deadline",
+      "3s",
+      "--leader-election-retry-period",
+      "500ms",
+    ];
+    const leads = async (s: Sinker) => (await s.metric("sinker_leader")) === 1;
+
+    const one = new Sinker([...baseArgs(), ...le]);
+    await waitFor(
+      "one to lead and be ready",
+      async () => (await leads(one)) && (await one.status("/ready")) === 200,
+      {
+        timeoutMs: 20_000,
+      },
+    );
+    const two = new Sinker([...baseArgs(), ...le]);
+    await waitFor("two (standby) to be ready", async () => (await two.status("/ready")) === 200, {
+      timeoutMs: 20_000,
+    });
+    await new Promise((r) => setTimeout(r, 1500));
+    assert.equal(await leads(two), false, "the standby does not lead");
+    assert.ok(
+      !two.hasLog((r) => r.msg === "initial ResourceSync list received"),
+      "the standby runs no controller",
+    );
+
+    // SIGTERM: the leader releases the Lease; the standby takes over within about a retry period.
+    const stopOne = await one.terminate("SIGTERM");
+    assert.equal(stopOne.code, 0, one.stderr);
+    assert.ok(one.hasLog((r) => r.msg === "released the Lease"));
+    await waitFor("two to lead", () => leads(two), { timeoutMs: 5_000, intervalMs: 100 });
+    const took = Date.now() - stopOne.at;
+    assert.ok(took < 3_000, `hand-over after release took ${took} ms`);
+
+    // The new leader reconciles.
+    await a.apply(configMap(namespace, "source", { v: "1" }));
+    await a.apply(resourceSync(namespace, "demo", syncSpec("source", "target")));
+    await targetData(namespace, "target", "v", "1");
+
+    // A killed leader (no release): the next one takes over when the Lease expires.
+    const three = new Sinker([...baseArgs(), ...le]);
+    await waitFor("three (standby) to be ready", async () => (await three.status("/ready")) === 200, {
+      timeoutMs: 20_000,
+    });
+    const killed = await two.terminate("SIGKILL");
+    await waitFor("three to lead", () => leads(three), { timeoutMs: 12_000, intervalMs: 100 });
+    const takeover = Date.now() - killed.at;
+    assert.ok(takeover <= 4_000 + 3_000, `took over ${takeover} ms after the leader was killed`);
+    await a.apply(configMap(namespace, "source", { v: "2" }));
+    await targetData(namespace, "target", "v", "2");
+
+    await deleteResourceSyncs(a, [namespace]);
+    const stopThree = await three.terminate("SIGTERM");
+    assert.equal(stopThree.code, 0, three.stderr);
+  });
+});
