@@ -11,6 +11,7 @@ export type ErrorReason =
   | "InvalidMapping"
   | "InvalidJSONPath"
   | "AmbiguousJSONPath"
+  | "JSONPathLimitExceeded"
   | "NotAKubernetesObject"
   | "KindMismatch"
   | "InvalidFieldPath"

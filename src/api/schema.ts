@@ -1,0 +1,234 @@
+/**
+ * The one source of truth for the shape of Sinker's custom resources: a small subset of OpenAPI v3 (the part a
+ * structural CRD schema uses) with the descriptions `kubectl explain` shows. `crds.ts` turns it into the CRD
+ * schemas; `validate.ts` interprets the very same definitions, so what the API server refuses at `kubectl apply`
+ * time and what the controller refuses are the same thing.
+ */
+
+/** The longest `fromFieldPath`/`toFieldPath` accepted (CRD `maxLength` and the JSONPath entry point's bound). */
+export const MAX_FIELD_PATH_LENGTH = 1024;
+
+/** A CEL rule (`x-kubernetes-validations`) together with its TypeScript twin, which must agree with it. */
+export interface ValidationRule {
+  /** CEL expression, evaluated by the API server with `self` = the value of the schema node. */
+  rule: string;
+  message: string;
+  /**
+   * The same rule in TypeScript, for the controller and `sinker render` (the CRD may lack validation). A `null`
+   * field counts as absent, as the API server prunes nulls of non-nullable fields before validating.
+   */
+  holds(self: Record<string, unknown>): boolean;
+}
+
+export interface Schema {
+  type: "object" | "array" | "string" | "integer" | "boolean";
+  description: string;
+  properties?: Record<string, Schema>;
+  required?: string[];
+  items?: Schema;
+  minLength?: number;
+  maxLength?: number;
+  pattern?: string;
+  /** What the validator says when `pattern` does not match (the API server prints the pattern itself). */
+  patternMessage?: string;
+  enum?: string[];
+  format?: "int64" | "date-time";
+  preserveUnknownFields?: boolean;
+  listType?: "atomic" | "map";
+  listMapKeys?: string[];
+  validations?: ValidationRule[];
+}
+
+const nonEmpty = (description: string, maxLength?: number): Schema => ({
+  type: "string",
+  description,
+  minLength: 1,
+  ...(maxLength === undefined ? {} : { maxLength }),
+});
+
+export const MAPPING_RULE_MESSAGE = "a mapping must set fromFieldPath, toFieldPath or both";
+
+const resourceRefSchema = (end: "source" | "target"): Schema => ({
+  type: "object",
+  description:
+    end === "source"
+      ? "The object to read: its group/version, kind and name. Its namespace is the ResourceSync's own " +
+        "namespace (or cluster.namespace when cluster is set); a cluster-scoped kind has none."
+      : "The object to write: its group/version, kind and name. Its namespace is the ResourceSync's own " +
+        "namespace (or cluster.namespace when cluster is set); a cluster-scoped kind has none.",
+  required: ["apiVersion", "kind", "name"],
+  properties: {
+    apiVersion: nonEmpty('API group and version of the object, e.g. "v1" or "apps/v1".'),
+    kind: nonEmpty('Kind of the object, e.g. "ConfigMap".'),
+    name: nonEmpty("Name of the object."),
+  },
+});
+
+const clusterSchema: Schema = {
+  type: "object",
+  description:
+    "A remote cluster, reached with a kubeconfig stored in a Secret of the local cluster. Absent: the cluster " +
+    "Sinker runs in, where a ResourceSync can only reach objects in its own namespace (or cluster-scoped ones).",
+  required: ["kubeConfig"],
+  properties: {
+    namespace: {
+      type: "string",
+      description:
+        "Namespace of the object in the remote cluster. Default: the namespace of the kubeconfig's current " +
+        'context, else "default".',
+    },
+    kubeConfig: {
+      type: "object",
+      description: "Where the kubeconfig of the remote cluster is stored. Its current context is used.",
+      required: ["secretRef"],
+      properties: {
+        secretRef: {
+          type: "object",
+          description:
+            "A key of a Secret in the local cluster holding kubeconfig text. A Secret in another namespace than " +
+            "the ResourceSync's must carry the annotation sinker.influxdata.io/allowed-namespaces, a regular " +
+            "expression that matches the whole namespace name of the ResourceSync.",
+          required: ["name", "key"],
+          properties: {
+            name: nonEmpty("Name of the Secret."),
+            key: nonEmpty("Key in the Secret's data holding the kubeconfig."),
+            namespace: {
+              type: "string",
+              description: "Namespace of the Secret. Default: the ResourceSync's namespace.",
+            },
+          },
+        },
+      },
+    },
+  },
+};
+
+const endSchema = (end: "source" | "target"): Schema => ({
+  type: "object",
+  description:
+    end === "source"
+      ? "The object Sinker reads and keeps watching."
+      : "The object Sinker server-side-applies the projection of the source onto (field manager " +
+        "sinker.influxdata.io) and keeps watching, undoing drift. A target in the local cluster gets an owner " +
+        "reference to the ResourceSync unless it is cluster-scoped.",
+  required: ["resourceRef"],
+  properties: {
+    resourceRef: resourceRefSchema(end),
+    cluster: clusterSchema,
+  },
+});
+
+export const mappingSchema: Schema = {
+  type: "object",
+  description:
+    "Copies one node of the source into the target. With both paths: the node selected by fromFieldPath is " +
+    "written at toFieldPath; when fromFieldPath selects nothing, toFieldPath is left out (and so removed from " +
+    "the target if Sinker wrote it before). With only fromFieldPath: the selected node must be a whole " +
+    "Kubernetes object (apiVersion and kind equal to the target's) and the target becomes a clone of it. With " +
+    "only toFieldPath: the whole source object is written there.",
+  properties: {
+    fromFieldPath: {
+      type: "string",
+      description:
+        "RFC 9535 JSONPath into the source object, selecting at most one node. Written relative " +
+        '("data.foo", "spec.template", "metadata.labels"; Sinker prefixes "$."), or absolute when it starts with ' +
+        '"$" (e.g. "$.data[\'app.properties\']"). Empty or absent: the whole source object.',
+      maxLength: MAX_FIELD_PATH_LENGTH,
+    },
+    toFieldPath: {
+      type: "string",
+      description:
+        'Dotted path into the target ("data.bar", "spec.config.inner", "metadata.labels", ' +
+        '"metadata.annotations.team"). Missing objects on the way are created; a non-object on the way is an ' +
+        "error. apiVersion, kind, metadata.name and metadata.namespace always stay the target's.",
+      minLength: 1,
+      maxLength: MAX_FIELD_PATH_LENGTH,
+      pattern: "^[^.]+(\\.[^.]+)*$",
+      patternMessage: 'must be a dotted path of non-empty field names, e.g. "data.foo"',
+    },
+  },
+  validations: [
+    {
+      rule: "has(self.fromFieldPath) || has(self.toFieldPath)",
+      message: MAPPING_RULE_MESSAGE,
+      holds: (self) => self.fromFieldPath != null || self.toFieldPath != null,
+    },
+  ],
+};
+
+export const resourceSyncSpecSchema: Schema = {
+  type: "object",
+  description: "Which object to copy, where to, and how.",
+  required: ["source", "target"],
+  properties: {
+    source: endSchema("source"),
+    target: endSchema("target"),
+    mappings: {
+      type: "array",
+      description:
+        "Field mappings, applied in order onto an object holding only the target's apiVersion, kind, name and " +
+        "namespace. Absent or empty: the target is a clone of the source (every top-level field except " +
+        "apiVersion, kind and metadata, plus the source's labels and annotations).",
+      items: mappingSchema,
+    },
+  },
+};
+
+const conditionSchema: Schema = {
+  type: "object",
+  description: "One aspect of the ResourceSync's state (metav1.Condition).",
+  required: ["type", "status", "lastTransitionTime", "reason", "message"],
+  properties: {
+    type: nonEmpty('Type of the condition: "Ready" or "ResourceSyncFailing".', 316),
+    status: { type: "string", description: "True, False or Unknown.", enum: ["True", "False", "Unknown"] },
+    observedGeneration: {
+      type: "integer",
+      format: "int64",
+      description: "The .metadata.generation the condition was set for.",
+    },
+    lastTransitionTime: {
+      type: "string",
+      format: "date-time",
+      description: "When the condition last changed status.",
+    },
+    reason: nonEmpty("Machine-readable reason of the last transition, in CamelCase.", 1024),
+    message: { type: "string", description: "Human-readable details.", maxLength: 32768 },
+  },
+};
+
+export const resourceSyncStatusSchema: Schema = {
+  type: "object",
+  description: "What Sinker observed, written by Sinker.",
+  properties: {
+    conditions: {
+      type: "array",
+      description:
+        "Ready: True (reason Synced) after a successful apply, else False with the failure's reason and " +
+        "message. ResourceSyncFailing: True while syncing fails, False once it syncs again.",
+      items: conditionSchema,
+      listType: "map",
+      listMapKeys: ["type"],
+    },
+    observedGeneration: {
+      type: "integer",
+      format: "int64",
+      description: "The .metadata.generation Sinker last acted on.",
+    },
+  },
+};
+
+export const resourceSyncDescription =
+  "ResourceSync keeps a target object in sync with a source object, in the same cluster or across clusters: " +
+  "Sinker projects the source (whole, or field by field through mappings) and server-side-applies the result " +
+  "onto the target, and re-applies it whenever either end changes.";
+
+export const sinkerContainerSpecSchema: Schema = {
+  type: "object",
+  description:
+    "Arbitrary structured data, e.g. a whole Kubernetes object carried from one cluster to another to be " +
+    "unpacked there by a ResourceSync mapping.",
+  preserveUnknownFields: true,
+};
+
+export const sinkerContainerDescription =
+  "SinkerContainer holds arbitrary structured data under .spec, as a source or target of a ResourceSync.";

@@ -1,0 +1,112 @@
+/**
+ * The TypeScript shape of Sinker's custom resources and the names the Rust implementation made part of the
+ * contract (API group, finalizer, field manager, annotations). Changing any constant here breaks drop-in
+ * compatibility with existing clusters.
+ */
+import type { KubeObject, ObjectMeta } from "../kube/object.ts";
+
+export const API_GROUP = "sinker.influxdata.io";
+export const API_VERSION = "v1alpha1";
+/** `sinker.influxdata.io/v1alpha1` */
+export const GROUP_VERSION = `${API_GROUP}/${API_VERSION}`;
+
+export const RESOURCE_SYNC_KIND = "ResourceSync";
+export const RESOURCE_SYNC_PLURAL = "resourcesyncs";
+export const RESOURCE_SYNC_SINGULAR = "resourcesync";
+export const RESOURCE_SYNC_SHORT_NAME = "rsync";
+
+export const SINKER_CONTAINER_KIND = "SinkerContainer";
+export const SINKER_CONTAINER_PLURAL = "sinkercontainers";
+export const SINKER_CONTAINER_SINGULAR = "sinkercontainer";
+
+/** Added to every ResourceSync before anything is written to its target. */
+export const FINALIZER = "sinker.influxdata.io/target";
+/** Field manager of every server-side apply Sinker makes. */
+export const FIELD_MANAGER = "sinker.influxdata.io";
+
+/** `"true"` on a ResourceSync: remove the finalizer even when the source or target cluster cannot be reached. */
+export const ANNOTATION_FORCE_DELETE = "sinker.influxdata.io/force-delete";
+/** `"true"` on a ResourceSync: leave the target alone when the ResourceSync is deleted. */
+export const ANNOTATION_DISABLE_TARGET_DELETION = "sinker.influxdata.io/disable-target-deletion";
+/** On a kubeconfig Secret: regular expression (anchored) of the namespaces whose ResourceSyncs may use it. */
+export const ANNOTATION_ALLOWED_NAMESPACES = "sinker.influxdata.io/allowed-namespaces";
+
+/** Never carried from a source to a target. */
+export const LAST_APPLIED_ANNOTATION = "kubectl.kubernetes.io/last-applied-configuration";
+
+/** Annotation values count only when exactly `"true"`. */
+export function annotationIsTrue(meta: ObjectMeta | undefined, name: string): boolean {
+  return meta?.annotations?.[name] === "true";
+}
+
+export interface ResourceRef {
+  apiVersion: string;
+  kind: string;
+  name: string;
+}
+
+export interface SecretRef {
+  name: string;
+  key: string;
+  /** Default: the ResourceSync's namespace. */
+  namespace?: string;
+}
+
+export interface KubeConfigRef {
+  secretRef: SecretRef;
+}
+
+export interface ClusterRef {
+  /** Default: the kubeconfig context's namespace, else `default`. */
+  namespace?: string;
+  kubeConfig: KubeConfigRef;
+}
+
+export interface ClusterResourceRef {
+  resourceRef: ResourceRef;
+  /** Absent: the cluster Sinker runs in. */
+  cluster?: ClusterRef;
+}
+
+export interface Mapping {
+  /** RFC 9535 JSONPath into the source; relative paths get `$.` prefixed; empty or absent = the whole source. */
+  fromFieldPath?: string;
+  /** Dotted path into the target; absent = the selected node is a whole Kubernetes object to clone. */
+  toFieldPath?: string;
+}
+
+export interface ResourceSyncSpec {
+  source: ClusterResourceRef;
+  target: ClusterResourceRef;
+  mappings?: Mapping[];
+}
+
+/** metav1.Condition */
+export interface Condition {
+  type: string;
+  status: "True" | "False" | "Unknown";
+  observedGeneration?: number;
+  lastTransitionTime: string;
+  reason: string;
+  message: string;
+}
+
+export interface ResourceSyncStatus {
+  conditions?: Condition[];
+  observedGeneration?: number;
+}
+
+export interface ResourceSync extends KubeObject {
+  apiVersion: string;
+  kind: string;
+  metadata: ObjectMeta & { name: string };
+  spec: ResourceSyncSpec;
+  status?: ResourceSyncStatus;
+}
+
+export interface SinkerContainer extends KubeObject {
+  apiVersion: string;
+  kind: string;
+  metadata: ObjectMeta;
+  spec: Record<string, unknown>;
+}

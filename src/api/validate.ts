@@ -1,0 +1,163 @@
+/**
+ * Turns a parsed YAML/JSON document into a typed ResourceSync, or into every problem found, each with the field
+ * path it is about. Interprets the same schema definitions the CRD is generated from (schema.ts), so it refuses
+ * exactly what a CRD with validation refuses, plus the type-level checks (apiVersion, kind, metadata.name) the API
+ * server does by itself. Never throws: the controller calls it on whatever the cache holds.
+ */
+import { isPlainObject } from "../kube/object.ts";
+import { resourceSyncSpecSchema, type Schema } from "./schema.ts";
+import { GROUP_VERSION, RESOURCE_SYNC_KIND, type ResourceSync } from "./types.ts";
+
+export interface ValidationError {
+  /** Field path, e.g. `spec.mappings[1].toFieldPath`; empty for the document itself. */
+  path: string;
+  message: string;
+}
+
+export type ValidationResult = { ok: true; value: ResourceSync } | { ok: false; errors: ValidationError[] };
+
+/** `path: message` lines, one per error, for people. */
+export function formatValidationErrors(errors: readonly ValidationError[]): string {
+  return errors.map((e) => (e.path === "" ? e.message : `${e.path}: ${e.message}`)).join("\n");
+}
+
+/**
+ * Validates a ResourceSync. On success `value` is the very object passed in (not a copy), narrowed. Status is not
+ * checked: Sinker writes it and never reads anything but conditions from it.
+ */
+export function validateResourceSync(doc: unknown): ValidationResult {
+  const errors: ValidationError[] = [];
+  try {
+    if (!isPlainObject(doc)) {
+      return { ok: false, errors: [{ path: "", message: `expected an object, got ${describe(doc)}` }] };
+    }
+    if (doc.apiVersion !== GROUP_VERSION) {
+      errors.push({
+        path: "apiVersion",
+        message: `must be ${GROUP_VERSION}, got ${describe(doc.apiVersion)}`,
+      });
+    }
+    if (doc.kind !== RESOURCE_SYNC_KIND) {
+      errors.push({ path: "kind", message: `must be ${RESOURCE_SYNC_KIND}, got ${describe(doc.kind)}` });
+    }
+    const meta = doc.metadata;
+    if (!isPlainObject(meta)) {
+      errors.push({
+        path: "metadata",
+        message: meta == null ? "required" : `must be an object, got ${describe(meta)}`,
+      });
+    } else {
+      if (typeof meta.name !== "string" || meta.name === "") {
+        errors.push({
+          path: "metadata.name",
+          message: meta.name == null ? "required" : "must be a non-empty string",
+        });
+      }
+      if (meta.namespace != null && typeof meta.namespace !== "string") {
+        errors.push({
+          path: "metadata.namespace",
+          message: `must be a string, got ${describe(meta.namespace)}`,
+        });
+      }
+    }
+    if (doc.spec == null) {
+      errors.push({ path: "spec", message: "required" });
+    } else {
+      validateValue(doc.spec, resourceSyncSpecSchema, "spec", errors);
+    }
+    if (doc.status != null && !isPlainObject(doc.status)) {
+      errors.push({ path: "status", message: `must be an object, got ${describe(doc.status)}` });
+    }
+  } catch (err) {
+    // Defensive: a hostile document (getters, proxies) must not take the controller down.
+    errors.push({
+      path: "",
+      message: `cannot validate: ${err instanceof Error ? err.message : String(err)}`,
+    });
+  }
+  if (errors.length > 0) return { ok: false, errors };
+  return { ok: true, value: doc as ResourceSync };
+}
+
+/** Checks `value` against `schema`, appending problems to `errors`. Exported for tests of the schema itself. */
+export function validateValue(value: unknown, schema: Schema, path: string, errors: ValidationError[]): void {
+  switch (schema.type) {
+    case "object": {
+      if (!isPlainObject(value)) {
+        errors.push({ path, message: `must be an object, got ${describe(value)}` });
+        return;
+      }
+      if (schema.preserveUnknownFields) return;
+      const properties = schema.properties ?? {};
+      for (const name of schema.required ?? []) {
+        if (value[name] == null) errors.push({ path: join(path, name), message: "required" });
+      }
+      for (const [name, field] of Object.entries(value)) {
+        const fieldSchema = Object.hasOwn(properties, name) ? properties[name] : undefined;
+        if (fieldSchema === undefined) {
+          errors.push({ path: join(path, name), message: "unknown field" });
+        } else if (field != null) {
+          validateValue(field, fieldSchema, join(path, name), errors);
+        }
+      }
+      for (const rule of schema.validations ?? []) {
+        if (!rule.holds(value)) errors.push({ path, message: rule.message });
+      }
+      return;
+    }
+    case "array": {
+      if (!Array.isArray(value)) {
+        errors.push({ path, message: `must be an array, got ${describe(value)}` });
+        return;
+      }
+      if (schema.items === undefined) return;
+      for (let i = 0; i < value.length; i++) {
+        const item: unknown = value[i];
+        if (item == null) errors.push({ path: `${path}[${i}]`, message: "must not be null" });
+        else validateValue(item, schema.items, `${path}[${i}]`, errors);
+      }
+      return;
+    }
+    case "string": {
+      if (typeof value !== "string") {
+        errors.push({ path, message: `must be a string, got ${describe(value)}` });
+        return;
+      }
+      if (schema.minLength !== undefined && value.length < schema.minLength) {
+        errors.push({
+          path,
+          message: schema.minLength === 1 ? "must not be empty" : `shorter than ${schema.minLength}`,
+        });
+      } else if (schema.maxLength !== undefined && value.length > schema.maxLength) {
+        errors.push({ path, message: `longer than ${schema.maxLength} characters` });
+      } else if (schema.pattern !== undefined && !new RegExp(schema.pattern, "u").test(value)) {
+        errors.push({ path, message: schema.patternMessage ?? `must match ${schema.pattern}` });
+      } else if (schema.enum !== undefined && !schema.enum.includes(value)) {
+        errors.push({ path, message: `must be one of ${schema.enum.join(", ")}` });
+      }
+      return;
+    }
+    case "integer":
+      if (typeof value !== "number" || !Number.isInteger(value)) {
+        errors.push({ path, message: `must be an integer, got ${describe(value)}` });
+      }
+      return;
+    case "boolean":
+      if (typeof value !== "boolean")
+        errors.push({ path, message: `must be a boolean, got ${describe(value)}` });
+      return;
+  }
+}
+
+function join(path: string, name: string): string {
+  return path === "" ? name : `${path}.${name}`;
+}
+
+function describe(value: unknown): string {
+  if (value === undefined) return "nothing";
+  if (value === null) return "null";
+  if (Array.isArray(value)) return "an array";
+  if (typeof value === "string") return JSON.stringify(value.length > 60 ? `${value.slice(0, 60)}…` : value);
+  if (typeof value === "object") return "an object";
+  return `${typeof value} ${String(value)}`;
+}

@@ -1,0 +1,278 @@
+/**
+ * Sinker's JSONPath entry point: RFC 9535 through json-p3, with compiled paths cached and hostile input bounded.
+ *
+ * Paths come from ResourceSyncs, that is from tenants, and are evaluated in the controller's process against
+ * objects of up to a few MiB, so a path must not be able to hang the process or blow its stack:
+ * - a path is at most MAX_FIELD_PATH_LENGTH characters;
+ * - descendant segments (`..`) occur at most MAX_DESCENDANT_SEGMENTS times in a path (filters included): each
+ *   one can multiply the work by the document's size, and no sensible mapping needs more;
+ * - the descendant segment gives up below MAX_DESCENDANT_DEPTH levels (json-p3's recursion limit);
+ * - each evaluation has a work budget (MAX_VISITS): every node a segment takes in or puts out and every object
+ *   member iterated counts, so filters running queries per node, absolute queries inside filters and wide or
+ *   deep documents all end in an error instead of running for minutes;
+ * - `match()`/`search()` refuse patterns with nested quantifiers (exponential backtracking) and charge the
+ *   budget an estimate of the backtracking cost (subject length to the power of the number of quantifiers, plus
+ *   one for search), because V8's regular expressions backtrack even on plain `a*b`;
+ * - a RangeError (stack exhausted, e.g. comparing two very deep values in a filter) becomes a SinkerError.
+ * Every failure is a SinkerError: InvalidJSONPath (syntax, length, too many `..`), AmbiguousJSONPath (several
+ * nodes where at most one is allowed) or JSONPathLimitExceeded (an evaluation bound above).
+ *
+ * The work count hooks into json-p3's two segment classes (their prototypes, found through a compiled query);
+ * it only counts queries compiled by Sinker's own environment.
+ */
+import { type FilterFunction, JSONPathEnvironment, type JSONPathQuery, type JSONValue } from "json-p3";
+import { MAX_FIELD_PATH_LENGTH } from "../api/schema.ts";
+import { SinkerError } from "../errors.ts";
+
+export const MAX_DESCENDANT_SEGMENTS = 2;
+export const MAX_DESCENDANT_DEPTH = 128;
+export const MAX_VISITS = 500_000;
+/** Estimated backtracking steps of match()/search() per evaluation. */
+export const MAX_REGEX_WORK = 100_000_000;
+/** Compiled paths kept (least recently used ones are dropped). */
+export const CACHE_SIZE = 1000;
+
+/** Counts object members visited while a query runs; reset before each evaluation. */
+let visits = 0;
+let regexWork = 0;
+
+class BoundedEnvironment extends JSONPathEnvironment {
+  override entries(obj: { [key: string]: JSONValue }): Array<[string, JSONValue]> {
+    const entries = super.entries(obj);
+    charge(entries.length + 1);
+    return entries;
+  }
+
+  protected override setupFilterFunctions(): void {
+    super.setupFilterFunctions();
+    for (const name of ["match", "search"]) {
+      const original = this.functionRegister.get(name);
+      if (original !== undefined) this.functionRegister.set(name, guardedRegexFunction(name, original));
+    }
+  }
+}
+
+class VisitLimitError extends Error {}
+
+/**
+ * A quantified group containing a quantifier or an alternation, e.g. `(a+)+` or `(a|aa)*`: the shapes that make
+ * backtracking take exponential time. Conservative (it also refuses some harmless patterns).
+ */
+const NESTED_QUANTIFIER = /\([^()]*(?:[*+?}]|\|)[^()]*\)\s*(?:[*+?]|\{\d*,?\d*\})/u;
+const QUANTIFIER = /[*+?]|\{\d*,?\d*\}/gu;
+const MAX_REGEX_LENGTH = 256;
+
+function guardedRegexFunction(name: string, original: FilterFunction): FilterFunction {
+  const searching = name === "search";
+  return {
+    argTypes: original.argTypes,
+    returnType: original.returnType,
+    call(...args: unknown[]): unknown {
+      const [subject, pattern] = args;
+      if (typeof pattern === "string" && typeof subject === "string") {
+        if (pattern.length > MAX_REGEX_LENGTH || NESTED_QUANTIFIER.test(pattern)) {
+          throw new SinkerError(
+            "JSONPathLimitExceeded",
+            `${name}() pattern ${JSON.stringify(pattern.slice(0, 80))} is refused: longer than ` +
+              `${MAX_REGEX_LENGTH} characters or a repeated group containing a repetition or alternation`,
+          );
+        }
+        const quantifiers = pattern.replace(/\\./gu, "").match(QUANTIFIER)?.length ?? 0;
+        regexWork += Math.max(subject.length, 1) ** (quantifiers + (searching ? 1 : 0));
+        if (regexWork > MAX_REGEX_WORK) throw new VisitLimitError();
+      }
+      return original.call(...args);
+    },
+  };
+}
+
+/** Adds work to the current evaluation's count; throws once the budget is spent. */
+function charge(work: number): void {
+  visits += work;
+  if (visits > MAX_VISITS) throw new VisitLimitError();
+}
+
+const environment = new BoundedEnvironment({ maxRecursionDepth: MAX_DESCENDANT_DEPTH });
+
+const COUNTED = Symbol("sinker.countedSegment");
+
+interface Segment {
+  environment: unknown;
+  resolve(nodes: unknown[]): unknown[];
+  /** DescendantSegment only: the recursive generator walking a subtree. */
+  visit?: (node: unknown, depth?: number) => Generator<unknown>;
+}
+
+/** Makes every segment evaluation of Sinker's environment charge the nodes it takes in and puts out. */
+function countSegmentWork(query: JSONPathQuery): void {
+  const proto = Object.getPrototypeOf(query.segments[0]) as Segment & { [COUNTED]?: true };
+  if (proto[COUNTED]) return;
+  const resolve = proto.resolve;
+  proto.resolve = function (this: Segment, nodes: unknown[]): unknown[] {
+    if (this.environment !== environment) return resolve.call(this, nodes);
+    charge(nodes.length);
+    const out = resolve.call(this, nodes);
+    charge(out.length);
+    return out;
+  };
+  const visit = proto.visit;
+  if (typeof visit === "function") {
+    proto.visit = function* (this: Segment, node: unknown, depth?: number): Generator<unknown> {
+      if (this.environment === environment) charge(1);
+      yield* visit.call(this, node, depth);
+    };
+  }
+  proto[COUNTED] = true;
+}
+countSegmentWork(environment.compile("$.a"));
+countSegmentWork(environment.compile("$..a"));
+
+export interface CompiledPath {
+  /** The path as written in the ResourceSync (`""` for the whole object). */
+  readonly source: string;
+  /** The RFC 9535 query actually evaluated, e.g. `$.data.foo`. */
+  readonly expression: string;
+  /** Null: the whole object (no query to run). */
+  readonly query: JSONPathQuery | null;
+}
+
+const cache = new Map<string, CompiledPath>();
+
+/** The absolute expression for a path as written: `$.` prefixed unless it starts with `$`; empty = `$`. */
+export function toExpression(path: string): string {
+  if (path === "") return "$";
+  return path.startsWith("$") ? path : `$.${path}`;
+}
+
+/**
+ * Compiles a `fromFieldPath` (cached). Empty or omitted selects the whole object. Throws SinkerError
+ * InvalidJSONPath naming the path when it is not valid RFC 9535 or is too long/complex.
+ */
+export function compilePath(path: string | undefined): CompiledPath {
+  const key = path ?? "";
+  const hit = cache.get(key);
+  if (hit !== undefined) {
+    // Refresh its place in the LRU order.
+    cache.delete(key);
+    cache.set(key, hit);
+    return hit;
+  }
+  const compiled = compileUncached(key);
+  cache.set(key, compiled);
+  if (cache.size > CACHE_SIZE) {
+    const oldest = cache.keys().next();
+    if (!oldest.done) cache.delete(oldest.value);
+  }
+  return compiled;
+}
+
+/** Number of compiled paths currently cached (for tests and metrics). */
+export function cachedPathCount(): number {
+  return cache.size;
+}
+
+function compileUncached(path: string): CompiledPath {
+  if (path.length > MAX_FIELD_PATH_LENGTH) {
+    throw new SinkerError(
+      "InvalidJSONPath",
+      `invalid JSONPath ${quote(path)}: longer than ${MAX_FIELD_PATH_LENGTH} characters`,
+    );
+  }
+  const expression = toExpression(path);
+  if (expression === "$") return { source: path, expression, query: null };
+  let query: JSONPathQuery;
+  try {
+    query = environment.compile(expression);
+  } catch (err) {
+    throw new SinkerError("InvalidJSONPath", `invalid JSONPath ${quote(path)}: ${errorText(err)}`, {
+      cause: err,
+    });
+  }
+  const descendants = countDescendantSegments(query.toString());
+  if (descendants > MAX_DESCENDANT_SEGMENTS) {
+    throw new SinkerError(
+      "InvalidJSONPath",
+      `invalid JSONPath ${quote(path)}: ${descendants} descendant segments (..), at most ` +
+        `${MAX_DESCENDANT_SEGMENTS} are allowed`,
+    );
+  }
+  return { source: path, expression, query };
+}
+
+/** Counts `..` outside string literals in json-p3's canonical serialization of a query. */
+function countDescendantSegments(canonical: string): number {
+  let count = 0;
+  let quoteChar: string | null = null;
+  for (let i = 0; i < canonical.length; i++) {
+    const c = canonical[i];
+    if (quoteChar !== null) {
+      if (c === "\\") i++;
+      else if (c === quoteChar) quoteChar = null;
+    } else if (c === "'" || c === '"') {
+      quoteChar = c;
+    } else if (c === "." && canonical[i + 1] === ".") {
+      count++;
+      i++;
+    }
+  }
+  return count;
+}
+
+/** Every node the path selects, in document order. The values are the document's own (not copies). */
+export function selectAll(path: CompiledPath, document: unknown): unknown[] {
+  if (path.query === null) return [document];
+  visits = 0;
+  regexWork = 0;
+  try {
+    return path.query.query(document as JSONValue).values();
+  } catch (err) {
+    throw evaluationError(path, err);
+  }
+}
+
+export type Selection = { found: false } | { found: true; value: unknown };
+
+/**
+ * The one node the path selects, or `found: false` when it selects nothing. Throws SinkerError
+ * AmbiguousJSONPath naming the path when it selects more than one node. The value is the document's own.
+ */
+export function selectOne(path: CompiledPath, document: unknown): Selection {
+  if (path.query === null) return { found: true, value: document };
+  const values = selectAll(path, document);
+  if (values.length > 1) {
+    throw new SinkerError(
+      "AmbiguousJSONPath",
+      `JSONPath ${quote(path.source)} selects more than one node; it must select at most one`,
+    );
+  }
+  return values.length === 0 ? { found: false } : { found: true, value: values[0] };
+}
+
+function evaluationError(path: CompiledPath, err: unknown): SinkerError {
+  if (err instanceof SinkerError) {
+    return new SinkerError(err.reason, `JSONPath ${quote(path.source)}: ${err.message}`, { cause: err });
+  }
+  const name = err instanceof Error ? err.name : "";
+  let why: string;
+  if (err instanceof VisitLimitError)
+    why =
+      "it needs too much work on this document (it visits too many nodes or runs costly regular expressions)";
+  else if (name === "JSONPathRecursionLimitError") why = `descends more than ${MAX_DESCENDANT_DEPTH} levels`;
+  else if (err instanceof RangeError) why = "the document is too deeply nested to evaluate it";
+  else why = errorText(err);
+  return new SinkerError(
+    "JSONPathLimitExceeded",
+    `JSONPath ${quote(path.source)} cannot be evaluated: ${why}`,
+    {
+      cause: err,
+    },
+  );
+}
+
+function quote(path: string): string {
+  return JSON.stringify(path.length > 120 ? `${path.slice(0, 120)}…` : path);
+}
+
+function errorText(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}

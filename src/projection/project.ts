@@ -1,0 +1,202 @@
+/**
+ * The projection (SPEC section 3): from a ResourceSync and its source object, the object Sinker
+ * server-side-applies onto the target. Pure: no client, no I/O, and the source is never mutated or aliased (it
+ * comes from a shared informer cache), so the result may be changed freely by the caller.
+ */
+import {
+  GROUP_VERSION,
+  LAST_APPLIED_ANNOTATION,
+  RESOURCE_SYNC_KIND,
+  type ResourceSync,
+} from "../api/types.ts";
+import { SinkerError } from "../errors.ts";
+import { isPlainObject, type KubeObject, type ObjectMeta, type OwnerReference } from "../kube/object.ts";
+import { setFieldPath } from "./fieldpath.ts";
+import { compilePath, selectOne } from "./jsonpath.ts";
+
+export interface ProjectionTarget {
+  /** The resolved namespace of a namespaced target; undefined for a cluster-scoped kind. */
+  namespace: string | undefined;
+  /** True only for a target in the local cluster of a namespaced kind. Needs resourceSync.metadata.uid. */
+  ownerReference: boolean;
+}
+
+export interface ProjectionInput {
+  resourceSync: ResourceSync;
+  source: KubeObject;
+  target: ProjectionTarget;
+}
+
+/**
+ * Metadata fields the API server owns or that only make sense on the object they were read from; never applied
+ * (an applied uid or resourceVersion would even turn into a precondition on the target).
+ */
+const SERVER_METADATA = [
+  "uid",
+  "resourceVersion",
+  "generation",
+  "creationTimestamp",
+  "deletionTimestamp",
+  "deletionGracePeriodSeconds",
+  "managedFields",
+  "selfLink",
+  "generateName",
+  "ownerReferences",
+] as const;
+
+/**
+ * The object to apply onto the target. Throws SinkerError: InvalidMapping, InvalidJSONPath, AmbiguousJSONPath,
+ * JSONPathLimitExceeded, NotAKubernetesObject, KindMismatch, InvalidFieldPath, InvalidSpec (owner reference
+ * asked for a ResourceSync without uid).
+ */
+export function project(input: ProjectionInput): KubeObject {
+  const { resourceSync, source, target } = input;
+  const ref = resourceSync.spec.target.resourceRef;
+  const mappings = resourceSync.spec.mappings ?? [];
+
+  let out: Record<string, unknown> = mappings.length === 0 ? cloneKubeObject(source) : {};
+  mappings.forEach((mapping, index) => {
+    const where = `spec.mappings[${index}]`;
+    const from = mapping.fromFieldPath ?? undefined;
+    const to = mapping.toFieldPath ?? undefined;
+    if (from === undefined && to === undefined) {
+      throw new SinkerError(
+        "InvalidMapping",
+        `${where}: a mapping must set fromFieldPath, toFieldPath or both`,
+      );
+    }
+    const selected = selectOne(compilePath(from), source);
+    if (!selected.found) return; // Selecting nothing leaves that toFieldPath out of the applied object.
+    if (to !== undefined) {
+      setFieldPath(out, to, deepCopy(selected.value));
+      return;
+    }
+    const path = from === undefined || from === "" ? "$" : from;
+    const inner = selected.value;
+    if (
+      !isPlainObject(inner) ||
+      typeof inner.apiVersion !== "string" ||
+      inner.apiVersion === "" ||
+      typeof inner.kind !== "string" ||
+      inner.kind === ""
+    ) {
+      throw new SinkerError(
+        "NotAKubernetesObject",
+        `expected a Kubernetes object at ${path} (a value with apiVersion and kind), found ${describe(inner)}`,
+      );
+    }
+    if (inner.apiVersion !== ref.apiVersion || inner.kind !== ref.kind) {
+      throw new SinkerError(
+        "KindMismatch",
+        `the object at ${path} is a ${inner.apiVersion} ${inner.kind}, but the target is a ${ref.apiVersion} ` +
+          `${ref.kind}`,
+      );
+    }
+    out = cloneKubeObject(inner as KubeObject);
+  });
+
+  return finish(out, resourceSync, target);
+}
+
+/** Top-level fields except apiVersion/kind/metadata, plus labels and annotations; all deep copies. */
+function cloneKubeObject(obj: KubeObject): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  const meta: Record<string, unknown> = {};
+  const m = obj.metadata;
+  if (isPlainObject(m)) {
+    if (m.labels != null) meta.labels = deepCopy(m.labels);
+    if (m.annotations != null) meta.annotations = deepCopy(m.annotations);
+  }
+  define(out, "metadata", meta);
+  for (const key of Object.keys(obj)) {
+    if (key === "apiVersion" || key === "kind" || key === "metadata") continue;
+    define(out, key, deepCopy(obj[key]));
+  }
+  return out;
+}
+
+/** Forces the target's identity, cleans metadata and adds the owner reference. */
+function finish(
+  out: Record<string, unknown>,
+  resourceSync: ResourceSync,
+  target: ProjectionTarget,
+): KubeObject {
+  const ref = resourceSync.spec.target.resourceRef;
+  const mapped = out.metadata ?? {};
+  if (!isPlainObject(mapped)) {
+    throw new SinkerError(
+      "InvalidFieldPath",
+      `metadata of the target must be an object, found ${describe(mapped)}`,
+    );
+  }
+  const meta: ObjectMeta = { name: ref.name };
+  if (target.namespace !== undefined) meta.namespace = target.namespace;
+  for (const key of Object.keys(mapped)) {
+    if (key === "name" || key === "namespace" || (SERVER_METADATA as readonly string[]).includes(key))
+      continue;
+    define(meta, key, mapped[key]);
+  }
+  if (isPlainObject(meta.annotations) && Object.hasOwn(meta.annotations, LAST_APPLIED_ANNOTATION)) {
+    const { [LAST_APPLIED_ANNOTATION]: _dropped, ...rest } = meta.annotations;
+    meta.annotations = rest;
+  }
+  if (isPlainObject(meta.labels) && Object.keys(meta.labels).length === 0) delete meta.labels;
+  if (isPlainObject(meta.annotations) && Object.keys(meta.annotations).length === 0) delete meta.annotations;
+  if (target.ownerReference && target.namespace !== undefined) {
+    meta.ownerReferences = [ownerReference(resourceSync)];
+  }
+
+  const result: KubeObject = { apiVersion: ref.apiVersion, kind: ref.kind, metadata: meta };
+  for (const key of Object.keys(out)) {
+    if (key === "apiVersion" || key === "kind" || key === "metadata") continue;
+    define(result, key, out[key]);
+  }
+  return result;
+}
+
+/** The owner reference of a local namespaced target to its ResourceSync. */
+export function ownerReference(resourceSync: ResourceSync): OwnerReference {
+  const uid = resourceSync.metadata.uid;
+  if (typeof uid !== "string" || uid === "") {
+    throw new SinkerError(
+      "InvalidSpec",
+      `ResourceSync ${resourceSync.metadata.name} has no metadata.uid, so the target cannot get an owner reference`,
+    );
+  }
+  return {
+    apiVersion: GROUP_VERSION,
+    kind: RESOURCE_SYNC_KIND,
+    name: resourceSync.metadata.name,
+    uid,
+    controller: false,
+    blockOwnerDeletion: true,
+  };
+}
+
+/** A deep copy of JSON data. */
+export function deepCopy<T>(value: T): T {
+  if (value === null || typeof value !== "object") return value;
+  try {
+    return structuredClone(value);
+  } catch (err) {
+    throw new SinkerError(
+      "Internal",
+      `cannot copy the value: ${err instanceof Error ? err.message : String(err)}`,
+      {
+        cause: err,
+      },
+    );
+  }
+}
+
+function define(obj: object, name: string, value: unknown): void {
+  Object.defineProperty(obj, name, { value, writable: true, enumerable: true, configurable: true });
+}
+
+function describe(value: unknown): string {
+  if (value === null) return "null";
+  if (Array.isArray(value)) return "an array";
+  if (isPlainObject(value)) return "an object without apiVersion and kind";
+  if (typeof value === "string") return "a string";
+  return `a ${typeof value}`;
+}
