@@ -9,14 +9,7 @@ import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import parsePrometheusTextFormat, { type PrometheusFamily } from "parse-prometheus-text-format";
 import { load, repoRoot, type TestEnv, waitFor } from "../controlplane/testenv.ts";
-import {
-  Cluster,
-  configMap,
-  deleteResourceSyncs,
-  installCrds,
-  RS_API,
-  resourceSync,
-} from "./support/cluster.ts";
+import { Cluster, configMap, deleteResourceSyncs, installCrds, resourceSync } from "./support/cluster.ts";
 
 const BIN = join(repoRoot, "bin", "sinker.js");
 
