@@ -64,10 +64,7 @@ describe("Informer and Watches against kube-apiserver", { timeout: 180_000 }, ()
     inf.start();
     try {
       await inf.synced;
-      assert.equal(
-        inf.get(ns, "before")?.data && (inf.get(ns, "before")?.data as Record<string, string>).v,
-        "0",
-      );
+      assert.deepEqual(inf.get(ns, "before")?.data, { v: "0" });
       await until("the watch", () => inf.health().watching);
       await putConfigMap("a", ns, "w", { v: "1" });
       await putConfigMap("a", ns, "w", { v: "2" });
