@@ -1,0 +1,107 @@
+import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import { test } from "node:test";
+import { parseAllDocuments } from "yaml";
+import { crdObjects, crdYaml } from "../../src/api/crds.ts";
+import { mappingSchema, resourceSyncSpecSchema, type Schema } from "../../src/api/schema.ts";
+import { validateValue } from "../../src/api/validate.ts";
+
+// biome-ignore lint/suspicious/noExplicitAny: the tests walk untyped CRD JSON
+type J = any;
+
+test("manifests/crds.yaml is the output of sinker manifests (run npm run manifests to refresh it)", () => {
+  const file = readFileSync(new URL("../../manifests/crds.yaml", import.meta.url), "utf8");
+  assert.equal(file, crdYaml(), "manifests/crds.yaml is stale: run `npm run manifests`");
+});
+
+test("crdYaml is two documents: ResourceSync then SinkerContainer, both namespaced v1alpha1 served+storage", () => {
+  const docs = parseAllDocuments(crdYaml()).map((d) => d.toJS() as J);
+  assert.deepEqual(docs, crdObjects() as J[]);
+  assert.deepEqual(
+    docs.map((d) => d.metadata.name),
+    ["resourcesyncs.sinker.influxdata.io", "sinkercontainers.sinker.influxdata.io"],
+  );
+  for (const d of docs) {
+    assert.equal(d.apiVersion, "apiextensions.k8s.io/v1");
+    assert.equal(d.spec.group, "sinker.influxdata.io");
+    assert.equal(d.spec.scope, "Namespaced");
+    assert.equal(d.spec.versions.length, 1);
+    const [v] = d.spec.versions;
+    assert.deepEqual([v.name, v.served, v.storage], ["v1alpha1", true, true]);
+    assert.deepEqual(v.schema.openAPIV3Schema.required, ["spec"]);
+  }
+});
+
+test("ResourceSync CRD: short name, status subresource, printer columns, CEL rule", () => {
+  const [rs] = crdObjects() as J[];
+  assert.deepEqual(rs.spec.names.shortNames, ["rsync"]);
+  const [v] = rs.spec.versions;
+  assert.deepEqual(v.subresources, { status: {} });
+  assert.deepEqual(
+    v.additionalPrinterColumns.map((c: { name: string }) => c.name),
+    ["Source Kind", "Source Name", "Target Kind", "Target Name", "Ready", "Age"],
+  );
+  const spec = v.schema.openAPIV3Schema.properties.spec;
+  assert.deepEqual(spec.properties.mappings.items["x-kubernetes-validations"], [
+    {
+      rule: "has(self.fromFieldPath) || has(self.toFieldPath)",
+      message: "a mapping must set fromFieldPath, toFieldPath or both",
+    },
+  ]);
+  assert.equal(spec.properties.source.properties.resourceRef.properties.name.minLength, 1);
+});
+
+test("SinkerContainer CRD: spec required, preserving unknown fields", () => {
+  const [, sc] = crdObjects() as J[];
+  const schema = sc.spec.versions[0].schema.openAPIV3Schema;
+  assert.deepEqual(schema.required, ["spec"]);
+  assert.equal(schema.properties.spec.type, "object");
+  assert.equal(schema.properties.spec["x-kubernetes-preserve-unknown-fields"], true);
+});
+
+test("every schema node has a description (kubectl explain)", () => {
+  const missing: string[] = [];
+  const walk = (node: J, path: string): void => {
+    if (typeof node.description !== "string" || node.description.length < 10) missing.push(path);
+    for (const [name, child] of Object.entries(node.properties ?? {})) walk(child, `${path}.${name}`);
+    if (node.items) walk(node.items, `${path}[]`);
+  };
+  for (const crd of crdObjects() as J[]) {
+    const root = crd.spec.versions[0].schema.openAPIV3Schema;
+    for (const name of ["spec", "status"])
+      if (root.properties[name]) walk(root.properties[name], `${crd.spec.names.kind}.${name}`);
+  }
+  assert.deepEqual(missing, []);
+});
+
+test("each CEL rule's TypeScript twin agrees with the rule on representative values", () => {
+  // The CEL rule is `has(self.fromFieldPath) || has(self.toFieldPath)`: presence, whatever the value.
+  const [rule] = mappingSchema.validations ?? [];
+  assert.ok(rule);
+  const table: [Record<string, unknown>, boolean][] = [
+    [{}, false],
+    [{ fromFieldPath: "" }, true],
+    [{ toFieldPath: "a" }, true],
+    [{ fromFieldPath: "a", toFieldPath: "b" }, true],
+  ];
+  for (const [value, want] of table) assert.equal(rule.holds(value), want, JSON.stringify(value));
+});
+
+test("the validator interprets the same schema the CRD is generated from", () => {
+  const errors: { path: string; message: string }[] = [];
+  validateValue(
+    { source: {}, target: { resourceRef: { apiVersion: "", kind: "K", name: "n" } } },
+    resourceSyncSpecSchema,
+    "spec",
+    errors,
+  );
+  assert.deepEqual(errors, [
+    { path: "spec.source.resourceRef", message: "required" },
+    { path: "spec.target.resourceRef.apiVersion", message: "must not be empty" },
+  ]);
+  const toFieldPath = mappingSchema.properties?.toFieldPath as Schema;
+  assert.ok(toFieldPath.pattern);
+  const pattern = new RegExp(toFieldPath.pattern, "u");
+  for (const ok of ["data", "data.foo", "metadata.annotations.team"]) assert.ok(pattern.test(ok), ok);
+  for (const bad of ["", ".a", "a.", "a..b"]) assert.ok(!pattern.test(bad), bad);
+});
