@@ -3,14 +3,13 @@
  * and an in-process controller. Fixture writes go through the test control plane's own request helper, not
  * through Sinker's client, so a bug in the client cannot hide itself.
  */
-import { readFileSync } from "node:fs";
-import { join } from "node:path";
 import { Metrics } from "../../../src/admin/metrics.ts";
+import { crdYaml } from "../../../src/api/crds.ts";
 import { type RunningController, startController } from "../../../src/controller/manager.ts";
 import { ClusterClient } from "../../../src/kube/client.ts";
 import type { KubeObject } from "../../../src/kube/object.ts";
 import { createLogger } from "../../../src/log.ts";
-import { type KubeconfigName, repoRoot, type TestEnv, waitFor } from "../../controlplane/testenv.ts";
+import { type KubeconfigName, type TestEnv, waitFor } from "../../controlplane/testenv.ts";
 
 /** A Kubernetes object as the tests read it: ConfigMap/Secret `data` typed for convenience. */
 export type Obj = KubeObject & { data?: Record<string, string> };
@@ -174,11 +173,11 @@ export function waitReady(
     });
 }
 
-/** Installs the project's CRDs into a cluster (server-side apply) and waits until they are served. */
+/** Installs the project's CRDs (as `sinker manifests` prints them) into a cluster and waits until they are served. */
 export async function installCrds(env: TestEnv, cluster: "a" | "b"): Promise<void> {
-  const file = process.env.SINKER_TEST_CRDS ?? join(repoRoot, "manifests", "crds.yaml");
-  readFileSync(file);
-  const r = await env.kubectl(cluster, ["apply", "--server-side", "--force-conflicts", "-f", file]);
+  const r = await env.kubectl(cluster, ["apply", "--server-side", "--force-conflicts", "-f", "-"], {
+    input: crdYaml(),
+  });
   if (r.code !== 0) throw new Error(`installing CRDs in ${cluster}: ${r.stderr}`);
   const w = await env.kubectl(cluster, [
     "wait",
