@@ -314,4 +314,41 @@ describe("sinker process: leader election", () => {
     const stopThree = await three.terminate("SIGTERM");
     assert.equal(stopThree.code, 0, three.stderr);
   });
+
+  it("a leader whose Lease is taken stops reconciling and exits 1 within the renew deadline", async () => {
+    const namespace = await ns("lost-lease");
+    const s = new Sinker([
+      ...baseArgs(),
+      "--leader-elect",
+      "--leader-election-namespace",
+      namespace,
+      "--leader-election-lease-duration",
+      "4s",
+      "--leader-election-renew-deadline",
+      "3s",
+      "--leader-election-retry-period",
+      "500ms",
+    ]);
+    await waitFor("the process to lead", async () => (await s.metric("sinker_leader")) === 1, {
+      timeoutMs: 20_000,
+    });
+    const path = `/apis/coordination.k8s.io/v1/namespaces/${namespace}/leases/sinker`;
+    const lease = (await env.request("a", "GET", path)).body as { spec: Record<string, unknown> };
+    const t0 = Date.now();
+    const r = await env.request("a", "PUT", path, {
+      ...lease,
+      spec: { ...lease.spec, holderIdentity: "intruder", leaseDurationSeconds: 3600 },
+    });
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+    const timer = setTimeout(() => s.proc.kill("SIGKILL"), 15_000);
+    const exit = await s.exited;
+    clearTimeout(timer);
+    assert.equal(exit.code, 1, s.stderr);
+    assert.ok(exit.at - t0 < 3_000 + 2_000 + 2_500, `exited ${exit.at - t0} ms after the Lease was taken`);
+    assert.ok(s.hasLog((rec) => /leadership lost/.test(String(rec.msg))));
+    assert.ok(
+      s.hasLog((rec) => rec.msg === "controller stopped"),
+      "reconciling stopped before the exit",
+    );
+  });
 });
