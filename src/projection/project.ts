@@ -173,20 +173,54 @@ export function ownerReference(resourceSync: ResourceSync): OwnerReference {
   };
 }
 
-/** A deep copy of JSON data. */
+/**
+ * A deep copy of JSON data (objects, arrays, strings, numbers, booleans, null). Recursive (fast) for the first
+ * levels, iterative below, so no document is too deep for it. A `__proto__` key stays an own field.
+ */
 export function deepCopy<T>(value: T): T {
+  return copyRecursive(value, 0) as T;
+}
+
+const RECURSIVE_DEPTH = 200;
+
+function copyRecursive(value: unknown, depth: number): unknown {
   if (value === null || typeof value !== "object") return value;
-  try {
-    return structuredClone(value);
-  } catch (err) {
-    throw new SinkerError(
-      "Internal",
-      `cannot copy the value: ${err instanceof Error ? err.message : String(err)}`,
-      {
-        cause: err,
-      },
-    );
+  if (depth > RECURSIVE_DEPTH) return copyIterative(value);
+  if (Array.isArray(value)) {
+    const out: unknown[] = new Array(value.length);
+    for (let i = 0; i < value.length; i++) out[i] = copyRecursive(value[i], depth + 1);
+    return out;
   }
+  const out: Record<string, unknown> = {};
+  for (const key of Object.keys(value)) {
+    const copied = copyRecursive((value as Record<string, unknown>)[key], depth + 1);
+    if (key === "__proto__") define(out, key, copied);
+    else out[key] = copied;
+  }
+  return out;
+}
+
+function copyIterative(root: object): unknown {
+  const emptyLike = (v: object): Record<string, unknown> | unknown[] =>
+    Array.isArray(v) ? new Array(v.length) : {};
+  const result = emptyLike(root);
+  const stack: [Record<string, unknown>, Record<string, unknown>][] = [
+    [root as Record<string, unknown>, result as Record<string, unknown>],
+  ];
+  for (let top = stack.pop(); top !== undefined; top = stack.pop()) {
+    const [from, to] = top;
+    for (const key of Object.keys(from)) {
+      const v = from[key];
+      let copied: unknown = v;
+      if (v !== null && typeof v === "object") {
+        copied = emptyLike(v);
+        stack.push([v as Record<string, unknown>, copied as Record<string, unknown>]);
+      }
+      if (key === "__proto__") define(to, key, copied);
+      else to[key] = copied;
+    }
+  }
+  return result;
 }
 
 function define(obj: object, name: string, value: unknown): void {

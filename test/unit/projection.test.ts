@@ -3,7 +3,7 @@ import { test } from "node:test";
 import type { Mapping, ResourceSync } from "../../src/api/types.ts";
 import { type ErrorReason, SinkerError } from "../../src/errors.ts";
 import type { KubeObject } from "../../src/kube/object.ts";
-import { type ProjectionTarget, project } from "../../src/projection/index.ts";
+import { deepCopy, type ProjectionTarget, project } from "../../src/projection/index.ts";
 
 const UID = "11111111-2222-4333-8444-555555555555";
 const OWNER = {
@@ -506,4 +506,26 @@ test("SinkerContainer round trip: a ConfigMap carried in spec and unpacked into 
     data: { "app.properties": "x=1\ny=2\n", mode: "prod" },
     immutable: false,
   });
+});
+
+test("deepCopy: equal, unshared, any depth", () => {
+  const values: unknown[] = [null, 1, "s", true, [], {}, { a: [1, { b: [null, "x"] }], c: { d: {} } }];
+  let deep: Record<string, unknown> = { leaf: [1, 2] };
+  for (let i = 0; i < 100_000; i++) deep = { a: deep, n: i };
+  for (const v of values) {
+    const copy = deepCopy(v);
+    assert.deepEqual(copy, v);
+    if (v !== null && typeof v === "object") assert.notEqual(copy, v);
+  }
+  let a = deepCopy(deep);
+  let b = deep;
+  for (let i = 0; i < 100_000; i++) {
+    assert.notEqual(a, b);
+    assert.equal(a.n, b.n);
+    assert.deepEqual(Object.keys(a), ["a", "n"]);
+    a = a.a as Record<string, unknown>;
+    b = b.a as Record<string, unknown>;
+  }
+  assert.notEqual(a.leaf, b.leaf);
+  assert.deepEqual(a.leaf, [1, 2]);
 });
