@@ -73,6 +73,8 @@ export class LeaderElector {
   #observed: { key: string; at: number } | undefined;
   #lastLeader = "";
   #run: Promise<void> | undefined;
+  /** Consecutive failed attempts, to keep a long outage from logging a warning every retry period. */
+  #failures = 0;
 
   constructor(opts: LeaderElectorOptions) {
     if (opts.leaseDurationMs <= opts.renewDeadlineMs) {
@@ -206,6 +208,7 @@ export class LeaderElector {
           } satisfies LeaseSpec,
         });
         this.#seen(created);
+        this.#failures = 0;
         return true;
       }
       const spec = (current.spec ?? {}) as LeaseSpec;
@@ -228,14 +231,18 @@ export class LeaderElector {
       };
       current = await client.replace(res, { ...current, spec: next });
       this.#seen(current);
+      this.#failures = 0;
       return true;
     } catch (err) {
       const error = asSinkerError(err);
       // A conflict means someone else wrote first: re-read next time.
       this.#lease = undefined;
-      const level = error.reason === "Conflict" ? "debug" : "warn";
+      // A leader's failure always matters; a candidate's repeats every retry period: warn once in a while.
+      this.#failures++;
+      const loud = this.#state === "leading" || this.#failures % 30 === 1;
+      const level = error.reason === "Conflict" || !loud ? "debug" : "warn";
       this.#log[level](
-        { lease: `${namespace}/${name}`, reason: error.reason, err: error.message },
+        { lease: `${namespace}/${name}`, reason: error.reason, err: error.message, failures: this.#failures },
         this.#state === "leading" ? "failed to renew the Lease" : "failed to acquire the Lease",
       );
       return false;
