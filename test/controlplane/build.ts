@@ -120,7 +120,9 @@ export async function ensureBinaries(opts: { quiet?: boolean } = {}): Promise<En
   const tmp = join(root, `.tmp-${cacheKey()}-${process.pid}-${Date.now()}`);
   mkdirSync(tmp, { recursive: true });
   log(`building etcd, kube-apiserver, kube-controller-manager, kubectl (Kubernetes ${kver}) with ${gover}`);
-  log(`into ${dir} (a cold build takes 10-20 minutes on 2 cores; later runs reuse it)`);
+  log(
+    `into ${dir} (on 2 cores: about 12 minutes from nothing, 6 with the Go modules already downloaded; later runs reuse it)`,
+  );
   const ldflags = [
     "-s",
     "-w",
