@@ -79,6 +79,8 @@ export interface WatchOptions {
    * ClusterUnreachable. Default: timeoutSeconds + 60, or 300 without timeoutSeconds.
    */
   idleTimeoutSeconds?: number;
+  /** Called once the server accepted the watch (2xx response headers). */
+  onOpen?: () => void;
 }
 
 export interface DeleteOptions {
@@ -166,6 +168,12 @@ export function transportError(cluster: string, err: unknown, what: string): Sin
   return new SinkerError("ClusterUnreachable", `cluster "${cluster}" unreachable (${what}): ${detail}`, {
     cause: err,
   });
+}
+
+function isConnectionReset(err: unknown): boolean {
+  const e = err as { code?: unknown; cause?: { code?: unknown } };
+  const code = e?.code ?? e?.cause?.code;
+  return code === "ECONNRESET" || code === "UND_ERR_SOCKET" || code === "EPIPE";
 }
 
 /**
@@ -493,6 +501,7 @@ export class ClusterClient {
         throw apiError(this.name, response.statusCode, text, what);
       }
       arm();
+      opts.onOpen?.();
       let handlerFailed = false;
       const decoder = new WatchLineDecoder((e) => {
         if (e.type !== "ERROR" && e.type !== "BOOKMARK") this.#withTypeMeta(res, e.object);
@@ -663,20 +672,28 @@ export class ClusterClient {
   ): Promise<KubeObject | undefined> {
     const dispatcher = await this.#getDispatcher();
     const headers = await this.#headers(contentType);
-    let response: Dispatcher.ResponseData;
-    let text: string;
-    try {
-      response = await request(this.server + path, {
-        method,
-        headers,
-        body,
-        dispatcher,
-        headersTimeout: this.#headersTimeoutMs,
-        bodyTimeout: BODY_TIMEOUT_MS,
-      });
-      text = await response.body.text();
-    } catch (err) {
-      throw transportError(this.name, err, what);
+    let response: Dispatcher.ResponseData | undefined;
+    let text = "";
+    for (let attempt = 1; response === undefined; attempt++) {
+      try {
+        response = await request(this.server + path, {
+          method,
+          headers,
+          body,
+          dispatcher,
+          headersTimeout: this.#headersTimeoutMs,
+          bodyTimeout: BODY_TIMEOUT_MS,
+        });
+        text = await response.body.text();
+      } catch (err) {
+        // a pooled keep-alive connection that the server (or a load balancer) closed meanwhile: a GET is safe
+        // to send once more on a fresh connection
+        if (method === "GET" && attempt === 1 && isConnectionReset(err)) {
+          response = undefined;
+          continue;
+        }
+        throw transportError(this.name, err, what);
+      }
     }
     if (response.statusCode === 404 && notFoundOk) return undefined;
     if (response.statusCode < 200 || response.statusCode >= 300) {

@@ -25,7 +25,7 @@ export interface InformerEvent {
 }
 
 export interface InformerHealth {
-  /** A watch stream is open right now. */
+  /** A watch stream is open right now (the server accepted it and it has not ended). */
   watching: boolean;
   lastError?: string;
   /** The SinkerError reason of lastError (Forbidden, Unauthorized, ClusterUnreachable…). */
@@ -312,7 +312,6 @@ export class Informer {
     let expired = false;
     let failure: SinkerError | undefined;
     this.#health.watches++;
-    this.#health.watching = true;
     try {
       await this.client.watch(
         this.resource,
@@ -322,6 +321,9 @@ export class Informer {
           allowWatchBookmarks: true,
           timeoutSeconds,
           signal,
+          onOpen: () => {
+            this.#health.watching = true;
+          },
           ...(this.fieldSelector ? { fieldSelector: this.fieldSelector } : {}),
           ...(this.#idleTimeoutSeconds !== undefined ? { idleTimeoutSeconds: this.#idleTimeoutSeconds } : {}),
         },

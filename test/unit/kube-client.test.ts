@@ -286,6 +286,26 @@ describe("ClusterClient against a fake API server", () => {
     await c.close();
   });
 
+  it("sends a GET once more when the connection was reset, but never a POST", async () => {
+    const cm = await client.resolve("v1", "ConfigMap");
+    server.put("reset", "r", { k: "v" });
+    server.resetNext = 1;
+    assert.deepEqual((await client.get(cm, "reset", "r"))?.data, { k: "v" });
+    server.resetNext = 2;
+    await assert.rejects(
+      client.get(cm, "reset", "r"),
+      (e: unknown) => e instanceof SinkerError && e.reason === "ClusterUnreachable",
+    );
+    server.resetNext = 1;
+    const before = server.objects.size;
+    await assert.rejects(
+      client.create(cm, "reset", { metadata: { name: "once" } }),
+      (e: unknown) => e instanceof SinkerError && e.reason === "ClusterUnreachable",
+    );
+    assert.equal(server.objects.size, before);
+    assert.equal(server.resetNext, 0);
+  });
+
   it("gives up waiting for response headers after the timeout", async () => {
     const cm = await client.resolve("v1", "ConfigMap");
     server.delayMs = 1500;

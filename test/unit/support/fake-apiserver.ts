@@ -24,6 +24,8 @@ export class FakeApiServer {
   compactedRv = 0;
   /** When set, answers every request with this status and Status message. */
   failWith: { status: number; message: string } | undefined;
+  /** Destroys the connection of the next N requests without answering. */
+  resetNext = 0;
   /** Delay before answering (ms), for timeout tests. */
   delayMs = 0;
   openWatches = 0;
@@ -45,6 +47,11 @@ export class FakeApiServer {
           rawHeaders: req.rawHeaders,
           body,
         });
+        if (this.resetNext > 0) {
+          this.resetNext--;
+          req.socket.destroy();
+          return;
+        }
         setTimeout(() => this.#handle(req, res, body), this.delayMs);
       });
     });
