@@ -6,7 +6,9 @@
 import {
   GROUP_VERSION,
   LAST_APPLIED_ANNOTATION,
+  type Mapping,
   RESOURCE_SYNC_KIND,
+  type ResourceRef,
   type ResourceSync,
 } from "../api/types.ts";
 import { SinkerError } from "../errors.ts";
@@ -45,7 +47,8 @@ const SERVER_METADATA = [
 ] as const;
 
 /**
- * The object to apply onto the target. Throws SinkerError: InvalidMapping, InvalidJSONPath, AmbiguousJSONPath,
+ * The object to apply onto the target. Throws SinkerError (a mapping's error message starts with
+ * `spec.mappings[i]: `): InvalidMapping, InvalidJSONPath, AmbiguousJSONPath,
  * JSONPathLimitExceeded, NotAKubernetesObject, KindMismatch, InvalidFieldPath, InvalidSpec (owner reference
  * asked for a ResourceSync without uid).
  */
@@ -56,46 +59,63 @@ export function project(input: ProjectionInput): KubeObject {
 
   let out: Record<string, unknown> = mappings.length === 0 ? cloneKubeObject(source) : {};
   mappings.forEach((mapping, index) => {
-    const where = `spec.mappings[${index}]`;
-    const from = mapping.fromFieldPath ?? undefined;
-    const to = mapping.toFieldPath ?? undefined;
-    if (from === undefined && to === undefined) {
-      throw new SinkerError(
-        "InvalidMapping",
-        `${where}: a mapping must set fromFieldPath, toFieldPath or both`,
-      );
+    try {
+      const next = applyMapping(out, mapping, source, ref);
+      if (next !== undefined) out = next;
+    } catch (err) {
+      // Name the mapping, so the message is actionable in a condition or on the command line.
+      if (err instanceof SinkerError) {
+        throw new SinkerError(err.reason, `spec.mappings[${index}]: ${err.message}`, { cause: err });
+      }
+      throw err;
     }
-    const selected = selectOne(compilePath(from), source);
-    if (!selected.found) return; // Selecting nothing leaves that toFieldPath out of the applied object.
-    if (to !== undefined) {
-      setFieldPath(out, to, deepCopy(selected.value));
-      return;
-    }
-    const path = from === undefined || from === "" ? "$" : from;
-    const inner = selected.value;
-    if (
-      !isPlainObject(inner) ||
-      typeof inner.apiVersion !== "string" ||
-      inner.apiVersion === "" ||
-      typeof inner.kind !== "string" ||
-      inner.kind === ""
-    ) {
-      throw new SinkerError(
-        "NotAKubernetesObject",
-        `expected a Kubernetes object at ${path} (a value with apiVersion and kind), found ${describe(inner)}`,
-      );
-    }
-    if (inner.apiVersion !== ref.apiVersion || inner.kind !== ref.kind) {
-      throw new SinkerError(
-        "KindMismatch",
-        `the object at ${path} is a ${inner.apiVersion} ${inner.kind}, but the target is a ${ref.apiVersion} ` +
-          `${ref.kind}`,
-      );
-    }
-    out = cloneKubeObject(inner as KubeObject);
   });
 
   return finish(out, resourceSync, target);
+}
+
+/**
+ * Applies one mapping: writes into `out` and returns undefined, or returns the new object when a from-only mapping
+ * replaces the whole target.
+ */
+function applyMapping(
+  out: Record<string, unknown>,
+  mapping: Mapping,
+  source: KubeObject,
+  ref: ResourceRef,
+): Record<string, unknown> | undefined {
+  const from = mapping.fromFieldPath ?? undefined;
+  const to = mapping.toFieldPath ?? undefined;
+  if (from === undefined && to === undefined) {
+    throw new SinkerError("InvalidMapping", "a mapping must set fromFieldPath, toFieldPath or both");
+  }
+  const selected = selectOne(compilePath(from), source);
+  if (!selected.found) return undefined; // Selecting nothing leaves that toFieldPath out of the applied object.
+  if (to !== undefined) {
+    setFieldPath(out, to, deepCopy(selected.value));
+    return undefined;
+  }
+  const path = from === undefined || from === "" ? "$" : from;
+  const inner = selected.value;
+  if (
+    !isPlainObject(inner) ||
+    typeof inner.apiVersion !== "string" ||
+    inner.apiVersion === "" ||
+    typeof inner.kind !== "string" ||
+    inner.kind === ""
+  ) {
+    throw new SinkerError(
+      "NotAKubernetesObject",
+      `expected a Kubernetes object at ${path} (a value with apiVersion and kind), found ${describe(inner)}`,
+    );
+  }
+  if (inner.apiVersion !== ref.apiVersion || inner.kind !== ref.kind) {
+    throw new SinkerError(
+      "KindMismatch",
+      `the object at ${path} is a ${inner.apiVersion} ${inner.kind}, but the target is a ${ref.apiVersion} ${ref.kind}`,
+    );
+  }
+  return cloneKubeObject(inner as KubeObject);
 }
 
 /** Top-level fields except apiVersion/kind/metadata, plus labels and annotations; all deep copies. */

@@ -351,13 +351,13 @@ const errorCases: ErrorCase[] = [
     name: "from-only on a value that is not a Kubernetes object",
     mappings: [{ fromFieldPath: "data" }],
     reason: "NotAKubernetesObject",
-    message: /^expected a Kubernetes object at data\b/,
+    message: /^spec\.mappings\[0\]: expected a Kubernetes object at data\b/,
   },
   {
     name: "from-only on a string",
     mappings: [{ fromFieldPath: "data.foo" }],
     reason: "NotAKubernetesObject",
-    message: /^expected a Kubernetes object at data\.foo \(.*\), found a string$/,
+    message: /^spec\.mappings\[0\]: expected a Kubernetes object at data\.foo \(.*\), found a string$/,
   },
   {
     name: "from-only on an object of another kind",

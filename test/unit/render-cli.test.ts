@@ -1,6 +1,6 @@
 /** Runs `sinker render` as a user would: a separate process, files on disk or standard input. */
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -20,9 +20,28 @@ function file(name: string, text: string): string {
   return path;
 }
 
-function render(args: string[], input?: string): { code: number | null; stdout: string; stderr: string } {
-  const r = spawnSync(node, ["src/cli/main.ts", "render", ...args], { cwd: repo, input, encoding: "utf8" });
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+interface Run {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs `sinker render` with `args`, feeding `input` on standard input. */
+function render(args: string[], input = ""): Promise<Run> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(node, ["src/cli/main.ts", "render", ...args], { cwd: repo });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.setEncoding("utf8").on("data", (d: string) => {
+      stdout += d;
+    });
+    child.stderr.setEncoding("utf8").on("data", (d: string) => {
+      stderr += d;
+    });
+    child.on("error", reject);
+    child.on("close", (code) => resolve({ code, stdout, stderr }));
+    child.stdin.end(input);
+  });
 }
 
 const rsDoc = (mappings: string, extra = ""): string => `apiVersion: sinker.influxdata.io/v1alpha1
@@ -33,8 +52,8 @@ spec:
   target: {resourceRef: {apiVersion: v1, kind: ConfigMap, name: copy}}
 ${mappings}`;
 
-test("render: the README example prints the projected ConfigMap as YAML", () => {
-  const r = render(["--resource-sync", RS, "--source", SOURCE]);
+test("render: the README example prints the projected ConfigMap as YAML", async () => {
+  const r = await render(["--resource-sync", RS, "--source", SOURCE]);
   assert.equal(r.stderr, "");
   assert.equal(r.code, 0);
   assert.deepEqual(parse(r.stdout), {
@@ -59,8 +78,8 @@ test("render: the README example prints the projected ConfigMap as YAML", () => 
   });
 });
 
-test("render: -o json, --target-namespace, source from stdin", () => {
-  const r = render(
+test("render: -o json, --target-namespace, source from stdin", async () => {
+  const r = await render(
     ["--resource-sync", RS, "--source", "-", "-o", "json", "--target-namespace", "other"],
     `
 apiVersion: v1
@@ -75,7 +94,7 @@ data: {endpoint: e}
   assert.deepEqual(out.data, { endpoint: "e" });
 });
 
-test("render: namespace defaults and owner reference rules", () => {
+test("render: namespace defaults and owner reference rules", async () => {
   const source = file(
     "cm.yaml",
     "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: app-config}\ndata: {a: b}\n",
@@ -118,19 +137,24 @@ test("render: namespace defaults and owner reference rules", () => {
       owner: true,
     },
   ];
-  for (const c of cases) {
-    const src = c.name.startsWith("well-known")
-      ? file("ns.yaml", "apiVersion: v1\nkind: Namespace\nmetadata: {name: x}\n")
-      : source;
-    const r = render([
-      "--resource-sync",
-      file("rs.yaml", c.rs),
-      "--source",
-      src,
-      "-o",
-      "json",
-      ...(c.args ?? []),
-    ]);
+  const runs = await Promise.all(
+    cases.map((c, i) => {
+      const src = c.name.startsWith("well-known")
+        ? file("ns.yaml", "apiVersion: v1\nkind: Namespace\nmetadata: {name: x}\n")
+        : source;
+      return render([
+        "--resource-sync",
+        file(`rs-${i}.yaml`, c.rs),
+        "--source",
+        src,
+        "-o",
+        "json",
+        ...(c.args ?? []),
+      ]);
+    }),
+  );
+  for (const [i, c] of cases.entries()) {
+    const r = runs[i] as Run;
     assert.equal(r.code, 0, `${c.name}: ${r.stderr}`);
     const out = JSON.parse(r.stdout);
     assert.equal(out.metadata.namespace, c.namespace, c.name);
@@ -138,14 +162,14 @@ test("render: namespace defaults and owner reference rules", () => {
   }
 });
 
-test("render --help", () => {
-  const r = render(["--help"]);
+test("render --help", async () => {
+  const r = await render(["--help"]);
   assert.equal(r.code, 0);
   assert.match(r.stdout, /Usage: sinker render --resource-sync RS\.yaml --source SOURCE\.yaml/);
   assert.match(r.stdout, /owner reference is left out/);
 });
 
-test("render: bad input → one line on stderr, exit code 1, no stack trace", () => {
+test("render: bad input → one line on stderr, exit code 1, no stack trace", async () => {
   const cases: { name: string; args: string[]; input?: string; message: RegExp }[] = [
     {
       name: "missing flags",
@@ -190,7 +214,7 @@ test("render: bad input → one line on stderr, exit code 1, no stack trace", ()
         "--source",
         SOURCE,
       ],
-      message: /^sinker render: invalid JSONPath "data\[": /,
+      message: /^sinker render: spec\.mappings\[0\]: invalid JSONPath "data\[": /,
     },
     {
       name: "several nodes selected",
@@ -224,8 +248,9 @@ test("render: bad input → one line on stderr, exit code 1, no stack trace", ()
       message: /only one of --resource-sync and --source/,
     },
   ];
-  for (const c of cases) {
-    const r = render(c.args, c.input ?? "");
+  const runs = await Promise.all(cases.map((c) => render(c.args, c.input)));
+  for (const [i, c] of cases.entries()) {
+    const r = runs[i] as Run;
     assert.equal(r.code, 1, `${c.name}: exit code`);
     assert.equal(r.stdout, "", c.name);
     assert.match(r.stderr, /^sinker render: [^\n]+\n$/, `${c.name}: one line: ${r.stderr}`);
