@@ -79,6 +79,8 @@ export class Metrics {
   readonly reconcileErrorsByReason: Counter<"reason">;
   /** sinker_leader{identity?}: 1 while this process holds the leader-election Lease (or runs without election). */
   readonly leader: Gauge;
+  /** leader_election_master_status{name}: client-go's leader gauge (name = the Lease), only with --leader-elect. */
+  readonly leaderElectionMasterStatus: Gauge<"name">;
 
   readonly #inFlight = new Map<string, InFlightProvider>();
 
@@ -226,6 +228,12 @@ export class Metrics {
       registers,
     });
     this.leader.set(0);
+    this.leaderElectionMasterStatus = new Gauge({
+      name: "leader_election_master_status",
+      help: "Gauge of if the reporting system is master of the relevant lease, 0 indicates backup, 1 indicates master. 'name' is the string used to identify the lease",
+      labelNames: ["name"],
+      registers,
+    });
 
     const controller = options.controller ?? "resourcesync";
     for (const result of ["success", "error", "requeue", "requeue_after"] satisfies ReconcileResult[]) {

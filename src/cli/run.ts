@@ -162,15 +162,18 @@ class Controller {
         logger: moduleLogger(this.#root, "sinker::leader"),
         onStartedLeading: () => {
           this.#metrics.leader.set(1);
+          this.#metrics.leaderElectionMasterStatus.set({ name: le.id }, 1);
           this.#starting = this.#startController();
         },
         onStoppedLeading: () => {
           this.#metrics.leader.set(0);
+          this.#metrics.leaderElectionMasterStatus.set({ name: le.id }, 0);
           if (this.#shuttingDown) return;
           this.#log.error("leadership lost: stopping reconciles and exiting so the pod restarts clean");
           void this.#shutdown(1, LOST_LEADERSHIP_STOP_MS);
         },
       });
+      this.#metrics.leaderElectionMasterStatus.set({ name: le.id }, 0);
       this.#elector.start();
     } else {
       this.#metrics.leader.set(1);

@@ -280,6 +280,8 @@ describe("sinker process: leader election", () => {
     });
     await new Promise((r) => setTimeout(r, 1500));
     assert.equal(await leads(two), false, "the standby does not lead");
+    assert.equal(await one.metric("leader_election_master_status", { name: "sinker-e2e" }), 1);
+    assert.equal(await two.metric("leader_election_master_status", { name: "sinker-e2e" }), 0);
     assert.ok(
       !two.hasLog((r) => r.msg === "initial ResourceSync list received"),
       "the standby runs no controller",
