@@ -68,6 +68,8 @@ test("errors name the path", () => {
     ["$[?@.a == ]", "InvalidJSONPath", /invalid JSONPath/],
     ["a".repeat(1025), "InvalidJSONPath", /longer than 1024 characters/],
     ["$..a..b..c", "InvalidJSONPath", /3 descendant segments/],
+    ["$[?@..a..b..c]", "InvalidJSONPath", /3 descendant segments/],
+    ["$..a[?count($..b..c) > 0]", "InvalidJSONPath", /3 descendant segments/],
   ];
   for (const [path, reason, message] of cases) assertSinkerError(() => compilePath(path), reason, message);
   assertSinkerError(
@@ -76,6 +78,10 @@ test("errors name the path", () => {
     /^JSONPath "items\[\*\]" selects more than one node/,
   );
   assertSinkerError(() => selectOne(compilePath("$..n"), doc), "AmbiguousJSONPath", /"\$\.\.n"/);
+});
+
+test("'..' inside names and string literals is not a descendant segment", () => {
+  for (const path of ["$['..']..a..b", "$[?@.x == '..a..b']..c..d"]) assert.ok(compilePath(path).query);
 });
 
 test("compiled paths are cached and the cache is bounded", () => {
