@@ -53,7 +53,11 @@ export interface InformerOptions {
   pageSize?: number;
   /** Range of the watch `timeoutSeconds`, chosen at random per watch (default [300, 600]). */
   watchTimeoutSeconds?: [number, number];
-  /** Watch idle timeout (default: the watch's timeoutSeconds + 60). */
+  /**
+   * Watch idle timeout: no byte for this long → the watch is dropped and re-opened from the last resourceVersion.
+   * Default 150 s: kube-apiserver's watch cache sends a bookmark about every 60 s to watches that allow them
+   * (measured against v1.36), so silence that long means a dead connection.
+   */
   idleTimeoutSeconds?: number;
   /** Backoff after a failure: initial and maximum delay (default 500 ms, 30 s); ±50 % jitter. */
   backoff?: { initialMs: number; maxMs: number };
@@ -84,7 +88,7 @@ export class Informer {
   readonly #logger: Logger;
   readonly #pageSize: number;
   readonly #timeoutRange: [number, number];
-  readonly #idleTimeoutSeconds: number | undefined;
+  readonly #idleTimeoutSeconds: number;
   readonly #backoff: { initialMs: number; maxMs: number };
   readonly #freeze: boolean;
   readonly #store = new Map<string, KubeObject>();
@@ -109,7 +113,7 @@ export class Informer {
     });
     this.#pageSize = opts.pageSize ?? 500;
     this.#timeoutRange = opts.watchTimeoutSeconds ?? [300, 600];
-    this.#idleTimeoutSeconds = opts.idleTimeoutSeconds;
+    this.#idleTimeoutSeconds = opts.idleTimeoutSeconds ?? 150;
     this.#backoff = opts.backoff ?? { initialMs: 500, maxMs: 30_000 };
     this.#freeze = opts.freeze ?? (process.env.NODE_ENV === "development" || process.env.NODE_ENV === "test");
     this.synced = new Promise<void>((resolve) => {
@@ -325,7 +329,7 @@ export class Informer {
             this.#health.watching = true;
           },
           ...(this.fieldSelector ? { fieldSelector: this.fieldSelector } : {}),
-          ...(this.#idleTimeoutSeconds !== undefined ? { idleTimeoutSeconds: this.#idleTimeoutSeconds } : {}),
+          idleTimeoutSeconds: this.#idleTimeoutSeconds,
         },
         (e) => {
           const r = this.#onWatchEvent(e);

@@ -110,6 +110,28 @@ describe("Informer against a fake API server", () => {
     await inf.stop();
   });
 
+  it("drops a silent watch after the idle timeout and watches again without losing events", async () => {
+    const inf = new Informer({
+      client,
+      resource: cm,
+      namespace: "idle",
+      logger,
+      watchTimeoutSeconds: [60, 60],
+      idleTimeoutSeconds: 1,
+      backoff: { initialMs: 20, maxMs: 100 },
+    });
+    inf.start();
+    try {
+      await inf.synced;
+      await until("a second watch", () => inf.health().watches >= 2, 5000);
+      assert.match(inf.health().lastError ?? "", /received nothing for 1 s/);
+      server.put("idle", "seen", { v: "1" });
+      await until("the object", () => inf.get("idle", "seen") !== undefined);
+    } finally {
+      await inf.stop();
+    }
+  });
+
   it("keeps retrying with backoff while the server fails, and recovers", async () => {
     server.failWith = { status: 503, message: "unavailable" };
     const inf = new Informer({ client, resource: cm, namespace: "retry", logger, ...fast });
