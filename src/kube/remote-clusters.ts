@@ -13,6 +13,7 @@
  *
  * Nothing from the Secret's data is ever put in a message or a log line: only Secret, user and cluster names.
  */
+import { createContext, Script } from "node:vm";
 import { KubeConfig } from "@kubernetes/client-node";
 import type { Logger } from "pino";
 import { parse as parseYaml } from "yaml";
@@ -54,7 +55,27 @@ export function checkSecretAccess(
   } catch {
     throw denied();
   }
-  if (!re.test(rsNamespace)) throw denied();
+  if (!boundedTest(re, rsNamespace)) throw denied();
+}
+
+// JavaScript regular expressions backtrack (the Rust original's are linear-time): an expression like `(a+)+`
+// against a 63-character namespace would hang the controller. The match runs under a time limit instead, and
+// an expression that takes longer counts as not matching.
+const REGEX_TIME_LIMIT_MS = 100;
+const regexScript = new Script("re.test(input)");
+const regexContext = createContext({ re: /$^/, input: "" });
+
+function boundedTest(re: RegExp, input: string): boolean {
+  regexContext.re = re;
+  regexContext.input = input;
+  try {
+    return regexScript.runInContext(regexContext, { timeout: REGEX_TIME_LIMIT_MS }) === true;
+  } catch {
+    return false;
+  } finally {
+    regexContext.re = /$^/;
+    regexContext.input = "";
+  }
 }
 
 export interface RemoteClustersOptions {

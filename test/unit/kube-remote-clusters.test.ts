@@ -76,6 +76,13 @@ describe("checkSecretAccess (SPEC 2 cross-namespace rule)", () => {
     }
   });
 
+  it("refuses, instead of hanging on, a catastrophically backtracking expression", () => {
+    const t0 = Date.now();
+    assert.throws(() => checkSecretAccess(secret("secrets", "(a+)+"), `${"a".repeat(60)}-b`), denied);
+    assert.ok(Date.now() - t0 < 2000, `took ${Date.now() - t0} ms`);
+    checkSecretAccess(secret("secrets", "(a+)+"), "aaaa");
+  });
+
   it("gives the same refusal for a missing Secret in another namespace", () => {
     assert.throws(() => checkSecretAccess(undefined, "team-a", "secrets"), denied);
     assert.throws(() => checkSecretAccess(undefined, "team-a"), denied);
