@@ -15,16 +15,7 @@
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { createHash } from "node:crypto";
-import {
-  closeSync,
-  existsSync,
-  mkdirSync,
-  openSync,
-  readdirSync,
-  readFileSync,
-  rmSync,
-  writeFileSync,
-} from "node:fs";
+import { closeSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import http from "node:http";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
@@ -355,15 +346,24 @@ function isOurController(pid: number): boolean {
   }
 }
 
+let lockHeld = false;
+
 async function takeLock(): Promise<void> {
-  if (existsSync(lockFile)) {
+  for (;;) {
+    try {
+      writeFileSync(lockFile, JSON.stringify({ pid: process.pid } satisfies Lock), { flag: "wx" });
+      lockHeld = true;
+      return;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
+    }
     let old: Lock | undefined;
     try {
       old = JSON.parse(readFileSync(lockFile, "utf8")) as Lock;
     } catch {
-      old = undefined;
+      old = undefined; // being written, or garbage: treated as stale below
     }
-    if (old && old.pid !== process.pid && isAlive(old.pid)) {
+    if (old && isAlive(old.pid)) {
       throw new Failure(`another demo is running (pid ${old.pid}); stop it first (Ctrl-C in its terminal)`);
     }
     if (old?.controllerPid && isAlive(old.controllerPid) && isOurController(old.controllerPid)) {
@@ -372,8 +372,8 @@ async function takeLock(): Promise<void> {
       await sleep(2000);
       if (isAlive(old.controllerPid)) process.kill(old.controllerPid, "SIGKILL");
     }
+    rmSync(lockFile, { force: true });
   }
-  writeLock();
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -431,7 +431,14 @@ function describeRef(ref: Ref | undefined): string {
 }
 
 function table(syncs: Obj[], readyAfter: Map<string, number>): string[] {
-  const head = ["RESOURCESYNC", "SOURCE", "TARGET", "READY", "REASON", "READY AFTER"];
+  const head = [
+    "RESOURCESYNC",
+    "SOURCE",
+    "TARGET",
+    "READY",
+    "REASON",
+    ...(readyAfter.size > 0 ? ["READY AFTER"] : []),
+  ];
   const rows = syncs.map((rs) => {
     const c = ready(rs);
     const name = rs.metadata?.name ?? "";
@@ -442,7 +449,7 @@ function table(syncs: Obj[], readyAfter: Map<string, number>): string[] {
       describeRef(rs.spec?.target),
       rs.metadata?.deletionTimestamp ? "Deleting" : (c?.status ?? "-"),
       c?.reason ?? "",
-      after === undefined ? "" : ms(after),
+      ...(readyAfter.size > 0 ? [after === undefined ? "" : ms(after)] : []),
     ];
   });
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? "").length)));
@@ -1009,7 +1016,7 @@ async function main(argv: string[]): Promise<number> {
     failures.push(`clean-up: ${(err as Error).message}`);
     await stopSinker().catch(() => {});
   } finally {
-    rmSync(lockFile, { force: true });
+    if (lockHeld) rmSync(lockFile, { force: true });
   }
 
   say();
