@@ -86,7 +86,7 @@ function bench(label: string, run: () => unknown, minMs = 2000): void {
 const cm = realisticConfigMap();
 const fiveMappings = resourceSync([
   { fromFieldPath: "data.key-1", toFieldPath: "data.first" },
-  { fromFieldPath: "$.data['app.properties']", toFieldPath: "data.appProperties" },
+  { fromFieldPath: "$.data['app.properties']", toFieldPath: "data.app\\.properties" },
   { fromFieldPath: "metadata.labels", toFieldPath: "metadata.labels" },
   { fromFieldPath: "metadata.labels.team", toFieldPath: "metadata.annotations.team" },
   { fromFieldPath: "data.missing", toFieldPath: "data.optional" },

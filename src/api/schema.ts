@@ -140,11 +140,14 @@ export const mappingSchema: Schema = {
       description:
         'Dotted path into the target ("data.bar", "spec.config.inner", "metadata.labels", ' +
         '"metadata.annotations.team"). Missing objects on the way are created; a non-object on the way is an ' +
-        "error. apiVersion, kind, metadata.name and metadata.namespace always stay the target's.",
+        'error. A dot inside a field name is escaped with a backslash: "data.app\\.properties", ' +
+        '"metadata.annotations.example\\.com/team". apiVersion, kind, metadata.name and metadata.namespace ' +
+        "always stay the target's.",
       minLength: 1,
       maxLength: MAX_FIELD_PATH_LENGTH,
-      pattern: "^[^.]+(\\.[^.]+)*$",
-      patternMessage: 'must be a dotted path of non-empty field names, e.g. "data.foo"',
+      pattern: "^(?:[^.\\\\]|\\\\[.\\\\])+(?:\\.(?:[^.\\\\]|\\\\[.\\\\])+)*$",
+      patternMessage:
+        'must be a dotted path of non-empty field names, e.g. "data.foo" (a dot in a name is written "\\.")',
     },
   },
   validations: [

@@ -1,20 +1,41 @@
 /**
  * The dotted `toFieldPath` writer: `spec.config.inner` names field `inner` of object `config` of object `spec`.
  * Missing objects on the way are created; anything else on the way is an error naming the path.
+ * (improvement) A field name containing a dot is written with the dot escaped: `data.app\.properties`,
+ * `metadata.annotations.example\.com/team`; `\\` is a backslash. Any other backslash is an error.
  */
 import { SinkerError } from "../errors.ts";
 import { isPlainObject } from "../kube/object.ts";
 
-/** Splits a dotted path into field names; an empty path or an empty name is an InvalidFieldPath error. */
+/** Splits a dotted path into field names, unescaping `\.` and `\\`; malformed paths are InvalidFieldPath. */
 export function parseFieldPath(path: string): string[] {
-  const parts = path.split(".");
-  if (parts.some((p) => p === "")) {
-    throw new SinkerError(
-      "InvalidFieldPath",
-      `invalid toFieldPath ${JSON.stringify(path)}: expected dot-separated non-empty field names, e.g. "data.foo"`,
-    );
+  const parts: string[] = [];
+  let current = "";
+  for (let i = 0; i < path.length; i++) {
+    const c = path[i];
+    if (c === "\\") {
+      const next = path[i + 1];
+      if (next !== "." && next !== "\\")
+        throw invalidPath(path, 'a backslash must be followed by "." or "\\"');
+      current += next;
+      i++;
+    } else if (c === ".") {
+      if (current === "")
+        throw invalidPath(path, 'expected dot-separated non-empty field names, e.g. "data.foo"');
+      parts.push(current);
+      current = "";
+    } else {
+      current += c;
+    }
   }
+  if (current === "")
+    throw invalidPath(path, 'expected dot-separated non-empty field names, e.g. "data.foo"');
+  parts.push(current);
   return parts;
+}
+
+function invalidPath(path: string, why: string): SinkerError {
+  return new SinkerError("InvalidFieldPath", `invalid toFieldPath ${JSON.stringify(path)}: ${why}`);
 }
 
 /**
@@ -34,7 +55,10 @@ export function setFieldPath(target: Record<string, unknown>, path: string, valu
     } else if (isPlainObject(next)) {
       current = next;
     } else {
-      const where = parts.slice(0, i + 1).join(".");
+      const where = parts
+        .slice(0, i + 1)
+        .map((p) => p.replaceAll("\\", "\\\\").replaceAll(".", "\\."))
+        .join(".");
       throw new SinkerError(
         "InvalidFieldPath",
         `cannot write toFieldPath ${JSON.stringify(path)}: ${where} is ${kindOf(next)}, not an object`,

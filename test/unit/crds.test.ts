@@ -102,6 +102,7 @@ test("the validator interprets the same schema the CRD is generated from", () =>
   const toFieldPath = mappingSchema.properties?.toFieldPath as Schema;
   assert.ok(toFieldPath.pattern);
   const pattern = new RegExp(toFieldPath.pattern, "u");
-  for (const ok of ["data", "data.foo", "metadata.annotations.team"]) assert.ok(pattern.test(ok), ok);
-  for (const bad of ["", ".a", "a.", "a..b"]) assert.ok(!pattern.test(bad), bad);
+  for (const ok of ["data", "data.foo", "metadata.annotations.team", "data.app\\.properties", "a\\\\.b"])
+    assert.ok(pattern.test(ok), ok);
+  for (const bad of ["", ".a", "a.", "a..b", "a\\b", "a\\"]) assert.ok(!pattern.test(bad), bad);
 });

@@ -46,6 +46,21 @@ const writes: {
     value: "t",
     want: { metadata: { annotations: { "example-com/team": "t" } } },
   },
+  {
+    name: "escaped dots and backslashes",
+    start: {},
+    path: "metadata.annotations.example\\.com/team",
+    value: "t",
+    want: { metadata: { annotations: { "example.com/team": "t" } } },
+  },
+  {
+    name: "escaped dot in a leaf",
+    start: { data: {} },
+    path: "data.app\\.properties",
+    value: "x",
+    want: { data: { "app.properties": "x" } },
+  },
+  { name: "escaped backslash", start: {}, path: "a\\\\.b", value: 1, want: { "a\\": { b: 1 } } },
 ];
 
 for (const c of writes) {
@@ -77,6 +92,19 @@ const failures: { name: string; start: Record<string, unknown>; path: string; me
   },
   { name: "empty segment", start: {}, path: "a..b", message: /invalid toFieldPath "a\.\.b"/ },
   { name: "trailing dot", start: {}, path: "a.", message: /invalid toFieldPath "a\."/ },
+  {
+    name: "lone backslash",
+    start: {},
+    path: "a\\b",
+    message: /invalid toFieldPath "a\\\\b": a backslash must be followed by/,
+  },
+  { name: "trailing backslash", start: {}, path: "a\\", message: /a backslash must be followed/ },
+  {
+    name: "escaped name in the error",
+    start: { data: { "a.b": "x" } },
+    path: "data.a\\.b.c",
+    message: /data\.a\\\.b is a string, not an object/,
+  },
 ];
 
 for (const c of failures) {
@@ -101,6 +129,7 @@ test("setFieldPath: __proto__ is an own field, not the prototype", () => {
 
 test("getFieldPath and parseFieldPath", () => {
   assert.deepEqual(parseFieldPath("a.b.c"), ["a", "b", "c"]);
+  assert.deepEqual(parseFieldPath("a\\.b.c"), ["a.b", "c"]);
   assert.equal(getFieldPath({ a: { b: 1 } }, "a.b"), 1);
   assert.equal(getFieldPath({ a: "x" }, "a.b"), undefined);
   assert.equal(getFieldPath({}, "toString"), undefined);

@@ -110,7 +110,8 @@ const invalid: { name: string; doc: unknown; errors: ValidationError[] }[] = [
       { path: "spec.source.cluster.kubeConfig.secretRef.key", message: "must not be empty" },
       {
         path: "spec.mappings[0].toFieldPath",
-        message: 'must be a dotted path of non-empty field names, e.g. "data.foo"',
+        message:
+          'must be a dotted path of non-empty field names, e.g. "data.foo" (a dot in a name is written "\\.")',
       },
       { path: "spec.mappings[1].fromFieldPth", message: "unknown field" },
       { path: "spec.mappings[3]", message: 'must be an object, got "data.foo"' },
