@@ -32,7 +32,7 @@ export interface InformerHealth {
   lastErrorReason?: ErrorReason;
   /** ms since epoch of the last successful list or of the last watch event (incl. bookmarks). */
   lastSyncAt?: number;
-  /** Failed list/watch attempts since the last success. */
+  /** Failed list/watch attempts since the last success (a list, or a watch the server accepted). */
   consecutiveFailures: number;
   /** Lists done (the first one + relists). */
   lists: number;
@@ -326,7 +326,11 @@ export class Informer {
           timeoutSeconds,
           signal,
           onOpen: () => {
+            // the server accepted the watch: whatever failed before is over
             this.#health.watching = true;
+            this.#health.consecutiveFailures = 0;
+            delete this.#health.lastError;
+            delete this.#health.lastErrorReason;
           },
           ...(this.fieldSelector ? { fieldSelector: this.fieldSelector } : {}),
           idleTimeoutSeconds: this.#idleTimeoutSeconds,
