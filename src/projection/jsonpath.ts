@@ -73,8 +73,9 @@ function guardedRegexFunction(name: string, original: FilterFunction): FilterFun
         if (pattern.length > MAX_REGEX_LENGTH || NESTED_QUANTIFIER.test(pattern)) {
           throw new SinkerError(
             "JSONPathLimitExceeded",
-            `${name}() pattern ${JSON.stringify(pattern.slice(0, 80))} is refused: longer than ` +
-              `${MAX_REGEX_LENGTH} characters or a repeated group containing a repetition or alternation`,
+            // The pattern may come from the document (match(@.a, @.b)), which may be a Secret: not quoted.
+            `a ${name}() pattern is refused: longer than ${MAX_REGEX_LENGTH} characters or a repeated group ` +
+              "containing a repetition or an alternation (exponential matching time)",
           );
         }
         const quantifiers = pattern.replace(/\\./gu, "").match(QUANTIFIER)?.length ?? 0;
@@ -259,7 +260,8 @@ function evaluationError(path: CompiledPath, err: unknown): SinkerError {
       "it needs too much work on this document (it visits too many nodes or runs costly regular expressions)";
   else if (name === "JSONPathRecursionLimitError") why = `descends more than ${MAX_DESCENDANT_DEPTH} levels`;
   else if (err instanceof RangeError) why = "the document is too deeply nested to evaluate it";
-  else why = errorText(err);
+  // Other errors are not quoted: they might carry values of the document, which may be a Secret.
+  else why = name === "" ? "evaluation failed" : `evaluation failed (${name})`;
   return new SinkerError(
     "JSONPathLimitExceeded",
     `JSONPath ${quote(path.source)} cannot be evaluated: ${why}`,

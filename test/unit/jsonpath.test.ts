@@ -107,7 +107,7 @@ test("hostile input ends in an error, quickly, without blowing the stack", () =>
     ["$..*..*", arrays, /too much work/],
     ["$..[?@[?@[?@[?@[?@]]]]]", arrays, /too much work/],
     ['$[?search(@.a, "a*a*a*a*a*b")]', [{ a: `${"a".repeat(30_000)}c` }], /too much work/],
-    ['$[?match(@.a, "(a+)+b")]', [{ a: "aaaa" }], /pattern "\(a\+\)\+b" is refused/],
+    ['$[?match(@.a, "(a+)+b")]', [{ a: "aaaa" }], /a match\(\) pattern is refused/],
     ['$[?search(@.a, "(a|aa)*b")]', [{ a: "aaaa" }], /is refused/],
   ];
   for (const [path, document, message] of cases) {

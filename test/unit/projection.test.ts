@@ -529,3 +529,40 @@ test("deepCopy: equal, unshared, any depth", () => {
   assert.notEqual(a.leaf, b.leaf);
   assert.deepEqual(a.leaf, [1, 2]);
 });
+
+test("error messages never carry values of the source (it may be a Secret)", () => {
+  const secret = "s3cr3t-(value+)+";
+  const source: KubeObject = {
+    apiVersion: "v1",
+    kind: "Secret",
+    metadata: { name: "creds" },
+    data: { password: secret, other: secret, pattern: "(x+)+y" },
+    nested: { apiVersion: "v1", kind: "ConfigMap" }, // kinds are named in KindMismatch: structure, not data
+  };
+  const mappings: Mapping[][] = [
+    [{ fromFieldPath: "data.password" }],
+    [{ fromFieldPath: "data" }],
+    [{ fromFieldPath: "nested" }],
+    [{ fromFieldPath: "data.*", toFieldPath: "data.x" }],
+    [
+      { fromFieldPath: "data.password", toFieldPath: "data.password" },
+      { fromFieldPath: "data.other", toFieldPath: "data.password.x" },
+    ],
+    [{ fromFieldPath: "$[?match(@.password, @.pattern)]", toFieldPath: "data.x" }],
+    [{ fromFieldPath: "$.data[?match(@, $.data.password)]", toFieldPath: "data.x" }],
+    [{ fromFieldPath: "data.password", toFieldPath: "metadata" }],
+  ];
+  for (const m of mappings) {
+    const resourceSync = rs(m, { apiVersion: "v1", kind: "Secret", name: "copy" });
+    assert.throws(
+      () => project({ resourceSync, source, target: LOCAL }),
+      (err: unknown) => {
+        assert.ok(err instanceof SinkerError, String(err));
+        assert.ok(!err.message.includes("s3cr3t"), err.message);
+        assert.ok(!err.message.includes("(x+)+y"), err.message);
+        return true;
+      },
+      JSON.stringify(m),
+    );
+  }
+});
