@@ -57,10 +57,15 @@ export function project(input: ProjectionInput): KubeObject {
   const ref = resourceSync.spec.target.resourceRef;
   const mappings = resourceSync.spec.mappings ?? [];
 
-  let out: Record<string, unknown> = mappings.length === 0 ? cloneKubeObject(source) : {};
+  const identity = (): Record<string, unknown> => {
+    const metadata: Record<string, unknown> = { name: ref.name };
+    if (target.namespace !== undefined) metadata.namespace = target.namespace;
+    return { apiVersion: ref.apiVersion, kind: ref.kind, metadata };
+  };
+  let out = mappings.length === 0 ? cloneKubeObject(source, identity()) : identity();
   mappings.forEach((mapping, index) => {
     try {
-      const next = applyMapping(out, mapping, source, ref);
+      const next = applyMapping(out, mapping, source, ref, identity);
       if (next !== undefined) out = next;
     } catch (err) {
       // Name the mapping, so the message is actionable in a condition or on the command line.
@@ -83,6 +88,7 @@ function applyMapping(
   mapping: Mapping,
   source: KubeObject,
   ref: ResourceRef,
+  identity: () => Record<string, unknown>,
 ): Record<string, unknown> | undefined {
   const from = mapping.fromFieldPath ?? undefined;
   const to = mapping.toFieldPath ?? undefined;
@@ -115,19 +121,20 @@ function applyMapping(
       `the object at ${path} is a ${inner.apiVersion} ${inner.kind}, but the target is a ${ref.apiVersion} ${ref.kind}`,
     );
   }
-  return cloneKubeObject(inner as KubeObject);
+  return cloneKubeObject(inner as KubeObject, identity());
 }
 
-/** Top-level fields except apiVersion/kind/metadata, plus labels and annotations; all deep copies. */
-function cloneKubeObject(obj: KubeObject): Record<string, unknown> {
-  const out: Record<string, unknown> = {};
-  const meta: Record<string, unknown> = {};
+/**
+ * Adds to `out` (the target's identity) the top-level fields of `obj` except apiVersion/kind/metadata, and its
+ * labels and annotations; all deep copies.
+ */
+function cloneKubeObject(obj: KubeObject, out: Record<string, unknown>): Record<string, unknown> {
+  const meta = out.metadata as Record<string, unknown>;
   const m = obj.metadata;
   if (isPlainObject(m)) {
     if (m.labels != null) meta.labels = deepCopy(m.labels);
     if (m.annotations != null) meta.annotations = deepCopy(m.annotations);
   }
-  define(out, "metadata", meta);
   for (const key of Object.keys(obj)) {
     if (key === "apiVersion" || key === "kind" || key === "metadata") continue;
     define(out, key, deepCopy(obj[key]));

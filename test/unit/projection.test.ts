@@ -566,3 +566,26 @@ test("error messages never carry values of the source (it may be a Secret)", () 
     );
   }
 });
+
+test("mappings start from the target's identity: writing below name, namespace, apiVersion or kind is an error", () => {
+  for (const to of ["metadata.name.x", "metadata.namespace.x", "apiVersion.x", "kind.x"]) {
+    assert.throws(
+      () =>
+        project({
+          resourceSync: rs([{ fromFieldPath: "data.foo", toFieldPath: to }]),
+          source: configMap(),
+          target: LOCAL,
+        }),
+      (err: unknown) =>
+        err instanceof SinkerError && err.reason === "InvalidFieldPath" && err.message.includes(to),
+      to,
+    );
+  }
+  // On a cluster-scoped target there is no namespace to be in the way.
+  const got = project({
+    resourceSync: rs([{ fromFieldPath: "data.foo", toFieldPath: "metadata.namespace.x" }]),
+    source: configMap(),
+    target: CLUSTER,
+  });
+  assert.deepEqual(got.metadata, { name: "demo" });
+});
