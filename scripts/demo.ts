@@ -149,6 +149,7 @@ type Obj = {
     uid?: string;
     labels?: Record<string, string>;
     ownerReferences?: Array<{ uid: string }>;
+    managedFields?: Array<{ manager?: string; time?: string }>;
     deletionTimestamp?: string;
     creationTimestamp?: string;
   };
@@ -161,7 +162,7 @@ type Obj = {
 };
 type Ref = {
   resourceRef?: { kind?: string; name?: string };
-  cluster?: { kubeConfig?: { secretRef?: { name?: string } } };
+  cluster?: { namespace?: string; kubeConfig?: { secretRef?: { name?: string } } };
 };
 
 let env: TestEnv;
@@ -436,7 +437,7 @@ function describeRef(ref: Ref | undefined): string {
   return `${r?.kind ?? "?"}/${r?.name ?? "?"}${where}`;
 }
 
-function table(syncs: Obj[], readyAfter: Map<string, number>): string[] {
+function table(syncs: Obj[], readyAfter: Map<string, number>, written?: Map<string, string>): string[] {
   const head = [
     "RESOURCESYNC",
     "SOURCE",
@@ -444,6 +445,7 @@ function table(syncs: Obj[], readyAfter: Map<string, number>): string[] {
     "READY",
     "REASON",
     ...(readyAfter.size > 0 ? ["READY AFTER"] : []),
+    ...(written ? ["TARGET WRITTEN"] : []),
   ];
   const rows = syncs.map((rs) => {
     const c = ready(rs);
@@ -456,6 +458,7 @@ function table(syncs: Obj[], readyAfter: Map<string, number>): string[] {
       rs.metadata?.deletionTimestamp ? "Deleting" : (c?.status ?? "-"),
       c?.reason ?? "",
       ...(readyAfter.size > 0 ? [after === undefined ? "" : ms(after)] : []),
+      ...(written ? [written.get(name) ?? ""] : []),
     ];
   });
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? "").length)));
@@ -474,6 +477,44 @@ function table(syncs: Obj[], readyAfter: Map<string, number>): string[] {
     if (c && c.status !== "True") lines.push(red(`  ${rs.metadata?.name}: ${c.message}`.slice(0, 160)));
   }
   return lines;
+}
+
+const PLURALS: Record<string, string> = {
+  ConfigMap: "configmaps",
+  Secret: "secrets",
+  SinkerContainer: "sinkercontainers",
+};
+
+/** When Sinker last changed each ResourceSync's target (its managedFields entry, 1 s resolution), or "absent". */
+async function targetsWritten(syncs: Obj[]): Promise<Map<string, string>> {
+  const out = new Map<string, string>();
+  await Promise.all(
+    syncs.map(async (rs) => {
+      const t = rs.spec?.target;
+      const kind = t?.resourceRef?.kind ?? "";
+      const plural = PLURALS[kind];
+      if (!plural || !t?.resourceRef?.name) return;
+      if (t.cluster && t.cluster.kubeConfig?.secretRef?.name !== "cluster-b") return; // not one of the demo's clusters
+      const group = kind === "SinkerContainer" ? RS_API : "/api/v1";
+      const cluster = t.cluster ? "b" : "a"; // in this demo, every remote reference is cluster b
+      const ns = t.cluster ? (t.cluster.namespace ?? "default") : NS;
+      const o = await get(cluster, `${group}/namespaces/${ns}/${plural}/${t.resourceRef.name}`).catch(
+        () => null,
+      );
+      if (o === null) return;
+      if (o === undefined) {
+        out.set(rs.metadata?.name ?? "", "absent");
+        return;
+      }
+      const entry = o.metadata?.managedFields?.find((f) => f.manager === "sinker.influxdata.io");
+      const at = entry?.time ? Date.parse(entry.time) : Number.NaN;
+      out.set(
+        rs.metadata?.name ?? "",
+        Number.isNaN(at) ? "never" : `${Math.max(0, Math.round((Date.now() - at) / 1000))} s ago`,
+      );
+    }),
+  );
+  return out;
 }
 
 function ms(v: number): string {
@@ -909,6 +950,7 @@ async function live(): Promise<void> {
   say(`  ka -n ${NS} delete rsync clone-in-cluster              # deletes app-settings-copy too`);
   say();
   say(bold("Live ResourceSyncs in namespace demo of cluster a (Ctrl-C to stop and clean up):"));
+  say(dim("(TARGET WRITTEN: when Sinker last changed the target, from its managedFields entry)"));
 
   let drawn = 0;
   let last = "";
@@ -924,7 +966,8 @@ async function live(): Promise<void> {
     }
     let lines: string[];
     try {
-      lines = table(await listSyncs(), new Map());
+      const syncs = await listSyncs();
+      lines = table(syncs, new Map(), await targetsWritten(syncs));
     } catch (err) {
       lines = [red(`cannot list ResourceSyncs: ${(err as Error).message}`)];
     }
