@@ -220,7 +220,7 @@ async function kubectl(cluster: "a" | "b", args: string[], opts: { input?: strin
 
 const logFile = () => join(envDir(), "logs", "sinker-demo.log");
 let controller: ChildProcess | undefined;
-let controllerExit: Promise<number | null> | undefined;
+let controllerExit: Promise<number | string | null> | undefined;
 let adminPort = 0;
 
 function freePort(): Promise<number> {
@@ -266,7 +266,7 @@ async function startSinker(): Promise<void> {
     "--log-format",
     "plain",
   ];
-  const fd = openSync(logFile(), "a");
+  const fd = openSync(logFile(), "w"); // this run's log only
   try {
     // Its own process group: the terminal's Ctrl-C reaches only the demo, which deletes the ResourceSyncs while
     // the controller still runs (their finalizers need it) and then stops it.
@@ -275,7 +275,7 @@ async function startSinker(): Promise<void> {
     closeSync(fd);
   }
   const child = controller;
-  controllerExit = new Promise((resolve) => child.on("exit", (code) => resolve(code)));
+  controllerExit = new Promise((resolve) => child.on("exit", (code, signal) => resolve(code ?? signal)));
   child.on("error", () => {});
   writeLock();
   say(
@@ -683,6 +683,7 @@ async function applyExamples(readyAfter: Map<string, number>): Promise<void> {
   try {
     await kubectl("a", ["-n", NS, "apply", "-f", rel(join(repoRoot, "examples"))]);
     await new Promise<void>((resolve, reject) => {
+      controllerExit?.then((code) => reject(new Failure(`the controller exited (code ${code})`)));
       const timer = setTimeout(
         () => reject(new Failure("not every ResourceSync became Ready within 60 s")),
         60_000,
@@ -1076,7 +1077,9 @@ async function main(argv: string[]): Promise<number> {
   say();
   if (failures.length > 0) {
     process.stderr.write(`demo FAILED:\n${failures.map((f) => `  - ${f}`).join("\n")}\n`);
-    if (controller) process.stderr.write(`controller log (last lines):\n${logTail(20)}\n`);
+    if (controller && !failures.some((f) => f.includes("last lines of"))) {
+      process.stderr.write(`last lines of ${rel(logFile())}:\n${logTail(20)}\n`);
+    }
     return 1;
   }
   if (signals > 0) {
