@@ -199,6 +199,7 @@ export async function startController(options: ControllerOptions): Promise<Runni
   connectionTimer.unref();
 
   metrics.maxConcurrentReconciles.set({ controller: CONTROLLER_NAME }, options.concurrency);
+  const untrackInFlight = metrics.trackInFlight(CONTROLLER_NAME, () => queue.inFlight());
   resourceSyncs.start();
   const ready = resourceSyncs.synced.then(() => {
     // Status was written by an earlier run: seed the state gauge so it is right before the first reconcile.
@@ -226,6 +227,7 @@ export async function startController(options: ControllerOptions): Promise<Runni
       if (stopped) return;
       stopped = true;
       clearInterval(connectionTimer);
+      untrackInFlight();
       queue.shutdown();
       const drained = await Promise.race([
         Promise.all(workers).then(() => true),
