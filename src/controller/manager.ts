@@ -194,7 +194,10 @@ export async function startController(options: ControllerOptions): Promise<Runni
     for (const [cluster, n] of watches.connections()) metrics.watchConnections.set({ cluster }, n);
     metrics.watchConnections.inc({ cluster: local.name }, resourceSyncs.health().watching ? 1 : 0);
     // Clients of rotated or no longer referenced kubeconfigs: close their connections.
-    void ctx.remoteClusters.prune(watches.clientsInUse());
+    // The clients kept for deleting targets whose kubeconfig Secret is gone count as in use too.
+    const inUse = watches.clientsInUse();
+    for (const target of ctx.lastTargets.values()) inUse.add(target.client);
+    void ctx.remoteClusters.prune(inUse);
   }, 5_000);
   connectionTimer.unref();
 

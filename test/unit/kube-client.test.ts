@@ -133,7 +133,7 @@ describe("parseApiVersion", () => {
   });
 });
 
-describe("ClusterClient against a fake API server", () => {
+describe("ClusterClient under transport faults (injected by a stub HTTP server)", () => {
   let server: FakeApiServer;
   let client: ClusterClient;
   before(async () => {
@@ -148,97 +148,6 @@ describe("ClusterClient against a fake API server", () => {
   after(async () => {
     await client.close();
     await server.stop();
-  });
-
-  it("resolves kinds through discovery, cached per group/version, skipping subresources", async () => {
-    const cm = await client.resolve("v1", "ConfigMap");
-    assert.deepEqual(cm, {
-      apiVersion: "v1",
-      group: "",
-      version: "v1",
-      kind: "ConfigMap",
-      plural: "configmaps",
-      namespaced: true,
-    });
-    const ns = await client.resolve("v1", "Namespace");
-    assert.equal(ns.plural, "namespaces");
-    assert.equal(ns.namespaced, false);
-    const discoveries = server.requests.filter((r) => r.url === "/api/v1").length;
-    assert.equal(discoveries, 1, "one discovery request for two kinds of the same group/version");
-  });
-
-  it("fails an unknown kind with UnknownKind after one (rate-limited) refresh", async () => {
-    const before = server.requests.filter((r) => r.url === "/api/v1").length;
-    await assert.rejects(client.resolve("v1", "Widget"), (e: unknown) => {
-      assert.ok(e instanceof SinkerError);
-      assert.equal(e.reason, "UnknownKind");
-      assert.match(e.message, /kind "Widget" is not served/);
-      return true;
-    });
-    // the cache is fresh (< 5 s): no refresh
-    assert.equal(server.requests.filter((r) => r.url === "/api/v1").length, before);
-    await assert.rejects(client.resolve("example.com/v1", "Widget"), /"example.com\/v1" is not served/);
-  });
-
-  it("sends credentials, impersonation (one header line per group) and user agent", async () => {
-    await client.get(await client.resolve("v1", "ConfigMap"), "ns", "nothing");
-    const r = server.requests.at(-1);
-    assert.ok(r);
-    assert.equal(r.headers.authorization, "Bearer t0ken");
-    assert.equal(r.headers["impersonate-user"], "alice");
-    assert.equal(r.headers["user-agent"], "sinker-test");
-    const groups: string[] = [];
-    for (let i = 0; i < r.rawHeaders.length; i += 2) {
-      if (r.rawHeaders[i]?.toLowerCase() === "impersonate-group") groups.push(r.rawHeaders[i + 1] ?? "");
-    }
-    assert.deepEqual(groups, ["team-a", "team-b"]);
-  });
-
-  it("get → undefined on 404; list fills apiVersion/kind; create, delete → notfound", async () => {
-    const cm = await client.resolve("v1", "ConfigMap");
-    assert.equal(await client.get(cm, "ns", "missing"), undefined);
-    await client.create(cm, "ns", { metadata: { name: "one" }, data: { a: "1" } });
-    const got = await client.get(cm, "ns", "one");
-    assert.equal(got?.metadata?.name, "one");
-    const list = await client.list(cm, "ns");
-    assert.equal(list.items.length, 1);
-    assert.equal(list.items[0]?.apiVersion, "v1");
-    assert.equal(list.items[0]?.kind, "ConfigMap");
-    assert.equal(list.resourceVersion, String(server.rv));
-    assert.equal(await client.delete(cm, "ns", "one", { propagationPolicy: "Foreground" }), "deleted");
-    const del = server.requests.at(-1);
-    assert.deepEqual(JSON.parse(del?.body ?? "{}"), {
-      apiVersion: "v1",
-      kind: "DeleteOptions",
-      propagationPolicy: "Foreground",
-    });
-    assert.equal(await client.delete(cm, "ns", "one"), "notfound");
-  });
-
-  it("builds the server-side apply request", async () => {
-    const cm = await client.resolve("v1", "ConfigMap");
-    await client.apply(
-      cm,
-      {
-        apiVersion: "v1",
-        kind: "ConfigMap",
-        metadata: { name: "applied", namespace: "ns" },
-        data: { x: "y" },
-      },
-      { fieldManager: "sinker.influxdata.io", force: true },
-    );
-    const r = server.requests.at(-1);
-    assert.equal(r?.method, "PATCH");
-    assert.equal(
-      r?.url,
-      "/api/v1/namespaces/ns/configmaps/applied?fieldManager=sinker.influxdata.io&force=true",
-    );
-    assert.equal(r?.headers["content-type"], "application/apply-patch+yaml");
-    await client.patch(cm, "ns", "applied", [{ op: "remove", path: "/data/x" }], "json", {
-      subresource: "status",
-    });
-    assert.equal(server.requests.at(-1)?.headers["content-type"], "application/json-patch+json");
-    assert.equal(server.requests.at(-1)?.url, "/api/v1/namespaces/ns/configmaps/applied/status");
   });
 
   it("never puts the request body into an error", async () => {
@@ -362,19 +271,6 @@ describe("ClusterClient against a fake API server", () => {
         e instanceof SinkerError && e.reason === "ClusterUnreachable" && /received nothing/.test(e.message),
     );
     assert.ok(Date.now() - t0 >= 900);
-  });
-
-  it("watch passes a 410 Gone ERROR event to the handler", async () => {
-    const cm = await client.resolve("v1", "ConfigMap");
-    server.compactedRv = server.rv;
-    const seen: WatchEvent[] = [];
-    await client.watch(cm, "w", { resourceVersion: "1", signal: new AbortController().signal }, (e) =>
-      seen.push(e),
-    );
-    server.compactedRv = 0;
-    assert.equal(seen.length, 1);
-    assert.equal(seen[0]?.type, "ERROR");
-    assert.equal(seen[0]?.object.code, 410);
   });
 
   it("rejects requests after close", async () => {

@@ -1,6 +1,6 @@
-// A tiny in-memory stand-in for kube-apiserver (ConfigMaps only, plain HTTP) for unit tests of the client,
-// informer and Watches: list with resourceVersion, watch with bookmarks / 410 Gone for compacted versions, and
-// a record of every request. The real behaviour is tested against the real control plane in test/e2e.
+// A stub HTTP server that speaks just enough of the Kubernetes API (ConfigMaps, plain HTTP) to inject transport
+// faults a real kube-apiserver cannot be made to produce on demand: reset connections, late response headers,
+// silent watches, failing lists. Kubernetes API semantics are tested against the real control plane in test/e2e.
 import http from "node:http";
 import { KubeConfig } from "@kubernetes/client-node";
 import type { KubeObject } from "../../../src/kube/object.ts";
