@@ -12,7 +12,7 @@
  * Objects returned by `get` and passed to `onChange` are the informers' shared cache entries: do not mutate them.
  */
 import type { Logger } from "pino";
-import { SinkerError } from "../errors.ts";
+import { type ErrorReason, SinkerError } from "../errors.ts";
 import type { ClusterClient, ResourceInfo } from "../kube/client.ts";
 import { Informer, type InformerEvent, type InformerHealth } from "../kube/informer.ts";
 import { type KubeObject, objectKey } from "../kube/object.ts";
@@ -88,6 +88,10 @@ function gvr(resource: ResourceInfo): string {
 function entryKeyOf(client: ClusterClient, resource: ResourceInfo, namespace: string | undefined): string {
   return `${client.name}#${client.id}|${gvr(resource)}|${resource.namespaced ? (namespace ?? "") : ""}`;
 }
+
+/** List failures that waiting will not cure. */
+const TERMINAL_REASONS = new Set<ErrorReason>(["Forbidden", "Unauthorized", "UnknownKind"]);
+const isTerminal = (reason: ErrorReason | undefined) => reason !== undefined && TERMINAL_REASONS.has(reason);
 
 export class Watches {
   readonly #logger: Logger;
@@ -305,14 +309,24 @@ export class Watches {
 
   async #waitSynced(entries: Entry[]): Promise<void> {
     let timer: NodeJS.Timeout | undefined;
+    let poll: NodeJS.Timeout | undefined;
     const timeout = new Promise<"timeout">((resolve) => {
       timer = setTimeout(() => resolve("timeout"), this.#syncTimeoutMs);
+      // A list refused for good (no rights, unknown kind) will not succeed by waiting: fail the reconcile at
+      // once (the informer keeps retrying in the background, so a fix of RBAC is picked up).
+      poll = setInterval(() => {
+        const refused = entries.some(
+          (e) => !e.informer.hasSynced() && isTerminal(e.informer.health().lastErrorReason),
+        );
+        if (refused) resolve("timeout");
+      }, 50);
     });
     try {
       const result = await Promise.race([Promise.all(entries.map((e) => e.informer.synced)), timeout]);
       if (result !== "timeout") return;
     } finally {
       if (timer) clearTimeout(timer);
+      if (poll) clearInterval(poll);
     }
     const late = entries.find((e) => !e.informer.hasSynced());
     if (!late) return;
@@ -320,15 +334,12 @@ export class Watches {
     const where = late.namespace ? ` in namespace "${late.namespace}"` : "";
     const { lastError, lastErrorReason } = late.informer.health();
     // keep a meaningful reason of the informer's last failure (Forbidden, Unauthorized…)
-    const reason =
-      lastErrorReason === "Forbidden" ||
-      lastErrorReason === "Unauthorized" ||
-      lastErrorReason === "UnknownKind"
-        ? lastErrorReason
-        : "ClusterUnreachable";
+    const terminal = isTerminal(lastErrorReason);
+    const reason = terminal && lastErrorReason ? lastErrorReason : "ClusterUnreachable";
+    const when = terminal ? "" : ` within ${Math.round(this.#syncTimeoutMs / 1000)} s`;
     throw new SinkerError(
       reason,
-      `could not list ${what}${where} on cluster "${late.client.name}" within ${Math.round(this.#syncTimeoutMs / 1000)} s` +
+      `could not list ${what}${where} on cluster "${late.client.name}"${when}` +
         (lastError ? `: ${lastError}` : ""),
     );
   }
