@@ -57,6 +57,7 @@ export async function startController(options: ControllerOptions): Promise<Runni
   const { local, metrics } = options;
   const logger = options.logger;
   const resourceSyncResource = await checkCrd(local);
+  const startedAt = Date.now();
 
   const queue = new WorkQueue({
     observer: {
@@ -244,8 +245,6 @@ export async function startController(options: ControllerOptions): Promise<Runni
     },
   };
 }
-
-const startedAt = Date.now();
 
 /** Resolves the ResourceSync resource and lists it once, to fail early when the CRD is missing. */
 async function checkCrd(local: ClusterClient): Promise<ResourceInfo> {
