@@ -174,15 +174,7 @@ async function finalize(
     described = describeEnd(spec.spec.target.resourceRef.kind, target);
   } catch (err) {
     const error = asSinkerError(err);
-    if (force) {
-      log.warn(
-        { reason: error.reason, error: error.message },
-        "target unreachable; finalizer removed (force-delete)",
-      );
-      ctx.events.record(rs, "Warning", "ForceDeleted", `target not deleted: ${error.message}`);
-      await releaseAndRemoveFinalizer(key, rs, ctx);
-      return { kind: "gone" };
-    }
+    if (force) return forceRelease(key, rs, error, ctx);
     if (error.reason === "InvalidSpec") {
       // No target could ever have been written from this spec: nothing to clean up.
       await releaseAndRemoveFinalizer(key, rs, ctx);
@@ -211,22 +203,26 @@ async function finalize(
     return { kind: "requeue", afterMs: DELETE_POLL_MS };
   } catch (err) {
     const error = asSinkerError(err);
-    if (
-      force &&
-      (error.reason === "ClusterUnreachable" ||
-        error.reason === "Unauthorized" ||
-        error.reason === "Forbidden")
-    ) {
-      log.warn(
-        { reason: error.reason, error: error.message },
-        "target cluster unreachable; finalizer removed (force-delete)",
-      );
-      ctx.events.record(rs, "Warning", "ForceDeleted", `target not deleted: ${error.message}`);
-      await releaseAndRemoveFinalizer(key, rs, ctx);
-      return { kind: "gone" };
-    }
+    const unreachable = ["ClusterUnreachable", "Unauthorized", "Forbidden"].includes(error.reason);
+    if (force && unreachable) return forceRelease(key, rs, error, ctx);
     throw error;
   }
+}
+
+/** force-delete: the target cannot be reached, so the ResourceSync goes without it (recorded as an Event). */
+async function forceRelease(
+  key: string,
+  rs: KubeObject,
+  error: SinkerError,
+  ctx: ReconcileContext,
+): Promise<ReconcileResult> {
+  ctx.logger.warn(
+    { reason: error.reason, error: error.message },
+    "target unreachable; finalizer removed (force-delete)",
+  );
+  ctx.events.record(rs, "Warning", "ForceDeleted", `target not deleted: ${error.message}`);
+  await releaseAndRemoveFinalizer(key, rs, ctx);
+  return { kind: "gone" };
 }
 
 /**

@@ -195,11 +195,8 @@ export class Informer {
         });
         if (signal.aborted) break;
         if (outcome === "expired") {
-          this.#health.expired++;
-          expiredStreak++;
-          this.#logger.info("watch resourceVersion expired (410 Gone): listing again");
           resourceVersion = undefined;
-          if (expiredStreak > 1) await this.#sleep(this.#delay(expiredStreak - 1), signal);
+          await this.#expired(++expiredStreak, signal);
           continue;
         }
         expiredStreak = 0;
@@ -213,11 +210,8 @@ export class Informer {
       } catch (err) {
         if (signal.aborted) break;
         if (err instanceof SinkerError && err.reason === "Gone") {
-          this.#health.expired++;
-          expiredStreak++;
-          this.#logger.info("resourceVersion expired (410 Gone): listing again");
           resourceVersion = undefined;
-          if (expiredStreak > 1) await this.#sleep(this.#delay(expiredStreak - 1), signal);
+          await this.#expired(++expiredStreak, signal);
           continue;
         }
         this.#health.consecutiveFailures++;
@@ -232,6 +226,13 @@ export class Informer {
       }
     }
     this.#health.watching = false;
+  }
+
+  /** Our resourceVersion is too old (410 Gone): list again, at once the first time, with backoff after that. */
+  async #expired(streak: number, signal: AbortSignal): Promise<void> {
+    this.#health.expired++;
+    this.#logger.info("resourceVersion expired (410 Gone): listing again");
+    if (streak > 1) await this.#sleep(this.#delay(streak - 1), signal);
   }
 
   #delay(failures: number): number {

@@ -35,6 +35,11 @@ async function ns(cluster: "a" | "b", prefix: string): Promise<string> {
   return name;
 }
 
+/** A ConfigMap reference, for source or target. */
+function cm(name: string) {
+  return { resourceRef: { apiVersion: "v1", kind: "ConfigMap", name } };
+}
+
 function bRef(namespace?: string, secret = "cluster-b") {
   return { ...(namespace ? { namespace } : {}), kubeConfig: { secretRef: { name: secret, key: "value" } } };
 }
@@ -75,8 +80,8 @@ describe("in one cluster", () => {
     );
     await a.apply(
       resourceSync(n, "rs", {
-        source: { resourceRef: { apiVersion: "v1", kind: "ConfigMap", name: "src" } },
-        target: { resourceRef: { apiVersion: "v1", kind: "ConfigMap", name: "dst" } },
+        source: cm("src"),
+        target: cm("dst"),
       }),
     );
     const ready = await waitReady(a, n, "rs", "True", "Synced");
@@ -119,8 +124,8 @@ describe("in one cluster", () => {
     await a.apply(configMap(n, "src", { k: "v1" }));
     await a.apply(
       resourceSync(n, "rs", {
-        source: { resourceRef: { apiVersion: "v1", kind: "ConfigMap", name: "src" } },
-        target: { resourceRef: { apiVersion: "v1", kind: "ConfigMap", name: "dst" } },
+        source: cm("src"),
+        target: cm("dst"),
       }),
     );
     await waitReady(a, n, "rs", "True");
@@ -183,8 +188,8 @@ describe("in one cluster", () => {
     await a.apply(configMap(n, "src", { k: "v" }));
     await a.apply(
       resourceSync(n, "rs", {
-        source: { resourceRef: { apiVersion: "v1", kind: "ConfigMap", name: "src" } },
-        target: { resourceRef: { apiVersion: "v1", kind: "ConfigMap", name: "dst" } },
+        source: cm("src"),
+        target: cm("dst"),
       }),
     );
     await waitReady(a, n, "rs", "True");
@@ -206,8 +211,8 @@ describe("in one cluster", () => {
     await a.apply(configMap(n, "src", { k: "v" }));
     await a.apply(
       resourceSync(n, "rs", {
-        source: { resourceRef: { apiVersion: "v1", kind: "ConfigMap", name: "src" } },
-        target: { resourceRef: { apiVersion: "v1", kind: "ConfigMap", name: "dst" } },
+        source: cm("src"),
+        target: cm("dst"),
       }),
     );
     await waitReady(a, n, "rs", "True");
@@ -244,8 +249,8 @@ describe("in one cluster", () => {
         n,
         "rs",
         {
-          source: { resourceRef: { apiVersion: "v1", kind: "ConfigMap", name: "src" } },
-          target: { resourceRef: { apiVersion: "v1", kind: "ConfigMap", name: "dst" } },
+          source: cm("src"),
+          target: cm("dst"),
         },
         { "sinker.influxdata.io/disable-target-deletion": "true" },
       ),
@@ -273,7 +278,7 @@ describe("in one cluster", () => {
     await a.apply(configMap(n, "src", { k: "v" }));
     await a.apply(
       resourceSync(n, "rs", {
-        source: { resourceRef: { apiVersion: "v1", kind: "ConfigMap", name: "src" } },
+        source: cm("src"),
         target: { resourceRef: { apiVersion: "v1", kind: "Namespace", name: `stolen-${n}` } },
       }),
     );
@@ -287,15 +292,15 @@ describe("in one cluster", () => {
     await a.apply(configMap(n, "src", { k: "v" }));
     await a.apply(
       resourceSync(n, "bad", {
-        source: { resourceRef: { apiVersion: "v1", kind: "ConfigMap", name: "src" } },
-        target: { resourceRef: { apiVersion: "v1", kind: "ConfigMap", name: "dst-bad" } },
+        source: cm("src"),
+        target: cm("dst-bad"),
         mappings: [{ fromFieldPath: "data[?(", toFieldPath: "data.x" }],
       }),
     );
     await a.apply(
       resourceSync(n, "good", {
-        source: { resourceRef: { apiVersion: "v1", kind: "ConfigMap", name: "src" } },
-        target: { resourceRef: { apiVersion: "v1", kind: "ConfigMap", name: "dst-good" } },
+        source: cm("src"),
+        target: cm("dst-good"),
         mappings: [{ fromFieldPath: "data.k", toFieldPath: "data.copied" }],
       }),
     );
@@ -316,8 +321,8 @@ describe("in one cluster", () => {
     const firstFailure = rustCompatible?.lastTransitionTime;
     await a.apply(
       resourceSync(n, "bad", {
-        source: { resourceRef: { apiVersion: "v1", kind: "ConfigMap", name: "src" } },
-        target: { resourceRef: { apiVersion: "v1", kind: "ConfigMap", name: "dst-bad" } },
+        source: cm("src"),
+        target: cm("dst-bad"),
         mappings: [{ fromFieldPath: "data.k", toFieldPath: "data.x" }],
       }),
     );
@@ -331,8 +336,8 @@ describe("in one cluster", () => {
     const n = await ns("a", "nosrc");
     await a.apply(
       resourceSync(n, "rs", {
-        source: { resourceRef: { apiVersion: "v1", kind: "ConfigMap", name: "later" } },
-        target: { resourceRef: { apiVersion: "v1", kind: "ConfigMap", name: "dst" } },
+        source: cm("later"),
+        target: cm("dst"),
       }),
     );
     await waitReady(a, n, "rs", "False", "SourceNotFound");
@@ -350,8 +355,8 @@ describe("across clusters", () => {
     await a.apply(configMap(n, "src", { k: "v" }, { labels: { team: "x" } }));
     await a.apply(
       resourceSync(n, "rs", {
-        source: { resourceRef: { apiVersion: "v1", kind: "ConfigMap", name: "src" } },
-        target: { resourceRef: { apiVersion: "v1", kind: "ConfigMap", name: "dst" }, cluster: bRef(nb) },
+        source: cm("src"),
+        target: { ...cm("dst"), cluster: bRef(nb) },
       }),
     );
     await waitReady(a, n, "rs", "True");
@@ -384,8 +389,8 @@ describe("across clusters", () => {
     await a.apply(configMap(n, "src", { k: "v" }));
     await a.apply(
       resourceSync(n, "rs", {
-        source: { resourceRef: { apiVersion: "v1", kind: "ConfigMap", name: "src" } },
-        target: { resourceRef: { apiVersion: "v1", kind: "ConfigMap", name: "dst" }, cluster: bRef(nb) },
+        source: cm("src"),
+        target: { ...cm("dst"), cluster: bRef(nb) },
       }),
     );
     await waitReady(a, n, "rs", "True");
@@ -405,8 +410,8 @@ describe("across clusters", () => {
     );
     await a.apply(
       resourceSync(n, "rs", {
-        source: { resourceRef: { apiVersion: "v1", kind: "ConfigMap", name: "remote" }, cluster: bRef(nb) },
-        target: { resourceRef: { apiVersion: "v1", kind: "ConfigMap", name: "local" } },
+        source: { ...cm("remote"), cluster: bRef(nb) },
+        target: cm("local"),
         mappings: [
           { fromFieldPath: "data.remote", toFieldPath: "data.remote" },
           { fromFieldPath: "data.foo", toFieldPath: "data.bar" },
@@ -450,7 +455,7 @@ describe("across clusters", () => {
     await a.apply(
       resourceSync(n, "rs", {
         source: { resourceRef: { apiVersion: RS_API, kind: "SinkerContainer", name: "box" } },
-        target: { resourceRef: { apiVersion: "v1", kind: "ConfigMap", name: "unpacked" }, cluster: bRef(nb) },
+        target: { ...cm("unpacked"), cluster: bRef(nb) },
         mappings: [{ fromFieldPath: "spec" }],
       }),
     );
@@ -479,9 +484,9 @@ describe("across clusters", () => {
       }),
     );
     const spec = (secret: string, target: string) => ({
-      source: { resourceRef: { apiVersion: "v1", kind: "ConfigMap", name: "src" } },
+      source: cm("src"),
       target: {
-        resourceRef: { apiVersion: "v1", kind: "ConfigMap", name: target },
+        ...cm(target),
         cluster: {
           namespace: nb,
           kubeConfig: { secretRef: { name: secret, key: "value", namespace: shared } },
@@ -517,16 +522,16 @@ describe("across clusters", () => {
     await a.apply(configMap(n, "src", { k: "v" }));
     await a.apply(
       resourceSync(n, "forbidden", {
-        source: { resourceRef: { apiVersion: "v1", kind: "ConfigMap", name: "src" } },
+        source: cm("src"),
         target: {
-          resourceRef: { apiVersion: "v1", kind: "ConfigMap", name: "dst" },
+          ...cm("dst"),
           cluster: { namespace: nb, kubeConfig: { secretRef: { name: "restricted", key: "value" } } },
         },
       }),
     );
     await a.apply(
       resourceSync(n, "allowed", {
-        source: { resourceRef: { apiVersion: "v1", kind: "ConfigMap", name: "src" } },
+        source: cm("src"),
         target: {
           resourceRef: { apiVersion: "v1", kind: "ConfigMap", name: `dst-${n}` },
           cluster: {
@@ -568,9 +573,9 @@ current-context: c
     for (const secret of ["exec", "tokenfile"]) {
       await a.apply(
         resourceSync(n, secret, {
-          source: { resourceRef: { apiVersion: "v1", kind: "ConfigMap", name: "src" } },
+          source: cm("src"),
           target: {
-            resourceRef: { apiVersion: "v1", kind: "ConfigMap", name: "dst" },
+            ...cm("dst"),
             cluster: { namespace: nb, kubeConfig: { secretRef: { name: secret, key: "value" } } },
           },
         }),
@@ -588,7 +593,7 @@ current-context: c
     for (const name of ["plain", "forced"]) {
       await a.apply(
         resourceSync(n, name, {
-          source: { resourceRef: { apiVersion: "v1", kind: "ConfigMap", name: "src" } },
+          source: cm("src"),
           target: {
             resourceRef: { apiVersion: "v1", kind: "ConfigMap", name: `dst-${name}` },
             cluster: bRef(nb),
