@@ -1,0 +1,81 @@
+/**
+ * The generated CRDs as a real kube-apiserver serves them: bad ResourceSyncs refused at apply time with the
+ * schema's messages, the validator agreeing with the server, `kubectl explain`, printer columns, short name.
+ */
+import assert from "node:assert/strict";
+import { after, before, describe, it } from "node:test";
+import { validateResourceSync } from "../../src/api/validate.ts";
+import { load, type TestEnv } from "../controlplane/testenv.ts";
+import { installCrds, RS_API } from "./support/cluster.ts";
+
+let env: TestEnv;
+let ns: string;
+
+before(async () => {
+  env = load();
+  await installCrds(env, "b");
+  ns = await env.createNamespace("b", "crd");
+});
+
+after(async () => {
+  await env.deleteNamespace("b", ns);
+});
+
+const ref = (name: string) => ({ resourceRef: { apiVersion: "v1", kind: "ConfigMap", name } });
+
+function rs(name: string, spec: unknown) {
+  return { apiVersion: RS_API, kind: "ResourceSync", metadata: { name, namespace: ns }, spec };
+}
+
+async function dryRunCreate(obj: unknown): Promise<{ status: number; message: string }> {
+  const r = await env.request("b", "POST", `/apis/${RS_API}/namespaces/${ns}/resourcesyncs?dryRun=All`, obj);
+  return { status: r.status, message: String(r.body?.message ?? "") };
+}
+
+describe("ResourceSync CRD on a real API server", () => {
+  const cases: Array<{ name: string; spec: unknown; message?: RegExp }> = [
+    { name: "valid", spec: { source: ref("a"), target: ref("b"), mappings: [{ fromFieldPath: "data.x" }] } },
+    {
+      name: "mapping-without-fields",
+      spec: { source: ref("a"), target: ref("b"), mappings: [{}] },
+      message: /a mapping must set fromFieldPath, toFieldPath or both/,
+    },
+    {
+      name: "empty-name",
+      spec: { source: ref(""), target: ref("b") },
+      message: /spec\.source\.resourceRef\.name/,
+    },
+    { name: "no-target", spec: { source: ref("a") }, message: /spec\.target/ },
+  ];
+
+  for (const c of cases) {
+    it(`${c.message ? "refuses" : "accepts"} ${c.name}, as the controller's validator does`, async () => {
+      const r = await dryRunCreate(rs(c.name, c.spec));
+      const local = validateResourceSync(rs(c.name, c.spec));
+      if (c.message) {
+        assert.equal(r.status, 422, `expected 422, got ${r.status}: ${r.message}`);
+        assert.match(r.message, c.message);
+        assert.equal(local.ok, false, "the controller's validator must refuse what the API server refuses");
+      } else {
+        assert.equal(r.status, 201, r.message);
+        assert.equal(local.ok, true);
+      }
+    });
+  }
+
+  it("has the short name rsync, printer columns and kubectl explain descriptions", async () => {
+    const create = await env.request("b", "POST", `/apis/${RS_API}/namespaces/${ns}/resourcesyncs`, {
+      ...rs("shown", { source: ref("from"), target: ref("to") }),
+    });
+    assert.equal(create.status, 201);
+    const get = await env.kubectl("b", ["get", "rsync", "-n", ns]);
+    assert.equal(get.code, 0, get.stderr);
+    const [header, row] = get.stdout.trim().split("\n");
+    assert.match(header ?? "", /SOURCE KIND\s+SOURCE NAME\s+TARGET KIND\s+TARGET NAME\s+READY\s+AGE/);
+    assert.match(row ?? "", /^shown\s+ConfigMap\s+from\s+ConfigMap\s+to\s/);
+    const explain = await env.kubectl("b", ["explain", "resourcesync.spec.mappings"]);
+    assert.equal(explain.code, 0, explain.stderr);
+    assert.match(explain.stdout, /fromFieldPath/);
+    assert.match(explain.stdout, /toFieldPath/);
+  });
+});
