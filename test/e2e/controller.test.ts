@@ -35,6 +35,13 @@ async function ns(cluster: "a" | "b", prefix: string): Promise<string> {
   return name;
 }
 
+/** ConfigMap `src` cloned to `dst` by ResourceSync `rs` in namespace `n` of cluster a, synced. */
+async function syncedClone(n: string, data: Record<string, string>, annotations?: Record<string, string>) {
+  await a.apply(configMap(n, "src", data));
+  await a.apply(resourceSync(n, "rs", { source: cm("src"), target: cm("dst") }, annotations));
+  await waitReady(a, n, "rs", "True");
+}
+
 /** A ConfigMap reference, for source or target. */
 function cm(name: string) {
   return { resourceRef: { apiVersion: "v1", kind: "ConfigMap", name } };
@@ -121,14 +128,7 @@ describe("in one cluster", () => {
 
   it("undoes drift on the target, propagates source changes, re-creates a deleted target", async () => {
     const n = await ns("a", "drift");
-    await a.apply(configMap(n, "src", { k: "v1" }));
-    await a.apply(
-      resourceSync(n, "rs", {
-        source: cm("src"),
-        target: cm("dst"),
-      }),
-    );
-    await waitReady(a, n, "rs", "True");
+    await syncedClone(n, { k: "v1" });
 
     let t = Date.now();
     await a.mergePatch("v1", "ConfigMap", n, "dst", { data: { k: "drifted" } });
@@ -185,14 +185,7 @@ describe("in one cluster", () => {
 
   it("deletes the target when the ResourceSync is deleted, and removes the finalizer", async () => {
     const n = await ns("a", "delete");
-    await a.apply(configMap(n, "src", { k: "v" }));
-    await a.apply(
-      resourceSync(n, "rs", {
-        source: cm("src"),
-        target: cm("dst"),
-      }),
-    );
-    await waitReady(a, n, "rs", "True");
+    await syncedClone(n, { k: "v" });
     await a.delete(RS_API, "ResourceSync", n, "rs");
     await a.waitFor(
       "ResourceSync gone",
@@ -208,14 +201,7 @@ describe("in one cluster", () => {
 
   it("waits for a target with finalizers of its own before letting the ResourceSync go", async () => {
     const n = await ns("a", "hold");
-    await a.apply(configMap(n, "src", { k: "v" }));
-    await a.apply(
-      resourceSync(n, "rs", {
-        source: cm("src"),
-        target: cm("dst"),
-      }),
-    );
-    await waitReady(a, n, "rs", "True");
+    await syncedClone(n, { k: "v" });
     await a.mergePatch("v1", "ConfigMap", n, "dst", { metadata: { finalizers: ["example.com/hold"] } });
     await a.delete(RS_API, "ResourceSync", n, "rs");
     await a.waitFor(
@@ -243,19 +229,7 @@ describe("in one cluster", () => {
 
   it("keeps the target on deletion with disable-target-deletion", async () => {
     const n = await ns("a", "keep");
-    await a.apply(configMap(n, "src", { k: "v" }));
-    await a.apply(
-      resourceSync(
-        n,
-        "rs",
-        {
-          source: cm("src"),
-          target: cm("dst"),
-        },
-        { "sinker.influxdata.io/disable-target-deletion": "true" },
-      ),
-    );
-    await waitReady(a, n, "rs", "True");
+    await syncedClone(n, { k: "v" }, { "sinker.influxdata.io/disable-target-deletion": "true" });
     const rs = await a.get(RS_API, "ResourceSync", n, "rs");
     await a.delete(RS_API, "ResourceSync", n, "rs");
     await a.waitFor(
