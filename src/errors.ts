@@ -33,9 +33,6 @@ export type ErrorReason =
   | "Gone"
   | "Throttled"
   | "Conflict"
-  | "ApplyFailed"
-  | "DeleteFailed"
-  | "WaitingForTargetDeletion"
   | "Internal";
 
 export class SinkerError extends Error {
