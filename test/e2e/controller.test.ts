@@ -187,14 +187,7 @@ describe("in one cluster", () => {
     const n = await ns("a", "delete");
     await syncedClone(n, { k: "v" });
     await a.delete(RS_API, "ResourceSync", n, "rs");
-    await a.waitFor(
-      "ResourceSync gone",
-      RS_API,
-      "ResourceSync",
-      n,
-      "rs",
-      (o) => o === undefined || undefined,
-    );
+    await a.waitGone(RS_API, "ResourceSync", n, "rs");
     assert.equal(await a.get("v1", "ConfigMap", n, "dst"), undefined, "target deleted");
     assert.ok(await a.get("v1", "ConfigMap", n, "src"), "source untouched");
   });
@@ -216,14 +209,7 @@ describe("in one cluster", () => {
     const waiting = await a.get(RS_API, "ResourceSync", n, "rs");
     assert.ok(waiting?.metadata?.finalizers?.includes(FINALIZER), "the ResourceSync waits for its target");
     await a.mergePatch("v1", "ConfigMap", n, "dst", { metadata: { finalizers: null } });
-    await a.waitFor(
-      "ResourceSync gone",
-      RS_API,
-      "ResourceSync",
-      n,
-      "rs",
-      (o) => o === undefined || undefined,
-    );
+    await a.waitGone(RS_API, "ResourceSync", n, "rs");
     assert.equal(await a.get("v1", "ConfigMap", n, "dst"), undefined);
   });
 
@@ -232,14 +218,7 @@ describe("in one cluster", () => {
     await syncedClone(n, { k: "v" }, { "sinker.influxdata.io/disable-target-deletion": "true" });
     const rs = await a.get(RS_API, "ResourceSync", n, "rs");
     await a.delete(RS_API, "ResourceSync", n, "rs");
-    await a.waitFor(
-      "ResourceSync gone",
-      RS_API,
-      "ResourceSync",
-      n,
-      "rs",
-      (o) => o === undefined || undefined,
-    );
+    await a.waitGone(RS_API, "ResourceSync", n, "rs");
     await sleep(3000);
     const kept = await a.get("v1", "ConfigMap", n, "dst");
     assert.equal(kept?.data?.k, "v");
@@ -345,14 +324,7 @@ describe("across clusters", () => {
     await b.waitFor("remote drift undone", "v1", "ConfigMap", nb, "dst", (o) => o?.data?.k === "v", 5000);
 
     await a.delete(RS_API, "ResourceSync", n, "rs");
-    await a.waitFor(
-      "ResourceSync gone",
-      RS_API,
-      "ResourceSync",
-      n,
-      "rs",
-      (o) => o === undefined || undefined,
-    );
+    await a.waitGone(RS_API, "ResourceSync", n, "rs");
     assert.equal(await b.get("v1", "ConfigMap", nb, "dst"), undefined, "remote target deleted");
   });
 
@@ -520,7 +492,7 @@ describe("across clusters", () => {
     await waitReady(a, n, "allowed", "True");
     assert.equal((await b.get("v1", "ConfigMap", "restricted", `dst-${n}`))?.data?.k, "v");
     await a.delete(RS_API, "ResourceSync", n, "allowed");
-    await a.waitFor("cleanup", RS_API, "ResourceSync", n, "allowed", (o) => o === undefined || undefined);
+    await a.waitGone(RS_API, "ResourceSync", n, "allowed");
   });
 
   it("refuses kubeconfigs that would run a program or read the controller's files", async () => {
@@ -583,15 +555,7 @@ current-context: c
     try {
       await a.delete(RS_API, "ResourceSync", n, "plain");
       await a.delete(RS_API, "ResourceSync", n, "forced");
-      await a.waitFor(
-        "forced ResourceSync gone",
-        RS_API,
-        "ResourceSync",
-        n,
-        "forced",
-        (o) => o === undefined || undefined,
-        60_000,
-      );
+      await a.waitGone(RS_API, "ResourceSync", n, "forced", 60_000);
       await sleep(3000);
       const plain = await a.get(RS_API, "ResourceSync", n, "plain");
       assert.ok(plain, "without force-delete the ResourceSync waits for its unreachable target");
@@ -600,15 +564,7 @@ current-context: c
       await env.startCluster("b");
     }
     // Once cluster b is back, the waiting deletion completes and cleans its target up.
-    await a.waitFor(
-      "plain ResourceSync gone",
-      RS_API,
-      "ResourceSync",
-      n,
-      "plain",
-      (o) => o === undefined || undefined,
-      90_000,
-    );
+    await a.waitGone(RS_API, "ResourceSync", n, "plain", 90_000);
     assert.equal(await b.get("v1", "ConfigMap", nb, "dst-plain"), undefined);
     assert.ok(
       await b.get("v1", "ConfigMap", nb, "dst-forced"),

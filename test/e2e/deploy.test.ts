@@ -4,12 +4,10 @@
  * impersonation) to lead, reconcile, write status, events and owner references, and release its Lease.
  */
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
-import { cpSync, existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { load, repoRoot, type TestEnv, waitFor } from "../controlplane/testenv.ts";
+import { load, repoRoot, type TestEnv } from "../controlplane/testenv.ts";
+import { Sinker } from "../support/sinker-process.ts";
 import {
   Cluster,
   condition,
@@ -39,35 +37,7 @@ interface Container {
 }
 let env: TestEnv;
 let a: Cluster;
-let scratch: string | undefined;
 const namespaces: string[] = [];
-
-/** Output of `sinker manifests` (the CRDs). */
-function generatedCrds(): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const p = spawn(process.execPath, [join(repoRoot, "bin", "sinker.js"), "manifests"], { cwd: repoRoot });
-    let out = "";
-    let err = "";
-    p.stdout.setEncoding("utf8").on("data", (c: string) => {
-      out += c;
-    });
-    p.stderr.setEncoding("utf8").on("data", (c: string) => {
-      err += c;
-    });
-    p.on("exit", (code) =>
-      code === 0 ? resolve(out) : reject(new Error(`sinker manifests: ${code} ${err}`)),
-    );
-  });
-}
-
-/** The kustomization directory; while manifests/crds.yaml is not generated yet, a copy with the CRDs added. */
-async function kustomizationDir(): Promise<string> {
-  if (existsSync(join(manifests, "crds.yaml"))) return manifests;
-  scratch = mkdtempSync(join(tmpdir(), "sinker-manifests-"));
-  cpSync(manifests, scratch, { recursive: true });
-  writeFileSync(join(scratch, "crds.yaml"), await generatedCrds());
-  return scratch;
-}
 
 async function kubectl(args: string[]) {
   const r = await env.kubectl("a", args);
@@ -84,13 +54,12 @@ before(async () => {
 });
 
 after(async () => {
-  if (scratch) rmSync(scratch, { recursive: true, force: true });
   await Promise.all(namespaces.map((n) => env.deleteNamespace("a", n)));
 });
 
 describe("manifests", () => {
   it("kubectl apply -k manifests --server-side --dry-run=server is accepted", async () => {
-    const out = await kubectl(["apply", "-k", await kustomizationDir(), "--server-side", "--dry-run=server"]);
+    const out = await kubectl(["apply", "-k", manifests, "--server-side", "--dry-run=server"]);
     for (const want of [
       "namespace/sinker",
       "customresourcedefinition.apiextensions.k8s.io/resourcesyncs.sinker.influxdata.io",
@@ -108,7 +77,7 @@ describe("manifests", () => {
   });
 
   it("the Deployment is hardened and probes the admin port", async () => {
-    const out = await kubectl(["kustomize", await kustomizationDir()]);
+    const out = await kubectl(["kustomize", manifests]);
     const { parseAllDocuments } = await import("yaml");
     const docs = parseAllDocuments(out).map((d) => d.toJS() as Record<string, unknown>);
     const dep = docs.find((d) => d.kind === "Deployment") as unknown as {
@@ -137,10 +106,8 @@ describe("manifests", () => {
     namespaces.push(namespace);
     await a.apply(configMap(namespace, "source", { k: "v" }));
 
-    const p = spawn(
-      process.execPath,
+    const sinker = new Sinker(
       [
-        join(repoRoot, "bin", "sinker.js"),
         "--kubeconfig",
         env.kubeconfigPath("a"),
         "--as",
@@ -161,29 +128,13 @@ describe("manifests", () => {
         "--leader-election-id",
         "sinker-rbac-e2e",
       ],
-      {
-        cwd: repoRoot,
-        stdio: ["ignore", "pipe", "pipe"],
-        env: { ...process.env, SINKER_LOG: "sinker=info,warn" },
-      },
+      { SINKER_LOG: "sinker=info,warn" },
     );
-    let stdout = "";
-    let stderr = "";
-    p.stdout.setEncoding("utf8").on("data", (c: string) => {
-      stdout += c;
-    });
-    p.stderr.setEncoding("utf8").on("data", (c: string) => {
-      stderr += c;
-    });
-    const exited = new Promise<number | null>((resolve) => p.on("exit", (code) => resolve(code)));
     try {
-      await waitFor(
+      await sinker.waitLog(
         "the controller to lead and list ResourceSyncs",
-        async () => {
-          if (p.exitCode !== null) throw new Error(`sinker exited ${p.exitCode}: ${stderr}`);
-          return stdout.includes("initial ResourceSync list received");
-        },
-        { timeoutMs: 30_000 },
+        (r) => r.msg === "initial ResourceSync list received",
+        30_000,
       );
       await a.apply(
         resourceSync(namespace, "demo", {
@@ -210,12 +161,16 @@ describe("manifests", () => {
         events.some((e) => (e as { involvedObject?: { name?: string } }).involvedObject?.name === "demo"),
         "an Event on the ResourceSync",
       );
-      assert.ok(!/forbidden/i.test(stdout), `no forbidden requests:\n${stdout}`);
+      const forbidden = sinker.records.filter((r) => /forbidden/i.test(JSON.stringify(r)));
+      assert.deepEqual(forbidden, [], "no forbidden requests");
       await deleteResourceSyncs(a, [namespace]);
     } finally {
-      p.kill("SIGTERM");
+      const exit = await sinker.terminate();
+      assert.equal(exit.code, 0, sinker.stderr);
     }
-    assert.equal(await exited, 0, stderr);
-    assert.ok(stdout.includes("released the Lease"), "the Lease is released with the Role's rights");
+    assert.ok(
+      sinker.hasLog((r) => String(r.msg).includes("released the Lease")),
+      "the Lease is released with the Role's rights",
+    );
   });
 });

@@ -4,116 +4,15 @@
  * hand-over between real processes.
  */
 import assert from "node:assert/strict";
-import { type ChildProcess, spawn } from "node:child_process";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import parsePrometheusTextFormat, { type PrometheusFamily } from "parse-prometheus-text-format";
 import { load, repoRoot, type TestEnv, waitFor } from "../controlplane/testenv.ts";
+import { killAllSinkers, runToExit, Sinker } from "../support/sinker-process.ts";
 import { Cluster, configMap, deleteResourceSyncs, installCrds, resourceSync } from "./support/cluster.ts";
-
-const BIN = join(repoRoot, "bin", "sinker.js");
 
 let env: TestEnv;
 let a: Cluster;
 const namespaces: string[] = [];
-const running = new Set<Sinker>();
-
-type LogRecord = Record<string, unknown> & { msg?: string; module?: string; level?: string };
-
-class Sinker {
-  readonly proc: ChildProcess;
-  readonly records: LogRecord[] = [];
-  readonly badLines: string[] = [];
-  stderr = "";
-  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null; at: number }>;
-  #buf = "";
-
-  constructor(args: string[], extraEnv: NodeJS.ProcessEnv = {}) {
-    this.proc = spawn(process.execPath, [BIN, ...args], {
-      cwd: repoRoot,
-      env: { ...process.env, SINKER_LOG: "", ...extraEnv },
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-    running.add(this);
-    this.proc.stdout?.setEncoding("utf8").on("data", (chunk: string) => {
-      this.#buf += chunk;
-      let nl = this.#buf.indexOf("\n");
-      while (nl >= 0) {
-        const line = this.#buf.slice(0, nl);
-        this.#buf = this.#buf.slice(nl + 1);
-        try {
-          this.records.push(JSON.parse(line) as LogRecord);
-        } catch {
-          this.badLines.push(line);
-        }
-        if (process.env.SINKER_TEST_LOG) process.stderr.write(`# ${line}\n`);
-        nl = this.#buf.indexOf("\n");
-      }
-    });
-    this.proc.stderr?.setEncoding("utf8").on("data", (chunk: string) => {
-      this.stderr += chunk;
-    });
-    this.exited = new Promise((resolve) =>
-      this.proc.on("exit", (code, signal) => {
-        running.delete(this);
-        resolve({ code, signal, at: Date.now() });
-      }),
-    );
-  }
-
-  hasLog(pred: (r: LogRecord) => boolean): boolean {
-    return this.records.some(pred);
-  }
-
-  async waitLog(what: string, pred: (r: LogRecord) => boolean, timeoutMs = 20_000): Promise<LogRecord> {
-    return waitFor(
-      `${what} (stderr: ${this.stderr.slice(-300)})`,
-      async () => {
-        if (this.proc.exitCode !== null)
-          throw new Error(`sinker exited with ${this.proc.exitCode}: ${this.stderr}`);
-        return this.records.find(pred);
-      },
-      { timeoutMs, intervalMs: 50 },
-    );
-  }
-
-  async adminUrl(): Promise<string> {
-    const r = await this.waitLog("admin server address", (r) => r.msg === "admin server listening");
-    return `http://${String(r.address)}`;
-  }
-
-  async status(path: string): Promise<number> {
-    return (await fetch(`${await this.adminUrl()}${path}`)).status;
-  }
-
-  async metrics(): Promise<PrometheusFamily[]> {
-    const res = await fetch(`${await this.adminUrl()}/metrics`);
-    assert.equal(res.status, 200);
-    return parsePrometheusTextFormat(await res.text());
-  }
-
-  async metric(name: string, labels: Record<string, string> = {}): Promise<number> {
-    const f = (await this.metrics()).find((x) => x.name === name);
-    const s = f?.metrics.find((m) => Object.entries(labels).every(([k, v]) => m.labels?.[k] === v));
-    return s ? Number(s.value ?? s.count ?? s.buckets?.["+Inf"] ?? Number.NaN) : Number.NaN;
-  }
-
-  async terminate(signal: NodeJS.Signals = "SIGTERM") {
-    const t0 = Date.now();
-    this.proc.kill(signal);
-    const r = await this.exited;
-    return { ...r, ms: r.at - t0 };
-  }
-}
-
-/** Runs sinker to completion (for start-up failures); kills it after 30 s. */
-async function runToExit(args: string[]) {
-  const s = new Sinker(args);
-  const timer = setTimeout(() => s.proc.kill("SIGKILL"), 30_000);
-  const r = await s.exited;
-  clearTimeout(timer);
-  return { code: r.code, stderr: s.stderr, records: s.records };
-}
 
 async function ns(prefix: string): Promise<string> {
   const name = await env.createNamespace("a", prefix);
@@ -150,7 +49,7 @@ before(async () => {
 });
 
 after(async () => {
-  for (const s of running) s.proc.kill("SIGKILL");
+  killAllSinkers();
   await Promise.all(namespaces.map((n) => env.deleteNamespace("a", n)));
 });
 

@@ -18,20 +18,21 @@ async function until(what: string, check: () => boolean, timeoutMs = 5000): Prom
   }
 }
 
-describe("Informer under transport faults (injected by a stub HTTP server)", () => {
-  let server: FakeApiServer;
-  let client: ClusterClient;
-  let cm: ResourceInfo;
-  before(async () => {
-    server = await new FakeApiServer().start();
-    client = ClusterClient.fromKubeConfig(server.kubeConfig(), { name: "fake" });
-    cm = await client.resolve("v1", "ConfigMap");
-  });
-  after(async () => {
-    await client.close();
-    await server.stop();
-  });
+// One stub server for the file; each test injects its own fault.
+let server: FakeApiServer;
+let client: ClusterClient;
+let cm: ResourceInfo;
+before(async () => {
+  server = await new FakeApiServer().start();
+  client = ClusterClient.fromKubeConfig(server.kubeConfig(), { name: "fake" });
+  cm = await client.resolve("v1", "ConfigMap");
+});
+after(async () => {
+  await client.close();
+  await server.stop();
+});
 
+describe("Informer under transport faults (injected by a stub HTTP server)", () => {
   it("drops a silent watch after the idle timeout and watches again without losing events", async () => {
     const inf = new Informer({
       client,
@@ -72,19 +73,6 @@ describe("Informer under transport faults (injected by a stub HTTP server)", () 
 });
 
 describe("Watches when an informer cannot sync (stub HTTP server)", () => {
-  let server: FakeApiServer;
-  let client: ClusterClient;
-  let cm: ResourceInfo;
-  before(async () => {
-    server = await new FakeApiServer().start();
-    client = ClusterClient.fromKubeConfig(server.kubeConfig(), { name: "fake" });
-    cm = await client.resolve("v1", "ConfigMap");
-  });
-  after(async () => {
-    await client.close();
-    await server.stop();
-  });
-
   it("throws a bounded-wait error with the informer's reason when it cannot sync", async () => {
     const watches = new Watches({ logger, onChange: () => {}, syncTimeoutMs: 300, informerOptions: fast });
     server.failWith = {

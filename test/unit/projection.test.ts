@@ -15,6 +15,16 @@ const OWNER = {
   blockOwnerDeletion: true,
 };
 const LOCAL: ProjectionTarget = { namespace: "default", ownerReference: true };
+/** The applied ConfigMap `demo` in `remote-ns` (the target identity every mapping starts from), plus `fields`. */
+function remoteTarget(fields: Record<string, unknown>) {
+  return {
+    apiVersion: "v1",
+    kind: "ConfigMap",
+    metadata: { name: "demo", namespace: "remote-ns" },
+    ...fields,
+  };
+}
+
 const REMOTE: ProjectionTarget = { namespace: "remote-ns", ownerReference: false };
 const CLUSTER: ProjectionTarget = { namespace: undefined, ownerReference: false };
 
@@ -112,12 +122,9 @@ const cases: Case[] = [
     resourceSync: rs(),
     source: { apiVersion: "v1", kind: "ConfigMap", metadata: { name: "x" }, data: { a: "1" } },
     target: REMOTE,
-    want: {
-      apiVersion: "v1",
-      kind: "ConfigMap",
-      metadata: { name: "demo", namespace: "remote-ns" },
+    want: remoteTarget({
       data: { a: "1" },
-    },
+    }),
   },
   {
     name: "clone into a cluster-scoped target: no namespace, no owner reference even when asked",
@@ -146,23 +153,17 @@ const cases: Case[] = [
       { fromFieldPath: "data.foo", toFieldPath: "data.x" },
     ]),
     target: REMOTE,
-    want: {
-      apiVersion: "v1",
-      kind: "ConfigMap",
-      metadata: { name: "demo", namespace: "remote-ns" },
+    want: remoteTarget({
       data: { x: "f" },
-    },
+    }),
   },
   {
     name: "mappings: absolute path taken as is, bracket notation for dotted keys",
     resourceSync: rs([{ fromFieldPath: "$.data['dotted.key']", toFieldPath: "data.plain" }]),
     target: REMOTE,
-    want: {
-      apiVersion: "v1",
-      kind: "ConfigMap",
-      metadata: { name: "demo", namespace: "remote-ns" },
+    want: remoteTarget({
       data: { plain: "d" },
-    },
+    }),
   },
   {
     name: "mappings: filter selecting exactly one node",
@@ -178,12 +179,9 @@ const cases: Case[] = [
       { fromFieldPath: "list[?@.a == 3]", toFieldPath: "spec.none" },
     ]),
     target: REMOTE,
-    want: {
-      apiVersion: "v1",
-      kind: "ConfigMap",
-      metadata: { name: "demo", namespace: "remote-ns" },
+    want: remoteTarget({
       data: { foo: "f" },
-    },
+    }),
   },
   {
     name: "mappings: empty fromFieldPath and omitted fromFieldPath select the whole source",
@@ -208,12 +206,9 @@ const cases: Case[] = [
     name: "mappings: deep toFieldPath creates the objects on the way",
     resourceSync: rs([{ fromFieldPath: "data.nested", toFieldPath: "spec.config.inner" }]),
     target: REMOTE,
-    want: {
-      apiVersion: "v1",
-      kind: "ConfigMap",
-      metadata: { name: "demo", namespace: "remote-ns" },
+    want: remoteTarget({
       spec: { config: { inner: "n" } },
-    },
+    }),
   },
   {
     name: "metadata targets: labels map and one annotation",
@@ -299,12 +294,9 @@ const cases: Case[] = [
       { fromFieldPath: "data.foo", toFieldPath: "data.foo" },
     ]),
     target: REMOTE,
-    want: {
-      apiVersion: "v1",
-      kind: "ConfigMap",
-      metadata: { name: "demo", namespace: "remote-ns" },
+    want: remoteTarget({
       data: { foo: "f" },
-    },
+    }),
   },
 ];
 

@@ -3,16 +3,15 @@
  * holds back: 503 before the initial list, 200 after, and a clean exit on SIGTERM.
  */
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { join } from "node:path";
 import { after, before, it } from "node:test";
 import { stringify } from "yaml";
+import { Sinker } from "../support/sinker-process.ts";
 
-const repoRoot = resolve(import.meta.dirname, "..", "..");
 const GROUP_PATH = "/apis/sinker.influxdata.io/v1alpha1";
 
 let server: Server;
@@ -90,37 +89,17 @@ after(async () => {
 });
 
 it("/ready is 503 until the initial ResourceSync list is in, then 200; SIGTERM exits 0", async () => {
-  const p = spawn(
-    process.execPath,
-    [
-      join(repoRoot, "bin", "sinker.js"),
-      "--kubeconfig",
-      kubeconfig,
-      "--admin-addr",
-      "127.0.0.1:0",
-      "--log-format",
-      "json",
-    ],
-    { cwd: repoRoot, stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, SINKER_LOG: "" } },
-  );
-  let stdout = "";
-  let stderr = "";
-  p.stdout.setEncoding("utf8").on("data", (c: string) => {
-    stdout += c;
-  });
-  p.stderr.setEncoding("utf8").on("data", (c: string) => {
-    stderr += c;
-  });
-  const exited = new Promise<number | null>((r) => p.on("exit", (code) => r(code)));
+  const sinker = new Sinker([
+    "--kubeconfig",
+    kubeconfig,
+    "--admin-addr",
+    "127.0.0.1:0",
+    "--log-format",
+    "json",
+  ]);
   try {
+    const base = await sinker.adminUrl();
     const deadline = Date.now() + 15_000;
-    let base = "";
-    while (!base) {
-      assert.ok(Date.now() < deadline, `no admin address; stdout: ${stdout} stderr: ${stderr}`);
-      const m = /"address":"([^"]+)","msg":"admin server listening"/.exec(stdout);
-      if (m) base = `http://${m[1]}`;
-      else await new Promise((r) => setTimeout(r, 50));
-    }
     // Still waiting for the list: live, not ready, and it stays so.
     for (let i = 0; i < 5; i++) {
       assert.equal((await fetch(`${base}/ready`)).status, 503);
@@ -134,12 +113,10 @@ it("/ready is 503 until the initial ResourceSync list is in, then 200; SIGTERM e
       status = (await fetch(`${base}/ready`)).status;
       if (status !== 200) await new Promise((r) => setTimeout(r, 50));
     }
-  } catch (err) {
-    throw new Error(`${(err as Error).message}; stdout: ${stdout}; stderr: ${stderr}`, { cause: err });
   } finally {
-    p.kill("SIGTERM");
+    const exit = await sinker.terminate();
+    assert.equal(exit.code, 0, sinker.stderr);
   }
-  assert.equal(await exited, 0, stderr);
-  assert.match(stdout, /"msg":"controller stopped"/);
+  assert.ok(sinker.hasLog((r) => r.msg === "controller stopped"));
   assert.equal(openWatches.size, 0, "the ResourceSync watch is closed");
 });

@@ -112,6 +112,25 @@ export class Cluster {
     return (r.body as { items: Obj[] }).items;
   }
 
+  /** Waits until the object no longer exists. */
+  async waitGone(
+    apiVersion: string,
+    kind: string,
+    namespace: string | undefined,
+    name: string,
+    timeoutMs = 20_000,
+  ) {
+    await this.waitFor(
+      `${kind} ${namespace}/${name} gone`,
+      apiVersion,
+      kind,
+      namespace,
+      name,
+      (o) => o === undefined,
+      timeoutMs,
+    );
+  }
+
   /** Waits until the object satisfies `check` (which returns a truthy value), then returns that value. */
   waitFor<T>(
     what: string,
