@@ -147,22 +147,25 @@ describe("sinker process: running", () => {
   });
 });
 
+/** Leader election with short durations, so hand-overs happen within a test's patience. */
+function fastLeaderElection(namespace: string): string[] {
+  return [
+    "--leader-elect",
+    "--leader-election-namespace",
+    namespace,
+    "--leader-election-lease-duration",
+    "4s",
+    "--leader-election-renew-deadline",
+    "3s",
+    "--leader-election-retry-period",
+    "500ms",
+  ];
+}
+
 describe("sinker process: leader election", () => {
   it("two processes: one reconciles; SIGTERM hands over at once, a killed leader within the lease duration", async () => {
     const namespace = await ns("handover");
-    const le = [
-      "--leader-elect",
-      "--leader-election-namespace",
-      namespace,
-      "--leader-election-id",
-      "sinker-e2e",
-      "--leader-election-lease-duration",
-      "4s",
-      "--leader-election-renew-deadline",
-      "3s",
-      "--leader-election-retry-period",
-      "500ms",
-    ];
+    const le = [...fastLeaderElection(namespace), "--leader-election-id", "sinker-e2e"];
     const leads = async (s: Sinker) => (await s.metric("sinker_leader")) === 1;
 
     const one = new Sinker([...baseArgs(), ...le]);
@@ -218,18 +221,7 @@ describe("sinker process: leader election", () => {
 
   it("a leader whose Lease is taken stops reconciling and exits 1 within the renew deadline", async () => {
     const namespace = await ns("lost-lease");
-    const s = new Sinker([
-      ...baseArgs(),
-      "--leader-elect",
-      "--leader-election-namespace",
-      namespace,
-      "--leader-election-lease-duration",
-      "4s",
-      "--leader-election-renew-deadline",
-      "3s",
-      "--leader-election-retry-period",
-      "500ms",
-    ]);
+    const s = new Sinker([...baseArgs(), ...fastLeaderElection(namespace)]);
     await waitFor("the process to lead", async () => (await s.metric("sinker_leader")) === 1, {
       timeoutMs: 20_000,
     });
