@@ -13,8 +13,7 @@ import { Informer } from "../kube/informer.ts";
 import type { KubeObject } from "../kube/object.ts";
 import { RemoteClusters } from "../kube/remote-clusters.ts";
 import { WorkQueue } from "./queue.ts";
-import { type ReconcileContext, reconcile } from "./reconciler.ts";
-import { findCondition, READY, type SyncStatus } from "./status.ts";
+import { outcomeFromStatus, type ReconcileContext, reconcile } from "./reconciler.ts";
 import { Watches, type WatchInfo } from "./watches.ts";
 
 export const CONTROLLER_NAME = "resourcesync";
@@ -70,7 +69,6 @@ export async function startController(options: ControllerOptions): Promise<Runni
   });
   /** When a watched source or target changed, per key, for the source-change → applied latency. */
   const changedAt = new Map<string, number>();
-  const states = new Map<string, "synced" | "failing">();
 
   const watches = new Watches({
     logger: logger.child({ module: "sinker::watches" }),
@@ -92,10 +90,6 @@ export async function startController(options: ControllerOptions): Promise<Runni
   resourceSyncs.onEvent((event) => {
     const key = keyOf(event.object);
     if (event.type === "modified" && event.old && !resourceSyncChangeMatters(event.old, event.object)) return;
-    if (event.type === "deleted") {
-      states.delete(key);
-      updateStateGauge();
-    }
     queue.add(key);
   });
 
@@ -127,7 +121,7 @@ export async function startController(options: ControllerOptions): Promise<Runni
   function updateStateGauge() {
     let synced = 0;
     let failing = 0;
-    for (const state of states.values()) state === "synced" ? synced++ : failing++;
+    for (const outcome of ctx.lastOutcome.values()) outcome.ok ? synced++ : failing++;
     metrics.resourceSyncs.set({ state: "synced" }, synced);
     metrics.resourceSyncs.set({ state: "failing" }, failing);
   }
@@ -147,13 +141,11 @@ export async function startController(options: ControllerOptions): Promise<Runni
         switch (result.kind) {
           case "synced":
             queue.forget(key);
-            states.set(key, "synced");
             metrics.reconcileTotal.inc({ controller: CONTROLLER_NAME, result: "success" });
             log.debug("synced");
             break;
           case "gone":
             queue.forget(key);
-            states.delete(key);
             changedAt.delete(key);
             metrics.reconcileTotal.inc({ controller: CONTROLLER_NAME, result: "success" });
             log.debug("no longer managed");
@@ -164,7 +156,8 @@ export async function startController(options: ControllerOptions): Promise<Runni
             break;
           case "failed": {
             const delay = queue.addRateLimited(key);
-            states.set(key, "failing");
+            // Also failures while deleting, which write no status.
+            ctx.lastOutcome.set(key, { ok: false, reason: result.error.reason });
             metrics.reconcileTotal.inc({ controller: CONTROLLER_NAME, result: "error" });
             metrics.reconcileErrors.inc({ controller: CONTROLLER_NAME });
             metrics.reconcileErrorsByReason.inc({ reason: result.error.reason });
@@ -206,10 +199,10 @@ export async function startController(options: ControllerOptions): Promise<Runni
   const untrackInFlight = metrics.trackInFlight(CONTROLLER_NAME, () => queue.inFlight());
   resourceSyncs.start();
   const ready = resourceSyncs.synced.then(() => {
-    // Status was written by an earlier run: seed the state gauge so it is right before the first reconcile.
+    // Status was written by an earlier run: seed the outcomes so the gauge is right before the first reconcile.
     for (const rs of resourceSyncs.list()) {
-      const readyCondition = findCondition(rs.status as SyncStatus | undefined, READY);
-      if (readyCondition) states.set(keyOf(rs), readyCondition.status === "True" ? "synced" : "failing");
+      const outcome = outcomeFromStatus(rs);
+      if (outcome) ctx.lastOutcome.set(keyOf(rs), outcome);
     }
     updateStateGauge();
     logger.info({ resourceSyncs: resourceSyncs.list().length }, "initial ResourceSync list received");

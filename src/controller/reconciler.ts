@@ -38,7 +38,10 @@ export interface ReconcileContext {
   events: EventRecorder;
   options: ReconcilerOptions;
   logger: Logger;
-  /** What this process last wrote per key: the cache may lag behind our own status writes. */
+  /**
+   * The last outcome per key (seeded from the status an earlier run wrote): decides which changes are
+   * transitions worth an Event (the cache may lag behind our own status writes) and feeds the state gauge.
+   */
   lastOutcome: Map<string, { ok: boolean; reason?: string }>;
   /** The watch references each ResourceSync's last reconcile committed. */
   watchRefs: Map<string, WatchRef[]>;
@@ -77,8 +80,7 @@ export async function reconcile(key: string, ctx: ReconcileContext): Promise<Rec
   const cached = ctx.resourceSyncs.get(namespace, name);
   if (!cached) {
     // Gone from the API server: nothing to clean up that the finalizer did not already do.
-    await releaseWatches(key, ctx);
-    ctx.lastOutcome.delete(key);
+    await forget(key, ctx);
     return { kind: "gone" };
   }
   const refs = new RefSet(key, ctx);
@@ -148,7 +150,7 @@ async function finalize(
 ): Promise<ReconcileResult> {
   const log = ctx.logger;
   if (!rs.metadata?.finalizers?.includes(FINALIZER)) {
-    await releaseWatches(key, ctx);
+    await forget(key, ctx);
     return { kind: "gone" };
   }
   if (annotationIsTrue(rs.metadata, ANNOTATION_DISABLE_TARGET_DELETION)) {
@@ -273,14 +275,16 @@ async function ensureFinalizer(rs: KubeObject, ctx: ReconcileContext): Promise<K
   );
 }
 
-async function releaseWatches(key: string, ctx: ReconcileContext): Promise<void> {
+/** Sinker no longer manages this ResourceSync: drop its watches and everything remembered about it. */
+async function forget(key: string, ctx: ReconcileContext): Promise<void> {
   ctx.watchRefs.delete(key);
   ctx.lastTargets.delete(key);
+  ctx.lastOutcome.delete(key);
   await ctx.watches.release(key);
 }
 
 async function releaseAndRemoveFinalizer(key: string, rs: KubeObject, ctx: ReconcileContext): Promise<void> {
-  await releaseWatches(key, ctx);
+  await forget(key, ctx);
   const finalizers = (rs.metadata?.finalizers ?? []).filter((f) => f !== FINALIZER);
   try {
     await ctx.local.patch(
@@ -293,7 +297,6 @@ async function releaseAndRemoveFinalizer(key: string, rs: KubeObject, ctx: Recon
   } catch (err) {
     if (asSinkerError(err).reason !== "NotFound") throw err;
   }
-  ctx.lastOutcome.delete(key);
 }
 
 /**
@@ -385,7 +388,7 @@ async function reportFailure(
   }
 }
 
-function outcomeFromStatus(rs: KubeObject): { ok: boolean; reason?: string } | undefined {
+export function outcomeFromStatus(rs: KubeObject): { ok: boolean; reason?: string } | undefined {
   const ready = findCondition(rs.status as SyncStatus | undefined, READY);
   if (!ready) return undefined;
   return { ok: ready.status === "True", reason: ready.reason };

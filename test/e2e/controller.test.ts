@@ -4,7 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
-import { load, type TestEnv } from "../controlplane/testenv.ts";
+import { load, type TestEnv, waitFor } from "../controlplane/testenv.ts";
 import {
   Cluster,
   condition,
@@ -269,6 +269,10 @@ describe("in one cluster", () => {
     assert.equal(await a.get("v1", "ConfigMap", n, "dst-bad"), undefined);
     const events = await a.list("v1", "Event", n);
     assert.ok(events.some((e) => e.reason === "InvalidJSONPath" && e.type === "Warning"));
+    await waitFor("the failing ResourceSync counted in sinker_resourcesyncs", async () => {
+      const gauge = (await ctrl.metrics.resourceSyncs.get()).values.find((v) => v.labels.state === "failing");
+      return (gauge?.value ?? 0) >= 1;
+    });
 
     // Fixing the spec recovers: Ready True, ResourceSyncFailing turned False with a new transition time.
     const firstFailure = rustCompatible?.lastTransitionTime;
