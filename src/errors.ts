@@ -26,6 +26,10 @@ export type ErrorReason =
   | "Forbidden"
   | "Unauthorized"
   | "SecretNotFound"
+  // ownership (what Sinker may write or delete)
+  | "TargetNotOwned"
+  | "TargetConflict"
+  | "TargetIsSource"
   // the world is not (yet) as we need it
   | "SourceNotFound"
   | "ClusterUnreachable"
@@ -33,6 +37,7 @@ export type ErrorReason =
   | "Gone"
   | "Throttled"
   | "Conflict"
+  | "Cancelled"
   | "Internal";
 
 export class SinkerError extends Error {

@@ -19,6 +19,7 @@ import type { KubeConfig } from "@kubernetes/client-node";
 import { Agent, type Dispatcher, ProxyAgent, request } from "undici";
 import { type ErrorReason, SinkerError } from "../errors.ts";
 import { isPlainObject, type KubeObject } from "./object.ts";
+import { currentRequestSignal } from "./request-signal.ts";
 
 export interface ResourceInfo {
   /** `v1` or `group/version`. */
@@ -672,6 +673,10 @@ export class ClusterClient {
   ): Promise<KubeObject | undefined> {
     const dispatcher = await this.#getDispatcher();
     const headers = await this.#headers(contentType);
+    // the cancellation of the reconcile (or other work) this request is part of: leadership lost, stopping
+    const signal = currentRequestSignal();
+    const cancelled = () => new SinkerError("Cancelled", `cluster "${this.name}": ${what} cancelled`);
+    if (signal?.aborted) throw cancelled();
     let response: Dispatcher.ResponseData | undefined;
     let text = "";
     for (let attempt = 1; response === undefined; attempt++) {
@@ -681,6 +686,7 @@ export class ClusterClient {
           headers,
           body,
           dispatcher,
+          ...(signal ? { signal } : {}),
           headersTimeout: this.#headersTimeoutMs,
           bodyTimeout: BODY_TIMEOUT_MS,
         });
@@ -692,6 +698,7 @@ export class ClusterClient {
           response = undefined;
           continue;
         }
+        if (signal?.aborted) throw cancelled();
         throw transportError(this.name, err, what);
       }
     }

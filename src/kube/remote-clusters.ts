@@ -187,6 +187,8 @@ interface CacheEntry {
   cluster: RemoteCluster;
   secretUid: string;
   key: string;
+  /** `namespace/name/key` of the Secret. */
+  secretRef: string;
 }
 
 export class RemoteClusters {
@@ -197,6 +199,10 @@ export class RemoteClusters {
   /** `${uid}/${resourceVersion}/${key}` → client */
   readonly #cache = new Map<string, CacheEntry>();
   readonly #namespaces = new WeakMap<ClusterClient, string | undefined>();
+  /** `namespace/name/key` of a Secret → the entry last loaded from it (kept while its client is cached). */
+  readonly #lastBySecret = new Map<string, CacheEntry>();
+  /** Clients in use by work in progress (reconciles between awaits): never pruned while held. */
+  readonly #held = new Map<ClusterClient, number>();
 
   constructor(opts: RemoteClustersOptions) {
     this.#allowUnsafe = opts.allowUnsafeKubeconfigs;
@@ -215,8 +221,12 @@ export class RemoteClusters {
     const where = `Secret ${meta.namespace ?? ""}/${meta.name ?? ""} key "${key}"`;
     const uid = meta.uid ?? `${meta.namespace}/${meta.name}`;
     const cacheKey = `${uid}/${meta.resourceVersion ?? ""}/${key}`;
+    const secretRef = `${meta.namespace ?? ""}/${meta.name ?? ""}/${key}`;
     const hit = this.#cache.get(cacheKey);
-    if (hit) return hit.cluster;
+    if (hit) {
+      this.#lastBySecret.set(secretRef, hit);
+      return hit.cluster;
+    }
 
     const text = secretValue(secret, key);
     if (text === undefined) throw new SinkerError("InvalidKubeconfig", `${where} does not exist`);
@@ -227,13 +237,36 @@ export class RemoteClusters {
       ...(this.#userAgent ? { userAgent: this.#userAgent } : {}),
     });
     const cluster: RemoteCluster = { client, namespace };
-    this.#cache.set(cacheKey, { cluster, secretUid: uid, key });
+    const entry: CacheEntry = { cluster, secretUid: uid, key, secretRef };
+    this.#cache.set(cacheKey, entry);
+    this.#lastBySecret.set(secretRef, entry);
     this.#namespaces.set(client, namespace);
     this.#logger.debug(
       { cluster: client.name, clientId: client.id, resourceVersion: meta.resourceVersion },
       "loaded kubeconfig from Secret",
     );
     return cluster;
+  }
+
+  /**
+   * The cluster last loaded from this Secret key, while its client is still cached: lets a ResourceSync being
+   * deleted clean its recorded target up after its kubeconfig Secret went first (a namespace being deleted).
+   */
+  lastClusterFor(namespace: string, name: string, key: string): RemoteCluster | undefined {
+    return this.#lastBySecret.get(`${namespace}/${name}/${key}`)?.cluster;
+  }
+
+  /** Marks the client as in use until the returned function is called (reference-counted). */
+  hold(client: ClusterClient): () => void {
+    this.#held.set(client, (this.#held.get(client) ?? 0) + 1);
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      const n = (this.#held.get(client) ?? 1) - 1;
+      if (n <= 0) this.#held.delete(client);
+      else this.#held.set(client, n);
+    };
   }
 
   /** Same as `clusterFor(secret, key).client`. */
@@ -252,15 +285,17 @@ export class RemoteClusters {
   }
 
   /**
-   * Drops (and closes) the cached clients not in `inUse`. Call it after the ResourceSyncs moved to new clients,
-   * with every client still referenced (e.g. `watches.clientsInUse()` plus those of in-flight reconciles).
+   * Drops (and closes) the cached clients neither in `inUse` (e.g. `watches.clientsInUse()`) nor held by work
+   * in progress (`hold`). Returns how many were dropped.
    */
   async prune(inUse: Set<ClusterClient>): Promise<number> {
     const dropped: ClusterClient[] = [];
     for (const [k, e] of this.#cache) {
-      if (!inUse.has(e.cluster.client)) {
+      const client = e.cluster.client;
+      if (!inUse.has(client) && !this.#held.has(client)) {
         this.#cache.delete(k);
-        dropped.push(e.cluster.client);
+        if (this.#lastBySecret.get(e.secretRef) === e) this.#lastBySecret.delete(e.secretRef);
+        dropped.push(client);
       }
     }
     await Promise.all(dropped.map((c) => c.close()));
@@ -269,9 +304,15 @@ export class RemoteClusters {
     return dropped.length;
   }
 
+  /** Names of the clusters that have a cached client (a series per name). */
+  clusterNames(): Set<string> {
+    return new Set([...this.#cache.values()].map((e) => e.cluster.client.name));
+  }
+
   async closeAll(): Promise<void> {
     const all = [...this.#cache.values()].map((e) => e.cluster.client);
     this.#cache.clear();
+    this.#lastBySecret.clear();
     await Promise.all(all.map((c) => c.close()));
   }
 }
