@@ -10,8 +10,8 @@
  * informer stops when its last reference moves away.
  *
  * Two kinds of informer: namespace-wide (the default: one watch for every object of that kind and namespace
- * that ResourceSyncs use) and single-object (a `metadata.name` field selector: one watch per object). Secrets
- * are always watched one by one, so no Secret that is not a kubeconfig in use is ever cached. A namespace-wide
+ * that ResourceSyncs use) and single-object (a `metadata.name` field selector: one watch per object). Kubeconfig
+ * Secrets are watched one by one (the reconciler asks so), so no other Secret of their namespace is cached. A namespace-wide
  * list refused with Forbidden (a Role limited by `resourceNames`, or `get` + single-object `watch` rights, which
  * were enough for the Rust controller) switches that (client, kind, namespace) to single-object informers,
  * logged once.
@@ -118,8 +118,6 @@ function entryKeyOf(
   return name === undefined ? base : `${base}|${name}`;
 }
 
-/** Secrets are watched one by one: only kubeconfigs in use are ever cached, never a namespace's other Secrets. */
-const isSecret = (resource: ResourceInfo) => resource.group === "" && resource.plural === "secrets";
 
 /** List failures that waiting will not cure. */
 const TERMINAL_REASONS = new Set<ErrorReason>(["Forbidden", "Unauthorized", "UnknownKind"]);
@@ -207,7 +205,7 @@ export class Watches {
       );
     }
     const wide = entryKeyOf(ref.client, ref.resource, namespace);
-    const single = ref.single || isSecret(ref.resource) || this.#narrowed.has(wide);
+    const single = ref.single || this.#narrowed.has(wide);
     return {
       entryKey: single ? entryKeyOf(ref.client, ref.resource, namespace, ref.name) : wide,
       objKey: objectKey(namespace, ref.name),
