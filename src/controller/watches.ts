@@ -118,7 +118,6 @@ function entryKeyOf(
   return name === undefined ? base : `${base}|${name}`;
 }
 
-
 /** List failures that waiting will not cure. */
 const TERMINAL_REASONS = new Set<ErrorReason>(["Forbidden", "Unauthorized", "UnknownKind"]);
 const isTerminal = (reason: ErrorReason | undefined) => reason !== undefined && TERMINAL_REASONS.has(reason);
@@ -159,7 +158,7 @@ export class Watches {
       if (!resolved.some((n) => n.entryKey === r.entryKey && n.objKey === r.objKey))
         this.#removeRef(rsKey, r);
     }
-    await this.#waitSynced(rsKey);
+    await this.#waitSynced(rsKey, resolved);
   }
 
   /**
@@ -169,14 +168,16 @@ export class Watches {
   async addRefs(rsKey: string, refs: WatchRef[]): Promise<void> {
     const current = this.#refs.get(rsKey) ?? [];
     const merged = [...current];
+    const wanted: ResolvedRef[] = [];
     for (const ref of refs) {
       const r = this.#resolve(ref);
+      wanted.push(r);
       if (merged.some((m) => m.entryKey === r.entryKey && m.objKey === r.objKey)) continue;
       this.#addRef(rsKey, r);
       merged.push(r);
     }
     this.#refs.set(rsKey, merged);
-    await this.#waitSynced(rsKey);
+    await this.#waitSynced(rsKey, wanted);
   }
 
   /** Drops one reference of `rsKey` (e.g. a cross-namespace Secret it may no longer use). */
@@ -397,15 +398,18 @@ export class Watches {
   }
 
   /**
-   * Waits until every informer `rsKey` references has its first list, at most `syncTimeoutMs`. A namespace-wide
+   * Waits until the informers of `wanted` (references of `rsKey`) have their first list, at most
+   * `syncTimeoutMs`. Other references `rsKey` still holds from a failed attempt are not waited for. A namespace-wide
    * list refused with Forbidden is narrowed to single-object informers and waited for again; any other list
    * refused for good (no rights, unknown kind) fails at once (the informer keeps retrying in the background, so
    * a fix of RBAC is picked up).
    */
-  async #waitSynced(rsKey: string): Promise<void> {
+  async #waitSynced(rsKey: string, wanted: ResolvedRef[]): Promise<void> {
     const deadline = Date.now() + this.#syncTimeoutMs;
+    const objKeys = new Set(wanted.map((r) => `${r.ref.client.id}|${r.ref.resource.plural}|${r.objKey}`));
     for (;;) {
-      const entries = this.#entriesOf(rsKey);
+      // (re-read each round: narrowing moves references to other informers)
+      const entries = this.#entriesOf(rsKey, objKeys);
       const pending = entries.filter((e) => !e.informer.hasSynced());
       if (pending.length === 0) return;
       const refused = pending.filter((e) => isTerminal(e.informer.health().lastErrorReason));
@@ -428,8 +432,11 @@ export class Watches {
     }
   }
 
-  #entriesOf(rsKey: string): Entry[] {
-    const keys = new Set((this.#refs.get(rsKey) ?? []).map((r) => r.entryKey));
+  #entriesOf(rsKey: string, objKeys: Set<string>): Entry[] {
+    const refs = (this.#refs.get(rsKey) ?? []).filter((r) =>
+      objKeys.has(`${r.ref.client.id}|${r.ref.resource.plural}|${r.objKey}`),
+    );
+    const keys = new Set(refs.map((r) => r.entryKey));
     return [...keys].map((k) => this.#entries.get(k)).filter((e): e is Entry => e !== undefined);
   }
 

@@ -22,6 +22,8 @@ const PLURALS: Record<string, string> = {
   SinkerContainer: "sinkercontainers",
   Event: "events",
   ClusterRole: "clusterroles",
+  Role: "roles",
+  RoleBinding: "rolebindings",
 };
 const CLUSTER_SCOPED = new Set(["Namespace", "ClusterRole"]);
 
