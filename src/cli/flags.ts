@@ -39,6 +39,8 @@ export interface ControllerConfig {
   allowClusterScoped: boolean;
   allowUnsafeKubeconfigs: boolean;
   concurrency: number;
+  /** Every synced ResourceSync is reconciled again after about this long (jittered ±10 %). */
+  resyncPeriodMs: number;
   leaderElection: LeaderElectionConfig;
 }
 
@@ -58,6 +60,7 @@ export const DEFAULTS = {
   responseHeadersTimeout: "9s",
   adminAddr: "0.0.0.0:8080",
   concurrency: 8,
+  resyncPeriod: "10m",
   leaderElectionId: "sinker",
   leaseDuration: "15s",
   renewDeadline: "10s",
@@ -93,6 +96,9 @@ Admin server:
 
 Controller:
   --concurrency <n>             ResourceSyncs reconciled at once (default ${DEFAULTS.concurrency})
+  --resync-period <duration>    reconcile every synced ResourceSync again after about this long (±10 % jitter),
+                                repairing what a missed event would leave; costs no request while the target
+                                matches (default ${DEFAULTS.resyncPeriod})
   --allow-cluster-scoped        allow local cluster-scoped kinds as source or target (security: any tenant who can
                                 create a ResourceSync then reads/writes them with the controller's rights)
   --allow-unsafe-kubeconfigs    allow kubeconfigs from Secrets that run programs (exec, auth-provider), read local
@@ -193,6 +199,7 @@ const FLAGS: Readonly<Record<string, FlagSpec>> = {
   "kube-api-response-headers-timeout": { kind: "string" },
   "admin-addr": { kind: "string" },
   concurrency: { kind: "string" },
+  "resync-period": { kind: "string" },
   "allow-cluster-scoped": { kind: "bool" },
   "allow-unsafe-kubeconfigs": { kind: "bool" },
   "leader-elect": { kind: "bool" },
@@ -362,6 +369,7 @@ function buildConfig(
     allowClusterScoped: bools.get("allow-cluster-scoped") ?? false,
     allowUnsafeKubeconfigs: bools.get("allow-unsafe-kubeconfigs") ?? false,
     concurrency: Number(concurrencyText),
+    resyncPeriodMs: duration("resync-period", DEFAULTS.resyncPeriod),
     leaderElection: {
       enabled: bools.get("leader-elect") ?? false,
       id,

@@ -80,6 +80,21 @@ describe("sinker process: start-up failures", () => {
     assert.match(lines[0] ?? "", /sinker-e2e-nobody/);
     assert.ok(r.records.some((rec) => rec.level === "error" && /CRD is not queryable/.test(String(rec.msg))));
   });
+
+  it("with --leader-elect, the CRD check runs before campaigning (a standby without the CRD exits 1)", async () => {
+    const namespace = await ns("crd-standby");
+    const r = await runToExit([
+      ...baseArgs(),
+      ...fastLeaderElection(namespace),
+      "--as",
+      "sinker-e2e-nobody",
+      "--as-group",
+      "sinker-e2e-none",
+    ]);
+    assert.equal(r.code, 1, r.stderr);
+    assert.match(r.stderr.trim(), /^sinker: CRD is not queryable .*Is the CRD installed\?$/);
+    assert.ok(!r.records.some((rec) => /leader|Lease/i.test(String(rec.msg))), "it never campaigned");
+  });
 });
 
 describe("sinker process: running", () => {

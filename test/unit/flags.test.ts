@@ -76,6 +76,7 @@ describe("parseControllerFlags", () => {
       allowClusterScoped: false,
       allowUnsafeKubeconfigs: false,
       concurrency: 8,
+      resyncPeriodMs: 600_000,
       leaderElection: {
         enabled: false,
         id: "sinker",
@@ -140,6 +141,7 @@ describe("parseControllerFlags", () => {
       true,
     ],
     ["--concurrency", ["--concurrency", "32"], (c) => c.concurrency, 32],
+    ["--resync-period", ["--resync-period", "90s"], (c) => c.resyncPeriodMs, 90_000],
     ["--leader-elect", ["--leader-elect"], (c) => c.leaderElection.enabled, true],
     [
       "--leader-election-id",
