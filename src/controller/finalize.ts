@@ -52,6 +52,43 @@ export async function deleteOldTarget(
   ctx.logger.info({ target: describeTarget(record) }, "spec.target changed: old target deleted");
 }
 
+/**
+ * A crash between an apply and the status write that records it, followed by a change of spec.target, would
+ * leave the applied object unrecorded. A local one carries an owner reference to its ResourceSync: while the
+ * record does not name the current target, other objects of the target's kind in its namespace (from the cache
+ * already held) that carry that reference and Sinker's field manager are deleted (uid precondition).
+ */
+export async function sweepLocalLeftovers(
+  rs: KubeObject,
+  target: ResolvedEnd,
+  ctx: ReconcileContext,
+): Promise<void> {
+  const uid = rs.metadata?.uid;
+  if (!uid) return;
+  for (const o of ctx.watches.list(target.client, target.resource, target.namespace)) {
+    const name = o.metadata?.name;
+    if (!name || name === target.name || o.metadata?.deletionTimestamp) continue;
+    const live = liveOf(o, uid);
+    if (!live.exists || !live.ownedByThis || !live.appliedBySinker) continue;
+    await track(
+      target.client,
+      ctx,
+      target.client.delete(target.resource, target.namespace, name, {
+        propagationPolicy: "Background",
+        preconditions: { uid: live.uid },
+      }),
+    );
+    const what = `${target.resource.kind} ${target.namespace}/${name}`;
+    ctx.events.record(
+      rs,
+      "Normal",
+      "OldTargetDeleted",
+      `deleted ${what}, an earlier target of this ResourceSync`,
+    );
+    ctx.logger.info({ target: what }, "deleted an unrecorded earlier target");
+  }
+}
+
 /** Deletion: clean the target up (unless told not to), then let the ResourceSync go. */
 export async function finalize(
   key: string,

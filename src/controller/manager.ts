@@ -96,6 +96,12 @@ export async function startController(options: ControllerOptions): Promise<Runni
   const watches = new Watches({
     logger: logger.child({ module: "sinker::watches" }),
     ...(options.informerOptions ? { informerOptions: options.informerOptions } : {}),
+    onRecovered: (keys) => {
+      for (const key of keys) queue.add(key);
+    },
+    onTrouble: (keys) => {
+      for (const key of keys) queue.add(key);
+    },
     onChange: (keys, event) => {
       const now = Date.now();
       for (const key of keys) {

@@ -31,7 +31,7 @@ import {
   writeResourceSync,
 } from "./context.ts";
 import { ANNOTATION_ADOPT_TARGET, decideTargetChange, decideWrite } from "./decisions.ts";
-import { deleteOldTarget, finalize } from "./finalize.ts";
+import { deleteOldTarget, finalize, sweepLocalLeftovers } from "./finalize.ts";
 import { describeEnd, identityOf, type ResolvedEnd, resolveEnd, watchRef } from "./resolve.ts";
 import { findCondition, nextStatus, type Outcome, READY, type SyncStatus, statusDiffers } from "./status.ts";
 import { type AppliedTarget, describeTarget, nextRecord, readRecord, sameTarget } from "./sync-record.ts";
@@ -110,6 +110,11 @@ async function sync(
     case "none":
       break;
   }
+  // (a ResourceSync never retargeted, generation 1 without a record, has nothing to sweep: no cost at creation)
+  const retargeted = record ? !sameTarget(record, targetId) : (rs.metadata?.generation ?? 1) > 1;
+  if (!disable && target.local && target.resource.namespaced && retargeted) {
+    await sweepLocalLeftovers(rs, target, ctx);
+  }
   // Narrow the watch set to what this version of the spec needs (drops informers an old spec used).
   await refs.commit();
 
@@ -150,7 +155,9 @@ async function sync(
     memo.target === targetWatch &&
     memo.hash === hash &&
     liveObject?.metadata?.resourceVersion === memo.resourceVersion &&
-    currentRecord?.uid === uid;
+    currentRecord?.uid === uid &&
+    // a cache that no longer follows its cluster (watch down) proves nothing: apply, and learn the truth
+    ctx.watches.live(target.client, target.resource, target.namespace, target.name);
   if (!unchanged) {
     const result = await track(
       target.client,

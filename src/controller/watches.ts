@@ -57,6 +57,16 @@ export interface WatchesOptions {
   logger: Logger;
   /** Called with the keys of the ResourceSyncs that reference exactly this object (namespace + name). */
   onChange: (rsKeys: string[], e: WatchChange) => void;
+  /**
+   * Called with every ResourceSync using an informer whose list or watch works again after failures (its
+   * cluster is back): they are retried now rather than at the end of their backoff.
+   */
+  onRecovered?: (rsKeys: string[]) => void;
+  /**
+   * Called with every ResourceSync using an informer that just started failing (its cluster went away): they
+   * are reconciled, so their status shows it instead of resting on a cache that no longer follows the cluster.
+   */
+  onTrouble?: (rsKeys: string[]) => void;
   /** Bound on waiting for a newly needed informer's first list in setRefs (default 10 000 ms). */
   syncTimeoutMs?: number;
   /** Extra options for every informer (tests shorten backoff and timeouts with it). */
@@ -125,6 +135,8 @@ const isTerminal = (reason: ErrorReason | undefined) => reason !== undefined && 
 export class Watches {
   readonly #logger: Logger;
   readonly #onChange: WatchesOptions["onChange"];
+  readonly #onRecovered: WatchesOptions["onRecovered"];
+  readonly #onTrouble: WatchesOptions["onTrouble"];
   readonly #syncTimeoutMs: number;
   readonly #informerOptions: NonNullable<WatchesOptions["informerOptions"]>;
   readonly #entries = new Map<string, Entry>();
@@ -137,6 +149,8 @@ export class Watches {
   constructor(opts: WatchesOptions) {
     this.#logger = opts.logger;
     this.#onChange = opts.onChange;
+    this.#onRecovered = opts.onRecovered;
+    this.#onTrouble = opts.onTrouble;
     this.#syncTimeoutMs = opts.syncTimeoutMs ?? 10_000;
     this.#informerOptions = opts.informerOptions ?? {};
   }
@@ -240,6 +254,23 @@ export class Watches {
     return entry.informer.get(ns, name);
   }
 
+  /** Whether the informer holding this object has an open watch right now (its cache follows the cluster). */
+  live(client: ClusterClient, resource: ResourceInfo, namespace: string | undefined, name: string): boolean {
+    const ns = resource.namespaced ? namespace : undefined;
+    const entry =
+      this.#entries.get(entryKeyOf(client, resource, ns, name)) ??
+      this.#entries.get(entryKeyOf(client, resource, ns));
+    return entry?.informer.health().watching ?? false;
+  }
+
+  /** Every cached object of the namespace-wide informer of (client, resource, namespace), if there is one. */
+  list(client: ClusterClient, resource: ResourceInfo, namespace: string | undefined): KubeObject[] {
+    const entry = this.#entries.get(
+      entryKeyOf(client, resource, resource.namespaced ? namespace : undefined),
+    );
+    return entry?.informer.hasSynced() ? entry.informer.list() : [];
+  }
+
   /** Whether an informer holding this object (single-object or namespace-wide) has its first list. */
   watching(
     client: ClusterClient,
@@ -309,6 +340,14 @@ export class Watches {
         ...(name !== undefined ? { fieldSelector: `metadata.name=${name}` } : {}),
         logger: this.#logger,
         transform: stripForCache,
+        onRecovered: () => {
+          const entry = this.#entries.get(r.entryKey);
+          if (entry) this.#onRecovered?.([...entry.users]);
+        },
+        onTrouble: () => {
+          const entry = this.#entries.get(r.entryKey);
+          if (entry) this.#onTrouble?.([...entry.users]);
+        },
         ...this.#informerOptions,
       });
       const created: Entry = {

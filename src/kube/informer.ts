@@ -73,6 +73,10 @@ export interface InformerOptions {
    * last-applied annotation) so the cache holds less. Must return a new object or the one it was given.
    */
   transform?: (object: KubeObject) => KubeObject;
+  /** Called when a list or watch succeeds after failures (e.g. the cluster is back). */
+  onRecovered?: () => void;
+  /** Called at the first failure after a success (e.g. the cluster went away). */
+  onTrouble?: () => void;
 }
 
 function deepFreeze<T>(value: T): T {
@@ -102,6 +106,10 @@ export class Informer {
   readonly #backoff: { initialMs: number; maxMs: number };
   readonly #freeze: boolean;
   readonly #transform: (object: KubeObject) => KubeObject;
+  readonly #onRecovered: (() => void) | undefined;
+  readonly #onTrouble: (() => void) | undefined;
+  /** A failure since the last success: the next success is a recovery. */
+  #failing = false;
   readonly #store = new Map<string, KubeObject>();
   readonly #handlers = new Set<(e: InformerEvent) => void>();
   #resolveSynced!: () => void;
@@ -128,6 +136,8 @@ export class Informer {
     this.#backoff = opts.backoff ?? { initialMs: 500, maxMs: 30_000 };
     this.#freeze = opts.freeze ?? (process.env.NODE_ENV === "development" || process.env.NODE_ENV === "test");
     this.#transform = opts.transform ?? ((o) => o);
+    this.#onRecovered = opts.onRecovered;
+    this.#onTrouble = opts.onTrouble;
     this.synced = new Promise<void>((resolve) => {
       this.#resolveSynced = resolve;
     });
@@ -227,6 +237,8 @@ export class Informer {
           continue;
         }
         this.#health.consecutiveFailures++;
+        if (!this.#failing && this.#hasSynced) this.#call(this.#onTrouble, "onTrouble");
+        this.#failing = true;
         const message = err instanceof Error ? err.message : String(err);
         this.#health.lastError = message;
         this.#health.lastErrorReason = err instanceof SinkerError ? err.reason : "Internal";
@@ -314,6 +326,7 @@ export class Informer {
     this.#health.consecutiveFailures = 0;
     delete this.#health.lastError;
     delete this.#health.lastErrorReason;
+    this.#recovered();
     if (!this.#hasSynced) {
       this.#hasSynced = true;
       this.#logger.debug({ objects: this.#store.size }, "initial list done");
@@ -349,6 +362,7 @@ export class Informer {
             this.#health.consecutiveFailures = 0;
             delete this.#health.lastError;
             delete this.#health.lastErrorReason;
+            this.#recovered();
           },
           ...(this.fieldSelector ? { fieldSelector: this.fieldSelector } : {}),
           idleTimeoutSeconds: this.#idleTimeoutSeconds,
@@ -397,6 +411,20 @@ export class Informer {
     this.#store.set(key, object);
     this.#emit(old ? { type: "modified", object, old } : { type: "added", object });
     return rv;
+  }
+
+  #recovered(): void {
+    if (!this.#failing) return;
+    this.#failing = false;
+    this.#call(this.#onRecovered, "onRecovered");
+  }
+
+  #call(handler: (() => void) | undefined, what: string): void {
+    try {
+      handler?.();
+    } catch (err) {
+      this.#logger.error({ err: err instanceof Error ? err.message : String(err) }, `${what} threw`);
+    }
   }
 
   #emit(e: InformerEvent): void {
