@@ -115,6 +115,23 @@ export async function releaseAndRemoveFinalizer(
 }
 
 /** Records the outcome of a request to a cluster (reachability metric) and passes its result on. */
+/**
+ * Like track, for calls that may be answered from a cache (discovery): only a failure says something about the
+ * cluster, a cache hit does not prove it is reachable.
+ */
+export async function trackFailure<T>(
+  client: ClusterClient,
+  ctx: ReconcileContext,
+  p: Promise<T>,
+): Promise<T> {
+  try {
+    return await p;
+  } catch (err) {
+    if (asSinkerError(err).reason === "ClusterUnreachable") ctx.onClusterOutcome?.(client, false);
+    throw err;
+  }
+}
+
 export async function track<T>(client: ClusterClient, ctx: ReconcileContext, p: Promise<T>): Promise<T> {
   try {
     const out = await p;

@@ -3,7 +3,7 @@ import { asSinkerError, SinkerError } from "../errors.ts";
 import type { ClusterClient, ResourceInfo } from "../kube/client.ts";
 import type { KubeObject } from "../kube/object.ts";
 import { checkSecretAccess } from "../kube/remote-clusters.ts";
-import { type ReconcileContext, type RefSet, track } from "./context.ts";
+import { type ReconcileContext, type RefSet, trackFailure } from "./context.ts";
 import type { AppliedTarget, ClusterIdentity, TargetIdentity } from "./sync-record.ts";
 import type { WatchRef } from "./watches.ts";
 
@@ -111,7 +111,7 @@ export async function resolveEnd(
   const remote = await clusterClient(`${rsNamespace}/${rs.metadata.name}`, cluster, rsNamespace, refs, ctx, {
     secretGoneFallback: rs.metadata.deletionTimestamp !== undefined,
   });
-  const resource = await track(remote.client, ctx, remote.client.resolve(apiVersion, kind));
+  const resource = await trackFailure(remote.client, ctx, remote.client.resolve(apiVersion, kind));
   return {
     client: remote.client,
     cluster,
@@ -134,7 +134,7 @@ export async function resolveRecorded(
   const { client } = await clusterClient(key, record.cluster, rsNamespace, refs, ctx, {
     secretGoneFallback: true,
   });
-  const resource = await track(client, ctx, client.resolve(record.apiVersion, record.kind));
+  const resource = await trackFailure(client, ctx, client.resolve(record.apiVersion, record.kind));
   return {
     client,
     cluster: record.cluster,
