@@ -308,7 +308,7 @@ describe("faults with an in-process controller", () => {
       // 30 s); the changing ones are retried on each of their changes.
       const bound = (N - CHANGING) * 7 + CHANGING * (round + 7);
       figure(
-        `b down 30 s, ${N} a→b + ${LOCAL} local: first failing condition ${firstFailing} ms, all ${N} ${allFailing} ms; ` +
+        `b down 30 s (stopping it took ${stopMs} ms), ${N} a→b + ${LOCAL} local: first failing condition ${firstFailing} ms, all ${N} ${allFailing} ms; ` +
           `${outageErrors} failed reconciles (requests to b) during the outage (bound ${bound}, ${round} source rounds); ` +
           `every target right ${recovered} ms after b's return`,
       );
@@ -340,16 +340,23 @@ describe("faults of the process", () => {
       let s = sinker();
       await waitFor("ready", async () => (await s.status("/ready")) === 200, { timeoutMs: 30_000 });
       const t0 = Date.now();
-      for (let i = 0; i < N; i++)
-        await a.apply(resourceSync(n, `rs-${i}`, { source: cm(`src-${i}`), target: cm(`dst-${i}`) }));
+      // Created 16 at a time, so the controller is still converging when it is killed.
+      let next = 0;
+      const creating = Promise.all(
+        Array.from({ length: 16 }, async () => {
+          for (let i = next++; i < N; i = next++)
+            await a.apply(resourceSync(n, `rs-${i}`, { source: cm(`src-${i}`), target: cm(`dst-${i}`) }));
+        }),
+      );
       const targets = async () =>
         (await a.list("v1", "ConfigMap", n)).filter((o) => o.metadata?.name?.startsWith("dst-")).length;
-      await waitFor("a third converged", async () => (await targets()) >= N / 3, {
+      await waitFor("a fifth converged", async () => (await targets()) >= N / 5, {
         timeoutMs: 120_000,
-        intervalMs: 200,
+        intervalMs: 100,
       });
       await s.terminate("SIGKILL");
       const atKill = await targets();
+      await creating;
       // While it is down: 100 deleted, 100 retargeted.
       for (let i = 0; i < 100; i++) await a.delete(RS_API, "ResourceSync", n, `rs-${i}`);
       for (let i = 100; i < 200; i++)
