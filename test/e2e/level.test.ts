@@ -510,6 +510,49 @@ describe("watches, resync and backoff", () => {
     assert.ok(attempts <= 6, `${attempts} attempts in 10 s`);
   });
 
+  it("issue 12: deleting 30 at once: each finalized exactly once, learnt from the watch (no polling GET)", async () => {
+    const n = await ns("a", "delete-once");
+    for (let i = 0; i < 30; i++) {
+      await a.apply(configMap(n, `src-${i}`, { i: String(i) }));
+      await a.apply(resourceSync(n, `rs-${i}`, { source: cm(`src-${i}`), target: cm(`dst-${i}`) }));
+    }
+    for (let i = 0; i < 30; i++) await waitReady(a, n, `rs-${i}`, "True");
+    const gets = requests.get("get") ?? 0;
+    const deletes = requests.get("delete") ?? 0;
+    const patches = requests.get("patch resourcesyncs") ?? 0;
+    const statusPatches = requests.get("patch resourcesyncs/status") ?? 0;
+    const t0 = Date.now();
+    await Promise.all(Array.from({ length: 30 }, (_, i) => a.delete(RS_API, "ResourceSync", n, `rs-${i}`)));
+    await waitFor("all gone", async () => (await a.list(RS_API, "ResourceSync", n)).length === 0, {
+      timeoutMs: 60_000,
+    });
+    const took = Date.now() - t0;
+    const evs = (await a.list("v1", "Event", n)).filter((e) => e.reason === "TargetDeleted");
+    const perRs = new Map<string, number>();
+    for (const e of evs) {
+      const name = (e.involvedObject as { name: string }).name;
+      perRs.set(name, (perRs.get(name) ?? 0) + Number(e.count ?? 1));
+    }
+    process.stderr.write(
+      `# deleted 30 in ${took} ms: ${(requests.get("delete") ?? 0) - deletes} DELETEs, ` +
+        `${(requests.get("patch resourcesyncs") ?? 0) - patches} ResourceSync patches (${(requests.get("patch resourcesyncs/status") ?? 0) - statusPatches} of status), ` +
+        `${(requests.get("get") ?? 0) - gets} GETs\n`,
+    );
+    assert.equal((requests.get("get") ?? 0) - gets, 0, "no polling GET");
+    assert.equal((requests.get("delete") ?? 0) - deletes, 30, "one DELETE per target");
+    assert.equal(
+      (requests.get("patch resourcesyncs") ?? 0) - patches,
+      30,
+      "one finalizer patch per ResourceSync",
+    );
+    assert.equal(perRs.size, 30);
+    assert.ok(
+      [...perRs.values()].every((c) => c === 1),
+      JSON.stringify([...perRs]),
+    );
+    for (let i = 0; i < 30; i++) assert.equal(await a.get("v1", "ConfigMap", n, `dst-${i}`), undefined);
+  });
+
   it("item 5: a namespace-wide list refused (Role limited by resourceNames) falls back to a single-object watch", async () => {
     const n = await ns("a", "narrow");
     const nb = await ns("b", "narrow");

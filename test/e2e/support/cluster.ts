@@ -271,6 +271,12 @@ function countingClient(client: ClusterClient, counts: Map<string, number>): Clu
       if (typeof prop === "string" && counted.has(prop)) {
         return (...args: unknown[]) => {
           counts.set(prop, (counts.get(prop) ?? 0) + 1);
+          // also by resource (and subresource): "patch resourcesyncs", "patch resourcesyncs/status"
+          const plural = (args[0] as { plural?: string } | undefined)?.plural;
+          const sub =
+            prop === "patch" ? (args[5] as { subresource?: string } | undefined)?.subresource : undefined;
+          const detail = `${prop} ${plural}${sub ? `/${sub}` : ""}`;
+          counts.set(detail, (counts.get(detail) ?? 0) + 1);
           return (v as (...a: unknown[]) => unknown).apply(target, args);
         };
       }
