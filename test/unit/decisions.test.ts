@@ -27,6 +27,7 @@ import {
 } from "../../src/controller/sync-record.ts";
 import { SinkerError } from "../../src/errors.ts";
 import type { ResourceInfo } from "../../src/kube/client.ts";
+import { stripForCache } from "../../src/kube/informer.ts";
 
 const cm = (name: string, extra: Partial<TargetIdentity> = {}): TargetIdentity => ({
   cluster: {},
@@ -405,5 +406,34 @@ describe("liveOf and resourceVersion order", () => {
     assert.equal(rvNewer("10", "10"), false);
     assert.equal(rvNewer("abc", "1"), false);
     assert.equal(rvNewer(undefined, "1"), false);
+  });
+});
+
+describe("stripForCache", () => {
+  it("keeps only the appliers' names of managedFields and drops the last-applied annotation", () => {
+    const o = {
+      apiVersion: "v1",
+      kind: "ConfigMap",
+      metadata: {
+        name: "x",
+        annotations: { keep: "1", "kubectl.kubernetes.io/last-applied-configuration": "{...}" },
+        managedFields: [
+          { manager: "sinker.influxdata.io", operation: "Apply", fieldsV1: { "f:data": {} }, time: "t" },
+          { manager: "kubectl", operation: "Update", fieldsV1: { "f:data": {} } },
+          { manager: "x", operation: "Apply", subresource: "status", fieldsV1: {} },
+        ],
+      },
+      data: { k: "v" },
+    };
+    const slim = stripForCache(o);
+    assert.deepEqual(slim.metadata, {
+      name: "x",
+      annotations: { keep: "1" },
+      managedFields: [{ manager: "sinker.influxdata.io", operation: "Apply" }],
+    });
+    assert.deepEqual(slim.data, { k: "v" });
+    assert.equal(o.metadata.managedFields.length, 3, "the input is not changed");
+    const plain = { metadata: { name: "y" } };
+    assert.equal(stripForCache(plain), plain, "nothing to strip: the same object");
   });
 });
