@@ -75,7 +75,7 @@ export interface InformerOptions {
   transform?: (object: KubeObject) => KubeObject;
   /** Called when a list or watch succeeds after failures (e.g. the cluster is back). */
   onRecovered?: () => void;
-  /** Called at the first failure after a success (e.g. the cluster went away). */
+  /** Called at the second failure in a row after a success (e.g. the cluster went away). */
   onTrouble?: () => void;
 }
 
@@ -237,8 +237,11 @@ export class Informer {
           continue;
         }
         this.#health.consecutiveFailures++;
-        if (!this.#failing && this.#hasSynced) this.#call(this.#onTrouble, "onTrouble");
         this.#failing = true;
+        // the second failure in a row: a dropped connection that reconnects at once is no trouble worth a
+        // reconcile of every user; a cluster that refuses the reconnect too is
+        if (this.#health.consecutiveFailures === 2 && this.#hasSynced)
+          this.#call(this.#onTrouble, "onTrouble");
         const message = err instanceof Error ? err.message : String(err);
         this.#health.lastError = message;
         this.#health.lastErrorReason = err instanceof SinkerError ? err.reason : "Internal";
