@@ -42,13 +42,17 @@ export class ClaimIndex {
     if (claims.size > 0) this.#byRs.set(key, [...claims.keys()]);
   }
 
-  remove(key: string): void {
+  /** Drops one ResourceSync; returns the others that named one of its targets (they may write it now). */
+  remove(key: string): string[] {
+    const others = new Set<string>();
     for (const k of this.#byRs.get(key) ?? []) {
       const m = this.#byTarget.get(k);
       m?.delete(key);
       if (m?.size === 0) this.#byTarget.delete(k);
+      for (const other of m?.keys() ?? []) others.add(other);
     }
     this.#byRs.delete(key);
+    return [...others];
   }
 
   /** Another ResourceSync that holds this target before `key` does, if any. */

@@ -122,7 +122,8 @@ export async function startController(options: ControllerOptions): Promise<Runni
   resourceSyncs.onEvent((event) => {
     const key = keyOf(event.object);
     if (event.type === "deleted") {
-      claims.remove(key);
+      // a ResourceSync that reported a conflict with this one may take the target over now
+      for (const other of claims.remove(key)) queue.add(other);
       setOutcome(key, undefined);
     } else claims.update(event.object);
     if (event.type === "modified" && event.old && !resourceSyncChangeMatters(event.old, event.object)) return;

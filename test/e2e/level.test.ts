@@ -369,6 +369,19 @@ describe("the sync record and what is decided from it", () => {
     await a.delete(RS_API, "ResourceSync", n, "second");
     await a.waitGone(RS_API, "ResourceSync", n, "second");
     assert.deepEqual((await a.get("v1", "ConfigMap", n, "dst"))?.data, { from: "one" });
+    // once the first one is gone (its target with it), a waiting one takes over at once, not after its backoff
+    await a.apply(resourceSync(n, "third", { source: cm("two"), target: cm("dst") }));
+    await waitReady(a, n, "third", "False", "TargetConflict");
+    await a.delete(RS_API, "ResourceSync", n, "first");
+    await a.waitFor(
+      "the waiting one writes",
+      "v1",
+      "ConfigMap",
+      n,
+      "dst",
+      (o) => o?.data?.from === "two",
+      10_000,
+    );
   });
 
   it("issue 10 item 9: another namespace's kubeconfig Secret is watched only after the check, and alone", async () => {
