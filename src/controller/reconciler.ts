@@ -67,7 +67,7 @@ function latest(key: string, cached: KubeObject | undefined, ctx: ReconcileConte
   const mine = ctx.written.get(key);
   if (!mine) return cached;
   if (!cached || cached.metadata?.uid !== mine.metadata?.uid) {
-    if (!cached) ctx.written.delete(key);
+    ctx.written.delete(key); // gone, or another object of that name now
     return cached;
   }
   if (rvNewer(mine.metadata?.resourceVersion, cached.metadata?.resourceVersion)) return mine;

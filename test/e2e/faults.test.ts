@@ -108,6 +108,15 @@ describe("faults with an in-process controller", () => {
     figure(
       `kubeconfig rotation picked up: restricted ${toRestricted} ms, broken ${toBroken} ms, fixed ${back} ms`,
     );
+    // the reachability series of that cluster goes with its last client
+    const series = async () =>
+      (await ctrl.metrics.remoteClusterReachable.get()).values.filter(
+        (v) => v.labels.cluster === `secret/${n}/cluster-b`,
+      );
+    assert.equal((await series())[0]?.value, 1);
+    await a.delete(RS_API, "ResourceSync", n, "rs");
+    await a.waitGone(RS_API, "ResourceSync", n, "rs");
+    await waitFor("the series removed", async () => (await series()).length === 0, { timeoutMs: 30_000 });
   });
 
   it("a 410 Gone on resume: the relist misses no change and no deletion", async () => {
