@@ -70,7 +70,7 @@ export function tcpConnectionsTo(port: number): number | undefined {
 export async function until(
   what: string,
   check: () => boolean | Promise<boolean>,
-  timeoutMs = 15_000,
+  timeoutMs = 30_000,
 ): Promise<void> {
   const end = Date.now() + timeoutMs;
   for (;;) {
@@ -81,3 +81,27 @@ export async function until(
 }
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * Watch requests the API server of `cluster` holds open right now for `resource` (core group) at `scope`
+ * ("namespace" or "cluster"), from its own `apiserver_longrunning_requests` gauge: the server's view of a watch
+ * connection, independent of client-side connection pooling.
+ */
+export async function openWatches(
+  env: TestEnv,
+  cluster: "a" | "b",
+  resource: string,
+  scope: "namespace" | "cluster",
+): Promise<number> {
+  const r = await env.request(cluster, "GET", "/metrics");
+  if (r.status !== 200 || typeof r.body !== "string") throw new Error(`GET /metrics: ${r.status}`);
+  let total = 0;
+  for (const line of r.body.split("\n")) {
+    if (!line.startsWith("apiserver_longrunning_requests{")) continue;
+    const labels = line.slice(line.indexOf("{") + 1, line.lastIndexOf("}"));
+    const want = [`resource="${resource}"`, `scope="${scope}"`, 'verb="WATCH"', 'group=""', 'subresource=""'];
+    if (want.every((w) => labels.split(",").includes(w)))
+      total += Number(line.slice(line.lastIndexOf(" ") + 1));
+  }
+  return total;
+}
