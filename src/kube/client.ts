@@ -15,9 +15,9 @@
  */
 import type { OutgoingHttpHeaders } from "node:http";
 import type { RequestOptions } from "node:https";
-import type { KubeConfig } from "@kubernetes/client-node";
 import { Agent, type Dispatcher, ProxyAgent, request } from "undici";
 import { type ErrorReason, SinkerError } from "../errors.ts";
+import type { KubeConfig } from "./client-node.ts";
 import { isPlainObject, type KubeObject } from "./object.ts";
 
 export interface ResourceInfo {
