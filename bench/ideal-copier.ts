@@ -11,9 +11,15 @@
  */
 
 import { parseArgs } from "node:util";
-import { KubeConfig } from "@kubernetes/client-node";
-import { ClusterClient, type ResourceInfo } from "../src/kube/client.ts";
+import type { ResourceInfo } from "../src/kube/client.ts";
+import { skipGeneratedApiClients } from "../src/kube/client-node-hook.ts";
 import type { KubeObject } from "../src/kube/object.ts";
+
+// The same lean loading of @kubernetes/client-node as bin/sinker.js, so memory figures compare like with like.
+skipGeneratedApiClients();
+const { KubeConfig } = await import("../src/kube/client-node.ts");
+const { ClusterClient } = await import("../src/kube/client.ts");
+type ClusterClient = InstanceType<typeof ClusterClient>;
 
 const { values } = parseArgs({
   options: {
