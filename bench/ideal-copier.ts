@@ -11,7 +11,7 @@
  */
 
 import { parseArgs } from "node:util";
-import type { ResourceInfo } from "../src/kube/client.ts";
+import type { ClusterClient as Client, ResourceInfo } from "../src/kube/client.ts";
 import { skipGeneratedApiClients } from "../src/kube/client-node-hook.ts";
 import type { KubeObject } from "../src/kube/object.ts";
 
@@ -19,7 +19,6 @@ import type { KubeObject } from "../src/kube/object.ts";
 skipGeneratedApiClients();
 const { KubeConfig } = await import("../src/kube/client-node.ts");
 const { ClusterClient } = await import("../src/kube/client.ts");
-type ClusterClient = InstanceType<typeof ClusterClient>;
 
 const { values } = parseArgs({
   options: {
@@ -36,7 +35,7 @@ const kind = values.kind === "Secret" ? "Secret" : "ConfigMap";
 const FIELD_MANAGER = "ideal-copier";
 const WORKERS = 8;
 
-function client(file: string, name: string): ClusterClient {
+function client(file: string, name: string): Client {
   const kc = new KubeConfig();
   kc.loadFromFile(file);
   return ClusterClient.fromKubeConfig(kc, { name });
@@ -47,7 +46,7 @@ const stop = new AbortController();
 
 /** List, then watch from the list's resourceVersion; list again when the watch ends badly. Keeps `cache`. */
 async function follow(
-  c: ClusterClient,
+  c: Client,
   res: ResourceInfo,
   ns: string,
   cache: Map<string, KubeObject>,
