@@ -94,7 +94,7 @@ export function unifiedDiff(label: string, live: KubeObject | undefined, merged:
     undefined,
     { context: 3 },
   );
-  return `${formatPatch(patch, FILE_HEADERS_ONLY)}\n`;
+  return formatPatch(patch, FILE_HEADERS_ONLY);
 }
 
 /** Everything above in order: the diff text of one target. */
