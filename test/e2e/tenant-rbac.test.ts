@@ -69,9 +69,7 @@ before(async () => {
     async () => {
       if (aggregator?.exitCode !== null) throw new Error(`aggregation controller exited: ${aggregatorLog}`);
       const [edit, admin, view] = await Promise.all(["edit", "admin", "view"].map(aggregatedRules));
-      return (
-        edit.includes("resourcesyncs") && admin.includes("resourcesyncs") && view.includes("resourcesyncs")
-      );
+      return [edit, admin, view].every((rules) => rules?.includes("resourcesyncs"));
     },
     { timeoutMs: 60_000 },
   );
