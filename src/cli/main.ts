@@ -10,7 +10,7 @@ Usage:
   sinker [flags]            run the controller (see sinker --help for flags)
   sinker manifests          print the CustomResourceDefinitions as YAML
   sinker render [flags]     print the object a ResourceSync would apply, offline
-  sinker diff [NAME] [flags]  show what applying ResourceSyncs now would change on their targets
+  sinker diff [NAME]        show what applying ResourceSyncs now would change on their targets
   sinker version            print the version
 `;
 
