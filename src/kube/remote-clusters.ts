@@ -14,11 +14,11 @@
  * Nothing from the Secret's data is ever put in a message or a log line: only Secret, user and cluster names.
  */
 import { createContext, Script } from "node:vm";
-import { KubeConfig } from "@kubernetes/client-node";
 import type { Logger } from "pino";
 import { parse as parseYaml } from "yaml";
 import { SinkerError } from "../errors.ts";
 import { ClusterClient } from "./client.ts";
+import { KubeConfig } from "./client-node.ts";
 import { isPlainObject, type KubeObject } from "./object.ts";
 
 export const ALLOWED_NAMESPACES_ANNOTATION = "sinker.influxdata.io/allowed-namespaces";
