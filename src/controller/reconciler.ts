@@ -33,7 +33,15 @@ import {
 import { ANNOTATION_ADOPT_TARGET, decideTargetChange, decideWrite } from "./decisions.ts";
 import { deleteOldTarget, finalize, sweepLocalLeftovers } from "./finalize.ts";
 import { describeEnd, identityOf, type ResolvedEnd, resolveEnd, watchRef } from "./resolve.ts";
-import { findCondition, nextStatus, type Outcome, READY, type SyncStatus, statusDiffers } from "./status.ts";
+import {
+  findCondition,
+  nextStatus,
+  type Outcome,
+  READY,
+  type SyncStatus,
+  statusDiffers,
+  syncedEventWorthIt,
+} from "./status.ts";
 import { type AppliedTarget, describeTarget, nextRecord, readRecord, sameTarget } from "./sync-record.ts";
 
 export type { AppliedMemo, ReconcileContext, ReconcileResult, ReconcilerOptions } from "./context.ts";
@@ -257,7 +265,7 @@ async function reportSuccess(
   ctx: ReconcileContext,
 ): Promise<void> {
   const ready = findCondition(rs.status as SyncStatus | undefined, READY);
-  if (ready?.status !== "True") ctx.events.record(rs, "Normal", "Synced", message);
+  if (syncedEventWorthIt(ready)) ctx.events.record(rs, "Normal", "Synced", message);
   await writeStatus(key, rs, { ok: true, message }, record, ctx);
 }
 

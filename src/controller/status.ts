@@ -133,3 +133,13 @@ function sortedJson(value: unknown): string {
       : v,
   );
 }
+
+/**
+ * Whether a successful reconcile is worth a `Synced` Event, given the Ready condition before it: only a
+ * recovery (Ready was False). A first success is not: the Ready condition already says it, and at N ResourceSyncs
+ * its Event would cost N more requests (a quarter of all requests at start-up, measured by `npm run bench`)
+ * for a message no one reads; a recovery closes a Warning Event that someone may be looking at.
+ */
+export function syncedEventWorthIt(readyBefore: Condition | undefined): boolean {
+  return readyBefore?.status === "False";
+}
