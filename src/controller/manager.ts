@@ -270,6 +270,8 @@ export async function startController(options: ControllerOptions): Promise<Runni
   connectionTimer.unref();
 
   metrics.maxConcurrentReconciles.set({ controller: CONTROLLER_NAME }, options.concurrency);
+  // The series exists from the start (0 until the first refresh), so a dashboard shows no gap after a restart.
+  metrics.watchConnections.set({ cluster: local.name }, 0);
   const untrackInFlight = metrics.trackInFlight(CONTROLLER_NAME, () => queue.inFlight());
   resourceSyncs.start();
   const ready = resourceSyncs.synced.then(() => {

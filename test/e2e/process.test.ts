@@ -134,7 +134,13 @@ describe("sinker process: running", () => {
     assert.ok((await s.metric("controller_runtime_reconcile_time_seconds")) >= 1);
     assert.ok((await s.metric("sinker_resourcesyncs", { state: "synced" })) >= 1);
     const families = await s.metrics();
-    for (const name of ["process_cpu_user_seconds_total", "nodejs_heap_size_used_bytes", "workqueue_depth"]) {
+    // sinker_watch_connections too, from the first scrape on (no gap on dashboards after a restart)
+    for (const name of [
+      "process_cpu_user_seconds_total",
+      "nodejs_heap_size_used_bytes",
+      "workqueue_depth",
+      "sinker_watch_connections",
+    ]) {
       assert.ok(
         families.some((f) => f.name === name),
         `${name} is exposed`,
