@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { load, repoRoot, type TestEnv } from "../controlplane/testenv.ts";
+import { load, repoRoot, type TestEnv, waitFor } from "../controlplane/testenv.ts";
 import { Sinker } from "../support/sinker-process.ts";
 import {
   Cluster,
@@ -159,14 +159,17 @@ describe("manifests", () => {
       await a.waitFor("Ready=True", RS_API, "ResourceSync", namespace, "demo", (o) =>
         condition(o, "Ready")?.status === "True" ? true : undefined,
       );
-      const events = await a.list("v1", "Event", namespace);
-      assert.ok(
-        events.some((e) => (e as { involvedObject?: { name?: string } }).involvedObject?.name === "demo"),
-        "an Event on the ResourceSync",
+      // Deleting it exercises the delete rights and records an Event (a first success records none).
+      await deleteResourceSyncs(a, [namespace]);
+      await waitFor("a TargetDeleted Event on the ResourceSync", async () =>
+        (await a.list("v1", "Event", namespace)).some(
+          (e) =>
+            e.reason === "TargetDeleted" &&
+            (e as { involvedObject?: { name?: string } }).involvedObject?.name === "demo",
+        ),
       );
       const forbidden = sinker.records.filter((r) => /forbidden/i.test(JSON.stringify(r)));
       assert.deepEqual(forbidden, [], "no forbidden requests");
-      await deleteResourceSyncs(a, [namespace]);
     } finally {
       const exit = await sinker.terminate();
       assert.equal(exit.code, 0, sinker.stderr);
