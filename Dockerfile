@@ -27,4 +27,6 @@ COPY --from=build /app/src ./src
 # The base image's unprivileged user (uid/gid 1000); the Deployment also enforces runAsNonRoot.
 USER node
 EXPOSE 8080
-ENTRYPOINT ["node", "bin/sinker.js"]
+# A small young generation (2 MiB semi-spaces instead of V8's 16): peak RSS at 1,000 ResourceSyncs 158 MiB instead
+# of 224, for about 4 % more CPU (npm run bench; the benchmark starts Sinker with the same flags).
+ENTRYPOINT ["node", "--max-semi-space-size=2", "bin/sinker.js"]

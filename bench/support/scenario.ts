@@ -285,6 +285,12 @@ async function paced(
   return (await Promise.all(pending)).map((ms) => Math.max(0, ms));
 }
 
+/**
+ * Node flags of the image's ENTRYPOINT (Dockerfile), given to both systems so that memory figures are those of
+ * Sinker as shipped and compare like with like; test/unit/bench-flags.test.ts keeps the two in step.
+ */
+export const IMAGE_NODE_FLAGS = ["--max-semi-space-size=2"];
+
 function startSut(
   sut: Sut,
   c: { kubeconfigA: string; kubeconfigB: string; nsA: string; nsB: string; kind: string; remote: boolean },
@@ -312,7 +318,11 @@ function startSut(
           c.kind,
           ...(c.remote ? ["--kubeconfig-b", c.kubeconfigB, "--remote-namespace", c.nsB] : []),
         ];
-  return spawn(node, args, { cwd: repoRoot, env, stdio: ["ignore", "pipe", "pipe"] });
+  return spawn(node, [...IMAGE_NODE_FLAGS, ...args], {
+    cwd: repoRoot,
+    env,
+    stdio: ["ignore", "pipe", "pipe"],
+  });
 }
 
 /** Sinker: its admin server answers /ready with 200. The ideal copier: it printed "ready". */

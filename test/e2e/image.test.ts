@@ -164,11 +164,15 @@ describe("the image's runtime stage, reproduced without Docker", () => {
     assert.equal(existsSync(join(app, "node_modules", "typescript")), false, "no dev dependencies");
 
     // Every subcommand's modules load from the production install (they are imported lazily by main.ts).
-    const [, entry] = runtime.entrypoint ?? [];
+    // ENTRYPOINT ["node", <node flags>..., <entry script>]: the same node flags, the same script
+    const [node, ...entryArgs] = runtime.entrypoint ?? [];
+    assert.equal(node, "node", "the image runs node");
+    const nodeArgs = entryArgs.filter((a) => a.startsWith("--"));
+    const entry = entryArgs.find((a) => !a.startsWith("--"));
     const bin = join(app, entry ?? "bin/sinker.js");
     const imageEnv = { PATH: process.env.PATH ?? "", HOME: app, ...runtime.env };
     for (const args of [["version"], ["manifests"], ["render", "--help"], ["diff", "--help"]]) {
-      const r = await runCommand(process.execPath, [bin, ...args], { cwd: app, env: imageEnv });
+      const r = await runCommand(process.execPath, [...nodeArgs, bin, ...args], { cwd: app, env: imageEnv });
       assert.equal(r.code, 0, `sinker ${args.join(" ")} from the image: ${r.stderr}`);
     }
 
@@ -183,6 +187,7 @@ describe("the image's runtime stage, reproduced without Docker", () => {
       { SINKER_LOG: "sinker=info,warn" },
       {
         bin,
+        nodeArgs,
         cwd: app,
         // Only what the image sets: no NODE_ENV=test, no developer's variables.
         env: imageEnv,

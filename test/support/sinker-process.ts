@@ -31,9 +31,9 @@ export class Sinker {
   constructor(
     args: string[],
     extraEnv: NodeJS.ProcessEnv = {},
-    opts: { bin?: string; cwd?: string; env?: NodeJS.ProcessEnv } = {},
+    opts: { bin?: string; cwd?: string; env?: NodeJS.ProcessEnv; nodeArgs?: string[] } = {},
   ) {
-    this.proc = spawn(process.execPath, [opts.bin ?? BIN, ...args], {
+    this.proc = spawn(process.execPath, [...(opts.nodeArgs ?? []), opts.bin ?? BIN, ...args], {
       cwd: opts.cwd ?? repoRoot,
       env: { ...(opts.env ?? process.env), SINKER_LOG: "", ...extraEnv },
       stdio: ["ignore", "pipe", "pipe"],
