@@ -3,6 +3,7 @@
  * every case can be tested. `--flag value` and `--flag=value` are both accepted; booleans take no value or
  * `=true` / `=false`.
  */
+import { parseCidr } from "../kube/kubeconfig-policy.ts";
 import type { LogFormat } from "../log.ts";
 import { DEFAULT_LOG_DIRECTIVES, parseLogDirectives } from "../log.ts";
 
@@ -38,6 +39,8 @@ export interface ControllerConfig {
   adminAddr: AdminAddress;
   allowClusterScoped: boolean;
   allowUnsafeKubeconfigs: boolean;
+  /** Extra CIDR ranges remote clusters may not be reached at (besides link-local and metadata addresses). */
+  denyRemoteCidrs: string[];
   concurrency: number;
   leaderElection: LeaderElectionConfig;
 }
@@ -96,7 +99,9 @@ Controller:
   --allow-cluster-scoped        allow local cluster-scoped kinds as source or target (security: any tenant who can
                                 create a ResourceSync then reads/writes them with the controller's rights)
   --allow-unsafe-kubeconfigs    allow kubeconfigs from Secrets that run programs (exec, auth-provider), read local
-                                files or use a proxy
+                                files, use a proxy or skip TLS verification (any field outside the allow-list)
+  --deny-remote-cidr <cidr>     refuse remote cluster servers in this address range, e.g. 10.0.0.0/8 (repeatable;
+                                link-local and cloud metadata addresses are always refused)
 
 Leader election (a coordination.k8s.io/v1 Lease; run several replicas, one reconciles):
   --leader-elect                enable leader election (default off)
@@ -195,6 +200,7 @@ const FLAGS: Readonly<Record<string, FlagSpec>> = {
   concurrency: { kind: "string" },
   "allow-cluster-scoped": { kind: "bool" },
   "allow-unsafe-kubeconfigs": { kind: "bool" },
+  "deny-remote-cidr": { kind: "list" },
   "leader-elect": { kind: "bool" },
   "leader-election-id": { kind: "string" },
   "leader-election-namespace": { kind: "string" },
@@ -327,6 +333,15 @@ function buildConfig(
     throw flagError("concurrency", `"${concurrencyText}" is not a whole number from 1 to 1000`);
   }
 
+  const denyRemoteCidrs = lists.get("deny-remote-cidr") ?? [];
+  for (const c of denyRemoteCidrs) {
+    try {
+      parseCidr(c);
+    } catch (err) {
+      throw flagError("deny-remote-cidr", (err as Error).message);
+    }
+  }
+
   // Leader election
   const id = nonEmpty("leader-election-id") ?? DEFAULTS.leaderElectionId;
   if (id.length > 253 || !DNS_SUBDOMAIN.test(id)) {
@@ -361,6 +376,7 @@ function buildConfig(
     adminAddr,
     allowClusterScoped: bools.get("allow-cluster-scoped") ?? false,
     allowUnsafeKubeconfigs: bools.get("allow-unsafe-kubeconfigs") ?? false,
+    denyRemoteCidrs,
     concurrency: Number(concurrencyText),
     leaderElection: {
       enabled: bools.get("leader-elect") ?? false,

@@ -202,6 +202,7 @@ class Controller {
         concurrency: config.concurrency,
         allowClusterScoped: config.allowClusterScoped,
         allowUnsafeKubeconfigs: config.allowUnsafeKubeconfigs,
+        denyRemoteCidrs: config.denyRemoteCidrs,
         responseHeadersTimeoutMs: config.responseHeadersTimeoutMs,
       });
       this.#controller = controller;

@@ -2,6 +2,7 @@
  * The controller manager: wires the ResourceSync informer, the shared watches of sources, targets and kubeconfig
  * Secrets, the work queue and its workers around the reconciler. It owns no sync logic itself.
  */
+
 import { hostname } from "node:os";
 import type { Logger } from "pino";
 import type { Metrics } from "../admin/metrics.ts";
@@ -10,6 +11,7 @@ import { asSinkerError, SinkerError } from "../errors.ts";
 import type { ClusterClient, ResourceInfo } from "../kube/client.ts";
 import { ApiEventRecorder } from "../kube/events.ts";
 import { Informer } from "../kube/informer.ts";
+import { AddressPolicy } from "../kube/kubeconfig-policy.ts";
 import type { KubeObject } from "../kube/object.ts";
 import { RemoteClusters } from "../kube/remote-clusters.ts";
 import { WorkQueue } from "./queue.ts";
@@ -30,6 +32,8 @@ export interface ControllerOptions {
   /** Opt-in: allow kubeconfigs from Secrets that run programs, read files or use proxies. */
   allowUnsafeKubeconfigs: boolean;
   responseHeadersTimeoutMs: number;
+  /** Extra CIDR ranges remote cluster servers may not be in (`--deny-remote-cidr`; tenant-proofing hook). */
+  denyRemoteCidrs?: string[];
 }
 
 export interface RunningController {
@@ -102,6 +106,7 @@ export async function startController(options: ControllerOptions): Promise<Runni
       allowUnsafeKubeconfigs: options.allowUnsafeKubeconfigs,
       responseHeadersTimeoutMs: options.responseHeadersTimeoutMs,
       logger: logger.child({ module: "sinker::remote-clusters" }),
+      addressPolicy: new AddressPolicy(options.denyRemoteCidrs ?? []),
     }),
     events: new ApiEventRecorder(local, logger.child({ module: "sinker::events" }), hostname()),
     options: { allowClusterScoped: options.allowClusterScoped },

@@ -75,6 +75,7 @@ describe("parseControllerFlags", () => {
       adminAddr: { host: "0.0.0.0", port: 8080 },
       allowClusterScoped: false,
       allowUnsafeKubeconfigs: false,
+      denyRemoteCidrs: [],
       concurrency: 8,
       leaderElection: {
         enabled: false,
@@ -138,6 +139,12 @@ describe("parseControllerFlags", () => {
       ["--allow-unsafe-kubeconfigs=true"],
       (c) => c.allowUnsafeKubeconfigs,
       true,
+    ],
+    [
+      "--deny-remote-cidr repeated",
+      ["--deny-remote-cidr", "10.0.0.0/8", "--deny-remote-cidr=fd00::/8"],
+      (c) => c.denyRemoteCidrs,
+      ["10.0.0.0/8", "fd00::/8"],
     ],
     ["--concurrency", ["--concurrency", "32"], (c) => c.concurrency, 32],
     ["--leader-elect", ["--leader-elect"], (c) => c.leaderElection.enabled, true],
@@ -204,6 +211,7 @@ describe("parseControllerFlags", () => {
     ["non-numeric concurrency", ["--concurrency", "many"], /--concurrency/],
     ["empty context", ["--context="], /--context: must not be empty/],
     ["--as-group without --as", ["--as-group", "g"], /--as-group needs --as/],
+    ["--deny-remote-cidr not a CIDR", ["--deny-remote-cidr", "10.0.0.0"], /deny-remote-cidr.*invalid CIDR/],
     [
       "bad lease name",
       ["--leader-election-id", "Sinker_Lease"],
