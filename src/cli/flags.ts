@@ -36,6 +36,8 @@ export interface ControllerConfig {
   as?: string;
   asGroups: string[];
   responseHeadersTimeoutMs: number;
+  /** Total time of one non-watch API request (connect, headers, whole body). */
+  requestTimeoutMs: number;
   adminAddr: AdminAddress;
   allowClusterScoped: boolean;
   allowUnsafeKubeconfigs: boolean;
@@ -59,6 +61,7 @@ export const DEFAULTS = {
   logLevel: DEFAULT_LOG_DIRECTIVES,
   logFormat: "plain" as LogFormat,
   responseHeadersTimeout: "9s",
+  requestTimeout: "30s",
   adminAddr: "0.0.0.0:8080",
   concurrency: 8,
   leaderElectionId: "sinker",
@@ -90,6 +93,9 @@ Cluster access (as kubectl; without any, KUBECONFIG, ~/.kube/config, then in-clu
   --as-group <group>            impersonate this group (repeatable; needs --as)
   --kube-api-response-headers-timeout <duration>
                                 give up on an API request without response headers after this long (default ${DEFAULTS.responseHeadersTimeout})
+  --kube-api-request-timeout <duration>
+                                give up on an API request (not a watch) not complete after this long: connect,
+                                headers and whole body (default ${DEFAULTS.requestTimeout})
 
 Admin server:
   --admin-addr <host:port>      /live, /ready and /metrics (default ${DEFAULTS.adminAddr}; IPv6 as [::]:8080)
@@ -196,6 +202,7 @@ const FLAGS: Readonly<Record<string, FlagSpec>> = {
   as: { kind: "string" },
   "as-group": { kind: "list" },
   "kube-api-response-headers-timeout": { kind: "string" },
+  "kube-api-request-timeout": { kind: "string" },
   "admin-addr": { kind: "string" },
   concurrency: { kind: "string" },
   "allow-cluster-scoped": { kind: "bool" },
@@ -318,6 +325,8 @@ function buildConfig(
     "kube-api-response-headers-timeout",
     DEFAULTS.responseHeadersTimeout,
   );
+  const requestTimeoutMs = duration("kube-api-request-timeout", DEFAULTS.requestTimeout);
+  if (requestTimeoutMs < 1000) throw flagError("kube-api-request-timeout", "must be at least 1s");
 
   // Admin server
   let adminAddr: AdminAddress;
@@ -373,6 +382,7 @@ function buildConfig(
     logFormat,
     asGroups,
     responseHeadersTimeoutMs,
+    requestTimeoutMs,
     adminAddr,
     allowClusterScoped: bools.get("allow-cluster-scoped") ?? false,
     allowUnsafeKubeconfigs: bools.get("allow-unsafe-kubeconfigs") ?? false,

@@ -72,6 +72,7 @@ export async function runController(
     local = ClusterClient.fromKubeConfig(kubeConfig, {
       name: "local",
       responseHeadersTimeoutMs: config.responseHeadersTimeoutMs,
+      limits: { requestTimeoutMs: config.requestTimeoutMs },
       impersonate: { ...(config.as !== undefined ? { user: config.as } : {}), groups: config.asGroups },
       userAgent: `sinker/${info.version}`,
     });
@@ -203,6 +204,7 @@ class Controller {
         allowClusterScoped: config.allowClusterScoped,
         allowUnsafeKubeconfigs: config.allowUnsafeKubeconfigs,
         denyRemoteCidrs: config.denyRemoteCidrs,
+        requestTimeoutMs: config.requestTimeoutMs,
         responseHeadersTimeoutMs: config.responseHeadersTimeoutMs,
       });
       this.#controller = controller;

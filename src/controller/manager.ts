@@ -34,6 +34,8 @@ export interface ControllerOptions {
   responseHeadersTimeoutMs: number;
   /** Extra CIDR ranges remote cluster servers may not be in (`--deny-remote-cidr`; tenant-proofing hook). */
   denyRemoteCidrs?: string[];
+  /** Total deadline of one non-watch request to a remote cluster (`--kube-api-request-timeout`; hook). */
+  requestTimeoutMs?: number;
 }
 
 export interface RunningController {
@@ -107,6 +109,7 @@ export async function startController(options: ControllerOptions): Promise<Runni
       responseHeadersTimeoutMs: options.responseHeadersTimeoutMs,
       logger: logger.child({ module: "sinker::remote-clusters" }),
       addressPolicy: new AddressPolicy(options.denyRemoteCidrs ?? []),
+      ...(options.requestTimeoutMs ? { requestTimeoutMs: options.requestTimeoutMs } : {}),
     }),
     events: new ApiEventRecorder(local, logger.child({ module: "sinker::events" }), hostname()),
     options: { allowClusterScoped: options.allowClusterScoped },

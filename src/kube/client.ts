@@ -30,7 +30,7 @@ import type { KubeConfig } from "@kubernetes/client-node";
 import { Agent, type Dispatcher, ProxyAgent, request } from "undici";
 import { type ErrorReason, SinkerError } from "../errors.ts";
 import { reduceApiMessage } from "./api-message.ts";
-import { CircuitBreaker, type CircuitBreakerOptions } from "./circuit-breaker.ts";
+import { CircuitBreaker } from "./circuit-breaker.ts";
 import { isPlainObject, type KubeObject } from "./object.ts";
 import { DEFAULT_MAX_WATCH_LINE_BYTES, type WatchEvent, WatchLineDecoder } from "./watch-lines.ts";
 
@@ -70,7 +70,11 @@ export interface ClusterClientOptions {
         family?: number,
       ) => void,
     ) => void;
-    breaker?: CircuitBreakerOptions;
+    /**
+     * The breaker of this cluster; share one instance among the successive clients of one cluster (e.g. a
+     * client dropped when unused and made again) so that it outlives them. Default: a new one.
+     */
+    breaker?: CircuitBreaker;
   };
   /** Bounds (defaults: DEFAULT_CLIENT_LIMITS). */
   limits?: Partial<ClientLimits>;
@@ -305,7 +309,7 @@ export class ClusterClient {
     this.#headersTimeoutMs = opts.responseHeadersTimeoutMs ?? DEFAULT_HEADERS_TIMEOUT_MS;
     this.#limits = { ...DEFAULT_CLIENT_LIMITS, ...opts.limits };
     this.#remote = opts.remote;
-    this.#breaker = opts.remote ? new CircuitBreaker(opts.remote.breaker) : undefined;
+    this.#breaker = opts.remote ? (opts.remote.breaker ?? new CircuitBreaker()) : undefined;
     const extra: Record<string, string | string[]> = {
       "user-agent": opts.userAgent ?? "sinker",
       accept: "application/json",

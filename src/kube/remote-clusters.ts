@@ -21,6 +21,7 @@ import { parse as parseYaml } from "yaml";
 import { NAMESPACE_PATTERN } from "../api/schema.ts";
 import { type ErrorReason, SinkerError } from "../errors.ts";
 import { compileRegex } from "../regex.ts";
+import { CircuitBreaker } from "./circuit-breaker.ts";
 import { ClusterClient } from "./client.ts";
 import { AddressPolicy, kubeconfigFindings, serverUrlProblem } from "./kubeconfig-policy.ts";
 import { isPlainObject, type KubeObject } from "./object.ts";
@@ -87,6 +88,8 @@ export interface RemoteClustersOptions {
   userAgent?: string;
   /** Addresses remote servers may not have (default: link-local and metadata addresses). */
   addressPolicy?: AddressPolicy;
+  /** Total deadline of one non-watch request (default: the client's, 30 s). */
+  requestTimeoutMs?: number;
 }
 
 export interface RemoteCluster {
@@ -139,6 +142,8 @@ export function loadKubeconfig(
 }
 
 const DEFAULT_ADDRESS_POLICY = new AddressPolicy();
+/** Circuit breakers kept (one per Secret and server; least recently used dropped). */
+const MAX_BREAKERS = 4096;
 const NAMESPACE_RE = new RegExp(NAMESPACE_PATTERN, "u");
 
 function parseKubeconfig(text: string, allowUnsafe: boolean, policy: AddressPolicy): Parsed {
@@ -204,8 +209,14 @@ export class RemoteClusters {
   readonly #logger: Logger;
   readonly #userAgent: string | undefined;
   readonly #addressPolicy: AddressPolicy;
+  readonly #requestTimeoutMs: number | undefined;
   /** `${uid}/${resourceVersion}/${key}` → client */
   readonly #cache = new Map<string, CacheEntry>();
+  /**
+   * Circuit breakers by Secret uid + server URL: they outlive the clients (dropped when unused, made again on
+   * the next reconcile), and one tenant's failures (e.g. a wrong CA for a shared server) never open another's.
+   */
+  readonly #breakers = new Map<string, CircuitBreaker>();
   /** `${uid}/${resourceVersion}/${key}` → why its kubeconfig was refused (bounded; not even decoded again). */
   readonly #refused = new Map<string, SinkerError>();
   readonly #namespaces = new WeakMap<ClusterClient, string | undefined>();
@@ -216,6 +227,7 @@ export class RemoteClusters {
     this.#logger = opts.logger;
     this.#userAgent = opts.userAgent;
     this.#addressPolicy = opts.addressPolicy ?? DEFAULT_ADDRESS_POLICY;
+    this.#requestTimeoutMs = opts.requestTimeoutMs;
   }
 
   /**
@@ -253,7 +265,11 @@ export class RemoteClusters {
       name: `secret/${meta.namespace ?? ""}/${meta.name ?? ""}`,
       responseHeadersTimeoutMs: this.#headersTimeoutMs,
       ...(this.#userAgent ? { userAgent: this.#userAgent } : {}),
-      remote: { lookup: this.#addressPolicy.lookup },
+      remote: {
+        lookup: this.#addressPolicy.lookup,
+        breaker: this.#breakerFor(`${uid}\u0000${kubeConfig.getCurrentCluster()?.server ?? ""}`),
+      },
+      ...(this.#requestTimeoutMs ? { limits: { requestTimeoutMs: this.#requestTimeoutMs } } : {}),
     });
     const cluster: RemoteCluster = { client, namespace };
     this.#cache.set(cacheKey, { cluster, secretUid: uid, key });
@@ -263,6 +279,19 @@ export class RemoteClusters {
       "loaded kubeconfig from Secret",
     );
     return cluster;
+  }
+
+  #breakerFor(key: string): CircuitBreaker {
+    let breaker = this.#breakers.get(key);
+    if (breaker === undefined) {
+      breaker = new CircuitBreaker();
+      if (this.#breakers.size >= MAX_BREAKERS) {
+        const oldest = this.#breakers.keys().next();
+        if (!oldest.done) this.#breakers.delete(oldest.value);
+      }
+    } else this.#breakers.delete(key);
+    this.#breakers.set(key, breaker);
+    return breaker;
   }
 
   /** Same as `clusterFor(secret, key).client`. */

@@ -72,6 +72,7 @@ describe("parseControllerFlags", () => {
       logFormat: "plain",
       asGroups: [],
       responseHeadersTimeoutMs: 9000,
+      requestTimeoutMs: 30_000,
       adminAddr: { host: "0.0.0.0", port: 8080 },
       allowClusterScoped: false,
       allowUnsafeKubeconfigs: false,
@@ -146,6 +147,7 @@ describe("parseControllerFlags", () => {
       (c) => c.denyRemoteCidrs,
       ["10.0.0.0/8", "fd00::/8"],
     ],
+    ["--kube-api-request-timeout", ["--kube-api-request-timeout=1m"], (c) => c.requestTimeoutMs, 60_000],
     ["--concurrency", ["--concurrency", "32"], (c) => c.concurrency, 32],
     ["--leader-elect", ["--leader-elect"], (c) => c.leaderElection.enabled, true],
     [
