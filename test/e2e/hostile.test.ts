@@ -282,7 +282,9 @@ describe("hostile remote servers", () => {
     await whileCanaryConverges("the watch to be cut", async () =>
       server.closedWatchBytes.length >= 1 ? true : undefined,
     );
-    process.stderr.write(`# watch lines cut after ${server.closedWatchBytes.map((b) => Math.round(b / 1048576)).join(", ")} MiB\n`);
+    process.stderr.write(
+      `# watch lines cut after ${server.closedWatchBytes.map((b) => Math.round(b / 1048576)).join(", ")} MiB\n`,
+    );
     for (const bytes of server.closedWatchBytes) {
       assert.ok(
         bytes < 24 * 1024 * 1024,
