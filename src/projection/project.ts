@@ -135,26 +135,18 @@ function applyMapping(
       `the object at ${path} is a ${inner.apiVersion} ${inner.kind}, but the target is a ${ref.apiVersion} ${ref.kind}`,
     );
   }
-  budget.spend(countNodes(inner));
-  return cloneKubeObject(inner as KubeObject, identity());
+  copied = 0;
+  const clone = cloneKubeObject(inner as KubeObject, identity());
+  budget.spend(copied);
+  return clone;
 }
 
-/** A deep copy whose size (in nodes) is charged to the budget before it is made. */
+/** A deep copy whose size (in values copied) is charged to the budget once made. */
 function copyCharged(value: unknown, budget: WorkBudget): unknown {
-  budget.spend(countNodes(value));
-  return deepCopy(value);
-}
-
-/** Number of values (objects, arrays, scalars) in a JSON value; iterative. */
-function countNodes(value: unknown): number {
-  let n = 0;
-  const stack: unknown[] = [value];
-  while (stack.length > 0) {
-    const v = stack.pop();
-    n++;
-    if (v !== null && typeof v === "object") for (const child of Object.values(v)) stack.push(child);
-  }
-  return n;
+  copied = 0;
+  const copy = deepCopy(value);
+  budget.spend(copied);
+  return copy;
 }
 
 /**
@@ -243,8 +235,12 @@ export function deepCopy<T>(value: T): T {
 
 const RECURSIVE_DEPTH = 200;
 
+/** Objects and arrays copied since last reset (the projection charges its budget with it). */
+let copied = 0;
+
 function copyRecursive(value: unknown, depth: number): unknown {
   if (value === null || typeof value !== "object") return value;
+  copied++;
   if (depth > RECURSIVE_DEPTH) return copyIterative(value);
   if (Array.isArray(value)) {
     const out: unknown[] = new Array(value.length);
@@ -271,13 +267,14 @@ function copyIterative(root: object): unknown {
     const [from, to] = top;
     for (const key of Object.keys(from)) {
       const v = from[key];
-      let copied: unknown = v;
+      let copiedValue: unknown = v;
       if (v !== null && typeof v === "object") {
-        copied = emptyLike(v);
-        stack.push([v as Record<string, unknown>, copied as Record<string, unknown>]);
+        copied++;
+        copiedValue = emptyLike(v);
+        stack.push([v as Record<string, unknown>, copiedValue as Record<string, unknown>]);
       }
-      if (key === "__proto__") define(to, key, copied);
-      else to[key] = copied;
+      if (key === "__proto__") define(to, key, copiedValue);
+      else to[key] = copiedValue;
     }
   }
   return result;

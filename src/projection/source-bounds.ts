@@ -13,28 +13,46 @@ export const MAX_SOURCE_NODES = 1_000_000;
 /** Characters in all its strings and keys together. */
 export const MAX_SOURCE_CHARS = 32 * 1024 * 1024;
 
+/**
+ * Sources already found within bounds. A source comes from the informer cache, where an object is replaced, not
+ * changed, when it changes, and the projection never mutates it: the same object is checked once, however often
+ * it is projected (periodic resyncs, many ResourceSyncs on one source).
+ */
+const checked = new WeakSet<object>();
+
 /** Throws SinkerError SourceTooLarge when `source` exceeds a bound. The message carries no value. */
 export function checkSourceBounds(source: unknown): void {
-  const stack: Array<[unknown, number]> = [[source, 1]];
+  if (source === null || typeof source !== "object" || checked.has(source)) return;
+  // Two parallel stacks (no tuple per value): values and their depths.
+  const values: unknown[] = [source];
+  const depths: number[] = [1];
   let nodes = 0;
   let chars = 0;
-  while (stack.length > 0) {
-    const [v, depth] = stack.pop() as [unknown, number];
+  while (values.length > 0) {
+    const v = values.pop();
+    const depth = depths.pop() as number;
     if (++nodes > MAX_SOURCE_NODES) throw tooLarge(`holds more than ${MAX_SOURCE_NODES} values`);
-    if (typeof v === "string") chars += v.length;
-    else if (v !== null && typeof v === "object") {
+    if (typeof v === "string") {
+      chars += v.length;
+      if (chars > MAX_SOURCE_CHARS) throw tooLarge(`holds more than ${MAX_SOURCE_CHARS} characters of text`);
+    } else if (v !== null && typeof v === "object") {
       if (depth > MAX_SOURCE_DEPTH) throw tooLarge(`is nested more than ${MAX_SOURCE_DEPTH} levels deep`);
       if (Array.isArray(v)) {
-        for (const child of v) stack.push([child, depth + 1]);
+        for (let i = 0; i < v.length; i++) {
+          values.push(v[i]);
+          depths.push(depth + 1);
+        }
       } else {
-        for (const key of Object.keys(v)) {
+        for (const key in v) {
+          if (!Object.hasOwn(v, key)) continue;
           chars += key.length;
-          stack.push([(v as Record<string, unknown>)[key], depth + 1]);
+          values.push((v as Record<string, unknown>)[key]);
+          depths.push(depth + 1);
         }
       }
     }
-    if (chars > MAX_SOURCE_CHARS) throw tooLarge(`holds more than ${MAX_SOURCE_CHARS} characters of text`);
   }
+  checked.add(source);
 }
 
 function tooLarge(why: string): SinkerError {
