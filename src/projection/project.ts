@@ -235,12 +235,12 @@ export function deepCopy<T>(value: T): T {
 
 const RECURSIVE_DEPTH = 200;
 
-/** Objects and arrays copied since last reset (the projection charges its budget with it). */
+/** Values copied since last reset (the projection charges its budget with it). */
 let copied = 0;
 
 function copyRecursive(value: unknown, depth: number): unknown {
-  if (value === null || typeof value !== "object") return value;
   copied++;
+  if (value === null || typeof value !== "object") return value;
   if (depth > RECURSIVE_DEPTH) return copyIterative(value);
   if (Array.isArray(value)) {
     const out: unknown[] = new Array(value.length);
@@ -268,8 +268,8 @@ function copyIterative(root: object): unknown {
     for (const key of Object.keys(from)) {
       const v = from[key];
       let copiedValue: unknown = v;
+      copied++;
       if (v !== null && typeof v === "object") {
-        copied++;
         copiedValue = emptyLike(v);
         stack.push([v as Record<string, unknown>, copiedValue as Record<string, unknown>]);
       }
