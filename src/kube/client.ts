@@ -559,6 +559,11 @@ export class ClusterClient {
       let handlerFailed = false;
       const decoder = new WatchLineDecoder((e) => {
         if (e.type !== "ERROR" && e.type !== "BOOKMARK") this.#withTypeMeta(res, e.object);
+        // An ERROR event's Status message is reduced like any API error message (it ends up in logs/status).
+        if (e.type === "ERROR" && typeof e.object.message === "string") {
+          const reduced = reduceApiMessage(e.object.message);
+          e.object.message = this.#remote ? reduced.slice(0, 300).replace(/[^\x20-\x7e]/g, "?") : reduced;
+        }
         try {
           onEvent(e);
         } catch (err) {
