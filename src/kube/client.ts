@@ -26,6 +26,7 @@
  */
 import { type OutgoingHttpHeaders, STATUS_CODES } from "node:http";
 import type { RequestOptions } from "node:https";
+import type { LookupFunction } from "node:net";
 import type { KubeConfig } from "@kubernetes/client-node";
 import { Agent, type Dispatcher, ProxyAgent, request } from "undici";
 import { type ErrorReason, SinkerError } from "../errors.ts";
@@ -61,15 +62,8 @@ export interface ClusterClientOptions {
    * error messages and the address policy's `lookup` for connections.
    */
   remote?: {
-    lookup?: (
-      hostname: string,
-      options: import("node:dns").LookupOptions,
-      callback: (
-        err: NodeJS.ErrnoException | null,
-        address: string | import("node:dns").LookupAddress[],
-        family?: number,
-      ) => void,
-    ) => void;
+    /** Resolves host names for connections (the address policy refuses denied addresses). */
+    lookup?: LookupFunction;
     /**
      * The breaker of this cluster; share one instance among the successive clients of one cluster (e.g. a
      * client dropped when unused and made again) so that it outlives them. Default: a new one.

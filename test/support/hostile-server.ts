@@ -7,14 +7,14 @@
  * - `reflect`: applies fail with a body that is not a Status (a metadata service's answer, for any name), a
  *   Status quoting a secret (name `quoted`) or a redirect to the metadata address (name `redirect`).
  * It is not a Kubernetes API server (behaviour is tested against the real control plane): only transport and
- * content faults. Its certificate is made with the openssl CLI in a temporary directory, removed on stop.
+ * content faults. Its certificate is made with the openssl CLI in a directory under `.testenv/`, removed on stop.
  */
 import { execFileSync } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import https from "node:https";
 import type { AddressInfo } from "node:net";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { envDir } from "../controlplane/testenv.ts";
 
 export type HostileMode = "slow-bytes" | "endless-line" | "huge-body" | "reflect";
 
@@ -88,7 +88,8 @@ export class HostileServer {
 
   constructor(mode: HostileMode) {
     this.mode = mode;
-    this.#dir = mkdtempSync(join(tmpdir(), "sinker-hostile-"));
+    mkdirSync(envDir(), { recursive: true });
+    this.#dir = mkdtempSync(join(envDir(), "hostile-"));
     const { key, cert, ca } = pki(this.#dir);
     this.#ca = ca;
     this.#server = https.createServer({ key, cert }, (req, res) => {

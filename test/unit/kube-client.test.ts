@@ -145,7 +145,8 @@ describe("watch line bounds (issue 10 item 3)", () => {
     // quadratic concatenation and re-scanning take minutes here; linear splitting well under a second
     assert.ok(performance.now() - started < 10_000, `took ${Math.round(performance.now() - started)} ms`);
     assert.equal(events.length, 1);
-    assert.equal((events[0]?.object.data as { v: string }).v.length, value.length);
+    const data = events[0]?.object.data as { v: string } | undefined;
+    assert.equal(data?.v.length, value.length);
   });
 });
 
