@@ -16,13 +16,26 @@ export const MAX_SOURCE_CHARS = 32 * 1024 * 1024;
 /**
  * Sources already found within bounds. A source comes from the informer cache, where an object is replaced, not
  * changed, when it changes, and the projection never mutates it: the same object is checked once, however often
- * it is projected (periodic resyncs, many ResourceSyncs on one source).
+ * it is projected (periodic resyncs, many ResourceSyncs on one source); a refusal is remembered too.
  */
-const checked = new WeakSet<object>();
+const checked = new WeakMap<object, SinkerError | null>();
 
 /** Throws SinkerError SourceTooLarge when `source` exceeds a bound. The message carries no value. */
 export function checkSourceBounds(source: unknown): void {
-  if (source === null || typeof source !== "object" || checked.has(source)) return;
+  if (source === null || typeof source !== "object") return;
+  const known = checked.get(source);
+  if (known === null) return;
+  if (known !== undefined) throw known;
+  try {
+    walk(source);
+    checked.set(source, null);
+  } catch (err) {
+    if (err instanceof SinkerError) checked.set(source, err);
+    throw err;
+  }
+}
+
+function walk(source: object): void {
   // Two parallel stacks (no tuple per value): values and their depths.
   const values: unknown[] = [source];
   const depths: number[] = [1];
@@ -52,7 +65,6 @@ export function checkSourceBounds(source: unknown): void {
       }
     }
   }
-  checked.add(source);
 }
 
 function tooLarge(why: string): SinkerError {
