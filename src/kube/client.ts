@@ -727,8 +727,28 @@ export class ClusterClient {
     const dispatcher = await this.#getDispatcher();
     const headers = await this.#headers(contentType);
     this.#admit();
-    // One deadline for the whole exchange, retry included: connect, headers and every byte of the body.
-    const deadline = AbortSignal.timeout(this.#limits.requestTimeoutMs);
+    // One deadline for the whole exchange, retry included: connect, headers and every byte of the body. (A timer
+    // cleared at the end, not AbortSignal.timeout, which would keep every request's signal alive until it fires.)
+    const controller = new AbortController();
+    const deadline = controller.signal;
+    const timer = setTimeout(() => controller.abort(), this.#limits.requestTimeoutMs);
+    try {
+      return await this.#exchange(method, path, body, headers, dispatcher, deadline, what, notFoundOk);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  async #exchange(
+    method: "GET" | "POST" | "PUT" | "PATCH" | "DELETE",
+    path: string,
+    body: string | undefined,
+    headers: Record<string, string | string[]>,
+    dispatcher: Dispatcher,
+    deadline: AbortSignal,
+    what: string,
+    notFoundOk: boolean,
+  ): Promise<KubeObject | undefined> {
     let response: Dispatcher.ResponseData | undefined;
     let text = "";
     for (let attempt = 1; response === undefined; attempt++) {
