@@ -2,7 +2,6 @@
  * The controller manager: wires the ResourceSync informer, the shared watches of sources, targets and kubeconfig
  * Secrets, the work queue and its workers around the reconciler. It owns no sync logic itself.
  */
-
 import { hostname } from "node:os";
 import type { Logger } from "pino";
 import type { Metrics } from "../admin/metrics.ts";
