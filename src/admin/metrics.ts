@@ -89,8 +89,16 @@ export class Metrics {
    * does), so rates and alerts work before the first reconcile. `defaultMetrics: false` leaves out the process
    * and Node.js runtime metrics.
    */
-  constructor(options: { defaultMetrics?: boolean; controller?: string } = {}) {
+  constructor(
+    options: {
+      defaultMetrics?: boolean;
+      controller?: string;
+      /** Clock for the in-flight gauges, ms since epoch (tests inject a fixed one). */
+      now?: () => number;
+    } = {},
+  ) {
     this.registry = new Registry();
+    const clock = options.now ?? Date.now;
     const registers = [this.registry];
     if (options.defaultMetrics !== false) collectDefaultMetrics({ register: this.registry });
 
@@ -167,7 +175,7 @@ export class Metrics {
       labelNames: ["name"],
       registers,
       collect() {
-        const now = Date.now();
+        const now = clock();
         for (const [name, provider] of inFlight) {
           let total = 0;
           for (const started of provider().values()) total += Math.max(0, now - started);
@@ -181,7 +189,7 @@ export class Metrics {
       labelNames: ["name"],
       registers,
       collect() {
-        const now = Date.now();
+        const now = clock();
         for (const [name, provider] of inFlight) {
           let longest = 0;
           for (const started of provider().values()) longest = Math.max(longest, now - started);

@@ -76,6 +76,7 @@ Usage:
   sinker [flags]            run the controller
   sinker manifests          print the CustomResourceDefinitions as YAML
   sinker render [flags]     print the object a ResourceSync would apply, offline
+  sinker diff [NAME]        show what applying ResourceSyncs now would change on their targets
   sinker version            print the version
 
 Logging:

@@ -10,6 +10,7 @@ Usage:
   sinker [flags]            run the controller (see sinker --help for flags)
   sinker manifests          print the CustomResourceDefinitions as YAML
   sinker render [flags]     print the object a ResourceSync would apply, offline
+  sinker diff [NAME]        show what applying ResourceSyncs now would change on their targets
   sinker version            print the version
 `;
 
@@ -33,6 +34,10 @@ async function main(argv: string[]): Promise<number> {
     case "manifests": {
       const { runManifests } = await import("./manifests.ts");
       return runManifests(rest);
+    }
+    case "diff": {
+      const { runDiff } = await import("./diff.ts");
+      return runDiff(rest);
     }
     case "render": {
       const { runRender } = await import("./render.ts");

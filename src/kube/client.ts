@@ -27,11 +27,11 @@
 import { type OutgoingHttpHeaders, STATUS_CODES } from "node:http";
 import type { RequestOptions } from "node:https";
 import type { LookupFunction } from "node:net";
-import type { KubeConfig } from "@kubernetes/client-node";
 import { Agent, type Dispatcher, ProxyAgent, request } from "undici";
 import { type ErrorReason, SinkerError } from "../errors.ts";
 import { reduceApiMessage } from "./api-message.ts";
 import { CircuitBreaker } from "./circuit-breaker.ts";
+import type { KubeConfig } from "./client-node.ts";
 import { isPlainObject, type KubeObject } from "./object.ts";
 import { DEFAULT_MAX_WATCH_LINE_BYTES, type WatchEvent, WatchLineDecoder } from "./watch-lines.ts";
 
@@ -592,16 +592,18 @@ export class ClusterClient {
     );
   }
 
-  /** Server-side apply (PATCH application/apply-patch+yaml, JSON body). */
+  /** Server-side apply (PATCH application/apply-patch+yaml, JSON body). `dryRun`: the server computes and
+   * validates the result without storing it (`dryRun=All`), as `sinker diff` needs. */
   async apply(
     res: ResourceInfo,
     obj: KubeObject,
-    opts: { fieldManager: string; force: boolean; subresource?: "status" },
+    opts: { fieldManager: string; force: boolean; subresource?: "status"; dryRun?: boolean },
   ): Promise<KubeObject> {
     const name = obj.metadata?.name;
     if (!name) throw new SinkerError("InvalidSpec", "apply: object has no metadata.name");
     const q = new URLSearchParams({ fieldManager: opts.fieldManager });
     if (opts.force) q.set("force", "true");
+    if (opts.dryRun) q.set("dryRun", "All");
     const path = this.#path(res, obj.metadata?.namespace, name, q, opts.subresource);
     const out = await this.#send(
       "PATCH",

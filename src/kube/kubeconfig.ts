@@ -15,8 +15,8 @@ import { existsSync, readFileSync } from "node:fs";
 import { isIPv6 } from "node:net";
 import { homedir } from "node:os";
 import { delimiter, dirname, join } from "node:path";
-import { type Cluster, type Context, KubeConfig, type User } from "@kubernetes/client-node";
 import { SinkerError } from "../errors.ts";
+import { type Cluster, type Context, KubeConfig, type User } from "./client-node.ts";
 
 /** Where Kubernetes mounts a pod's service-account credentials. */
 export const SERVICE_ACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount";

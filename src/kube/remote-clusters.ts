@@ -15,7 +15,6 @@
  * Nothing from the Secret's data is ever put in a message or a log line: only Secret, user and cluster names.
  */
 import { createHash } from "node:crypto";
-import { KubeConfig } from "@kubernetes/client-node";
 import type { Logger } from "pino";
 import { parse as parseYaml } from "yaml";
 import { NAMESPACE_PATTERN } from "../api/schema.ts";
@@ -23,6 +22,7 @@ import { type ErrorReason, SinkerError } from "../errors.ts";
 import { compileRegex } from "../regex.ts";
 import { CircuitBreaker } from "./circuit-breaker.ts";
 import { ClusterClient } from "./client.ts";
+import { KubeConfig } from "./client-node.ts";
 import { AddressPolicy, kubeconfigFindings, serverUrlProblem } from "./kubeconfig-policy.ts";
 import { isPlainObject, type KubeObject } from "./object.ts";
 

@@ -71,6 +71,9 @@ describe("manifests", () => {
       "rolebinding.rbac.authorization.k8s.io/sinker-leader-election",
       "deployment.apps/sinker",
       "service/sinker-admin",
+      "poddisruptionbudget.policy/sinker",
+      "clusterrole.rbac.authorization.k8s.io/sinker-tenant-edit",
+      "clusterrole.rbac.authorization.k8s.io/sinker-tenant-view",
     ]) {
       assert.ok(out.includes(`${want} serverside-applied (server dry run)`), `${want} in:\n${out}`);
     }

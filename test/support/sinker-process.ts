@@ -26,10 +26,16 @@ export class Sinker {
   readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null; at: number }>;
   #buf = "";
 
-  constructor(args: string[], extraEnv: NodeJS.ProcessEnv = {}) {
-    this.proc = spawn(process.execPath, [BIN, ...args], {
-      cwd: repoRoot,
-      env: { ...process.env, SINKER_LOG: "", ...extraEnv },
+  /** `opts`: another entry point and working directory (e.g. a reproduced image), and an environment that
+   * replaces this process's instead of extending it. */
+  constructor(
+    args: string[],
+    extraEnv: NodeJS.ProcessEnv = {},
+    opts: { bin?: string; cwd?: string; env?: NodeJS.ProcessEnv } = {},
+  ) {
+    this.proc = spawn(process.execPath, [opts.bin ?? BIN, ...args], {
+      cwd: opts.cwd ?? repoRoot,
+      env: { ...(opts.env ?? process.env), SINKER_LOG: "", ...extraEnv },
       stdio: ["ignore", "pipe", "pipe"],
     });
     running.add(this);

@@ -19,7 +19,7 @@ interface CtsCase {
 }
 
 const suite = JSON.parse(
-  readFileSync(new URL("../../../shared/testdata/jsonpath-cts/cts.json", import.meta.url), "utf8"),
+  readFileSync(new URL("../fixtures/jsonpath-cts/cts.json", import.meta.url), "utf8"),
 ) as { tests: CtsCase[] };
 
 test("the compliance suite has all its cases", () => {

@@ -5,14 +5,20 @@
 import { readdirSync, readFileSync, readlinkSync } from "node:fs";
 import type { TestEnv } from "../../controlplane/testenv.ts";
 
-/** Compacts the shared etcd at its current revision: every older resourceVersion of both clusters expires. */
+/**
+ * Compacts the shared etcd so that every resourceVersion handed out before this call, of both clusters, is gone.
+ * A write of its own first moves the revision past the newest one an API server has seen: compacting at the
+ * current revision would keep that revision itself, and a watch from it would still be served.
+ */
 export async function compactEtcd(env: TestEnv): Promise<number> {
   const etcd = `http://127.0.0.1:${env.state.etcd.port}`;
-  const range = await fetch(`${etcd}/v3/kv/range`, {
+  const b64 = (s: string) => Buffer.from(s).toString("base64");
+  const put = await fetch(`${etcd}/v3/kv/put`, {
     method: "POST",
-    body: JSON.stringify({ key: Buffer.from("compact-probe").toString("base64") }),
+    body: JSON.stringify({ key: b64("sinker-testenv/compact-probe"), value: b64(String(Date.now())) }),
   });
-  const { header } = (await range.json()) as { header: { revision: string } };
+  if (!put.ok) throw new Error(`etcd put failed: ${put.status} ${await put.text()}`);
+  const { header } = (await put.json()) as { header: { revision: string } };
   const r = await fetch(`${etcd}/v3/kv/compaction`, {
     method: "POST",
     body: JSON.stringify({ revision: header.revision, physical: true }),
@@ -70,7 +76,7 @@ export function tcpConnectionsTo(port: number): number | undefined {
 export async function until(
   what: string,
   check: () => boolean | Promise<boolean>,
-  timeoutMs = 15_000,
+  timeoutMs = 30_000,
 ): Promise<void> {
   const end = Date.now() + timeoutMs;
   for (;;) {
@@ -81,3 +87,27 @@ export async function until(
 }
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * Watch requests the API server of `cluster` holds open right now for `resource` (core group) at `scope`
+ * ("namespace" or "cluster"), from its own `apiserver_longrunning_requests` gauge: the server's view of a watch
+ * connection, independent of client-side connection pooling.
+ */
+export async function openWatches(
+  env: TestEnv,
+  cluster: "a" | "b",
+  resource: string,
+  scope: "namespace" | "cluster",
+): Promise<number> {
+  const r = await env.request(cluster, "GET", "/metrics");
+  if (r.status !== 200 || typeof r.body !== "string") throw new Error(`GET /metrics: ${r.status}`);
+  let total = 0;
+  for (const line of r.body.split("\n")) {
+    if (!line.startsWith("apiserver_longrunning_requests{")) continue;
+    const labels = line.slice(line.indexOf("{") + 1, line.lastIndexOf("}"));
+    const want = [`resource="${resource}"`, `scope="${scope}"`, 'verb="WATCH"', 'group=""', 'subresource=""'];
+    if (want.every((w) => labels.split(",").includes(w)))
+      total += Number(line.slice(line.lastIndexOf(" ") + 1));
+  }
+  return total;
+}

@@ -1,0 +1,142 @@
+/**
+ * Scale benchmark: Sinker beside an ideal copier (bench/ideal-copier.ts) on the same test control plane, the
+ * same scenario (bench/support/scenario.ts), every figure of Sinker's printed as a ratio to the ideal's.
+ * Starts the test control plane when it is not running (and stops it again afterwards).
+ *
+ *   npm run bench -- [--n 1000] [--remote-share 0] [--kind ConfigMap|Secret] [--mappings]
+ *                    [--edits 200] [--drifts 50] [--rate 50] [--idle-seconds 60] [--sut sinker,ideal]
+ *                    [--json bench-results.json]
+ */
+import { writeFileSync } from "node:fs";
+import { parseArgs } from "node:util";
+import { releaseTestRun, upForTestRun } from "../test/controlplane/testenv.ts";
+import { runScenario, type ScenarioOptions, type ScenarioResult, type Sut } from "./support/scenario.ts";
+
+const USAGE =
+  "usage: npm run bench -- [--n N] [--remote-share 0..1] [--kind ConfigMap|Secret] [--mappings] " +
+  "[--edits N] [--drifts N] [--rate N] [--idle-seconds S] [--sut sinker,ideal] [--json FILE]";
+
+function options(): { scenario: Omit<ScenarioOptions, "log">; suts: Sut[]; json: string } {
+  const { values } = parseArgs({
+    options: {
+      n: { type: "string", default: "1000" },
+      "remote-share": { type: "string", default: "0" },
+      kind: { type: "string", default: "ConfigMap" },
+      mappings: { type: "boolean", default: false },
+      edits: { type: "string" },
+      drifts: { type: "string" },
+      rate: { type: "string", default: "50" },
+      "idle-seconds": { type: "string", default: "60" },
+      sut: { type: "string", default: "ideal,sinker" },
+      json: { type: "string", default: "bench-results.json" },
+    },
+  });
+  const int = (name: string, v: string | undefined, min: number) => {
+    const x = Number(v);
+    if (!Number.isInteger(x) || x < min) throw new Error(`--${name} must be an integer ≥ ${min}`);
+    return x;
+  };
+  const n = int("n", values.n, 1);
+  const share = Number(values["remote-share"]);
+  if (!(share >= 0 && share <= 1)) throw new Error("--remote-share must be between 0 and 1");
+  if (values.kind !== "ConfigMap" && values.kind !== "Secret")
+    throw new Error("--kind must be ConfigMap or Secret");
+  const suts = (values.sut ?? "").split(",").filter((s): s is Sut => s === "sinker" || s === "ideal");
+  if (suts.length === 0) throw new Error("--sut must name sinker, ideal or both");
+  return {
+    scenario: {
+      n,
+      remoteShare: share,
+      kind: values.kind,
+      mappings: values.mappings ?? false,
+      edits: int("edits", values.edits ?? String(Math.min(n, 200)), 1),
+      drifts: int("drifts", values.drifts ?? String(Math.min(n, 50)), 1),
+      rate: int("rate", values.rate, 1),
+      idleSeconds: int("idle-seconds", values["idle-seconds"], 1),
+    },
+    suts,
+    json: values.json ?? "bench-results.json",
+  };
+}
+
+type Row = [string, (r: ScenarioResult) => number, number];
+
+/** The rows of the table: label, figure, decimals. */
+const ROWS: Row[] = [
+  ["convergence (s)", (r) => r.convergenceMs / 1000, 2],
+  ["requests during convergence", (r) => r.convergenceRequests.total, 0],
+  ["  per ResourceSync", (r) => r.convergenceRequests.total / r.n, 2],
+  ["propagation p50 (ms)", (r) => r.propagationMs.p50, 1],
+  ["propagation p90 (ms)", (r) => r.propagationMs.p90, 1],
+  ["propagation p99 (ms)", (r) => r.propagationMs.p99, 1],
+  ["propagation max (ms)", (r) => r.propagationMs.max, 1],
+  ["drift repair p50 (ms)", (r) => r.driftRepairMs.p50, 1],
+  ["drift repair p99 (ms)", (r) => r.driftRepairMs.p99, 1],
+  ["watches held", (r) => r.watchesHeld, 0],
+  ["requests while idle (per min)", (r) => (r.idle.requests * 60) / r.idle.seconds, 1],
+  ["CPU while idle (s per min)", (r) => (r.idle.cpuSeconds * 60) / r.idle.seconds, 2],
+  ["RSS at start (MiB)", (r) => r.startRssMiB, 0],
+  ["peak RSS (MiB)", (r) => r.peakRssMiB, 0],
+  ["CPU, whole run (s)", (r) => r.cpuSeconds, 1],
+  ["deletion of all (s)", (r) => r.deletionMs / 1000, 2],
+  ["requests during deletion", (r) => r.deletionRequests.total, 0],
+];
+
+function table(results: Partial<Record<Sut, ScenarioResult>>): string {
+  const ideal = results.ideal;
+  const sinker = results.sinker;
+  const lines = [["figure", "ideal copier", "Sinker", "Sinker / ideal"]];
+  for (const [label, get, decimals] of ROWS) {
+    const i = ideal ? get(ideal) : Number.NaN;
+    const s = sinker ? get(sinker) : Number.NaN;
+    const ratio = Number.isFinite(i) && Number.isFinite(s) && i > 0 ? `${(s / i).toFixed(2)}×` : "";
+    lines.push([label, fmt(i, decimals), fmt(s, decimals), ratio]);
+  }
+  const widths = lines[0]?.map((_, c) => Math.max(...lines.map((l) => (l[c] ?? "").length))) ?? [];
+  return lines
+    .map((l) =>
+      l.map((cell, c) => (c === 0 ? cell.padEnd(widths[c] ?? 0) : cell.padStart(widths[c] ?? 0))).join("  "),
+    )
+    .join("\n");
+}
+
+function fmt(x: number, decimals: number): string {
+  return Number.isFinite(x) ? x.toFixed(decimals) : "-";
+}
+
+function breakdown(r: ScenarioResult): string {
+  const parts = Object.entries(r.convergenceRequests.byVerbResource)
+    .sort((x, y) => y[1] - x[1])
+    .map(([what, count]) => `${what} ${count}`);
+  return `${r.sut} requests during convergence: ${parts.join(", ") || "none"}`;
+}
+
+async function main(): Promise<number> {
+  let parsed: ReturnType<typeof options>;
+  try {
+    parsed = options();
+  } catch (err) {
+    process.stderr.write(`${(err as Error).message}\n${USAGE}\n`);
+    return 2;
+  }
+  const { scenario, suts, json } = parsed;
+  const log = (msg: string) => process.stderr.write(`[bench] ${msg}\n`);
+  const { env } = await upForTestRun({ log });
+  const results: Partial<Record<Sut, ScenarioResult>> = {};
+  try {
+    for (const sut of suts) results[sut] = await runScenario(env, sut, { ...scenario, log });
+  } finally {
+    await releaseTestRun({ log });
+  }
+  const header =
+    `N = ${scenario.n} ${scenario.kind}s (1 KiB), ${Math.round(scenario.remoteShare * 100)} % of targets in cluster b, ` +
+    `${scenario.mappings ? "2 mappings" : "clone"}; ${scenario.edits} source edits and ${scenario.drifts} drifts ` +
+    `at ${scenario.rate}/s; idle window ${scenario.idleSeconds} s`;
+  process.stdout.write(`${header}\n\n${table(results)}\n\n`);
+  for (const r of Object.values(results)) process.stdout.write(`${breakdown(r)}\n`);
+  writeFileSync(json, `${JSON.stringify({ scenario, results }, null, 2)}\n`);
+  process.stdout.write(`\nfigures written to ${json}\n`);
+  return 0;
+}
+
+process.exitCode = await main();

@@ -1,0 +1,374 @@
+/**
+ * One run of the scale scenario against one system under test (Sinker, or the ideal copier), on the running test
+ * control plane: N sources exist; N ResourceSyncs are created; then source edits, target drift, an idle window,
+ * and the deletion of every ResourceSync. Requests are counted from the API servers' audit logs (the system runs
+ * as an audited identity), timings from the benchmark's own watches on the targets, memory and CPU from /proc.
+ */
+import { type ChildProcess, spawn } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+import { ClusterClient, type ResourceInfo } from "../../src/kube/client.ts";
+import type { KubeObject } from "../../src/kube/object.ts";
+import { type AuditedUser, repoRoot, type TestEnv } from "../../test/controlplane/testenv.ts";
+import { AuditLogs, type RequestCounts } from "./audit.ts";
+import { cpuSeconds, memoryMiB, type Percentiles, percentiles } from "./figures.ts";
+import { TargetObserver } from "./observer.ts";
+
+export type Sut = "sinker" | "ideal";
+
+export interface ScenarioOptions {
+  n: number;
+  /** Share of ResourceSyncs whose target is in cluster b (0..1). */
+  remoteShare: number;
+  kind: "ConfigMap" | "Secret";
+  mappings: boolean;
+  edits: number;
+  drifts: number;
+  /** Source edits and target drifts per second. */
+  rate: number;
+  idleSeconds: number;
+  log: (msg: string) => void;
+}
+
+export interface ScenarioResult {
+  sut: Sut;
+  n: number;
+  convergenceMs: number;
+  convergenceRequests: RequestCounts;
+  watchesHeld: number;
+  propagationMs: Percentiles;
+  driftRepairMs: Percentiles;
+  idle: { seconds: number; requests: number; cpuSeconds: number };
+  peakRssMiB: number;
+  startRssMiB: number;
+  cpuSeconds: number;
+  deletionMs: number;
+  deletionRequests: RequestCounts;
+}
+
+const USERS: Record<Sut, AuditedUser> = { sinker: "sinker-bench", ideal: "ideal-copier" };
+const RS_RESOURCE: ResourceInfo = {
+  apiVersion: "sinker.influxdata.io/v1alpha1",
+  group: "sinker.influxdata.io",
+  version: "v1alpha1",
+  kind: "ResourceSync",
+  plural: "resourcesyncs",
+  namespaced: true,
+};
+const PAYLOAD = "x".repeat(1024);
+
+/** Runs `work` over `items` with at most `limit` at once. */
+async function pool<T>(
+  items: readonly T[],
+  limit: number,
+  work: (item: T) => Promise<unknown>,
+): Promise<void> {
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: Math.min(limit, items.length) }, async () => {
+      while (next < items.length) await work(items[next++] as T);
+    }),
+  );
+}
+
+/** Resolves when `promise` does, rejects after `ms` naming `what`. */
+async function within<T>(what: string, ms: number, promise: Promise<T>): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what}: not done within ${Math.round(ms / 1000)} s`)), ms);
+  });
+  try {
+    return await Promise.race([promise, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+export async function runScenario(env: TestEnv, sut: Sut, o: ScenarioOptions): Promise<ScenarioResult> {
+  const user = USERS[sut];
+  const res: ResourceInfo = {
+    apiVersion: "v1",
+    group: "",
+    version: "v1",
+    kind: o.kind,
+    plural: o.kind === "Secret" ? "secrets" : "configmaps",
+    namespaced: true,
+  };
+  const enc = (v: string) => (o.kind === "Secret" ? Buffer.from(v).toString("base64") : v);
+  const readValue = (obj: KubeObject) => {
+    const data = obj.data as Record<string, string> | undefined;
+    return data?.payload === enc(PAYLOAD) ? data?.v : undefined;
+  };
+  const a = ClusterClient.fromKubeConfig(env.kubeConfig("a"), { name: "a" });
+  const b = ClusterClient.fromKubeConfig(env.kubeConfig("b"), { name: "b" });
+  const nsA = await env.createNamespace("a", `bench-${sut}`);
+  const nsB = await env.createNamespace("b", `bench-${sut}`);
+  const dir = mkdtempSync(join(tmpdir(), "sinker-bench-"));
+  const audit = new AuditLogs({ a: env.auditLog("a"), b: env.auditLog("b") });
+  const remote = (i: number) => i < Math.round(o.n * o.remoteShare);
+  const targetEnd = (i: number) =>
+    remote(i) ? { cluster: "b", client: b, ns: nsB } : { cluster: "a", client: a, ns: nsA };
+  let proc: ChildProcess | undefined;
+  const observer = new TargetObserver(
+    [
+      { cluster: "a", client: a, namespace: nsA },
+      { cluster: "b", client: b, namespace: nsB },
+    ],
+    res,
+    readValue,
+  );
+  try {
+    // ------------------------------------------------------------------ setup (not measured)
+    const kubeconfigA = join(dir, "a.kubeconfig");
+    const kubeconfigB = join(dir, "b.kubeconfig");
+    writeFileSync(kubeconfigA, env.auditedKubeconfigText("a", user));
+    writeFileSync(kubeconfigB, env.auditedKubeconfigText("b", user, nsB));
+    const secretRes = await a.resolve("v1", "Secret");
+    await a.create(secretRes, nsA, {
+      metadata: { name: "cluster-b" },
+      stringData: { value: env.auditedKubeconfigText("b", user, nsB) },
+    });
+    const indexes = Array.from({ length: o.n }, (_, i) => i);
+    await pool(indexes, 20, (i) =>
+      a.create(res, nsA, {
+        metadata: { name: `src-${i}`, labels: { bench: "source" } },
+        data: { payload: enc(PAYLOAD), v: enc("0") },
+      }),
+    );
+    await observer.start();
+
+    const started = await audit.mark();
+    proc = startSut(sut, { kubeconfigA, kubeconfigB, nsA, nsB, kind: o.kind, remote: o.remoteShare > 0 });
+    const pid = proc.pid ?? 0;
+    await within(`${sut} ready`, 120_000, waitReady(sut, proc));
+    const startRssMiB = memoryMiB(pid).now;
+    o.log(`${sut}: ready (RSS ${startRssMiB.toFixed(0)} MiB); creating ${o.n} ResourceSyncs`);
+
+    // ------------------------------------------------------------------ convergence
+    const m0 = await audit.mark();
+    const t0 = performance.now();
+    const converged = indexes.map((i) => observer.whenValue(targetEnd(i).cluster, `dst-${i}`, enc("0")));
+    await pool(indexes, 20, (i) => a.create(RS_RESOURCE, nsA, resourceSync(i, remote(i), nsB, o)));
+    const times = await within("convergence", 60_000 + o.n * 100, Promise.all(converged));
+    const convergenceMs = Math.max(...times) - t0;
+    o.log(`${sut}: converged in ${(convergenceMs / 1000).toFixed(2)} s`);
+    if (sut === "sinker") await within("every ResourceSync Ready", 60_000 + o.n * 50, allReady(a, nsA, o.n));
+    const m1 = await audit.mark(2000);
+    const convergenceRequests = audit.requests(user, m0, m1);
+    const watchesHeld = audit.openWatches(user, started, m1);
+
+    // ------------------------------------------------------------------ propagation of source edits
+    const spread = (count: number, offset: number) =>
+      Array.from(
+        { length: Math.min(count, o.n) },
+        (_, k) => (Math.floor((k * o.n) / Math.min(count, o.n)) + offset) % o.n,
+      );
+    const edited = spread(o.edits, 0);
+    const propagation = await paced(edited, o.rate, async (i) => {
+      const seen = observer.whenValue(targetEnd(i).cluster, `dst-${i}`, enc("1"));
+      const sent = performance.now();
+      await a.patch(res, nsA, `src-${i}`, { data: { v: enc("1") } }, "merge");
+      return (await within(`propagation to dst-${i}`, 120_000, seen)) - sent;
+    });
+    o.log(`${sut}: ${edited.length} source edits propagated`);
+
+    // ------------------------------------------------------------------ drift repair
+    const editedSet = new Set(edited);
+    const drifted = spread(o.drifts, 1);
+    const drift = await paced(drifted, o.rate, async (i) => {
+      const end = targetEnd(i);
+      const expected = enc(editedSet.has(i) ? "1" : "0");
+      const repaired = observer.whenValue(end.cluster, `dst-${i}`, expected, { after: enc("drift") });
+      const sent = performance.now();
+      await end.client.patch(res, end.ns, `dst-${i}`, { data: { v: enc("drift") } }, "merge", {
+        fieldManager: "bench-drift",
+      });
+      return (await within(`drift repair of dst-${i}`, 120_000, repaired)) - sent;
+    });
+    o.log(`${sut}: ${drifted.length} drifts undone`);
+
+    // ------------------------------------------------------------------ idle
+    const i0 = await audit.mark(2000);
+    const cpuIdle0 = cpuSeconds(pid);
+    await sleep(o.idleSeconds * 1000);
+    const idleCpu = cpuSeconds(pid) - cpuIdle0;
+    const i1 = await audit.mark();
+    const idle = {
+      seconds: o.idleSeconds,
+      requests: audit.requests(user, i0, i1).total,
+      cpuSeconds: idleCpu,
+    };
+
+    // ------------------------------------------------------------------ deletion
+    const d0 = await audit.mark();
+    const td = performance.now();
+    const gone = indexes.map((i) => observer.whenGone(targetEnd(i).cluster, `dst-${i}`));
+    await pool(indexes, 20, (i) => a.delete(RS_RESOURCE, nsA, `rs-${i}`));
+    const goneTimes = await within("deletion of every target", 60_000 + o.n * 200, Promise.all(gone));
+    await within("every ResourceSync gone", 60_000 + o.n * 200, noneLeft(a, nsA));
+    const deletionMs = Math.max(performance.now() - td, Math.max(...goneTimes) - td);
+    const d1 = await audit.mark(2000);
+    o.log(`${sut}: deleted in ${(deletionMs / 1000).toFixed(2)} s`);
+
+    const result: ScenarioResult = {
+      sut,
+      n: o.n,
+      convergenceMs,
+      convergenceRequests,
+      watchesHeld,
+      propagationMs: percentiles(propagation),
+      driftRepairMs: percentiles(drift),
+      idle,
+      peakRssMiB: memoryMiB(pid).peak,
+      startRssMiB,
+      cpuSeconds: cpuSeconds(pid),
+      deletionMs,
+      deletionRequests: audit.requests(user, d0, d1),
+    };
+    return result;
+  } finally {
+    if (proc && proc.exitCode === null) {
+      const exited = new Promise((r) => proc?.once("exit", r));
+      proc.kill("SIGTERM");
+      await Promise.race([exited, sleep(10_000)]);
+      if (proc.exitCode === null) proc.kill("SIGKILL");
+    }
+    await observer.stop();
+    await a.close();
+    await b.close();
+    rmSync(dir, { recursive: true, force: true });
+    await Promise.all([env.deleteNamespace("a", nsA), env.deleteNamespace("b", nsB)]).catch(() => {});
+  }
+}
+
+function resourceSync(i: number, remote: boolean, nsB: string, o: ScenarioOptions): KubeObject {
+  return {
+    apiVersion: RS_RESOURCE.apiVersion,
+    kind: "ResourceSync",
+    metadata: { name: `rs-${i}` },
+    spec: {
+      source: { resourceRef: { apiVersion: "v1", kind: o.kind, name: `src-${i}` } },
+      target: {
+        resourceRef: { apiVersion: "v1", kind: o.kind, name: `dst-${i}` },
+        ...(remote
+          ? { cluster: { namespace: nsB, kubeConfig: { secretRef: { name: "cluster-b", key: "value" } } } }
+          : {}),
+      },
+      ...(o.mappings
+        ? {
+            mappings: [
+              { fromFieldPath: "data.payload", toFieldPath: "data.payload" },
+              { fromFieldPath: "data.v", toFieldPath: "data.v" },
+            ],
+          }
+        : {}),
+    },
+  };
+}
+
+/** Issues `work` for each item at `rate` per second (each one timed by itself); returns what each returned. */
+async function paced(
+  items: readonly number[],
+  rate: number,
+  work: (i: number) => Promise<number>,
+): Promise<number[]> {
+  const pending: Array<Promise<number>> = [];
+  const start = performance.now();
+  for (const [k, i] of items.entries()) {
+    const due = start + (k * 1000) / rate;
+    const wait = due - performance.now();
+    if (wait > 0) await sleep(wait);
+    pending.push(work(i));
+  }
+  return (await Promise.all(pending)).map((ms) => Math.max(0, ms));
+}
+
+function startSut(
+  sut: Sut,
+  c: { kubeconfigA: string; kubeconfigB: string; nsA: string; nsB: string; kind: string; remote: boolean },
+): ChildProcess {
+  const node = process.execPath;
+  const env = { ...process.env, NODE_ENV: "production", SINKER_LOG: "" };
+  const args =
+    sut === "sinker"
+      ? [
+          join(repoRoot, "bin", "sinker.js"),
+          "--kubeconfig",
+          c.kubeconfigA,
+          "--admin-addr",
+          "127.0.0.1:0",
+          "--log-format",
+          "json",
+        ]
+      : [
+          join(repoRoot, "bench", "ideal-copier.ts"),
+          "--kubeconfig-a",
+          c.kubeconfigA,
+          "--namespace",
+          c.nsA,
+          "--kind",
+          c.kind,
+          ...(c.remote ? ["--kubeconfig-b", c.kubeconfigB, "--remote-namespace", c.nsB] : []),
+        ];
+  return spawn(node, args, { cwd: repoRoot, env, stdio: ["ignore", "pipe", "pipe"] });
+}
+
+/** Sinker: its admin server answers /ready with 200. The ideal copier: it printed "ready". */
+async function waitReady(sut: Sut, proc: ChildProcess): Promise<void> {
+  let out = "";
+  let err = "";
+  proc.stdout?.setEncoding("utf8").on("data", (c: string) => {
+    if (out.length < 1_000_000) out += c;
+  });
+  proc.stderr?.setEncoding("utf8").on("data", (c: string) => {
+    if (err.length < 100_000) err += c;
+  });
+  for (;;) {
+    if (proc.exitCode !== null) throw new Error(`${sut} exited with ${proc.exitCode}: ${err.slice(-2000)}`);
+    if (sut === "ideal" && out.includes("ready\n")) return;
+    if (sut === "sinker") {
+      const address = adminAddress(out);
+      if (address) {
+        const r = await fetch(`http://${address}/ready`).catch(() => undefined);
+        if (r?.status === 200) return;
+      }
+    }
+    await sleep(100);
+  }
+}
+
+/** The admin server's address from Sinker's JSON log lines. */
+function adminAddress(log: string): string | undefined {
+  for (const line of log.split("\n")) {
+    if (!line.includes("admin server listening")) continue;
+    try {
+      const record = JSON.parse(line) as { msg?: string; address?: string };
+      if (record.msg === "admin server listening") return record.address;
+    } catch {
+      // a partial line: read again on the next poll
+    }
+  }
+  return undefined;
+}
+
+async function allReady(a: ClusterClient, ns: string, n: number): Promise<void> {
+  for (;;) {
+    const list = await a.list(RS_RESOURCE, ns);
+    const ready = list.items.filter((rs) =>
+      (
+        (rs.status as { conditions?: Array<{ type: string; status: string }> } | undefined)?.conditions ?? []
+      ).some((c) => c.type === "Ready" && c.status === "True"),
+    ).length;
+    if (ready >= n) return;
+    await sleep(250);
+  }
+}
+
+async function noneLeft(a: ClusterClient, ns: string): Promise<void> {
+  for (;;) {
+    if ((await a.list(RS_RESOURCE, ns, { limit: 1 })).items.length === 0) return;
+    await sleep(100);
+  }
+}

@@ -1,0 +1,170 @@
+/**
+ * `sinker diff` (the real CLI process) against clusters a and b: a dry-run apply as Sinker's field manager shows
+ * what a sync would change, writes nothing, masks Secret values, exits 0/1/2 as kubectl diff; the README's
+ * example has the shape the command prints.
+ */
+import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { after, before, describe, it } from "node:test";
+import { load, repoRoot, type TestEnv } from "../controlplane/testenv.ts";
+import {
+  Cluster,
+  configMap,
+  deleteResourceSyncs,
+  installCrds,
+  kubeconfigSecret,
+  resourceSync,
+  startTestController,
+  type TestController,
+  waitReady,
+} from "./support/cluster.ts";
+import { runCommand } from "./support/tools.ts";
+
+let env: TestEnv;
+let a: Cluster;
+let b: Cluster;
+let ns: string;
+let remoteNs: string;
+let controller: TestController | undefined;
+
+const ref = (kind: string, name: string) => ({ resourceRef: { apiVersion: "v1", kind, name } });
+const PASSWORD = Buffer.from("hunter2").toString("base64");
+const NEW_PASSWORD = Buffer.from("hunter3").toString("base64");
+
+function diff(args: string[]) {
+  return runCommand(
+    process.execPath,
+    [join(repoRoot, "bin", "sinker.js"), "diff", "--kubeconfig", env.kubeconfigPath("a"), ...args],
+    { env: { PATH: process.env.PATH, HOME: repoRoot } },
+  );
+}
+
+async function synced(names: string[]): Promise<void> {
+  controller = await startTestController(env);
+  for (const n of names) await waitReady(a, ns, n, "True");
+  await controller.stop();
+  controller = undefined;
+}
+
+before(async () => {
+  env = load();
+  a = new Cluster(env, "a");
+  b = new Cluster(env, "b");
+  await installCrds(env, "a");
+  ns = await env.createNamespace("a", "diff");
+  remoteNs = await env.createNamespace("b", "diff");
+  await a.apply(kubeconfigSecret(ns, "cluster-b", env.kubeconfigText("b")));
+  await a.apply(configMap(ns, "app-config", { logLevel: "info" }));
+  await a.apply({
+    apiVersion: "v1",
+    kind: "Secret",
+    metadata: { name: "db", namespace: ns },
+    data: { password: PASSWORD },
+  });
+  await a.apply(
+    resourceSync(ns, "clone", { source: ref("ConfigMap", "app-config"), target: ref("ConfigMap", "clone") }),
+  );
+  await a.apply(
+    resourceSync(ns, "secret", { source: ref("Secret", "db"), target: ref("Secret", "db-copy") }),
+  );
+  await a.apply(
+    resourceSync(ns, "remote", {
+      source: ref("ConfigMap", "app-config"),
+      target: {
+        ...ref("ConfigMap", "app-config-copy"),
+        cluster: { namespace: remoteNs, kubeConfig: { secretRef: { name: "cluster-b", key: "value" } } },
+      },
+    }),
+  );
+});
+
+after(async () => {
+  controller ??= await startTestController(env);
+  await deleteResourceSyncs(a, [ns]).catch(() => undefined);
+  await controller.stop();
+  await env.deleteNamespace("a", ns);
+  await env.deleteNamespace("b", remoteNs);
+});
+
+describe("sinker diff", () => {
+  it("before the first sync: every target is new (exit 1), Secret values masked, nothing written", async () => {
+    const r = await diff(["-n", ns]);
+    assert.equal(r.code, 1, r.stderr);
+    assert.equal(r.stderr, "");
+    assert.match(r.stdout, new RegExp(`--- /dev/null\\n\\+\\+\\+ merged/local/v1/ConfigMap/${ns}/clone\\n`));
+    assert.match(r.stdout, /\+ {2}logLevel: info\n/);
+    assert.match(
+      r.stdout,
+      new RegExp(`\\+\\+\\+ merged/secret:${ns}/cluster-b/v1/ConfigMap/${remoteNs}/app-config-copy\\n`),
+    );
+    assert.match(r.stdout, /\+ {2}password: "\*\*\*"\n/);
+    assert.ok(!r.stdout.includes(PASSWORD), "the Secret value is masked");
+    assert.match(r.stdout, /\+ {6}kind: ResourceSync\n/, "the owner reference the controller adds");
+    assert.doesNotMatch(r.stdout, /managedFields|resourceVersion|creationTimestamp/);
+    assert.equal(await a.get("v1", "ConfigMap", ns, "clone"), undefined, "a dry run writes nothing");
+    assert.equal(await b.get("v1", "ConfigMap", remoteNs, "app-config-copy"), undefined);
+  });
+
+  it("after a sync nothing would change (exit 0, no output)", async () => {
+    await synced(["clone", "secret", "remote"]);
+    for (const name of ["clone", "secret", "remote"]) {
+      const r = await diff(["-n", ns, name]);
+      assert.deepEqual([r.code, r.stdout, r.stderr], [0, "", ""], name);
+    }
+    const all = await diff(["-n", ns]);
+    assert.deepEqual([all.code, all.stdout], [0, ""]);
+  });
+
+  it("a source change shows as the README shows it", async () => {
+    await a.apply(configMap(ns, "app-config", { logLevel: "debug" }));
+    const r = await diff(["-n", ns, "remote"]);
+    assert.equal(r.code, 1, r.stderr);
+    const readme = readFileSync(join(repoRoot, "README.md"), "utf8");
+    const shown = /```diff\n([\s\S]*?)```/.exec(readme)?.[1] ?? "";
+    const expected = shown.replaceAll("team-a/cluster-b", `${ns}/cluster-b`).replaceAll("team-a", remoteNs);
+    assert.equal(r.stdout, expected);
+  });
+
+  it("drift made by hand on a target shows as the change back", async () => {
+    await a.apply(configMap(ns, "clone", { logLevel: "verbose" }), "someone");
+    const r = await diff(["-n", ns, "clone"]);
+    assert.equal(r.code, 1, r.stderr);
+    assert.match(r.stdout, /- {2}logLevel: verbose\n\+ {2}logLevel: debug\n/);
+  });
+
+  it("a changed Secret value reads *** (before) / *** (after), and its value with --show-secrets", async () => {
+    await a.apply({
+      apiVersion: "v1",
+      kind: "Secret",
+      metadata: { name: "db", namespace: ns },
+      data: { password: NEW_PASSWORD },
+    });
+    const masked = await diff(["-n", ns, "secret"]);
+    assert.equal(masked.code, 1, masked.stderr);
+    assert.match(masked.stdout, /- {2}password: "\*\*\* \(before\)"\n\+ {2}password: "\*\*\* \(after\)"\n/);
+    assert.ok(!masked.stdout.includes(PASSWORD) && !masked.stdout.includes(NEW_PASSWORD));
+    const shown = await diff(["-n", ns, "secret", "--show-secrets"]);
+    assert.match(shown.stdout, new RegExp(`-  password: ${PASSWORD}\\n\\+  password: ${NEW_PASSWORD}\\n`));
+  });
+
+  it("errors exit 2 with one line each; the other ResourceSyncs are still compared", async () => {
+    await a.apply(
+      resourceSync(ns, "no-source", { source: ref("ConfigMap", "missing"), target: ref("ConfigMap", "x") }),
+    );
+    const all = await diff(["-n", ns]);
+    assert.equal(all.code, 2);
+    assert.equal(
+      all.stderr,
+      `sinker diff: ResourceSync ${ns}/no-source: source ConfigMap ${ns}/missing not found\n`,
+    );
+    assert.match(all.stdout, /logLevel: debug/, "the others' diffs are printed");
+    await a.delete("sinker.influxdata.io/v1alpha1", "ResourceSync", ns, "no-source");
+
+    const missing = await diff(["-n", ns, "nope"]);
+    assert.deepEqual([missing.code, missing.stderr], [2, `sinker diff: ResourceSync ${ns}/nope not found\n`]);
+    const bad = await diff(["--bogus"]);
+    assert.equal(bad.code, 2);
+    assert.match(bad.stderr, /^sinker diff: .*bogus/);
+  });
+});
