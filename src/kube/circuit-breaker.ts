@@ -1,7 +1,8 @@
 /**
  * A per-cluster circuit breaker: after `threshold` consecutive transport failures (connection refused, TLS
- * failures, timeouts, truncated or oversized answers) the cluster is "open": requests fail at once, without
- * touching the network, for a cool-down. Then one request is let through as a probe ("half-open"): success
+ * failures, truncated or oversized answers), or at once after a timeout (a request held until its deadline held
+ * a worker as long, and concurrent callers may have waited on it too), the cluster is "open": requests fail at
+ * once, without touching the network, for a cool-down. Then one request is let through as a probe ("half-open"): success
  * closes the breaker, failure opens it again with a doubled cool-down (up to `maxCooldownMs`). So a dead, slow or
  * malicious cluster costs the workers of other ResourceSyncs nothing after a few attempts.
  *
@@ -71,7 +72,11 @@ export class CircuitBreaker {
     this.#state = "closed";
   }
 
-  failure(): void {
+  /**
+   * A failed request. `timedOut`: the server held the request until a deadline, which holds a worker as long:
+   * the breaker opens at once instead of after `threshold` such failures.
+   */
+  failure(timedOut = false): void {
     if (this.#state === "half-open") {
       this.#cooldownMs = Math.min(this.#cooldownMs * 2, this.#maxCooldownMs);
       this.#open();
@@ -79,7 +84,7 @@ export class CircuitBreaker {
     }
     if (this.#state === "open") return;
     this.#failures++;
-    if (this.#failures >= this.#threshold) this.#open();
+    if (timedOut || this.#failures >= this.#threshold) this.#open();
   }
 
   #open(): void {

@@ -239,6 +239,13 @@ export function transportError(cluster: string, err: unknown, what: string): Sin
   });
 }
 
+/** A headers or body timeout of undici. */
+function isTimeout(err: unknown): boolean {
+  const e = err as { code?: unknown; cause?: { code?: unknown } };
+  const code = e?.code ?? e?.cause?.code;
+  return code === "UND_ERR_HEADERS_TIMEOUT" || code === "UND_ERR_BODY_TIMEOUT";
+}
+
 function isConnectionReset(err: unknown): boolean {
   const e = err as { code?: unknown; cause?: { code?: unknown } };
   const code = e?.code ?? e?.cause?.code;
@@ -540,7 +547,7 @@ export class ClusterClient {
           this.#breaker?.success(); // not the server's fault; a probe must not stay pending
           return;
         }
-        this.#breaker?.failure();
+        this.#breaker?.failure(idleFired || isTimeout(err));
         throw idleFired ? this.#idleError(what, idleMs) : transportError(this.name, err, what);
       }
       this.#breaker?.success();
@@ -775,7 +782,7 @@ export class ClusterClient {
           response = undefined;
           continue;
         }
-        this.#breaker?.failure();
+        this.#breaker?.failure(deadline.aborted || isTimeout(err));
         if (err instanceof SinkerError) throw err;
         if (deadline.aborted) {
           throw new SinkerError(

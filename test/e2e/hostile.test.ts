@@ -253,7 +253,8 @@ describe("hostile remote servers", () => {
     const n = await ns("slow");
     await a.apply(configMap(n, "src", { k: "v" }));
     await a.apply(kubeconfigSecret(n, "slow", server.kubeconfig()));
-    for (let i = 0; i < 4; i++) {
+    // as many as the controller has workers (8 by default): they must not hold them all
+    for (let i = 0; i < 8; i++) {
       await a.apply(
         resourceSync(n, `slow-${i}`, { source: cm("src"), target: remoteCm(`dst-${i}`, "slow") }),
       );

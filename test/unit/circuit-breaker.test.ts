@@ -46,6 +46,17 @@ test("circuit breaker: opens after N consecutive failures, probes once after the
   });
 });
 
+test("circuit breaker: a timeout opens it at once", () => {
+  let now = 0;
+  const b = new CircuitBreaker({ threshold: 5, cooldownMs: 1000, now: () => now });
+  b.failure(true);
+  assert.equal(b.state, "open");
+  now = 1000;
+  assert.equal(b.allow(), true);
+  b.success();
+  assert.equal(b.state, "closed");
+});
+
 test("circuit breaker: retryInMs tells how long the cool-down still runs", () => {
   let now = 0;
   const b = new CircuitBreaker({ threshold: 1, cooldownMs: 5000, now: () => now });
