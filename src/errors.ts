@@ -29,6 +29,10 @@ export type ErrorReason =
   | "BlockedAddress"
   | "Unauthorized"
   | "SecretNotFound"
+  // ownership (what Sinker may write or delete)
+  | "TargetNotOwned"
+  | "TargetConflict"
+  | "TargetIsSource"
   // the world is not (yet) as we need it
   | "SourceNotFound"
   | "ClusterUnreachable"
@@ -37,6 +41,7 @@ export type ErrorReason =
   | "Gone"
   | "Throttled"
   | "Conflict"
+  | "Cancelled"
   | "Internal";
 
 export class SinkerError extends Error {

@@ -272,6 +272,46 @@ export const resourceSyncStatusSchema: Schema = {
       format: "int64",
       description: "The .metadata.generation Sinker last acted on.",
     },
+    appliedTarget: {
+      type: "object",
+      description:
+        "The sync record: the object Sinker applied for this ResourceSync and when. Sinker deletes only this " +
+        "object (by uid), and deletes it when spec.target changes or the ResourceSync is deleted (unless " +
+        "target deletion is disabled). Absent: Sinker never applied anything for it.",
+      required: ["apiVersion", "kind", "name", "uid"],
+      properties: {
+        cluster: {
+          type: "object",
+          description: "The cluster of the object. Empty: the cluster Sinker runs in.",
+          properties: {
+            secretRef: {
+              type: "object",
+              description:
+                "The kubeconfig Secret (in the local cluster) the object's cluster is reached through.",
+              required: ["namespace", "name", "key"],
+              properties: {
+                namespace: nonEmpty("Namespace of the Secret."),
+                name: nonEmpty("Name of the Secret."),
+                key: nonEmpty("Key of the kubeconfig in the Secret."),
+              },
+            },
+          },
+        },
+        apiVersion: nonEmpty("API group and version the object was applied with."),
+        kind: nonEmpty("Kind of the object."),
+        namespace: {
+          type: "string",
+          description: "Namespace of the object; absent for a cluster-scoped kind.",
+        },
+        name: nonEmpty("Name of the object."),
+        uid: nonEmpty("uid of the object Sinker applied."),
+        appliedAt: {
+          type: "string",
+          format: "date-time",
+          description: "When Sinker first applied this object.",
+        },
+      },
+    },
   },
 };
 

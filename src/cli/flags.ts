@@ -44,6 +44,8 @@ export interface ControllerConfig {
   /** Extra CIDR ranges remote clusters may not be reached at (besides link-local and metadata addresses). */
   denyRemoteCidrs: string[];
   concurrency: number;
+  /** Every synced ResourceSync is reconciled again after about this long (jittered ±10 %). */
+  resyncPeriodMs: number;
   leaderElection: LeaderElectionConfig;
 }
 
@@ -64,6 +66,7 @@ export const DEFAULTS = {
   requestTimeout: "30s",
   adminAddr: "0.0.0.0:8080",
   concurrency: 8,
+  resyncPeriod: "10m",
   leaderElectionId: "sinker",
   leaseDuration: "15s",
   renewDeadline: "10s",
@@ -103,6 +106,9 @@ Admin server:
 
 Controller:
   --concurrency <n>             ResourceSyncs reconciled at once (default ${DEFAULTS.concurrency})
+  --resync-period <duration>    reconcile every synced ResourceSync again after about this long (±10 % jitter),
+                                repairing what a missed event would leave; costs no request while the target
+                                matches (default ${DEFAULTS.resyncPeriod})
   --allow-cluster-scoped        allow local cluster-scoped kinds as source or target (security: any tenant who can
                                 create a ResourceSync then reads/writes them with the controller's rights)
   --allow-unsafe-kubeconfigs    allow kubeconfigs from Secrets that run programs (exec, auth-provider), read local
@@ -206,6 +212,7 @@ const FLAGS: Readonly<Record<string, FlagSpec>> = {
   "kube-api-request-timeout": { kind: "string" },
   "admin-addr": { kind: "string" },
   concurrency: { kind: "string" },
+  "resync-period": { kind: "string" },
   "allow-cluster-scoped": { kind: "bool" },
   "allow-unsafe-kubeconfigs": { kind: "bool" },
   "deny-remote-cidr": { kind: "list" },
@@ -389,6 +396,7 @@ function buildConfig(
     allowUnsafeKubeconfigs: bools.get("allow-unsafe-kubeconfigs") ?? false,
     denyRemoteCidrs,
     concurrency: Number(concurrencyText),
+    resyncPeriodMs: duration("resync-period", DEFAULTS.resyncPeriod),
     leaderElection: {
       enabled: bools.get("leader-elect") ?? false,
       id,

@@ -16,7 +16,7 @@ import type { Logger } from "pino";
 import { Metrics } from "../admin/metrics.ts";
 import { type AdminServer, startAdminServer } from "../admin/server.ts";
 import { LeaderElector } from "../controller/leader-election.ts";
-import { type RunningController, startController } from "../controller/manager.ts";
+import { checkCrd, type RunningController, startController } from "../controller/manager.ts";
 import { asSinkerError } from "../errors.ts";
 import { ClusterClient } from "../kube/client.ts";
 import { loadLocalKubeConfig, SERVICE_ACCOUNT_DIR } from "../kube/kubeconfig.ts";
@@ -152,6 +152,14 @@ class Controller {
     process.on("SIGINT", onSignal);
 
     if (config.leaderElection.enabled) {
+      // A standby without the CRD must fail now, not report ready forever while it waits for the Lease.
+      try {
+        await checkCrd(this.#local);
+      } catch (err) {
+        await this.#admin?.close();
+        await this.#local.close();
+        return this.#fail(asSinkerError(err).message);
+      }
       const le = config.leaderElection;
       this.#elector = new LeaderElector({
         client: this.#local,
@@ -206,6 +214,7 @@ class Controller {
         denyRemoteCidrs: config.denyRemoteCidrs,
         requestTimeoutMs: config.requestTimeoutMs,
         responseHeadersTimeoutMs: config.responseHeadersTimeoutMs,
+        resyncPeriodMs: config.resyncPeriodMs,
       });
       this.#controller = controller;
       if (this.#shuttingDown) return; // #shutdown stops it

@@ -5,17 +5,25 @@
 import { hostname } from "node:os";
 import type { Logger } from "pino";
 import type { Metrics } from "../admin/metrics.ts";
-import { FIELD_MANAGER, FINALIZER, GROUP_VERSION, RESOURCE_SYNC_KIND } from "../api/types.ts";
+import { FINALIZER, GROUP_VERSION, RESOURCE_SYNC_KIND } from "../api/types.ts";
 import { asSinkerError, SinkerError } from "../errors.ts";
 import type { ClusterClient, ResourceInfo } from "../kube/client.ts";
 import { ApiEventRecorder } from "../kube/events.ts";
-import { Informer } from "../kube/informer.ts";
+import { Informer, stripForCache } from "../kube/informer.ts";
 import { AddressPolicy } from "../kube/kubeconfig-policy.ts";
 import type { KubeObject } from "../kube/object.ts";
 import { RemoteClusters } from "../kube/remote-clusters.ts";
+import { withRequestSignal } from "../kube/request-signal.ts";
+import { ClaimIndex } from "./claims.ts";
 import { WorkQueue } from "./queue.ts";
-import { outcomeFromStatus, type ReconcileContext, reconcile } from "./reconciler.ts";
-import { Watches, type WatchInfo } from "./watches.ts";
+import {
+  type AppliedMemo,
+  outcomeFromStatus,
+  type ReconcileContext,
+  reconcile,
+  watchIdentity,
+} from "./reconciler.ts";
+import { type WatchChange, Watches, type WatchInfo } from "./watches.ts";
 
 export const CONTROLLER_NAME = "resourcesync";
 
@@ -35,6 +43,13 @@ export interface ControllerOptions {
   denyRemoteCidrs?: string[];
   /** Total deadline of one non-watch request to a remote cluster (`--kube-api-request-timeout`; hook). */
   requestTimeoutMs?: number;
+  /**
+   * Every synced ResourceSync is reconciled again after about this long (±10 % jitter), repairing what a missed
+   * event would leave; a resync costs no request while the cached target matches what was applied. Default 10 min.
+   */
+  resyncPeriodMs?: number;
+  /** Informer tuning (tests shorten backoff). */
+  informerOptions?: ConstructorParameters<typeof Watches>[0]["informerOptions"];
 }
 
 export interface RunningController {
@@ -44,14 +59,18 @@ export interface RunningController {
   healthy(): boolean;
   /** The shared informers of sources, targets and kubeconfig Secrets (diagnostics, benchmarks). */
   watchInfo(): WatchInfo[];
-  /** Stop taking work, let in-flight reconciles finish (bounded), close every watch. */
+  /**
+   * Stop taking work, cancel in-flight reconciles (their requests are aborted), close every watch. Called when
+   * the process stops and when leadership is lost: after it returns, this controller sends no request.
+   */
   stop(): Promise<void>;
 }
 
 /** How long the ResourceSync watch may stay broken before /live reports the process as stalled. */
 const STALL_AFTER_MS = 5 * 60_000;
-/** How long stop() waits for in-flight reconciles before abandoning them. */
+/** How long stop() waits for in-flight reconciles to notice the cancellation. */
 const DRAIN_MS = 5_000;
+export const DEFAULT_RESYNC_PERIOD_MS = 10 * 60_000;
 
 /**
  * Checks that ResourceSyncs can be listed (else throws a SinkerError whose message says
@@ -62,6 +81,9 @@ export async function startController(options: ControllerOptions): Promise<Runni
   const logger = options.logger;
   const resourceSyncResource = await checkCrd(local);
   const startedAt = Date.now();
+  const resyncMs = options.resyncPeriodMs ?? DEFAULT_RESYNC_PERIOD_MS;
+  /** Fired by stop(): every request of every in-flight reconcile is aborted (see request-signal.ts). */
+  const cancel = new AbortController();
 
   const queue = new WorkQueue({
     observer: {
@@ -74,64 +96,91 @@ export async function startController(options: ControllerOptions): Promise<Runni
   });
   /** When a watched source or target changed, per key, for the source-change → applied latency. */
   const changedAt = new Map<string, number>();
+  const applied = new Map<string, AppliedMemo>();
 
   const watches = new Watches({
     logger: logger.child({ module: "sinker::watches" }),
+    ...(options.informerOptions ? { informerOptions: options.informerOptions } : {}),
+    onRecovered: (keys) => {
+      for (const key of keys) queue.add(key);
+    },
+    onTrouble: (keys) => {
+      for (const key of keys) queue.add(key);
+    },
     onChange: (keys, event) => {
-      if (event.type === "modified" && isOwnWrite(event.object)) return;
       const now = Date.now();
       for (const key of keys) {
+        if (isEcho(applied.get(key), event)) continue;
         if (!changedAt.has(key)) changedAt.set(key, now);
         queue.add(key);
       }
     },
   });
 
+  const claims = new ClaimIndex();
   const resourceSyncs = new Informer({
     client: local,
     resource: resourceSyncResource,
     logger: logger.child({ module: "sinker::informer", resource: "resourcesyncs" }),
+    transform: stripForCache,
   });
   resourceSyncs.onEvent((event) => {
     const key = keyOf(event.object);
+    if (event.type === "deleted") {
+      // a ResourceSync that reported a conflict with this one may take the target over now
+      for (const other of claims.remove(key)) queue.add(other);
+      setOutcome(key, undefined);
+    } else claims.update(event.object);
     if (event.type === "modified" && event.old && !resourceSyncChangeMatters(event.old, event.object)) return;
     queue.add(key);
   });
 
+  const remoteClusters = new RemoteClusters({
+    allowUnsafeKubeconfigs: options.allowUnsafeKubeconfigs,
+    responseHeadersTimeoutMs: options.responseHeadersTimeoutMs,
+    logger: logger.child({ module: "sinker::remote-clusters" }),
+    addressPolicy: new AddressPolicy(options.denyRemoteCidrs ?? []),
+    ...(options.requestTimeoutMs ? { requestTimeoutMs: options.requestTimeoutMs } : {}),
+  });
   const ctx: ReconcileContext = {
     local,
     resourceSyncs,
     resourceSyncResource,
     watches,
-    remoteClusters: new RemoteClusters({
-      allowUnsafeKubeconfigs: options.allowUnsafeKubeconfigs,
-      responseHeadersTimeoutMs: options.responseHeadersTimeoutMs,
-      logger: logger.child({ module: "sinker::remote-clusters" }),
-      addressPolicy: new AddressPolicy(options.denyRemoteCidrs ?? []),
-      ...(options.requestTimeoutMs ? { requestTimeoutMs: options.requestTimeoutMs } : {}),
-    }),
+    remoteClusters,
     events: new ApiEventRecorder(local, logger.child({ module: "sinker::events" }), hostname()),
     options: { allowClusterScoped: options.allowClusterScoped },
     logger,
-    lastOutcome: new Map(),
-    watchRefs: new Map(),
-    lastTargets: new Map(),
+    written: new Map(),
+    claims,
+    applied,
     onApplied: (key) => {
       const since = changedAt.get(key);
       changedAt.delete(key);
       if (since !== undefined) metrics.syncLatency.observe((Date.now() - since) / 1000);
     },
-    onClusterReachability: (cluster, reachable) =>
-      metrics.remoteClusterReachable.set({ cluster }, reachable ? 1 : 0),
+    onClusterOutcome: (client, reachable) => {
+      if (client !== local) metrics.remoteClusterReachable.set({ cluster: client.name }, reachable ? 1 : 0);
+    },
   };
 
-  function updateStateGauge() {
-    let synced = 0;
-    let failing = 0;
-    for (const outcome of ctx.lastOutcome.values()) outcome.ok ? synced++ : failing++;
-    metrics.resourceSyncs.set({ state: "synced" }, synced);
-    metrics.resourceSyncs.set({ state: "failing" }, failing);
+  // The state gauge, kept by counting transitions (never a walk over every ResourceSync).
+  const outcomes = new Map<string, boolean>();
+  const counts = { synced: 0, failing: 0 };
+  function setOutcome(key: string, ok: boolean | undefined) {
+    const before = outcomes.get(key);
+    if (before === ok) return;
+    if (before !== undefined) counts[before ? "synced" : "failing"]--;
+    if (ok === undefined) outcomes.delete(key);
+    else {
+      outcomes.set(key, ok);
+      counts[ok ? "synced" : "failing"]++;
+    }
+    metrics.resourceSyncs.set({ state: "synced" }, counts.synced);
+    metrics.resourceSyncs.set({ state: "failing" }, counts.failing);
   }
+
+  const jittered = (ms: number) => Math.round(ms * (0.9 + Math.random() * 0.2));
 
   let reconcileSeq = 0;
   async function worker(): Promise<void> {
@@ -142,20 +191,36 @@ export async function startController(options: ControllerOptions): Promise<Runni
       const [namespace, name] = [key.slice(0, key.indexOf("/")), key.slice(key.indexOf("/") + 1)];
       const log = logger.child({ module: "sinker::reconciler", namespace, name, reconcileId });
       const started = process.hrtime.bigint();
+      const releases: Array<() => void> = [];
       metrics.activeWorkers.inc({ controller: CONTROLLER_NAME });
       try {
-        const result = await reconcile(key, { ...ctx, logger: log });
+        const result = await withRequestSignal(cancel.signal, () =>
+          reconcile(key, {
+            ...ctx,
+            logger: log,
+            hold: (client) => releases.push(remoteClusters.hold(client)),
+          }),
+        );
+        if (cancel.signal.aborted) break;
         switch (result.kind) {
           case "synced":
             queue.forget(key);
+            queue.addAfter(key, jittered(resyncMs));
+            setOutcome(key, true);
             metrics.reconcileTotal.inc({ controller: CONTROLLER_NAME, result: "success" });
             log.debug("synced");
             break;
           case "gone":
             queue.forget(key);
             changedAt.delete(key);
+            setOutcome(key, undefined);
             metrics.reconcileTotal.inc({ controller: CONTROLLER_NAME, result: "success" });
             log.debug("no longer managed");
+            break;
+          case "waiting":
+            queue.forget(key);
+            queue.addAfter(key, result.afterMs);
+            metrics.reconcileTotal.inc({ controller: CONTROLLER_NAME, result: "requeue_after" });
             break;
           case "requeue":
             queue.addAfter(key, result.afterMs);
@@ -163,8 +228,7 @@ export async function startController(options: ControllerOptions): Promise<Runni
             break;
           case "failed": {
             const delay = queue.addRateLimited(key);
-            // Also failures while deleting, which write no status.
-            ctx.lastOutcome.set(key, { ok: false, reason: result.error.reason });
+            setOutcome(key, false);
             metrics.reconcileTotal.inc({ controller: CONTROLLER_NAME, result: "error" });
             metrics.reconcileErrors.inc({ controller: CONTROLLER_NAME });
             metrics.reconcileErrorsByReason.inc({ reason: result.error.reason });
@@ -179,12 +243,12 @@ export async function startController(options: ControllerOptions): Promise<Runni
         metrics.reconcileErrors.inc({ controller: CONTROLLER_NAME });
         log.error({ err }, "reconcile crashed");
       } finally {
+        for (const release of releases) release();
         metrics.activeWorkers.dec({ controller: CONTROLLER_NAME });
         metrics.reconcileTime.observe(
           { controller: CONTROLLER_NAME },
           Number(process.hrtime.bigint() - started) / 1e9,
         );
-        updateStateGauge();
         queue.done(key);
       }
     }
@@ -194,24 +258,35 @@ export async function startController(options: ControllerOptions): Promise<Runni
     metrics.watchConnections.reset();
     for (const [cluster, n] of watches.connections()) metrics.watchConnections.set({ cluster }, n);
     metrics.watchConnections.inc({ cluster: local.name }, resourceSyncs.health().watching ? 1 : 0);
-    // Clients of rotated or no longer referenced kubeconfigs: close their connections.
-    // The clients kept for deleting targets whose kubeconfig Secret is gone count as in use too.
-    const inUse = watches.clientsInUse();
-    for (const target of ctx.lastTargets.values()) inUse.add(target.client);
-    void ctx.remoteClusters.prune(inUse);
+    // Reachability from the remote watches too: one that cannot connect says the cluster is unreachable.
+    for (const w of watches.info()) {
+      if (w.cluster === local.name) continue;
+      if (w.health.watching) metrics.remoteClusterReachable.set({ cluster: w.cluster }, 1);
+      else if (w.health.consecutiveFailures > 0 && w.health.lastErrorReason === "ClusterUnreachable")
+        metrics.remoteClusterReachable.set({ cluster: w.cluster }, 0);
+    }
+    // Clients of rotated or no longer referenced kubeconfigs: close their connections (not while a reconcile
+    // holds them); a cluster left without a client loses its series.
+    const before = remoteClusters.clusterNames();
+    void remoteClusters.prune(watches.clientsInUse()).then(() => {
+      const after = remoteClusters.clusterNames();
+      for (const name of before)
+        if (!after.has(name)) metrics.remoteClusterReachable.remove({ cluster: name });
+    });
   }, 5_000);
   connectionTimer.unref();
 
   metrics.maxConcurrentReconciles.set({ controller: CONTROLLER_NAME }, options.concurrency);
+  // The series exists from the start (0 until the first refresh), so a dashboard shows no gap after a restart.
+  metrics.watchConnections.set({ cluster: local.name }, 0);
   const untrackInFlight = metrics.trackInFlight(CONTROLLER_NAME, () => queue.inFlight());
   resourceSyncs.start();
   const ready = resourceSyncs.synced.then(() => {
-    // Status was written by an earlier run: seed the outcomes so the gauge is right before the first reconcile.
+    // Status was written by an earlier run: the gauge is right before the first reconcile.
     for (const rs of resourceSyncs.list()) {
       const outcome = outcomeFromStatus(rs);
-      if (outcome) ctx.lastOutcome.set(keyOf(rs), outcome);
+      if (outcome) setOutcome(keyOf(rs), outcome.ok);
     }
-    updateStateGauge();
     logger.info({ resourceSyncs: resourceSyncs.list().length }, "initial ResourceSync list received");
   });
   const workers = Array.from({ length: Math.max(1, options.concurrency) }, () => worker());
@@ -230,6 +305,8 @@ export async function startController(options: ControllerOptions): Promise<Runni
     async stop() {
       if (stopped) return;
       stopped = true;
+      // First: no request of this controller may reach a server any more (a new leader may be writing).
+      cancel.abort();
       clearInterval(connectionTimer);
       untrackInFlight();
       queue.shutdown();
@@ -240,14 +317,32 @@ export async function startController(options: ControllerOptions): Promise<Runni
       if (!drained)
         logger.warn({ inFlight: [...queue.inFlight().keys()] }, "abandoning in-flight reconciles");
       await Promise.all([resourceSyncs.stop(), watches.stopAll()]);
-      await ctx.remoteClusters.closeAll();
+      await remoteClusters.closeAll();
       logger.info("controller stopped");
     },
   };
 }
 
+/**
+ * Whether a watch event is the echo of the apply of this same ResourceSync: its object is the ResourceSync's
+ * target and carries exactly the resourceVersion that apply returned. Every other change (someone else's, a
+ * removal of a field Sinker owns, another ResourceSync's write in a chain) reconciles.
+ */
+export function isEcho(memo: AppliedMemo | undefined, event: WatchChange): boolean {
+  if (!memo || event.type === "deleted") return false;
+  const meta = event.object.metadata;
+  if (!meta?.name || meta.resourceVersion !== memo.resourceVersion) return false;
+  const identity = watchIdentity({
+    client: { id: event.clientId },
+    resource: event.resource,
+    namespace: meta.namespace,
+    name: meta.name,
+  });
+  return identity === memo.target;
+}
+
 /** Resolves the ResourceSync resource and lists it once, to fail early when the CRD is missing. */
-async function checkCrd(local: ClusterClient): Promise<ResourceInfo> {
+export async function checkCrd(local: ClusterClient): Promise<ResourceInfo> {
   try {
     const resource = await local.resolve(GROUP_VERSION, RESOURCE_SYNC_KIND);
     await local.list(resource, undefined, { limit: 1 });
@@ -264,24 +359,6 @@ async function checkCrd(local: ClusterClient): Promise<ResourceInfo> {
 
 function keyOf(object: KubeObject): string {
   return `${object.metadata?.namespace ?? ""}/${object.metadata?.name ?? ""}`;
-}
-
-/**
- * Whether the newest managedFields entry is Sinker's own apply: such a change is the echo of our own write and
- * is not chased. Only a strictly newest entry counts, so a change by someone else in the same second still
- * triggers a (harmless, idempotent) reconcile.
- */
-export function isOwnWrite(object: KubeObject): boolean {
-  const entries = object.metadata?.managedFields ?? [];
-  let newest: { time: string; ours: boolean } | undefined;
-  for (const entry of entries) {
-    if (entry.subresource) continue;
-    const time = entry.time ?? "";
-    const ours = entry.manager === FIELD_MANAGER && entry.operation === "Apply";
-    if (!newest || time > newest.time) newest = { time, ours };
-    else if (time === newest.time && !ours) newest = { time, ours: false };
-  }
-  return newest?.ours ?? false;
 }
 
 /**

@@ -1,3 +1,5 @@
+import type { AppliedTarget } from "./sync-record.ts";
+
 /**
  * The ResourceSync status as a pure function of the previous status and the outcome of a reconcile, so that
  * the rules (kept lastTransitionTime, observedGeneration, the Rust-compatible ResourceSyncFailing condition and
@@ -16,6 +18,8 @@ export interface Condition {
 export interface SyncStatus {
   conditions?: Condition[];
   observedGeneration?: number;
+  /** The sync record (see sync-record.ts); null in a patch removes it. */
+  appliedTarget?: AppliedTarget | null;
 }
 
 export type Outcome = { ok: true; message: string } | { ok: false; reason: string; message: string };
@@ -50,12 +54,16 @@ function withCondition(
     : [...conditions, condition];
 }
 
-/** The status a ResourceSync should have after a reconcile with the given outcome. */
+/**
+ * The status a ResourceSync should have after a reconcile with the given outcome. `record`: the new sync
+ * record, null to remove it, undefined to keep the previous one.
+ */
 export function nextStatus(
   previous: SyncStatus | undefined,
   generation: number | undefined,
   outcome: Outcome,
   now: Date,
+  record?: AppliedTarget | null,
 ): SyncStatus {
   let conditions = (previous?.conditions ?? []).filter((c) => c && typeof c.type === "string");
   const message = truncateMessage(outcome.message);
@@ -87,6 +95,9 @@ export function nextStatus(
   }
   const status: SyncStatus = { conditions };
   if (generation !== undefined) status.observedGeneration = generation;
+  const applied = record === undefined ? previous?.appliedTarget : record;
+  if (applied) status.appliedTarget = applied;
+  else if (record === null && previous?.appliedTarget) status.appliedTarget = null;
   return status;
 }
 
@@ -94,6 +105,7 @@ export function nextStatus(
 export function statusDiffers(previous: SyncStatus | undefined, next: SyncStatus): boolean {
   const normalize = (s: SyncStatus | undefined) => ({
     observedGeneration: s?.observedGeneration,
+    appliedTarget: s?.appliedTarget ? sortedJson(s.appliedTarget) : undefined,
     conditions: [...(s?.conditions ?? [])]
       .map((c) => ({
         type: c.type,
@@ -110,4 +122,24 @@ export function statusDiffers(previous: SyncStatus | undefined, next: SyncStatus
 
 export function findCondition(status: SyncStatus | undefined, type: string): Condition | undefined {
   return status?.conditions?.find((c) => c.type === type);
+}
+
+function sortedJson(value: unknown): string {
+  return JSON.stringify(value, (_k, v: unknown) =>
+    v && typeof v === "object" && !Array.isArray(v)
+      ? Object.fromEntries(
+          Object.entries(v as Record<string, unknown>).sort(([a], [b]) => a.localeCompare(b)),
+        )
+      : v,
+  );
+}
+
+/**
+ * Whether a successful reconcile is worth a `Synced` Event, given the Ready condition before it: only a
+ * recovery (Ready was False). A first success is not: the Ready condition already says it, and at N ResourceSyncs
+ * its Event would cost N more requests (a quarter of all requests at start-up, measured by `npm run bench`)
+ * for a message no one reads; a recovery closes a Warning Event that someone may be looking at.
+ */
+export function syncedEventWorthIt(readyBefore: Condition | undefined): boolean {
+  return readyBefore?.status === "False";
 }

@@ -9,12 +9,27 @@
  * ResourceSync that moved to the new client never reads a cache filled with the old credentials; the old
  * informer stops when its last reference moves away.
  *
+ * Two kinds of informer: namespace-wide (the default: one watch for every object of that kind and namespace
+ * that ResourceSyncs use) and single-object (a `metadata.name` field selector: one watch per object). Kubeconfig
+ * Secrets are watched one by one (the reconciler asks so), so no other Secret of their namespace is cached. A namespace-wide
+ * list refused with Forbidden (a Role limited by `resourceNames`, or `get` + single-object `watch` rights, which
+ * were enough for the Rust controller) switches that (client, kind, namespace) to single-object informers,
+ * logged once.
+ *
+ * References only grow while a ResourceSync fails (`addRefs`): a failing ResourceSync keeps its watches, so
+ * retrying it never releases and re-creates them (a fresh watch's first list would queue it past its backoff).
+ * `setRefs` narrows them to exactly what a successful reconcile used. The events of an informer's first list
+ * are not dispatched: whoever started the informer waits for that list and reads the cache afterwards.
+ *
+ * Cached objects are slimmed by `stripForCache` (managedFields reduced to the appliers' names, no
+ * last-applied annotation).
+ *
  * Objects returned by `get` and passed to `onChange` are the informers' shared cache entries: do not mutate them.
  */
 import type { Logger } from "pino";
 import { type ErrorReason, SinkerError } from "../errors.ts";
 import type { ClusterClient, ResourceInfo } from "../kube/client.ts";
-import { Informer, type InformerEvent, type InformerHealth } from "../kube/informer.ts";
+import { Informer, type InformerEvent, type InformerHealth, stripForCache } from "../kube/informer.ts";
 import { type KubeObject, objectKey } from "../kube/object.ts";
 
 export interface WatchRef {
@@ -23,11 +38,15 @@ export interface WatchRef {
   /** The object's namespace; ignored (use undefined) for cluster-scoped resources. */
   namespace: string | undefined;
   name: string;
+  /** Watch only this object (field selector on its name), never its whole namespace. */
+  single?: boolean;
 }
 
 export interface WatchChange {
   /** The client's name ("local", "secret/ns/name"). */
   cluster: string;
+  /** The client instance's id (ClusterClient.id). */
+  clientId: number;
   resource: ResourceInfo;
   type: "added" | "modified" | "deleted";
   object: KubeObject;
@@ -38,6 +57,16 @@ export interface WatchesOptions {
   logger: Logger;
   /** Called with the keys of the ResourceSyncs that reference exactly this object (namespace + name). */
   onChange: (rsKeys: string[], e: WatchChange) => void;
+  /**
+   * Called with every ResourceSync using an informer whose list or watch works again after failures (its
+   * cluster is back): they are retried now rather than at the end of their backoff.
+   */
+  onRecovered?: (rsKeys: string[]) => void;
+  /**
+   * Called with every ResourceSync using an informer that just started failing (its cluster went away): they
+   * are reconciled, so their status shows it instead of resting on a cache that no longer follows the cluster.
+   */
+  onTrouble?: (rsKeys: string[]) => void;
   /** Bound on waiting for a newly needed informer's first list in setRefs (default 10 000 ms). */
   syncTimeoutMs?: number;
   /** Extra options for every informer (tests shorten backoff and timeouts with it). */
@@ -54,6 +83,8 @@ export interface WatchInfo {
   clientId: number;
   resource: ResourceInfo;
   namespace: string | undefined;
+  /** The one object watched by a single-object informer. */
+  name?: string;
   /** ResourceSyncs referencing objects through this informer. */
   refCount: number;
   objects: number;
@@ -67,6 +98,8 @@ interface Entry {
   client: ClusterClient;
   resource: ResourceInfo;
   namespace: string | undefined;
+  /** Set for a single-object informer. */
+  name: string | undefined;
   /** object key (namespace/name) → ResourceSync keys. */
   index: Map<string, Set<string>>;
   /** ResourceSync keys with at least one reference here. */
@@ -85,8 +118,14 @@ function gvr(resource: ResourceInfo): string {
   return `${resource.group}/${resource.version}/${resource.plural}`;
 }
 
-function entryKeyOf(client: ClusterClient, resource: ResourceInfo, namespace: string | undefined): string {
-  return `${client.name}#${client.id}|${gvr(resource)}|${resource.namespaced ? (namespace ?? "") : ""}`;
+function entryKeyOf(
+  client: ClusterClient,
+  resource: ResourceInfo,
+  namespace: string | undefined,
+  name?: string,
+): string {
+  const base = `${client.name}#${client.id}|${gvr(resource)}|${resource.namespaced ? (namespace ?? "") : ""}`;
+  return name === undefined ? base : `${base}|${name}`;
 }
 
 /** List failures that waiting will not cure. */
@@ -96,16 +135,22 @@ const isTerminal = (reason: ErrorReason | undefined) => reason !== undefined && 
 export class Watches {
   readonly #logger: Logger;
   readonly #onChange: WatchesOptions["onChange"];
+  readonly #onRecovered: WatchesOptions["onRecovered"];
+  readonly #onTrouble: WatchesOptions["onTrouble"];
   readonly #syncTimeoutMs: number;
   readonly #informerOptions: NonNullable<WatchesOptions["informerOptions"]>;
   readonly #entries = new Map<string, Entry>();
   /** rsKey → its current references (entryKey + objKey). */
   readonly #refs = new Map<string, ResolvedRef[]>();
   readonly #stopping = new Set<Promise<void>>();
+  /** Namespace-wide entry keys whose list was refused (Forbidden): their objects are watched one by one. */
+  readonly #narrowed = new Set<string>();
 
   constructor(opts: WatchesOptions) {
     this.#logger = opts.logger;
     this.#onChange = opts.onChange;
+    this.#onRecovered = opts.onRecovered;
+    this.#onTrouble = opts.onTrouble;
     this.#syncTimeoutMs = opts.syncTimeoutMs ?? 10_000;
     this.#informerOptions = opts.informerOptions ?? {};
   }
@@ -114,25 +159,11 @@ export class Watches {
    * Replaces the whole set of objects `rsKey` references, atomically (the bookkeeping is synchronous): informers
    * newly needed are started, the ones nobody needs any more are stopped. Then waits until every informer of
    * the new set has its first list, at most `syncTimeoutMs`; on timeout throws ClusterUnreachable (the
-   * references stay registered: the informer keeps trying, and its first list will report the objects through
+   * references stay registered: the informer keeps trying, and its list will report the objects through
    * onChange).
    */
   async setRefs(rsKey: string, refs: WatchRef[]): Promise<void> {
-    const resolved: ResolvedRef[] = [];
-    for (const ref of refs) {
-      const namespace = ref.resource.namespaced ? ref.namespace : undefined;
-      if (ref.resource.namespaced && !namespace) {
-        throw new SinkerError(
-          "Internal",
-          `watch reference to ${ref.resource.kind} "${ref.name}" has no namespace`,
-        );
-      }
-      resolved.push({
-        entryKey: entryKeyOf(ref.client, ref.resource, namespace),
-        objKey: objectKey(namespace, ref.name),
-        ref: { ...ref, namespace },
-      });
-    }
+    const resolved = refs.map((ref) => this.#resolve(ref));
     // add the new references first, so an informer in both sets is never stopped in between
     const previous = this.#refs.get(rsKey) ?? [];
     for (const r of resolved) this.#addRef(rsKey, r);
@@ -141,10 +172,60 @@ export class Watches {
       if (!resolved.some((n) => n.entryKey === r.entryKey && n.objKey === r.objKey))
         this.#removeRef(rsKey, r);
     }
-    const needed = [...new Set(resolved.map((r) => r.entryKey))]
-      .map((k) => this.#entries.get(k))
-      .filter((e): e is Entry => e !== undefined && !e.informer.hasSynced());
-    if (needed.length > 0) await this.#waitSynced(needed);
+    await this.#waitSynced(rsKey, resolved);
+  }
+
+  /**
+   * Adds references to those `rsKey` already holds (never removes any), then waits as setRefs does. A
+   * reconcile that fails half way keeps what it had: its retries do not stop and restart informers.
+   */
+  async addRefs(rsKey: string, refs: WatchRef[]): Promise<void> {
+    const current = this.#refs.get(rsKey) ?? [];
+    const merged = [...current];
+    const wanted: ResolvedRef[] = [];
+    for (const ref of refs) {
+      const r = this.#resolve(ref);
+      wanted.push(r);
+      if (merged.some((m) => m.entryKey === r.entryKey && m.objKey === r.objKey)) continue;
+      this.#addRef(rsKey, r);
+      merged.push(r);
+    }
+    this.#refs.set(rsKey, merged);
+    await this.#waitSynced(rsKey, wanted);
+  }
+
+  /** Drops one reference of `rsKey` (e.g. a cross-namespace Secret it may no longer use). */
+  async dropRef(rsKey: string, ref: WatchRef): Promise<void> {
+    const r = this.#resolve(ref);
+    const current = this.#refs.get(rsKey) ?? [];
+    const kept = current.filter((m) => !(m.entryKey === r.entryKey && m.objKey === r.objKey));
+    if (kept.length === current.length) return;
+    this.#refs.set(rsKey, kept);
+    this.#removeRef(rsKey, r);
+    await this.#settleStops();
+  }
+
+  /** Whether `rsKey` holds a reference to this object. */
+  holds(rsKey: string, ref: WatchRef): boolean {
+    const r = this.#resolve(ref);
+    return (this.#refs.get(rsKey) ?? []).some((m) => m.entryKey === r.entryKey && m.objKey === r.objKey);
+  }
+
+  #resolve(ref: WatchRef): ResolvedRef {
+    const namespace = ref.resource.namespaced ? ref.namespace : undefined;
+    if (ref.resource.namespaced && !namespace) {
+      throw new SinkerError(
+        "Internal",
+        `watch reference to ${ref.resource.kind} "${ref.name}" has no namespace`,
+      );
+    }
+    const wide = entryKeyOf(ref.client, ref.resource, namespace);
+    const single = ref.single || this.#narrowed.has(wide);
+    return {
+      entryKey: single ? entryKeyOf(ref.client, ref.resource, namespace, ref.name) : wide,
+      objKey: objectKey(namespace, ref.name),
+      ref: { ...ref, namespace, single },
+    };
   }
 
   /** Drops every reference of `rsKey`; informers nobody needs any more are stopped (and awaited). */
@@ -166,9 +247,42 @@ export class Watches {
     name: string,
   ): KubeObject | undefined {
     const ns = resource.namespaced ? namespace : undefined;
-    const entry = this.#entries.get(entryKeyOf(client, resource, ns));
+    const entry =
+      this.#entries.get(entryKeyOf(client, resource, ns, name)) ??
+      this.#entries.get(entryKeyOf(client, resource, ns));
     if (!entry?.informer.hasSynced()) return undefined;
     return entry.informer.get(ns, name);
+  }
+
+  /** Whether the informer holding this object has an open watch right now (its cache follows the cluster). */
+  live(client: ClusterClient, resource: ResourceInfo, namespace: string | undefined, name: string): boolean {
+    const ns = resource.namespaced ? namespace : undefined;
+    const entry =
+      this.#entries.get(entryKeyOf(client, resource, ns, name)) ??
+      this.#entries.get(entryKeyOf(client, resource, ns));
+    return entry?.informer.health().watching ?? false;
+  }
+
+  /** Every cached object of the namespace-wide informer of (client, resource, namespace), if there is one. */
+  list(client: ClusterClient, resource: ResourceInfo, namespace: string | undefined): KubeObject[] {
+    const entry = this.#entries.get(
+      entryKeyOf(client, resource, resource.namespaced ? namespace : undefined),
+    );
+    return entry?.informer.hasSynced() ? entry.informer.list() : [];
+  }
+
+  /** Whether an informer holding this object (single-object or namespace-wide) has its first list. */
+  watching(
+    client: ClusterClient,
+    resource: ResourceInfo,
+    namespace: string | undefined,
+    name: string,
+  ): boolean {
+    const ns = resource.namespaced ? namespace : undefined;
+    const entry =
+      this.#entries.get(entryKeyOf(client, resource, ns, name)) ??
+      this.#entries.get(entryKeyOf(client, resource, ns));
+    return entry?.informer.hasSynced() ?? false;
   }
 
   /** True when setRefs started an informer for this (client, resource, namespace) and it has its first list. */
@@ -193,6 +307,7 @@ export class Watches {
       clientId: e.client.id,
       resource: e.resource,
       namespace: e.namespace,
+      ...(e.name !== undefined ? { name: e.name } : {}),
       refCount: e.users.size,
       objects: e.informer.size,
       synced: e.informer.hasSynced(),
@@ -217,11 +332,22 @@ export class Watches {
     let entry = this.#entries.get(r.entryKey);
     if (!entry) {
       const { client, resource, namespace } = r.ref;
+      const name = r.ref.single ? r.ref.name : undefined;
       const informer = new Informer({
         client,
         resource,
         ...(namespace !== undefined ? { namespace } : {}),
+        ...(name !== undefined ? { fieldSelector: `metadata.name=${name}` } : {}),
         logger: this.#logger,
+        transform: stripForCache,
+        onRecovered: () => {
+          const entry = this.#entries.get(r.entryKey);
+          if (entry) this.#onRecovered?.([...entry.users]);
+        },
+        onTrouble: () => {
+          const entry = this.#entries.get(r.entryKey);
+          if (entry) this.#onTrouble?.([...entry.users]);
+        },
         ...this.#informerOptions,
       });
       const created: Entry = {
@@ -230,6 +356,7 @@ export class Watches {
         client,
         resource,
         namespace,
+        name,
         index: new Map(),
         users: new Set(),
         unsubscribe: () => {},
@@ -238,7 +365,7 @@ export class Watches {
       this.#entries.set(r.entryKey, created);
       informer.start();
       this.#logger.debug(
-        { cluster: client.name, resource: gvr(resource), namespace },
+        { cluster: client.name, resource: gvr(resource), namespace, ...(name ? { name } : {}) },
         "started informer (shared by every ResourceSync that needs it)",
       );
       entry = created;
@@ -284,6 +411,7 @@ export class Watches {
   }
 
   #dispatch(entry: Entry, e: InformerEvent): void {
+    if (e.initial) return;
     const meta = e.object.metadata;
     const name = meta?.name;
     if (!name) return;
@@ -292,6 +420,7 @@ export class Watches {
     if (!keys || keys.size === 0) return;
     const change: WatchChange = {
       cluster: entry.client.name,
+      clientId: entry.client.id,
       resource: entry.resource,
       type: e.type,
       object: e.object,
@@ -307,29 +436,67 @@ export class Watches {
     }
   }
 
-  async #waitSynced(entries: Entry[]): Promise<void> {
-    let timer: NodeJS.Timeout | undefined;
-    let poll: NodeJS.Timeout | undefined;
-    const timeout = new Promise<"timeout">((resolve) => {
-      timer = setTimeout(() => resolve("timeout"), this.#syncTimeoutMs);
-      // A list refused for good (no rights, unknown kind) will not succeed by waiting: fail the reconcile at
-      // once (the informer keeps retrying in the background, so a fix of RBAC is picked up).
-      poll = setInterval(() => {
-        const refused = entries.some(
-          (e) => !e.informer.hasSynced() && isTerminal(e.informer.health().lastErrorReason),
-        );
-        if (refused) resolve("timeout");
-      }, 50);
-    });
-    try {
-      const result = await Promise.race([Promise.all(entries.map((e) => e.informer.synced)), timeout]);
-      if (result !== "timeout") return;
-    } finally {
+  /**
+   * Waits until the informers of `wanted` (references of `rsKey`) have their first list, at most
+   * `syncTimeoutMs`. Other references `rsKey` still holds from a failed attempt are not waited for. A namespace-wide
+   * list refused with Forbidden is narrowed to single-object informers and waited for again; any other list
+   * refused for good (no rights, unknown kind) fails at once (the informer keeps retrying in the background, so
+   * a fix of RBAC is picked up).
+   */
+  async #waitSynced(rsKey: string, wanted: ResolvedRef[]): Promise<void> {
+    const deadline = Date.now() + this.#syncTimeoutMs;
+    const objKeys = new Set(wanted.map((r) => `${r.ref.client.id}|${r.ref.resource.plural}|${r.objKey}`));
+    for (;;) {
+      // (re-read each round: narrowing moves references to other informers)
+      const entries = this.#entriesOf(rsKey, objKeys);
+      const pending = entries.filter((e) => !e.informer.hasSynced());
+      if (pending.length === 0) return;
+      const refused = pending.filter((e) => isTerminal(e.informer.health().lastErrorReason));
+      const narrowable = refused.filter(
+        (e) => e.name === undefined && e.informer.health().lastErrorReason === "Forbidden",
+      );
+      if (narrowable.length > 0) {
+        for (const e of narrowable) this.#narrow(e);
+        continue;
+      }
+      if (refused.length > 0 || Date.now() >= deadline) throw this.#syncError(refused[0] ?? pending[0]);
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([
+        Promise.all(pending.map((e) => e.informer.synced)),
+        new Promise<void>((resolve) => {
+          timer = setTimeout(resolve, Math.min(50, Math.max(1, deadline - Date.now())));
+        }),
+      ]);
       if (timer) clearTimeout(timer);
-      if (poll) clearInterval(poll);
     }
-    const late = entries.find((e) => !e.informer.hasSynced());
-    if (!late) return;
+  }
+
+  #entriesOf(rsKey: string, objKeys: Set<string>): Entry[] {
+    const refs = (this.#refs.get(rsKey) ?? []).filter((r) =>
+      objKeys.has(`${r.ref.client.id}|${r.ref.resource.plural}|${r.objKey}`),
+    );
+    const keys = new Set(refs.map((r) => r.entryKey));
+    return [...keys].map((k) => this.#entries.get(k)).filter((e): e is Entry => e !== undefined);
+  }
+
+  /** A namespace-wide list was refused: watch each referenced object by name instead (as the Rust controller did). */
+  #narrow(entry: Entry): void {
+    this.#narrowed.add(entry.key);
+    this.#logger.info(
+      { cluster: entry.client.name, resource: gvr(entry.resource), namespace: entry.namespace },
+      "listing the whole namespace is forbidden: watching each object by name instead",
+    );
+    for (const [rsKey, refs] of this.#refs) {
+      if (!refs.some((r) => r.entryKey === entry.key)) continue;
+      const moved = refs.map((r) => (r.entryKey === entry.key ? this.#resolve(r.ref) : r));
+      for (const r of moved) if (r.entryKey !== entry.key) this.#addRef(rsKey, r);
+      this.#refs.set(rsKey, moved);
+    }
+    this.#stopEntry(entry);
+  }
+
+  #syncError(late: Entry | undefined): SinkerError {
+    if (!late) return new SinkerError("Internal", "no informer to wait for");
     const what = `${late.resource.plural}${late.resource.group ? `.${late.resource.group}` : ""}`;
     const where = late.namespace ? ` in namespace "${late.namespace}"` : "";
     const { lastError, lastErrorReason } = late.informer.health();
@@ -337,7 +504,7 @@ export class Watches {
     const terminal = isTerminal(lastErrorReason);
     const reason = terminal && lastErrorReason ? lastErrorReason : "ClusterUnreachable";
     const when = terminal ? "" : ` within ${Math.round(this.#syncTimeoutMs / 1000)} s`;
-    throw new SinkerError(
+    return new SinkerError(
       reason,
       `could not list ${what}${where} on cluster "${late.client.name}"${when}` +
         (lastError ? `: ${lastError}` : ""),

@@ -33,6 +33,7 @@ import { reduceApiMessage } from "./api-message.ts";
 import { CircuitBreaker } from "./circuit-breaker.ts";
 import type { KubeConfig } from "./client-node.ts";
 import { isPlainObject, type KubeObject } from "./object.ts";
+import { currentRequestSignal } from "./request-signal.ts";
 import { DEFAULT_MAX_WATCH_LINE_BYTES, type WatchEvent, WatchLineDecoder } from "./watch-lines.ts";
 
 export { parseWatchLine, type WatchEvent, type WatchEventType, WatchLineDecoder } from "./watch-lines.ts";
@@ -237,6 +238,10 @@ export function transportError(cluster: string, err: unknown, what: string): Sin
   return new SinkerError("ClusterUnreachable", `cluster "${cluster}" unreachable (${what}): ${detail}`, {
     cause: err,
   });
+}
+
+function cancelledError(cluster: string, what: string): SinkerError {
+  return new SinkerError("Cancelled", `cluster "${cluster}": ${what} cancelled`);
 }
 
 /** A headers or body timeout of undici. */
@@ -735,19 +740,37 @@ export class ClusterClient {
   ): Promise<KubeObject | undefined> {
     const dispatcher = await this.#getDispatcher();
     const headers = await this.#headers(contentType);
+    // the cancellation of the reconcile (or other work) this request is part of: leadership lost, stopping
+    const cancellation = currentRequestSignal();
+    if (cancellation?.aborted) throw cancelledError(this.name, what);
     this.#admit();
     // One deadline for the whole exchange, retry included: connect, headers and every byte of the body. (A timer
     // cleared at the end, not AbortSignal.timeout, which would keep every request's signal alive until it fires.)
     const controller = new AbortController();
-    const deadline = controller.signal;
     const timer = setTimeout(() => controller.abort(), this.#limits.requestTimeoutMs);
+    const onCancel = () => controller.abort();
+    cancellation?.addEventListener("abort", onCancel, { once: true });
     try {
-      return await this.#exchange(method, path, body, headers, dispatcher, deadline, what, notFoundOk);
+      return await this.#exchange(
+        method,
+        path,
+        body,
+        headers,
+        dispatcher,
+        controller.signal,
+        what,
+        notFoundOk,
+      );
+    } catch (err) {
+      if (cancellation?.aborted) throw cancelledError(this.name, what);
+      throw err;
     } finally {
       clearTimeout(timer);
+      cancellation?.removeEventListener("abort", onCancel);
     }
   }
 
+  /** One exchange of #send; `deadline` aborts on the total deadline or on cancellation. */
   async #exchange(
     method: "GET" | "POST" | "PUT" | "PATCH" | "DELETE",
     path: string,
@@ -782,6 +805,7 @@ export class ClusterClient {
           response = undefined;
           continue;
         }
+        if (currentRequestSignal()?.aborted) throw cancelledError(this.name, what);
         this.#breaker?.failure(deadline.aborted || isTimeout(err));
         if (err instanceof SinkerError) throw err;
         if (deadline.aborted) {

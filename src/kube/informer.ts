@@ -22,6 +22,11 @@ export interface InformerEvent {
   object: KubeObject;
   /** For modified: the previous object. For a deleted found by relisting: the last object known. */
   old?: KubeObject;
+  /**
+   * True for the events of the informer's first list: whoever started the informer waits for that list and
+   * reads the cache afterwards, so these need not trigger anything (a relist after 410 Gone is not initial).
+   */
+  initial?: boolean;
 }
 
 export interface InformerHealth {
@@ -63,6 +68,15 @@ export interface InformerOptions {
   backoff?: { initialMs: number; maxMs: number };
   /** Deep-freeze stored objects (default: NODE_ENV is development or test). */
   freeze?: boolean;
+  /**
+   * Applied to every object before it is stored (and emitted): drop what no reader needs (managedFields, the
+   * last-applied annotation) so the cache holds less. Must return a new object or the one it was given.
+   */
+  transform?: (object: KubeObject) => KubeObject;
+  /** Called when a list or watch succeeds after failures (e.g. the cluster is back). */
+  onRecovered?: () => void;
+  /** Called at the second failure in a row after a success (e.g. the cluster went away). */
+  onTrouble?: () => void;
 }
 
 function deepFreeze<T>(value: T): T {
@@ -91,6 +105,11 @@ export class Informer {
   readonly #idleTimeoutSeconds: number;
   readonly #backoff: { initialMs: number; maxMs: number };
   readonly #freeze: boolean;
+  readonly #transform: (object: KubeObject) => KubeObject;
+  readonly #onRecovered: (() => void) | undefined;
+  readonly #onTrouble: (() => void) | undefined;
+  /** A failure since the last success: the next success is a recovery. */
+  #failing = false;
   readonly #store = new Map<string, KubeObject>();
   readonly #handlers = new Set<(e: InformerEvent) => void>();
   #resolveSynced!: () => void;
@@ -116,6 +135,9 @@ export class Informer {
     this.#idleTimeoutSeconds = opts.idleTimeoutSeconds ?? 150;
     this.#backoff = opts.backoff ?? { initialMs: 500, maxMs: 30_000 };
     this.#freeze = opts.freeze ?? (process.env.NODE_ENV === "development" || process.env.NODE_ENV === "test");
+    this.#transform = opts.transform ?? ((o) => o);
+    this.#onRecovered = opts.onRecovered;
+    this.#onTrouble = opts.onTrouble;
     this.synced = new Promise<void>((resolve) => {
       this.#resolveSynced = resolve;
     });
@@ -215,6 +237,11 @@ export class Informer {
           continue;
         }
         this.#health.consecutiveFailures++;
+        this.#failing = true;
+        // the second failure in a row: a dropped connection that reconnects at once is no trouble worth a
+        // reconcile of every user; a cluster that refuses the reconnect too is
+        if (this.#health.consecutiveFailures === 2 && this.#hasSynced)
+          this.#call(this.#onTrouble, "onTrouble");
         const message = err instanceof Error ? err.message : String(err);
         this.#health.lastError = message;
         this.#health.lastErrorReason = err instanceof SinkerError ? err.reason : "Internal";
@@ -271,7 +298,7 @@ export class Informer {
         if (!name) continue;
         fresh.set(
           objectKey(this.namespace === undefined ? item.metadata?.namespace : this.namespace, name),
-          item,
+          this.#transform(item),
         );
       }
       cont = page.continue;
@@ -280,10 +307,11 @@ export class Informer {
     this.#health.lists++;
     // (a continued list is consistent at the first page's resourceVersion; the last page carries the same one)
     const events: InformerEvent[] = [];
+    const initial = !this.#hasSynced ? { initial: true } : {};
     for (const [key, old] of this.#store) {
       if (!fresh.has(key)) {
         this.#store.delete(key);
-        events.push({ type: "deleted", object: old, old });
+        events.push({ type: "deleted", object: old, old, ...initial });
       }
     }
     for (const [key, obj] of fresh) {
@@ -291,12 +319,17 @@ export class Informer {
       if (old && old.metadata?.resourceVersion === obj.metadata?.resourceVersion) continue;
       const stored = this.#freeze ? deepFreeze(obj) : obj;
       this.#store.set(key, stored);
-      events.push(old ? { type: "modified", object: stored, old } : { type: "added", object: stored });
+      events.push(
+        old
+          ? { type: "modified", object: stored, old, ...initial }
+          : { type: "added", object: stored, ...initial },
+      );
     }
     this.#health.lastSyncAt = Date.now();
     this.#health.consecutiveFailures = 0;
     delete this.#health.lastError;
     delete this.#health.lastErrorReason;
+    this.#recovered();
     if (!this.#hasSynced) {
       this.#hasSynced = true;
       this.#logger.debug({ objects: this.#store.size }, "initial list done");
@@ -332,6 +365,7 @@ export class Informer {
             this.#health.consecutiveFailures = 0;
             delete this.#health.lastError;
             delete this.#health.lastErrorReason;
+            this.#recovered();
           },
           ...(this.fieldSelector ? { fieldSelector: this.fieldSelector } : {}),
           idleTimeoutSeconds: this.#idleTimeoutSeconds,
@@ -371,15 +405,29 @@ export class Informer {
     const old = this.#store.get(key);
     if (e.type === "DELETED") {
       this.#store.delete(key);
-      const object = this.#freeze ? deepFreeze(e.object) : e.object;
+      const object = this.#freeze ? deepFreeze(this.#transform(e.object)) : this.#transform(e.object);
       this.#emit(old ? { type: "deleted", object, old } : { type: "deleted", object });
       return rv;
     }
     if (old && old.metadata?.resourceVersion === rv) return rv; // unchanged: dedupe
-    const object = this.#freeze ? deepFreeze(e.object) : e.object;
+    const object = this.#freeze ? deepFreeze(this.#transform(e.object)) : this.#transform(e.object);
     this.#store.set(key, object);
     this.#emit(old ? { type: "modified", object, old } : { type: "added", object });
     return rv;
+  }
+
+  #recovered(): void {
+    if (!this.#failing) return;
+    this.#failing = false;
+    this.#call(this.#onRecovered, "onRecovered");
+  }
+
+  #call(handler: (() => void) | undefined, what: string): void {
+    try {
+      handler?.();
+    } catch (err) {
+      this.#logger.error({ err: err instanceof Error ? err.message : String(err) }, `${what} threw`);
+    }
   }
 
   #emit(e: InformerEvent): void {
@@ -395,6 +443,30 @@ export class Informer {
     }
   }
 }
+
+/**
+ * The cache transform of Sinker's informers: managedFields reduced to the names of the managers that applied
+ * (only "is this Sinker's?" is ever asked of them, never which fields) and the last-applied annotation dropped.
+ */
+export function stripForCache(object: KubeObject): KubeObject {
+  const meta = object.metadata;
+  if (!meta) return object;
+  const annotations = meta.annotations;
+  const hasLastApplied = annotations !== undefined && LAST_APPLIED in annotations;
+  if (meta.managedFields === undefined && !hasLastApplied) return object;
+  const { managedFields, ...rest } = meta;
+  const slim: KubeObject["metadata"] = { ...rest };
+  const appliers = (managedFields ?? []).filter((m) => m.operation === "Apply" && !m.subresource);
+  if (appliers.length > 0)
+    slim.managedFields = appliers.map((m) => ({ manager: m.manager, operation: "Apply" }));
+  if (hasLastApplied && annotations) {
+    const { [LAST_APPLIED]: _dropped, ...kept } = annotations;
+    slim.annotations = kept;
+  }
+  return { ...object, metadata: slim };
+}
+
+const LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration";
 
 /** For tests and diagnostics: true when `value` looks like a meta/v1 Status saying 410 Gone. */
 export function isGoneStatus(value: unknown): boolean {

@@ -201,6 +201,8 @@ interface CacheEntry {
   cluster: RemoteCluster;
   secretUid: string;
   key: string;
+  /** `namespace/name/key` of the Secret. */
+  secretRef: string;
 }
 
 export class RemoteClusters {
@@ -220,6 +222,10 @@ export class RemoteClusters {
   /** `${uid}/${resourceVersion}/${key}` → why its kubeconfig was refused (bounded; not even decoded again). */
   readonly #refused = new Map<string, SinkerError>();
   readonly #namespaces = new WeakMap<ClusterClient, string | undefined>();
+  /** `namespace/name/key` of a Secret → the entry last loaded from it (kept while its client is cached). */
+  readonly #lastBySecret = new Map<string, CacheEntry>();
+  /** Clients in use by work in progress (reconciles between awaits): never pruned while held. */
+  readonly #held = new Map<ClusterClient, number>();
 
   constructor(opts: RemoteClustersOptions) {
     this.#allowUnsafe = opts.allowUnsafeKubeconfigs;
@@ -240,8 +246,12 @@ export class RemoteClusters {
     const where = `Secret ${meta.namespace ?? ""}/${meta.name ?? ""} key "${key}"`;
     const uid = meta.uid ?? `${meta.namespace}/${meta.name}`;
     const cacheKey = `${uid}/${meta.resourceVersion ?? ""}/${key}`;
+    const secretRef = `${meta.namespace ?? ""}/${meta.name ?? ""}/${key}`;
     const hit = this.#cache.get(cacheKey);
-    if (hit) return hit.cluster;
+    if (hit) {
+      this.#lastBySecret.set(secretRef, hit);
+      return hit.cluster;
+    }
     const refused = this.#refused.get(cacheKey);
     if (refused) throw refused;
 
@@ -272,7 +282,9 @@ export class RemoteClusters {
       ...(this.#requestTimeoutMs ? { limits: { requestTimeoutMs: this.#requestTimeoutMs } } : {}),
     });
     const cluster: RemoteCluster = { client, namespace };
-    this.#cache.set(cacheKey, { cluster, secretUid: uid, key });
+    const entry: CacheEntry = { cluster, secretUid: uid, key, secretRef };
+    this.#cache.set(cacheKey, entry);
+    this.#lastBySecret.set(secretRef, entry);
     this.#namespaces.set(client, namespace);
     this.#logger.debug(
       { cluster: client.name, clientId: client.id, resourceVersion: meta.resourceVersion },
@@ -294,6 +306,27 @@ export class RemoteClusters {
     return breaker;
   }
 
+  /**
+   * The cluster last loaded from this Secret key, while its client is still cached: lets a ResourceSync being
+   * deleted clean its recorded target up after its kubeconfig Secret went first (a namespace being deleted).
+   */
+  lastClusterFor(namespace: string, name: string, key: string): RemoteCluster | undefined {
+    return this.#lastBySecret.get(`${namespace}/${name}/${key}`)?.cluster;
+  }
+
+  /** Marks the client as in use until the returned function is called (reference-counted). */
+  hold(client: ClusterClient): () => void {
+    this.#held.set(client, (this.#held.get(client) ?? 0) + 1);
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      const n = (this.#held.get(client) ?? 1) - 1;
+      if (n <= 0) this.#held.delete(client);
+      else this.#held.set(client, n);
+    };
+  }
+
   /** Same as `clusterFor(secret, key).client`. */
   clientFor(secret: KubeObject, key: string): ClusterClient {
     return this.clusterFor(secret, key).client;
@@ -310,15 +343,17 @@ export class RemoteClusters {
   }
 
   /**
-   * Drops (and closes) the cached clients not in `inUse`. Call it after the ResourceSyncs moved to new clients,
-   * with every client still referenced (e.g. `watches.clientsInUse()` plus those of in-flight reconciles).
+   * Drops (and closes) the cached clients neither in `inUse` (e.g. `watches.clientsInUse()`) nor held by work
+   * in progress (`hold`). Returns how many were dropped.
    */
   async prune(inUse: Set<ClusterClient>): Promise<number> {
     const dropped: ClusterClient[] = [];
     for (const [k, e] of this.#cache) {
-      if (!inUse.has(e.cluster.client)) {
+      const client = e.cluster.client;
+      if (!inUse.has(client) && !this.#held.has(client)) {
         this.#cache.delete(k);
-        dropped.push(e.cluster.client);
+        if (this.#lastBySecret.get(e.secretRef) === e) this.#lastBySecret.delete(e.secretRef);
+        dropped.push(client);
       }
     }
     await Promise.all(dropped.map((c) => c.close()));
@@ -327,9 +362,15 @@ export class RemoteClusters {
     return dropped.length;
   }
 
+  /** Names of the clusters that have a cached client (a series per name). */
+  clusterNames(): Set<string> {
+    return new Set([...this.#cache.values()].map((e) => e.cluster.client.name));
+  }
+
   async closeAll(): Promise<void> {
     const all = [...this.#cache.values()].map((e) => e.cluster.client);
     this.#cache.clear();
+    this.#lastBySecret.clear();
     await Promise.all(all.map((c) => c.close()));
   }
 }

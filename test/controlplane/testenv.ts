@@ -308,7 +308,8 @@ async function leafCert(dir: string, name: string, subject: string, ext: string[
 }
 
 const adminUser = "sinker-testenv-admin";
-const restrictedUser = "sinker-testenv-restricted";
+/** The user of the `b-restricted` kubeconfig (tests grant it more rights with Roles of their own). */
+export const restrictedUser = "sinker-testenv-restricted";
 
 /** CA, apiserver serving cert, admin (system:masters) and restricted client certs, service-account key pair. */
 async function generatePki(dir: string, cluster: ClusterName): Promise<void> {

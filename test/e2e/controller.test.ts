@@ -119,10 +119,11 @@ describe("in one cluster", () => {
       rs?.metadata?.generation,
     );
 
+    // A first success is what the Ready condition says: no Event for it (see syncedEventWorthIt).
     const events = await a.list("v1", "Event", n);
     assert.ok(
-      events.some((e) => e.reason === "Synced" && (e.involvedObject as { name: string }).name === "rs"),
-      "a Synced event is recorded on the ResourceSync",
+      !events.some((e) => e.reason === "Synced" && (e.involvedObject as { name: string }).name === "rs"),
+      "no Synced event for a first success",
     );
   });
 
@@ -287,6 +288,12 @@ describe("in one cluster", () => {
     const recovered = condition(await a.get(RS_API, "ResourceSync", n, "bad"), "ResourceSyncFailing");
     assert.equal(recovered?.status, "False");
     assert.ok(firstFailure !== undefined);
+    // a recovery is worth an Event: it answers the Warning
+    await waitFor("a Synced event for the recovery", async () =>
+      (await a.list("v1", "Event", n)).some(
+        (e) => e.reason === "Synced" && (e.involvedObject as { name: string }).name === "bad",
+      ),
+    );
   });
 
   it("reports a missing source and syncs once it appears", async () => {

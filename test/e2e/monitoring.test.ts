@@ -188,7 +188,7 @@ describe("monitoring: every series named exists in a real scrape", () => {
       let text = "";
       await a.waitFor("sync latency observed", "v1", "ConfigMap", namespace, "local-copy", async () => {
         text = await (await fetch(`${await sinker.adminUrl()}/metrics`)).text();
-        // sinker_watch_connections is refreshed every 5 s, so it appears a few seconds after the start
+        // (sinker_watch_connections exists from the start; its value is refreshed every 5 s)
         return /^sinker_sync_latency_seconds_count [1-9]/m.test(text) &&
           /^sinker_watch_connections\{/m.test(text)
           ? true

@@ -80,6 +80,21 @@ describe("sinker process: start-up failures", () => {
     assert.match(lines[0] ?? "", /sinker-e2e-nobody/);
     assert.ok(r.records.some((rec) => rec.level === "error" && /CRD is not queryable/.test(String(rec.msg))));
   });
+
+  it("with --leader-elect, the CRD check runs before campaigning (a standby without the CRD exits 1)", async () => {
+    const namespace = await ns("crd-standby");
+    const r = await runToExit([
+      ...baseArgs(),
+      ...fastLeaderElection(namespace),
+      "--as",
+      "sinker-e2e-nobody",
+      "--as-group",
+      "sinker-e2e-none",
+    ]);
+    assert.equal(r.code, 1, r.stderr);
+    assert.match(r.stderr.trim(), /^sinker: CRD is not queryable .*Is the CRD installed\?$/);
+    assert.ok(!r.records.some((rec) => /leader|Lease/i.test(String(rec.msg))), "it never campaigned");
+  });
 });
 
 describe("sinker process: running", () => {
@@ -119,7 +134,13 @@ describe("sinker process: running", () => {
     assert.ok((await s.metric("controller_runtime_reconcile_time_seconds")) >= 1);
     assert.ok((await s.metric("sinker_resourcesyncs", { state: "synced" })) >= 1);
     const families = await s.metrics();
-    for (const name of ["process_cpu_user_seconds_total", "nodejs_heap_size_used_bytes", "workqueue_depth"]) {
+    // sinker_watch_connections too, from the first scrape on (no gap on dashboards after a restart)
+    for (const name of [
+      "process_cpu_user_seconds_total",
+      "nodejs_heap_size_used_bytes",
+      "workqueue_depth",
+      "sinker_watch_connections",
+    ]) {
       assert.ok(
         families.some((f) => f.name === name),
         `${name} is exposed`,

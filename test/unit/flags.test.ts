@@ -78,6 +78,7 @@ describe("parseControllerFlags", () => {
       allowUnsafeKubeconfigs: false,
       denyRemoteCidrs: [],
       concurrency: 8,
+      resyncPeriodMs: 600_000,
       leaderElection: {
         enabled: false,
         id: "sinker",
@@ -149,6 +150,7 @@ describe("parseControllerFlags", () => {
     ],
     ["--kube-api-request-timeout", ["--kube-api-request-timeout=1m"], (c) => c.requestTimeoutMs, 60_000],
     ["--concurrency", ["--concurrency", "32"], (c) => c.concurrency, 32],
+    ["--resync-period", ["--resync-period", "90s"], (c) => c.resyncPeriodMs, 90_000],
     ["--leader-elect", ["--leader-elect"], (c) => c.leaderElection.enabled, true],
     [
       "--leader-election-id",

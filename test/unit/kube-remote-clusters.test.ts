@@ -387,6 +387,24 @@ describe("RemoteClusters", () => {
     await rc.closeAll();
   });
 
+  it("never prunes a client held by work in progress; keeps the last client of a Secret while cached", async () => {
+    const rc = new RemoteClusters({ allowUnsafeKubeconfigs: false, responseHeadersTimeoutMs: 1000, logger });
+    const a = rc.clusterFor(kcSecret("1"), "value");
+    const release = rc.hold(a.client);
+    const again = rc.hold(a.client);
+    assert.equal(await rc.prune(new Set()), 0, "held twice: kept");
+    release();
+    release(); // idempotent
+    assert.equal(await rc.prune(new Set()), 0, "still held once");
+    assert.equal(rc.lastClusterFor("ns", "kc", "value")?.client, a.client);
+    assert.deepEqual([...rc.clusterNames()], ["secret/ns/kc"]);
+    again();
+    assert.equal(await rc.prune(new Set()), 1, "released: pruned");
+    assert.equal(rc.lastClusterFor("ns", "kc", "value"), undefined, "gone with its client");
+    assert.deepEqual([...rc.clusterNames()], []);
+    await rc.closeAll();
+  });
+
   it("reads stringData too, and reports a missing key", () => {
     const rc = new RemoteClusters({ allowUnsafeKubeconfigs: false, responseHeadersTimeoutMs: 1000, logger });
     const s: KubeObject = {

@@ -1,11 +1,12 @@
 import assert from "node:assert/strict";
-import { describe, it } from "node:test";
+import { describe, it, test } from "node:test";
 import {
   FAILING,
   findCondition,
   nextStatus,
   READY,
   statusDiffers,
+  syncedEventWorthIt,
   truncateMessage,
 } from "../../src/controller/status.ts";
 
@@ -89,4 +90,20 @@ describe("statusDiffers", () => {
     assert.equal(statusDiffers(a, nextStatus(a, 2, { ok: false, reason: "A", message: "m" }, t0)), true);
     assert.equal(statusDiffers(undefined, a), true);
   });
+});
+
+test("syncedEventWorthIt: a recovery is worth an Event, a first or repeated success is not", () => {
+  const cond = (status: "True" | "False") => ({
+    type: "Ready",
+    status,
+    reason: status === "True" ? "Synced" : "SourceNotFound",
+    message: "m",
+    lastTransitionTime: "2026-01-01T00:00:00Z",
+  });
+  const cases: Array<[string, Parameters<typeof syncedEventWorthIt>[0], boolean]> = [
+    ["first success (no Ready yet)", undefined, false],
+    ["still synced", cond("True"), false],
+    ["recovered from a failure", cond("False"), true],
+  ];
+  for (const [what, before, want] of cases) assert.equal(syncedEventWorthIt(before), want, what);
 });

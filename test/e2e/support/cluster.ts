@@ -22,6 +22,8 @@ const PLURALS: Record<string, string> = {
   SinkerContainer: "sinkercontainers",
   Event: "events",
   ClusterRole: "clusterroles",
+  Role: "roles",
+  RoleBinding: "rolebindings",
 };
 const CLUSTER_SCOPED = new Set(["Namespace", "ClusterRole"]);
 
@@ -217,12 +219,21 @@ export interface TestController {
 /** Starts Sinker's controller in this process against cluster a (set SINKER_TEST_LOG=debug to see its logs). */
 export async function startTestController(
   env: TestEnv,
-  options: { allowClusterScoped?: boolean; allowUnsafeKubeconfigs?: boolean; logLines?: string[] } = {},
+  options: {
+    allowClusterScoped?: boolean;
+    allowUnsafeKubeconfigs?: boolean;
+    logLines?: string[];
+    resyncPeriodMs?: number;
+    /** Counts every request the controller's local client sends, by method (tests of request costs). */
+    requests?: Map<string, number>;
+  } = {},
 ): Promise<TestController> {
-  const local = ClusterClient.fromKubeConfig(env.kubeConfig("a"), {
+  const client = ClusterClient.fromKubeConfig(env.kubeConfig("a"), {
     name: "local",
     responseHeadersTimeoutMs: 9000,
   });
+  const counts = options.requests;
+  const local = counts ? countingClient(client, counts) : client;
   const metrics = new Metrics({ defaultMetrics: false, controller: "resourcesync" });
   // The product's logger (redaction included); SINKER_TEST_LOG=debug shows it, logLines captures everything.
   const lines = options.logLines;
@@ -237,6 +248,7 @@ export async function startTestController(
     allowClusterScoped: options.allowClusterScoped ?? false,
     allowUnsafeKubeconfigs: options.allowUnsafeKubeconfigs ?? false,
     responseHeadersTimeoutMs: 9000,
+    ...(options.resyncPeriodMs !== undefined ? { resyncPeriodMs: options.resyncPeriodMs } : {}),
   });
   await controller.ready;
   return {
@@ -247,6 +259,30 @@ export async function startTestController(
       await local.close();
     },
   };
+}
+
+/** The client, with each call of get/list/apply/patch/create/replace/delete counted under its method name. */
+function countingClient(client: ClusterClient, counts: Map<string, number>): ClusterClient {
+  const counted = new Set(["get", "list", "apply", "patch", "create", "replace", "delete"]);
+  return new Proxy(client, {
+    get(target, prop) {
+      const v = Reflect.get(target, prop, target);
+      if (typeof v !== "function") return v;
+      if (typeof prop === "string" && counted.has(prop)) {
+        return (...args: unknown[]) => {
+          counts.set(prop, (counts.get(prop) ?? 0) + 1);
+          // also by resource (and subresource): "patch resourcesyncs", "patch resourcesyncs/status"
+          const plural = (args[0] as { plural?: string } | undefined)?.plural;
+          const sub =
+            prop === "patch" ? (args[5] as { subresource?: string } | undefined)?.subresource : undefined;
+          const detail = `${prop} ${plural}${sub ? `/${sub}` : ""}`;
+          counts.set(detail, (counts.get(detail) ?? 0) + 1);
+          return (v as (...a: unknown[]) => unknown).apply(target, args);
+        };
+      }
+      return v.bind(target);
+    },
+  });
 }
 
 /** A Secret in cluster a holding a kubeconfig under key `value`, as users create them. */

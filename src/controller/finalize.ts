@@ -1,0 +1,254 @@
+import {
+  ANNOTATION_DISABLE_TARGET_DELETION,
+  ANNOTATION_FORCE_DELETE,
+  annotationIsTrue,
+  FINALIZER,
+} from "../api/types.ts";
+import { validateResourceSync } from "../api/validate.ts";
+import { asSinkerError, SinkerError } from "../errors.ts";
+import type { KubeObject } from "../kube/object.ts";
+import {
+  forget,
+  liveOf,
+  type ReconcileContext,
+  type ReconcileResult,
+  type RefSet,
+  releaseAndRemoveFinalizer,
+  track,
+} from "./context.ts";
+import { type Candidate, decideFinalize } from "./decisions.ts";
+import { identityOf, type ResolvedEnd, resolveEnd, resolveRecorded, watchRef } from "./resolve.ts";
+import { type AppliedTarget, describeTarget, readRecord, sameTarget } from "./sync-record.ts";
+
+/** Safety net while waiting for a watch to report a target gone (the watch event is what normally ends it). */
+const WAIT_SAFETY_MS = 60_000;
+
+/** `spec.target` changed: delete the recorded old target if it is still the object Sinker applied. */
+export async function deleteOldTarget(
+  key: string,
+  rs: KubeObject,
+  record: AppliedTarget,
+  refs: RefSet,
+  ctx: ReconcileContext,
+): Promise<void> {
+  const old = await resolveRecorded(key, record, rs, refs, ctx);
+  // A live read of an object no longer watched (one request, only when the target changes).
+  const existing = await track(old.client, ctx, old.client.get(old.resource, old.namespace, old.name));
+  if (!existing || existing.metadata?.uid !== record.uid) return;
+  await track(
+    old.client,
+    ctx,
+    old.client.delete(old.resource, old.namespace, old.name, {
+      propagationPolicy: "Background",
+      preconditions: { uid: record.uid },
+    }),
+  );
+  ctx.events.record(
+    rs,
+    "Normal",
+    "OldTargetDeleted",
+    `target changed; deleted the old target ${describeTarget(record)}`,
+  );
+  ctx.logger.info({ target: describeTarget(record) }, "spec.target changed: old target deleted");
+}
+
+/**
+ * A crash between an apply and the status write that records it, followed by a change of spec.target, would
+ * leave the applied object unrecorded. A local one carries an owner reference to its ResourceSync: while the
+ * record does not name the current target, other objects of the target's kind in its namespace (from the cache
+ * already held) that carry that reference and Sinker's field manager are deleted (uid precondition).
+ */
+export async function sweepLocalLeftovers(
+  rs: KubeObject,
+  target: ResolvedEnd,
+  ctx: ReconcileContext,
+): Promise<void> {
+  const uid = rs.metadata?.uid;
+  if (!uid) return;
+  for (const o of ctx.watches.list(target.client, target.resource, target.namespace)) {
+    const name = o.metadata?.name;
+    if (!name || name === target.name || o.metadata?.deletionTimestamp) continue;
+    const live = liveOf(o, uid);
+    if (!live.exists || !live.ownedByThis || !live.appliedBySinker) continue;
+    await track(
+      target.client,
+      ctx,
+      target.client.delete(target.resource, target.namespace, name, {
+        propagationPolicy: "Background",
+        preconditions: { uid: live.uid },
+      }),
+    );
+    const what = `${target.resource.kind} ${target.namespace}/${name}`;
+    ctx.events.record(
+      rs,
+      "Normal",
+      "OldTargetDeleted",
+      `deleted ${what}, an earlier target of this ResourceSync`,
+    );
+    ctx.logger.info({ target: what }, "deleted an unrecorded earlier target");
+  }
+}
+
+/** Deletion: clean the target up (unless told not to), then let the ResourceSync go. */
+export async function finalize(
+  key: string,
+  rs: KubeObject,
+  refs: RefSet,
+  ctx: ReconcileContext,
+): Promise<ReconcileResult> {
+  const record = readRecord(rs.status);
+  const candidates: Candidate[] = [];
+  const resolved = new Map<Candidate, ResolvedEnd>();
+  const hasFinalizer = Boolean(rs.metadata?.finalizers?.includes(FINALIZER));
+  const disable = annotationIsTrue(rs.metadata, ANNOTATION_DISABLE_TARGET_DELETION);
+  if (hasFinalizer && !disable) {
+    if (record) {
+      const c: Candidate = { target: record };
+      try {
+        resolved.set(c, await resolveRecorded(key, record, rs, refs, ctx));
+      } catch (err) {
+        c.unresolved = asSinkerError(err);
+      }
+      candidates.push(c);
+    }
+    const parsed = validateResourceSync(rs);
+    if (parsed.ok) {
+      try {
+        const end = await resolveEnd(parsed.value, "target", refs, ctx);
+        const id = identityOf(parsed.value, end);
+        if (!sameTarget(id, record)) {
+          const c: Candidate = { target: id };
+          resolved.set(c, end);
+          candidates.push(c);
+        }
+      } catch {
+        // the spec's target cannot be reached: nothing was applied there without a record (see decideFinalize)
+      }
+    }
+    for (const c of candidates) {
+      const end = resolved.get(c);
+      if (!end) continue;
+      try {
+        await refs.add(watchRef(end));
+        c.live = liveOf(ctx.watches.get(end.client, end.resource, end.namespace, end.name), rs.metadata?.uid);
+        const claimedBy = ctx.claims.claimedBy(key, c.target, {
+          key,
+          createdAt: rs.metadata?.creationTimestamp ?? "",
+          ...(record && sameTarget(record, c.target) ? { appliedAt: record.appliedAt } : {}),
+        });
+        if (claimedBy !== undefined) c.claimedBy = claimedBy;
+      } catch (err) {
+        c.unresolved = asSinkerError(err);
+      }
+    }
+  }
+  const action = decideFinalize({
+    hasFinalizer,
+    disableTargetDeletion: disable,
+    forceDelete: annotationIsTrue(rs.metadata, ANNOTATION_FORCE_DELETE),
+    record,
+    candidates,
+  });
+  const log = ctx.logger;
+  switch (action.kind) {
+    case "none":
+      await forget(key, ctx);
+      return { kind: "gone" };
+    case "orphan":
+      log.info("target deletion disabled by annotation; leaving the target in place");
+      await orphanLocalTarget(rs, record, ctx);
+      await releaseAndRemoveFinalizer(key, rs, ctx);
+      return { kind: "gone" };
+    case "release":
+      if (action.deleted)
+        ctx.events.record(rs, "Normal", "TargetDeleted", `target ${describeTarget(action.deleted)} deleted`);
+      log.info({ why: action.why }, "finalizer removed");
+      await releaseAndRemoveFinalizer(key, rs, ctx);
+      return { kind: "gone" };
+    case "force-release":
+      return forceRelease(key, rs, action.error, ctx);
+    case "fail":
+      throw deletionError(action.error);
+    case "wait":
+      return { kind: "waiting", afterMs: WAIT_SAFETY_MS };
+    case "delete": {
+      const end = [...resolved.entries()].find(([c]) => c.target === action.target)?.[1];
+      if (!end) throw new SinkerError("Internal", "no client for the target to delete");
+      // Background: the target goes at once unless it has finalizers of its own; its dependents (if any) are
+      // removed by the garbage collector afterwards, off this critical path. Its watch reports it gone.
+      log.info({ target: describeTarget(action.target) }, "deleting target");
+      try {
+        await track(
+          end.client,
+          ctx,
+          end.client.delete(end.resource, end.namespace, end.name, {
+            propagationPolicy: "Background",
+            preconditions: { uid: action.uid },
+          }),
+        );
+      } catch (err) {
+        const error = asSinkerError(err);
+        // the uid precondition failed: another object of that name now; the watch brings it
+        if (error.reason === "Conflict") return { kind: "waiting", afterMs: WAIT_SAFETY_MS };
+        if (annotationIsTrue(rs.metadata, ANNOTATION_FORCE_DELETE)) return forceRelease(key, rs, error, ctx);
+        throw deletionError(error);
+      }
+      return { kind: "waiting", afterMs: WAIT_SAFETY_MS };
+    }
+  }
+}
+
+function deletionError(error: SinkerError): SinkerError {
+  return new SinkerError(error.reason, `deleting the target: ${error.message}`, { cause: error });
+}
+
+/** force-delete: the target cannot be reached, so the ResourceSync goes without it (recorded as an Event). */
+async function forceRelease(
+  key: string,
+  rs: KubeObject,
+  error: SinkerError,
+  ctx: ReconcileContext,
+): Promise<ReconcileResult> {
+  ctx.logger.warn(
+    { reason: error.reason, error: error.message },
+    "target unreachable; finalizer removed (force-delete)",
+  );
+  ctx.events.record(rs, "Warning", "ForceDeleted", `target not deleted: ${error.message}`);
+  await releaseAndRemoveFinalizer(key, rs, ctx);
+  return { kind: "gone" };
+}
+
+/**
+ * A local target carries an ownerReference to its ResourceSync, so the garbage collector would delete it once
+ * the ResourceSync is gone, whatever disable-target-deletion says. Remove that reference first (a JSON patch that
+ * tests the uid, so a concurrent change to the list cannot make it remove the wrong entry).
+ */
+async function orphanLocalTarget(
+  rs: KubeObject,
+  record: AppliedTarget | undefined,
+  ctx: ReconcileContext,
+): Promise<void> {
+  let target: { apiVersion: string; kind: string; name: string } | undefined;
+  if (record && !record.cluster.secretRef) target = record;
+  else {
+    const parsed = validateResourceSync(rs);
+    if (parsed.ok && !parsed.value.spec.target.cluster) target = parsed.value.spec.target.resourceRef;
+  }
+  if (!target) return;
+  const resource = await ctx.local.resolve(target.apiVersion, target.kind);
+  if (!resource.namespaced) return;
+  const namespace = rs.metadata?.namespace;
+  const live = await ctx.local.get(resource, namespace, target.name);
+  const index = (live?.metadata?.ownerReferences ?? []).findIndex((o) => o.uid === rs.metadata?.uid);
+  if (index < 0) return;
+  await ctx.local.patch(
+    resource,
+    namespace,
+    target.name,
+    [
+      { op: "test", path: `/metadata/ownerReferences/${index}/uid`, value: rs.metadata?.uid },
+      { op: "remove", path: `/metadata/ownerReferences/${index}` },
+    ],
+    "json",
+  );
+}

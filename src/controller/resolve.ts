@@ -1,0 +1,165 @@
+import type { ResourceSync } from "../api/types.ts";
+import { asSinkerError, SinkerError } from "../errors.ts";
+import type { ClusterClient, ResourceInfo } from "../kube/client.ts";
+import type { KubeObject } from "../kube/object.ts";
+import { checkSecretAccess } from "../kube/remote-clusters.ts";
+import { type ReconcileContext, type RefSet, trackFailure } from "./context.ts";
+import type { AppliedTarget, ClusterIdentity, TargetIdentity } from "./sync-record.ts";
+import type { WatchRef } from "./watches.ts";
+
+/** Where one end (source or target) of a ResourceSync lives, resolved. */
+export interface ResolvedEnd {
+  client: ClusterClient;
+  cluster: ClusterIdentity;
+  resource: ResourceInfo;
+  namespace: string | undefined;
+  name: string;
+  local: boolean;
+}
+
+/** The client of a cluster: the local one, or the one of a kubeconfig Secret (access checked before watching). */
+export async function clusterClient(
+  key: string,
+  cluster: ClusterIdentity,
+  rsNamespace: string,
+  refs: RefSet,
+  ctx: ReconcileContext,
+  opts: { secretGoneFallback: boolean },
+): Promise<{ client: ClusterClient; namespace: string | undefined }> {
+  const secretRef = cluster.secretRef;
+  if (!secretRef) return { client: ctx.local, namespace: undefined };
+  const secretResource = await ctx.local.resolve("v1", "Secret");
+  const ref: WatchRef = {
+    client: ctx.local,
+    resource: secretResource,
+    namespace: secretRef.namespace,
+    name: secretRef.name,
+    single: true,
+  };
+  const crossNamespace = secretRef.namespace !== rsNamespace;
+  try {
+    if (crossNamespace && !ctx.watches.holds(key, ref)) {
+      // Another namespace's Secret is watched only once this ResourceSync may use it: one GET, the check, then
+      // a watch of that one Secret.
+      checkSecretAccess(
+        await ctx.local.get(secretResource, secretRef.namespace, secretRef.name),
+        rsNamespace,
+        secretRef.namespace,
+      );
+    }
+    await refs.add(ref);
+    const secret = ctx.watches.get(ctx.local, secretResource, secretRef.namespace, secretRef.name);
+    try {
+      checkSecretAccess(secret, rsNamespace, secretRef.namespace);
+    } catch (err) {
+      if (crossNamespace) await refs.drop(ref);
+      throw err;
+    }
+    const remote = ctx.remoteClusters.clusterFor(secret as KubeObject, secretRef.key);
+    ctx.hold?.(remote.client);
+    return { client: remote.client, namespace: remote.namespace };
+  } catch (err) {
+    const reason = asSinkerError(err).reason;
+    if (opts.secretGoneFallback && (reason === "SecretNotFound" || reason === "SecretAccessDenied")) {
+      // The Secret went first (a namespace being deleted): the client it was last loaded into, if this process
+      // still has it, can still clean the recorded target up.
+      const last = ctx.remoteClusters.lastClusterFor(secretRef.namespace, secretRef.name, secretRef.key);
+      if (last) {
+        ctx.hold?.(last.client);
+        ctx.logger.info("kubeconfig Secret gone; using the client it was last loaded into");
+        return { client: last.client, namespace: last.namespace };
+      }
+    }
+    throw err;
+  }
+}
+
+/**
+ * Resolves one end of the ResourceSync: which cluster (the local one or a kubeconfig Secret's), which resource
+ * (through discovery), which namespace. Enforces the tenancy rules of SPEC 2.
+ */
+export async function resolveEnd(
+  rs: ResourceSync,
+  end: "source" | "target",
+  refs: RefSet,
+  ctx: ReconcileContext,
+): Promise<ResolvedEnd> {
+  const spec = rs.spec[end];
+  const rsNamespace = rs.metadata.namespace ?? "";
+  const { apiVersion, kind, name } = spec.resourceRef;
+  if (!spec.cluster) {
+    const resource = await ctx.local.resolve(apiVersion, kind);
+    if (!resource.namespaced && !ctx.options.allowClusterScoped) {
+      throw new SinkerError(
+        "ClusterScopedNotAllowed",
+        `${end} ${kind} is cluster-scoped; local cluster-scoped kinds need the controller flag --allow-cluster-scoped`,
+      );
+    }
+    return {
+      client: ctx.local,
+      cluster: {},
+      resource,
+      namespace: resource.namespaced ? rsNamespace : undefined,
+      name,
+      local: true,
+    };
+  }
+  const secretRef = spec.cluster.kubeConfig.secretRef;
+  const cluster: ClusterIdentity = {
+    secretRef: { namespace: secretRef.namespace ?? rsNamespace, name: secretRef.name, key: secretRef.key },
+  };
+  const remote = await clusterClient(`${rsNamespace}/${rs.metadata.name}`, cluster, rsNamespace, refs, ctx, {
+    secretGoneFallback: rs.metadata.deletionTimestamp !== undefined,
+  });
+  const resource = await trackFailure(remote.client, ctx, remote.client.resolve(apiVersion, kind));
+  return {
+    client: remote.client,
+    cluster,
+    resource,
+    namespace: resource.namespaced ? (spec.cluster.namespace ?? remote.namespace ?? "default") : undefined,
+    name,
+    local: false,
+  };
+}
+
+/** Resolves the recorded target (its cluster from the record, the kind through discovery). */
+export async function resolveRecorded(
+  key: string,
+  record: AppliedTarget,
+  rs: KubeObject,
+  refs: RefSet,
+  ctx: ReconcileContext,
+): Promise<ResolvedEnd> {
+  const rsNamespace = rs.metadata?.namespace ?? "";
+  const { client } = await clusterClient(key, record.cluster, rsNamespace, refs, ctx, {
+    secretGoneFallback: true,
+  });
+  const resource = await trackFailure(client, ctx, client.resolve(record.apiVersion, record.kind));
+  return {
+    client,
+    cluster: record.cluster,
+    resource,
+    namespace: resource.namespaced ? record.namespace : undefined,
+    name: record.name,
+    local: !record.cluster.secretRef,
+  };
+}
+
+export function identityOf(_rs: ResourceSync, end: ResolvedEnd): TargetIdentity {
+  return {
+    cluster: end.cluster,
+    apiVersion: end.resource.apiVersion,
+    kind: end.resource.kind,
+    ...(end.namespace ? { namespace: end.namespace } : {}),
+    name: end.name,
+  };
+}
+
+export function watchRef(end: ResolvedEnd): WatchRef {
+  return { client: end.client, resource: end.resource, namespace: end.namespace, name: end.name };
+}
+
+export function describeEnd(kind: string, end: ResolvedEnd): string {
+  const where = end.local ? "" : ` in cluster ${end.client.name}`;
+  return `${kind} ${end.namespace ? `${end.namespace}/` : ""}${end.name}${where}`;
+}
