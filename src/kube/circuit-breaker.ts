@@ -65,6 +65,11 @@ export class CircuitBreaker {
     return false;
   }
 
+  /** The request ended without telling anything about the server (cancelled): a probe may be sent again. */
+  abandon(): void {
+    this.#probing = false;
+  }
+
   success(): void {
     this.#failures = 0;
     this.#probing = false;

@@ -549,7 +549,7 @@ export class ClusterClient {
         });
       } catch (err) {
         if (opts.signal.aborted && !idleFired) {
-          this.#breaker?.success(); // not the server's fault; a probe must not stay pending
+          this.#breaker?.abandon(); // not the server's fault; a probe must not stay pending
           return;
         }
         this.#breaker?.failure(idleFired || isTimeout(err));
@@ -805,7 +805,10 @@ export class ClusterClient {
           response = undefined;
           continue;
         }
-        if (currentRequestSignal()?.aborted) throw cancelledError(this.name, what);
+        if (currentRequestSignal()?.aborted) {
+          this.#breaker?.abandon();
+          throw cancelledError(this.name, what);
+        }
         this.#breaker?.failure(deadline.aborted || isTimeout(err));
         if (err instanceof SinkerError) throw err;
         if (deadline.aborted) {

@@ -57,6 +57,18 @@ test("circuit breaker: a timeout opens it at once", () => {
   assert.equal(b.state, "closed");
 });
 
+test("circuit breaker: an abandoned probe (cancelled request) lets the next caller probe", () => {
+  let now = 0;
+  const b = new CircuitBreaker({ threshold: 1, cooldownMs: 1000, now: () => now });
+  b.failure();
+  now = 1000;
+  assert.equal(b.allow(), true);
+  assert.equal(b.allow(), false);
+  b.abandon();
+  assert.equal(b.allow(), true);
+  assert.equal(b.state, "half-open");
+});
+
 test("circuit breaker: retryInMs tells how long the cool-down still runs", () => {
   let now = 0;
   const b = new CircuitBreaker({ threshold: 1, cooldownMs: 5000, now: () => now });
