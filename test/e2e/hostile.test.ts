@@ -162,14 +162,17 @@ describe("hostile ResourceSyncs and source objects", () => {
   it("item 1: match()/search() patterns that backtrack exponentially answer at once (linear-time engine)", async () => {
     const n = await ns("regex");
     await a.apply(configMap(n, "src", { v: `${"a".repeat(60_000)}b` }));
-    const mapping = (path: string) => ({
+    // one target each: two ResourceSyncs on one target would conflict
+    const mapping = (target: string, path: string) => ({
       source: cm("src"),
-      target: cm("dst"),
+      target: cm(target),
       mappings: [{ fromFieldPath: path, toFieldPath: "data.hit" }],
     });
-    await a.apply(resourceSync(n, "nested", mapping("$.data[?match(@, '((a)+)+')]")));
-    await a.apply(resourceSync(n, "alternation", mapping("$.data[?search(@, '((a|b)*)*c')]")));
-    await a.apply(resourceSync(n, "costly", mapping("$.data[?match(@, '(?:a?){500}a{500}')]")));
+    await a.apply(resourceSync(n, "nested", mapping("dst-nested", "$.data[?match(@, '((a)+)+')]")));
+    await a.apply(
+      resourceSync(n, "alternation", mapping("dst-alternation", "$.data[?search(@, '((a|b)*)*c')]")),
+    );
+    await a.apply(resourceSync(n, "costly", mapping("dst-costly", "$.data[?match(@, '(?:a?){500}a{500}')]")));
     await waitReady(a, n, "nested", "True");
     await waitReady(a, n, "alternation", "True");
     const costly = await failsWith(n, "costly", "JSONPathLimitExceeded");
