@@ -1,10 +1,12 @@
 /**
- * Micro-benchmark of the projection: prints projections per second for a realistic ConfigMap with 5 mappings and
- * for a clone of a 1 MiB object. `npm run bench:projection`. Figures only, no assertions.
+ * Micro-benchmark of the projection: prints projections per second for a realistic ConfigMap with 5 mappings, with
+ * match()/search() mappings, for a clone of a 1 MiB object, and the cost of the source bounds check.
+ * `npm run bench:projection`. Figures only, no assertions.
  */
 import type { ResourceSync } from "../src/api/types.ts";
 import type { KubeObject } from "../src/kube/object.ts";
 import { project } from "../src/projection/index.ts";
+import { checkSourceBounds } from "../src/projection/source-bounds.ts";
 
 function resourceSync(mappings?: ResourceSync["spec"]["mappings"]): ResourceSync {
   return {
@@ -94,7 +96,22 @@ const fiveMappings = resourceSync([
 const target = { namespace: "default", ownerReference: true };
 
 const big = oneMiBObject();
+/** A new top-level object (so the check's identity cache misses) sharing the 1 MiB object's contents. */
+function shallowCopyOfBig(): unknown {
+  return { ...big };
+}
 process.stdout.write(`node ${process.version}; 1 MiB object: ${JSON.stringify(big).length} bytes of JSON\n`);
 bench("ConfigMap, 5 mappings", () => project({ resourceSync: fiveMappings, source: cm, target }));
 bench("ConfigMap, clone", () => project({ resourceSync: resourceSync(), source: cm, target }));
 bench("1 MiB object, clone", () => project({ resourceSync: resourceSync(), source: big, target }));
+const withRegex = resourceSync([
+  { fromFieldPath: "$.metadata.labels[?match(@, 'pay[a-z]+')]", toFieldPath: "data.team" },
+  { fromFieldPath: "$.data[?search(@, 'setting[.]3[0-9]=')]", toFieldPath: "data.setting" },
+]);
+bench("ConfigMap, match() + search() mappings", () =>
+  project({ resourceSync: withRegex, source: cm, target }),
+);
+// The bounds check runs once per source object version (cached by identity); this is that once, on 1 MiB.
+bench("source bounds check of a 1 MiB object (once per version)", () =>
+  checkSourceBounds(shallowCopyOfBig()),
+);

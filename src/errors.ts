@@ -12,6 +12,8 @@ export type ErrorReason =
   | "InvalidJSONPath"
   | "AmbiguousJSONPath"
   | "JSONPathLimitExceeded"
+  | "ProjectionBudgetExceeded"
+  | "SourceTooLarge"
   | "NotAKubernetesObject"
   | "KindMismatch"
   | "InvalidFieldPath"
@@ -24,6 +26,7 @@ export type ErrorReason =
   | "InvalidKubeconfig"
   | "UnsafeKubeconfig"
   | "Forbidden"
+  | "BlockedAddress"
   | "Unauthorized"
   | "SecretNotFound"
   // ownership (what Sinker may write or delete)
@@ -33,6 +36,7 @@ export type ErrorReason =
   // the world is not (yet) as we need it
   | "SourceNotFound"
   | "ClusterUnreachable"
+  | "ResponseTooLarge"
   | "NotFound"
   | "Gone"
   | "Throttled"

@@ -39,6 +39,7 @@ export function openAPISchema(schema: Schema): Record<string, unknown> {
     );
   }
   if (schema.items !== undefined) out.items = openAPISchema(schema.items);
+  if (schema.maxItems !== undefined) out.maxItems = schema.maxItems;
   if (schema.listType !== undefined) out["x-kubernetes-list-type"] = schema.listType;
   if (schema.listMapKeys !== undefined) out["x-kubernetes-list-map-keys"] = [...schema.listMapKeys];
   if (schema.preserveUnknownFields) out["x-kubernetes-preserve-unknown-fields"] = true;

@@ -7,6 +7,8 @@
 
 /** The longest `fromFieldPath`/`toFieldPath` accepted (CRD `maxLength` and the JSONPath entry point's bound). */
 export const MAX_FIELD_PATH_LENGTH = 1024;
+/** The most mappings one ResourceSync may have (CRD `maxItems`, the validator and the projection). */
+export const MAX_MAPPINGS = 256;
 
 /** A CEL rule (`x-kubernetes-validations`) together with its TypeScript twin, which must agree with it. */
 export interface ValidationRule {
@@ -26,6 +28,7 @@ export interface Schema {
   properties?: Record<string, Schema>;
   required?: string[];
   items?: Schema;
+  maxItems?: number;
   minLength?: number;
   maxLength?: number;
   pattern?: string;
@@ -46,6 +49,45 @@ const nonEmpty = (description: string, maxLength?: number): Schema => ({
   ...(maxLength === undefined ? {} : { maxLength }),
 });
 
+/**
+ * Names become URL path segments of API requests, so they are checked before any request is made (SPEC 3,
+ * issue 10 item 8: `.` and `..` would address the collection or the namespace itself):
+ * - object names (any kind): what the API server accepts for every resource, a path segment of 1 to 253
+ *   characters that is not `.` or `..` and holds no `/` or `%` (each kind's own stricter rules are the API
+ *   server's business, e.g. DNS subdomains for ConfigMaps; RBAC kinds allow `:`);
+ * - namespaces: RFC 1123 labels (lower-case letters, digits, `-`; at most 63 characters);
+ * - Secret names: RFC 1123 subdomains; Secret keys: letters, digits, `-`, `_`, `.`, not `.` or `..`;
+ * - apiVersion `[group/]version` with a DNS-subdomain group and a DNS-label version; kind: letters and digits.
+ */
+export const OBJECT_NAME_PATTERN = "^(?:[^/%.][^/%]*|\\.[^/%.][^/%]*|\\.\\.[^/%]+)$";
+export const NAMESPACE_PATTERN = "^[a-z0-9](?:[-a-z0-9]*[a-z0-9])?$";
+export const DNS_SUBDOMAIN_PATTERN =
+  "^[a-z0-9](?:[-a-z0-9]*[a-z0-9])?(?:\\.[a-z0-9](?:[-a-z0-9]*[a-z0-9])?)*$";
+export const SECRET_KEY_PATTERN =
+  "^(?:[-_a-zA-Z0-9][-._a-zA-Z0-9]*|\\.[-_a-zA-Z0-9][-._a-zA-Z0-9]*|\\.\\.[-._a-zA-Z0-9]+)$";
+export const API_VERSION_PATTERN =
+  "^(?:[a-z0-9](?:[-a-z0-9]*[a-z0-9])?(?:\\.[a-z0-9](?:[-a-z0-9]*[a-z0-9])?)*/)?[a-z0-9](?:[-a-z0-9]*[a-z0-9])?$";
+export const KIND_PATTERN = "^[A-Za-z][A-Za-z0-9]*$";
+
+const objectName = (description: string): Schema => ({
+  type: "string",
+  description,
+  minLength: 1,
+  maxLength: 253,
+  pattern: OBJECT_NAME_PATTERN,
+  patternMessage: 'must be a valid object name: not "." or "..", without "/" or "%"',
+});
+
+const namespaceName = (description: string): Schema => ({
+  type: "string",
+  description,
+  minLength: 1,
+  maxLength: 63,
+  pattern: NAMESPACE_PATTERN,
+  patternMessage:
+    "must be a valid namespace name: lower-case letters, digits and '-', starting and ending alphanumeric",
+});
+
 export const MAPPING_RULE_MESSAGE = "a mapping must set fromFieldPath, toFieldPath or both";
 
 const resourceRefSchema = (end: "source" | "target"): Schema => ({
@@ -58,9 +100,17 @@ const resourceRefSchema = (end: "source" | "target"): Schema => ({
         "namespace (or cluster.namespace when cluster is set); a cluster-scoped kind has none.",
   required: ["apiVersion", "kind", "name"],
   properties: {
-    apiVersion: nonEmpty('API group and version of the object, e.g. "v1" or "apps/v1".'),
-    kind: nonEmpty('Kind of the object, e.g. "ConfigMap".'),
-    name: nonEmpty("Name of the object."),
+    apiVersion: {
+      ...nonEmpty('API group and version of the object, e.g. "v1" or "apps/v1".', 317),
+      pattern: API_VERSION_PATTERN,
+      patternMessage: 'must be "version" or "group/version", e.g. "v1" or "apps/v1"',
+    },
+    kind: {
+      ...nonEmpty('Kind of the object, e.g. "ConfigMap".', 253),
+      pattern: KIND_PATTERN,
+      patternMessage: 'must be a kind name of letters and digits, e.g. "ConfigMap"',
+    },
+    name: objectName("Name of the object."),
   },
 });
 
@@ -71,12 +121,10 @@ const clusterSchema: Schema = {
     "Sinker runs in, where a ResourceSync can only reach objects in its own namespace (or cluster-scoped ones).",
   required: ["kubeConfig"],
   properties: {
-    namespace: {
-      type: "string",
-      description:
-        "Namespace of the object in the remote cluster. Default: the namespace of the kubeconfig's current " +
+    namespace: namespaceName(
+      "Namespace of the object in the remote cluster. Default: the namespace of the kubeconfig's current " +
         'context, else "default".',
-    },
+    ),
     kubeConfig: {
       type: "object",
       description: "Where the kubeconfig of the remote cluster is stored. Its current context is used.",
@@ -90,12 +138,18 @@ const clusterSchema: Schema = {
             "expression that matches the whole namespace name of the ResourceSync.",
           required: ["name", "key"],
           properties: {
-            name: nonEmpty("Name of the Secret."),
-            key: nonEmpty("Key in the Secret's data holding the kubeconfig."),
-            namespace: {
-              type: "string",
-              description: "Namespace of the Secret. Default: the ResourceSync's namespace.",
+            name: {
+              ...nonEmpty("Name of the Secret.", 253),
+              pattern: DNS_SUBDOMAIN_PATTERN,
+              patternMessage: "must be a valid Secret name (lower-case RFC 1123 subdomain)",
             },
+            key: {
+              ...nonEmpty("Key in the Secret's data holding the kubeconfig.", 253),
+              pattern: SECRET_KEY_PATTERN,
+              patternMessage:
+                'must be a valid Secret key: letters, digits, "-", "_" and ".", not "." or ".."',
+            },
+            namespace: namespaceName("Namespace of the Secret. Default: the ResourceSync's namespace."),
           },
         },
       },
@@ -171,8 +225,9 @@ export const resourceSyncSpecSchema: Schema = {
       description:
         "Field mappings, applied in order onto an object holding only the target's apiVersion, kind, name and " +
         "namespace. Absent or empty: the target is a clone of the source (every top-level field except " +
-        "apiVersion, kind and metadata, plus the source's labels and annotations).",
+        "apiVersion, kind and metadata, plus the source's labels and annotations). At most 256 mappings.",
       items: mappingSchema,
+      maxItems: MAX_MAPPINGS,
     },
   },
 };

@@ -110,6 +110,11 @@ export function validateValue(value: unknown, schema: Schema, path: string, erro
         errors.push({ path, message: `must be an array, got ${describe(value)}` });
         return;
       }
+      if (schema.maxItems !== undefined && value.length > schema.maxItems) {
+        // Items are not checked one by one: the number of them is the problem (and bounds this loop).
+        errors.push({ path, message: `${value.length} items, at most ${schema.maxItems} are allowed` });
+        return;
+      }
       if (schema.items === undefined) return;
       for (let i = 0; i < value.length; i++) {
         const item: unknown = value[i];
@@ -130,7 +135,7 @@ export function validateValue(value: unknown, schema: Schema, path: string, erro
         });
       } else if (schema.maxLength !== undefined && value.length > schema.maxLength) {
         errors.push({ path, message: `longer than ${schema.maxLength} characters` });
-      } else if (schema.pattern !== undefined && !new RegExp(schema.pattern, "u").test(value)) {
+      } else if (schema.pattern !== undefined && !patternRegExp(schema.pattern).test(value)) {
         errors.push({ path, message: schema.patternMessage ?? `must match ${schema.pattern}` });
       } else if (schema.enum !== undefined && !schema.enum.includes(value)) {
         errors.push({ path, message: `must be one of ${schema.enum.join(", ")}` });
@@ -147,6 +152,18 @@ export function validateValue(value: unknown, schema: Schema, path: string, erro
         errors.push({ path, message: `must be a boolean, got ${describe(value)}` });
       return;
   }
+}
+
+const patterns = new Map<string, RegExp>();
+
+/** Sinker's own schema patterns (never a tenant's), compiled once. */
+function patternRegExp(pattern: string): RegExp {
+  let re = patterns.get(pattern);
+  if (re === undefined) {
+    re = new RegExp(pattern, "u");
+    patterns.set(pattern, re);
+  }
+  return re;
 }
 
 function join(path: string, name: string): string {

@@ -3,6 +3,7 @@
  * every case can be tested. `--flag value` and `--flag=value` are both accepted; booleans take no value or
  * `=true` / `=false`.
  */
+import { parseCidr } from "../kube/kubeconfig-policy.ts";
 import type { LogFormat } from "../log.ts";
 import { DEFAULT_LOG_DIRECTIVES, parseLogDirectives } from "../log.ts";
 
@@ -35,9 +36,13 @@ export interface ControllerConfig {
   as?: string;
   asGroups: string[];
   responseHeadersTimeoutMs: number;
+  /** Total time of one non-watch API request (connect, headers, whole body). */
+  requestTimeoutMs: number;
   adminAddr: AdminAddress;
   allowClusterScoped: boolean;
   allowUnsafeKubeconfigs: boolean;
+  /** Extra CIDR ranges remote clusters may not be reached at (besides link-local and metadata addresses). */
+  denyRemoteCidrs: string[];
   concurrency: number;
   /** Every synced ResourceSync is reconciled again after about this long (jittered ±10 %). */
   resyncPeriodMs: number;
@@ -58,6 +63,7 @@ export const DEFAULTS = {
   logLevel: DEFAULT_LOG_DIRECTIVES,
   logFormat: "plain" as LogFormat,
   responseHeadersTimeout: "9s",
+  requestTimeout: "30s",
   adminAddr: "0.0.0.0:8080",
   concurrency: 8,
   resyncPeriod: "10m",
@@ -91,6 +97,9 @@ Cluster access (as kubectl; without any, KUBECONFIG, ~/.kube/config, then in-clu
   --as-group <group>            impersonate this group (repeatable; needs --as)
   --kube-api-response-headers-timeout <duration>
                                 give up on an API request without response headers after this long (default ${DEFAULTS.responseHeadersTimeout})
+  --kube-api-request-timeout <duration>
+                                give up on an API request (not a watch) not complete after this long: connect,
+                                headers and whole body (default ${DEFAULTS.requestTimeout})
 
 Admin server:
   --admin-addr <host:port>      /live, /ready and /metrics (default ${DEFAULTS.adminAddr}; IPv6 as [::]:8080)
@@ -103,7 +112,9 @@ Controller:
   --allow-cluster-scoped        allow local cluster-scoped kinds as source or target (security: any tenant who can
                                 create a ResourceSync then reads/writes them with the controller's rights)
   --allow-unsafe-kubeconfigs    allow kubeconfigs from Secrets that run programs (exec, auth-provider), read local
-                                files or use a proxy
+                                files, use a proxy or skip TLS verification (any field outside the allow-list)
+  --deny-remote-cidr <cidr>     refuse remote cluster servers in this address range, e.g. 10.0.0.0/8 (repeatable;
+                                link-local and cloud metadata addresses are always refused)
 
 Leader election (a coordination.k8s.io/v1 Lease; run several replicas, one reconciles):
   --leader-elect                enable leader election (default off)
@@ -198,11 +209,13 @@ const FLAGS: Readonly<Record<string, FlagSpec>> = {
   as: { kind: "string" },
   "as-group": { kind: "list" },
   "kube-api-response-headers-timeout": { kind: "string" },
+  "kube-api-request-timeout": { kind: "string" },
   "admin-addr": { kind: "string" },
   concurrency: { kind: "string" },
   "resync-period": { kind: "string" },
   "allow-cluster-scoped": { kind: "bool" },
   "allow-unsafe-kubeconfigs": { kind: "bool" },
+  "deny-remote-cidr": { kind: "list" },
   "leader-elect": { kind: "bool" },
   "leader-election-id": { kind: "string" },
   "leader-election-namespace": { kind: "string" },
@@ -320,6 +333,8 @@ function buildConfig(
     "kube-api-response-headers-timeout",
     DEFAULTS.responseHeadersTimeout,
   );
+  const requestTimeoutMs = duration("kube-api-request-timeout", DEFAULTS.requestTimeout);
+  if (requestTimeoutMs < 1000) throw flagError("kube-api-request-timeout", "must be at least 1s");
 
   // Admin server
   let adminAddr: AdminAddress;
@@ -333,6 +348,15 @@ function buildConfig(
   const concurrencyText = strings.get("concurrency") ?? String(DEFAULTS.concurrency);
   if (!/^\d+$/.test(concurrencyText) || Number(concurrencyText) < 1 || Number(concurrencyText) > 1000) {
     throw flagError("concurrency", `"${concurrencyText}" is not a whole number from 1 to 1000`);
+  }
+
+  const denyRemoteCidrs = lists.get("deny-remote-cidr") ?? [];
+  for (const c of denyRemoteCidrs) {
+    try {
+      parseCidr(c);
+    } catch (err) {
+      throw flagError("deny-remote-cidr", (err as Error).message);
+    }
   }
 
   // Leader election
@@ -366,9 +390,11 @@ function buildConfig(
     logFormat,
     asGroups,
     responseHeadersTimeoutMs,
+    requestTimeoutMs,
     adminAddr,
     allowClusterScoped: bools.get("allow-cluster-scoped") ?? false,
     allowUnsafeKubeconfigs: bools.get("allow-unsafe-kubeconfigs") ?? false,
+    denyRemoteCidrs,
     concurrency: Number(concurrencyText),
     resyncPeriodMs: duration("resync-period", DEFAULTS.resyncPeriod),
     leaderElection: {

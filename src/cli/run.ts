@@ -72,6 +72,7 @@ export async function runController(
     local = ClusterClient.fromKubeConfig(kubeConfig, {
       name: "local",
       responseHeadersTimeoutMs: config.responseHeadersTimeoutMs,
+      limits: { requestTimeoutMs: config.requestTimeoutMs },
       impersonate: { ...(config.as !== undefined ? { user: config.as } : {}), groups: config.asGroups },
       userAgent: `sinker/${info.version}`,
     });
@@ -210,6 +211,8 @@ class Controller {
         concurrency: config.concurrency,
         allowClusterScoped: config.allowClusterScoped,
         allowUnsafeKubeconfigs: config.allowUnsafeKubeconfigs,
+        denyRemoteCidrs: config.denyRemoteCidrs,
+        requestTimeoutMs: config.requestTimeoutMs,
         responseHeadersTimeoutMs: config.responseHeadersTimeoutMs,
         resyncPeriodMs: config.resyncPeriodMs,
       });

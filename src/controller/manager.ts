@@ -10,6 +10,7 @@ import { asSinkerError, SinkerError } from "../errors.ts";
 import type { ClusterClient, ResourceInfo } from "../kube/client.ts";
 import { ApiEventRecorder } from "../kube/events.ts";
 import { Informer, stripForCache } from "../kube/informer.ts";
+import { AddressPolicy } from "../kube/kubeconfig-policy.ts";
 import type { KubeObject } from "../kube/object.ts";
 import { RemoteClusters } from "../kube/remote-clusters.ts";
 import { withRequestSignal } from "../kube/request-signal.ts";
@@ -38,6 +39,10 @@ export interface ControllerOptions {
   /** Opt-in: allow kubeconfigs from Secrets that run programs, read files or use proxies. */
   allowUnsafeKubeconfigs: boolean;
   responseHeadersTimeoutMs: number;
+  /** Extra CIDR ranges remote cluster servers may not be in (`--deny-remote-cidr`; tenant-proofing hook). */
+  denyRemoteCidrs?: string[];
+  /** Total deadline of one non-watch request to a remote cluster (`--kube-api-request-timeout`; hook). */
+  requestTimeoutMs?: number;
   /**
    * Every synced ResourceSync is reconciled again after about this long (±10 % jitter), repairing what a missed
    * event would leave; a resync costs no request while the cached target matches what was applied. Default 10 min.
@@ -134,6 +139,8 @@ export async function startController(options: ControllerOptions): Promise<Runni
     allowUnsafeKubeconfigs: options.allowUnsafeKubeconfigs,
     responseHeadersTimeoutMs: options.responseHeadersTimeoutMs,
     logger: logger.child({ module: "sinker::remote-clusters" }),
+    addressPolicy: new AddressPolicy(options.denyRemoteCidrs ?? []),
+    ...(options.requestTimeoutMs ? { requestTimeoutMs: options.requestTimeoutMs } : {}),
   });
   const ctx: ReconcileContext = {
     local,

@@ -10,16 +10,33 @@
  *   has a fixed 30 s timer and no bookmarks handling).
  *
  * Errors: every failure is a SinkerError. A non-2xx answer maps its HTTP status to a reason (see
- * `reasonForStatus`) and carries the API server's Status message; connection problems and 5xx are
+ * `reasonForStatus`) and carries the API server's Status message, reduced (api-message.ts: no quoted values);
+ * a body that is not a Status gives only the status code and reason phrase. Connection problems and 5xx are
  * `ClusterUnreachable`. Request bodies (which may be Secret data) never go into messages or logs.
+ *
+ * Servers are hostile (issue 10: a remote cluster is named by a tenant's kubeconfig):
+ * - every non-watch request, discovery included, has a TOTAL deadline (connect + headers + whole body), not
+ *   only gaps between chunks;
+ * - response bodies are capped (objects and lists: 32 MiB; error bodies: 64 KiB are read, the rest dropped),
+ *   a watch line is capped (16 MiB, watch-lines.ts), a list is capped in items and pages;
+ * - a client for a remote cluster has a circuit breaker (circuit-breaker.ts): after repeated transport failures
+ *   its requests fail at once for a cool-down, so a dead or slow cluster does not hold workers; its connections
+ *   resolve host names through the address policy (kubeconfig-policy.ts), and its error messages keep only the
+ *   Status reason, code and a reduced message.
  */
-import type { OutgoingHttpHeaders } from "node:http";
+import { type OutgoingHttpHeaders, STATUS_CODES } from "node:http";
 import type { RequestOptions } from "node:https";
+import type { LookupFunction } from "node:net";
 import { Agent, type Dispatcher, ProxyAgent, request } from "undici";
 import { type ErrorReason, SinkerError } from "../errors.ts";
+import { reduceApiMessage } from "./api-message.ts";
+import { CircuitBreaker } from "./circuit-breaker.ts";
 import type { KubeConfig } from "./client-node.ts";
 import { isPlainObject, type KubeObject } from "./object.ts";
 import { currentRequestSignal } from "./request-signal.ts";
+import { DEFAULT_MAX_WATCH_LINE_BYTES, type WatchEvent, WatchLineDecoder } from "./watch-lines.ts";
+
+export { parseWatchLine, type WatchEvent, type WatchEventType, WatchLineDecoder } from "./watch-lines.ts";
 
 export interface ResourceInfo {
   /** `v1` or `group/version`. */
@@ -33,14 +50,6 @@ export interface ResourceInfo {
   namespaced: boolean;
 }
 
-export type WatchEventType = "ADDED" | "MODIFIED" | "DELETED" | "BOOKMARK" | "ERROR";
-
-export interface WatchEvent {
-  type: WatchEventType;
-  /** For ERROR: a meta/v1 Status. For BOOKMARK: an object with only metadata.resourceVersion (and annotations). */
-  object: KubeObject;
-}
-
 export interface ClusterClientOptions {
   /** A label for logs and metrics: "local" or e.g. "secret/ns/name". Not unique: see `id`. */
   name: string;
@@ -49,7 +58,46 @@ export interface ClusterClientOptions {
   /** Adds Impersonate-User / Impersonate-Group headers on every request. */
   impersonate?: { user?: string; groups?: string[] };
   userAgent?: string;
+  /**
+   * Set for a cluster named by tenant input (a kubeconfig from a Secret): enables the circuit breaker, stricter
+   * error messages and the address policy's `lookup` for connections.
+   */
+  remote?: {
+    /** Resolves host names for connections (the address policy refuses denied addresses). */
+    lookup?: LookupFunction;
+    /**
+     * The breaker of this cluster; share one instance among the successive clients of one cluster (e.g. a
+     * client dropped when unused and made again) so that it outlives them. Default: a new one.
+     */
+    breaker?: CircuitBreaker;
+  };
+  /** Bounds (defaults: DEFAULT_CLIENT_LIMITS). */
+  limits?: Partial<ClientLimits>;
 }
+
+export interface ClientLimits {
+  /** Total time for one non-watch request: connect, headers and the whole body. */
+  requestTimeoutMs: number;
+  /** Largest response body of a non-watch request. */
+  maxResponseBytes: number;
+  /** Bytes of an error body read (the rest is dropped). */
+  maxErrorBodyBytes: number;
+  /** Longest watch line (one event). */
+  maxWatchLineBytes: number;
+  /** Most items of one list (all pages of a continued list together). */
+  maxListItems: number;
+  /** Most pages of one continued list. */
+  maxListPages: number;
+}
+
+export const DEFAULT_CLIENT_LIMITS: Readonly<ClientLimits> = {
+  requestTimeoutMs: 30_000,
+  maxResponseBytes: 32 * 1024 * 1024,
+  maxErrorBodyBytes: 64 * 1024,
+  maxWatchLineBytes: DEFAULT_MAX_WATCH_LINE_BYTES,
+  maxListItems: 100_000,
+  maxListPages: 1000,
+};
 
 export interface ListOptions {
   labelSelector?: string;
@@ -126,22 +174,41 @@ export function reasonForStatus(status: number): ErrorReason {
 }
 
 /**
- * Builds the SinkerError for a non-2xx answer. `body` is the response body text (a meta/v1 Status when the API
- * server answered); only its `message` is used, never anything we sent.
+ * Builds the SinkerError for a non-2xx answer. `body` is the response body text (a meta/v1 Status when an API
+ * server answered). Only a Status's message is used, reduced (no quoted values); any other body gives the
+ * status code and reason phrase only. For a `remote` cluster, the message keeps the Status reason and a reduced
+ * message of at most 300 characters.
  */
-export function apiError(cluster: string, status: number, body: string, what: string): SinkerError {
-  let message: string | undefined;
+export function apiError(
+  cluster: string,
+  status: number,
+  body: string,
+  what: string,
+  remote = false,
+): SinkerError {
+  const phrase = STATUS_CODES[status] ?? "";
+  let message = `HTTP ${status}${phrase ? ` ${phrase}` : ""}`;
+  let parsed: unknown;
   try {
-    const parsed: unknown = JSON.parse(body);
-    if (isPlainObject(parsed) && typeof parsed.message === "string" && parsed.message !== "") {
-      message = parsed.message;
-    }
+    parsed = JSON.parse(body);
   } catch {
-    // not JSON (a proxy, a load balancer): fall through
+    parsed = undefined; // not JSON (a proxy, a load balancer, a hostile server): never reflected
   }
-  if (message === undefined) {
-    const text = body.trim().replace(/\s+/g, " ");
-    message = text === "" ? `HTTP ${status}` : `HTTP ${status}: ${text.slice(0, 200)}`;
+  if (
+    isPlainObject(parsed) &&
+    parsed.kind === "Status" &&
+    typeof parsed.message === "string" &&
+    parsed.message !== ""
+  ) {
+    if (remote) {
+      const reason =
+        typeof parsed.reason === "string" && /^[A-Za-z]{1,64}$/.test(parsed.reason) ? parsed.reason : "";
+      let reduced = reduceApiMessage(parsed.message).replace(/[^\x20-\x7e]/g, "?");
+      if (reduced.length > 300) reduced = `${reduced.slice(0, 300)}…`;
+      message = `${message}${reason ? ` (${reason})` : ""}: ${reduced}`;
+    } else {
+      message = reduceApiMessage(parsed.message);
+    }
   }
   const reason = reasonForStatus(status);
   const prefix =
@@ -165,73 +232,29 @@ export function transportError(cluster: string, err: unknown, what: string): Sin
       ? "no response headers within the timeout"
       : code === "UND_ERR_BODY_TIMEOUT"
         ? "response body stalled"
-        : msg;
+        : code === "ESINKERBLOCKED"
+          ? "the server's address is link-local, cloud metadata or denied by the operator"
+          : msg;
   return new SinkerError("ClusterUnreachable", `cluster "${cluster}" unreachable (${what}): ${detail}`, {
     cause: err,
   });
+}
+
+function cancelledError(cluster: string, what: string): SinkerError {
+  return new SinkerError("Cancelled", `cluster "${cluster}": ${what} cancelled`);
+}
+
+/** A headers or body timeout of undici. */
+function isTimeout(err: unknown): boolean {
+  const e = err as { code?: unknown; cause?: { code?: unknown } };
+  const code = e?.code ?? e?.cause?.code;
+  return code === "UND_ERR_HEADERS_TIMEOUT" || code === "UND_ERR_BODY_TIMEOUT";
 }
 
 function isConnectionReset(err: unknown): boolean {
   const e = err as { code?: unknown; cause?: { code?: unknown } };
   const code = e?.code ?? e?.cause?.code;
   return code === "ECONNRESET" || code === "UND_ERR_SOCKET" || code === "EPIPE";
-}
-
-/**
- * Splits a watch stream into JSON lines. Feed it chunks; it calls back once per complete, non-empty line.
- * A line that is not a valid watch event throws (the stream is then broken: restart the watch).
- */
-export class WatchLineDecoder {
-  #buffer = "";
-  readonly #decoder = new TextDecoder("utf-8");
-  readonly #onEvent: (e: WatchEvent) => void;
-
-  constructor(onEvent: (e: WatchEvent) => void) {
-    this.#onEvent = onEvent;
-  }
-
-  write(chunk: Uint8Array | string): void {
-    this.#buffer += typeof chunk === "string" ? chunk : this.#decoder.decode(chunk, { stream: true });
-    let nl = this.#buffer.indexOf("\n");
-    while (nl >= 0) {
-      const line = this.#buffer.slice(0, nl);
-      this.#buffer = this.#buffer.slice(nl + 1);
-      if (line.trim() !== "") this.#onEvent(parseWatchLine(line));
-      nl = this.#buffer.indexOf("\n");
-    }
-  }
-
-  /** End of stream: a last line without a newline is still an event. */
-  end(): void {
-    this.#buffer += this.#decoder.decode();
-    const rest = this.#buffer;
-    this.#buffer = "";
-    if (rest.trim() !== "") this.#onEvent(parseWatchLine(rest));
-  }
-}
-
-const WATCH_TYPES = new Set<string>(["ADDED", "MODIFIED", "DELETED", "BOOKMARK", "ERROR"]);
-
-/** Parses one line of a watch stream. Throws a SinkerError (never echoing the line) when it is not an event. */
-export function parseWatchLine(line: string): WatchEvent {
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(line);
-  } catch {
-    throw new SinkerError(
-      "ClusterUnreachable",
-      `watch stream carried a line that is not JSON (${line.length} bytes)`,
-    );
-  }
-  if (
-    !isPlainObject(parsed) ||
-    typeof parsed.type !== "string" ||
-    !WATCH_TYPES.has(parsed.type) ||
-    !isPlainObject(parsed.object)
-  ) {
-    throw new SinkerError("ClusterUnreachable", "watch stream carried a line that is not a watch event");
-  }
-  return { type: parsed.type as WatchEventType, object: parsed.object as KubeObject };
 }
 
 /** `apps/v1` → { group: "apps", version: "v1" }, `v1` → { group: "", version: "v1" }. */
@@ -277,6 +300,12 @@ export class ClusterClient {
   #dispatcher: Dispatcher | undefined;
   readonly #discovery = new Map<string, Promise<GroupVersionCache>>();
   #closed = false;
+  readonly #limits: ClientLimits;
+  readonly #remote: ClusterClientOptions["remote"];
+  /** Remote clusters only. */
+  readonly #breaker: CircuitBreaker | undefined;
+  /** Continue token handed out → [pages so far, items so far] of that list (bounded, see list()). */
+  readonly #listChains = new Map<string, [number, number]>();
 
   private constructor(kc: KubeConfig, opts: ClusterClientOptions, server: string) {
     this.#kc = kc;
@@ -284,6 +313,9 @@ export class ClusterClient {
     this.id = nextClientId++;
     this.server = server;
     this.#headersTimeoutMs = opts.responseHeadersTimeoutMs ?? DEFAULT_HEADERS_TIMEOUT_MS;
+    this.#limits = { ...DEFAULT_CLIENT_LIMITS, ...opts.limits };
+    this.#remote = opts.remote;
+    this.#breaker = opts.remote ? (opts.remote.breaker ?? new CircuitBreaker()) : undefined;
     const extra: Record<string, string | string[]> = {
       "user-agent": opts.userAgent ?? "sinker",
       accept: "application/json",
@@ -435,12 +467,33 @@ export class ClusterClient {
       );
     }
     const meta = isPlainObject(body.metadata) ? body.metadata : {};
+    // A continued list: count its pages and items across calls (a hostile server may never stop paging).
+    const chain = (opts.continue ? this.#listChains.get(opts.continue) : undefined) ?? [0, 0];
+    if (opts.continue) this.#listChains.delete(opts.continue);
+    const pages = chain[0] + 1;
+    const total = chain[1] + body.items.length;
+    if (total > this.#limits.maxListItems || pages > this.#limits.maxListPages) {
+      this.#breaker?.failure();
+      throw new SinkerError(
+        "ResponseTooLarge",
+        `cluster "${this.name}": list ${res.plural} returned more than ${this.#limits.maxListItems} items or ` +
+          `${this.#limits.maxListPages} pages`,
+      );
+    }
     const items = body.items.filter(isPlainObject).map((o) => this.#withTypeMeta(res, o as KubeObject));
     const out: ListResult = {
       items,
       resourceVersion: typeof meta.resourceVersion === "string" ? meta.resourceVersion : "",
     };
-    if (typeof meta.continue === "string" && meta.continue !== "") out.continue = meta.continue;
+    if (typeof meta.continue === "string" && meta.continue !== "") {
+      out.continue = meta.continue;
+      this.#listChains.set(meta.continue, [pages, total]);
+      // Abandoned lists leave entries behind: keep the newest few.
+      if (this.#listChains.size > 64) {
+        const oldest = this.#listChains.keys().next();
+        if (!oldest.done) this.#listChains.delete(oldest.value);
+      }
+    }
     return out;
   }
 
@@ -483,6 +536,7 @@ export class ClusterClient {
       arm();
       const dispatcher = await this.#getDispatcher();
       const headers = await this.#headers(undefined);
+      this.#admit();
       let response: Dispatcher.ResponseData;
       try {
         response = await request(this.server + path, {
@@ -494,25 +548,35 @@ export class ClusterClient {
           headersTimeout: this.#headersTimeoutMs,
         });
       } catch (err) {
-        if (opts.signal.aborted && !idleFired) return;
+        if (opts.signal.aborted && !idleFired) {
+          this.#breaker?.abandon(); // not the server's fault; a probe must not stay pending
+          return;
+        }
+        this.#breaker?.failure(idleFired || isTimeout(err));
         throw idleFired ? this.#idleError(what, idleMs) : transportError(this.name, err, what);
       }
+      this.#breaker?.success();
       if (response.statusCode < 200 || response.statusCode >= 300) {
-        const text = await response.body.text().catch(() => "");
-        throw apiError(this.name, response.statusCode, text, what);
+        const text = await readErrorBody(response.body, this.#limits.maxErrorBodyBytes);
+        throw apiError(this.name, response.statusCode, text, what, this.#remote !== undefined);
       }
       arm();
       opts.onOpen?.();
       let handlerFailed = false;
       const decoder = new WatchLineDecoder((e) => {
         if (e.type !== "ERROR" && e.type !== "BOOKMARK") this.#withTypeMeta(res, e.object);
+        // An ERROR event's Status message is reduced like any API error message (it ends up in logs/status).
+        if (e.type === "ERROR" && typeof e.object.message === "string") {
+          const reduced = reduceApiMessage(e.object.message);
+          e.object.message = this.#remote ? reduced.slice(0, 300).replace(/[^\x20-\x7e]/g, "?") : reduced;
+        }
         try {
           onEvent(e);
         } catch (err) {
           handlerFailed = true;
           throw err;
         }
-      });
+      }, this.#limits.maxWatchLineBytes);
       try {
         for await (const chunk of response.body) {
           arm();
@@ -521,6 +585,7 @@ export class ClusterClient {
         decoder.end();
       } catch (err) {
         response.body.destroy();
+        if (err instanceof SinkerError && err.reason === "ResponseTooLarge") this.#breaker?.failure();
         if (handlerFailed || err instanceof SinkerError) throw err;
         if (opts.signal.aborted && !idleFired) return;
         if (idleFired) throw this.#idleError(what, idleMs);
@@ -676,9 +741,46 @@ export class ClusterClient {
     const dispatcher = await this.#getDispatcher();
     const headers = await this.#headers(contentType);
     // the cancellation of the reconcile (or other work) this request is part of: leadership lost, stopping
-    const signal = currentRequestSignal();
-    const cancelled = () => new SinkerError("Cancelled", `cluster "${this.name}": ${what} cancelled`);
-    if (signal?.aborted) throw cancelled();
+    const cancellation = currentRequestSignal();
+    if (cancellation?.aborted) throw cancelledError(this.name, what);
+    this.#admit();
+    // One deadline for the whole exchange, retry included: connect, headers and every byte of the body. (A timer
+    // cleared at the end, not AbortSignal.timeout, which would keep every request's signal alive until it fires.)
+    const controller = new AbortController();
+    const timer = setTimeout(() => controller.abort(), this.#limits.requestTimeoutMs);
+    const onCancel = () => controller.abort();
+    cancellation?.addEventListener("abort", onCancel, { once: true });
+    try {
+      return await this.#exchange(
+        method,
+        path,
+        body,
+        headers,
+        dispatcher,
+        controller.signal,
+        what,
+        notFoundOk,
+      );
+    } catch (err) {
+      if (cancellation?.aborted) throw cancelledError(this.name, what);
+      throw err;
+    } finally {
+      clearTimeout(timer);
+      cancellation?.removeEventListener("abort", onCancel);
+    }
+  }
+
+  /** One exchange of #send; `deadline` aborts on the total deadline or on cancellation. */
+  async #exchange(
+    method: "GET" | "POST" | "PUT" | "PATCH" | "DELETE",
+    path: string,
+    body: string | undefined,
+    headers: Record<string, string | string[]>,
+    dispatcher: Dispatcher,
+    deadline: AbortSignal,
+    what: string,
+    notFoundOk: boolean,
+  ): Promise<KubeObject | undefined> {
     let response: Dispatcher.ResponseData | undefined;
     let text = "";
     for (let attempt = 1; response === undefined; attempt++) {
@@ -688,25 +790,45 @@ export class ClusterClient {
           headers,
           body,
           dispatcher,
-          ...(signal ? { signal } : {}),
+          signal: deadline,
           headersTimeout: this.#headersTimeoutMs,
           bodyTimeout: BODY_TIMEOUT_MS,
         });
-        text = await response.body.text();
+        text =
+          response.statusCode >= 200 && response.statusCode < 300
+            ? await readBody(response, this.#limits.maxResponseBytes, this.name, what)
+            : await readErrorBody(response.body, this.#limits.maxErrorBodyBytes);
       } catch (err) {
         // a pooled keep-alive connection that the server (or a load balancer) closed meanwhile: a GET is safe
         // to send once more on a fresh connection
-        if (method === "GET" && attempt === 1 && isConnectionReset(err)) {
+        if (method === "GET" && attempt === 1 && isConnectionReset(err) && !deadline.aborted) {
           response = undefined;
           continue;
         }
-        if (signal?.aborted) throw cancelled();
+        if (currentRequestSignal()?.aborted) {
+          this.#breaker?.abandon();
+          throw cancelledError(this.name, what);
+        }
+        this.#breaker?.failure(deadline.aborted || isTimeout(err));
+        if (err instanceof SinkerError) throw err;
+        if (deadline.aborted) {
+          throw new SinkerError(
+            "ClusterUnreachable",
+            `cluster "${this.name}" unreachable (${what}): no complete answer within ` +
+              `${Math.round(this.#limits.requestTimeoutMs / 1000)} s`,
+            { cause: err },
+          );
+        }
         throw transportError(this.name, err, what);
       }
     }
-    if (response.statusCode === 404 && notFoundOk) return undefined;
+    if (response.statusCode === 404 && notFoundOk) {
+      this.#breaker?.success();
+      return undefined;
+    }
     if (response.statusCode < 200 || response.statusCode >= 300) {
-      throw apiError(this.name, response.statusCode, text, what);
+      this.#breaker?.success();
+      throw apiError(this.name, response.statusCode, text, what, this.#remote !== undefined);
     }
     let parsed: unknown;
     try {
@@ -715,12 +837,29 @@ export class ClusterClient {
       parsed = undefined;
     }
     if (!isPlainObject(parsed)) {
+      this.#breaker?.failure();
       throw new SinkerError(
         "ClusterUnreachable",
         `cluster "${this.name}": ${what} returned a body that is not a JSON object`,
       );
     }
+    this.#breaker?.success();
     return parsed as KubeObject;
+  }
+
+  /** Throws at once when the circuit breaker of this (remote) cluster is open. */
+  #admit(): void {
+    if (this.#breaker === undefined || this.#breaker.allow()) return;
+    throw new SinkerError(
+      "ClusterUnreachable",
+      `cluster "${this.name}" failed repeatedly: requests suspended for ` +
+        `${Math.ceil(this.#breaker.retryInMs() / 1000)} s (circuit breaker open)`,
+    );
+  }
+
+  /** The state of this client's circuit breaker ("closed" for a local client, which has none). */
+  get breakerState(): "closed" | "open" | "half-open" {
+    return this.#breaker?.state ?? "closed";
   }
 
   async #credentials(): Promise<Credentials> {
@@ -783,7 +922,16 @@ export class ClusterClient {
             }
             d = new ProxyAgent({ uri: proxyUrl, requestTls: tls, ...common });
           } else {
-            d = new Agent({ connect: { ...tls, keepAlive: true, keepAliveInitialDelay: 30_000 }, ...common });
+            const lookup = this.#remote?.lookup;
+            d = new Agent({
+              connect: {
+                ...tls,
+                keepAlive: true,
+                keepAliveInitialDelay: 30_000,
+                ...(lookup ? { lookup } : {}),
+              },
+              ...common,
+            });
           }
           this.#dispatcher = d;
           this.#pendingDispatcher = undefined;
@@ -804,4 +952,52 @@ export class ClusterClient {
     if (contentType) out["content-type"] = contentType;
     return out;
   }
+}
+
+/** Reads a 2xx body, failing with ResponseTooLarge past `max` bytes (announced or received). */
+async function readBody(
+  response: Dispatcher.ResponseData,
+  max: number,
+  cluster: string,
+  what: string,
+): Promise<string> {
+  const tooLarge = () =>
+    new SinkerError(
+      "ResponseTooLarge",
+      `cluster "${cluster}": ${what} returned more than ${Math.round(max / 1024 / 1024)} MiB`,
+    );
+  const announced = Number(response.headers["content-length"]);
+  if (Number.isFinite(announced) && announced > max) {
+    response.body.destroy();
+    throw tooLarge();
+  }
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of response.body) {
+    size += (chunk as Buffer).length;
+    if (size > max) {
+      response.body.destroy();
+      throw tooLarge();
+    }
+    chunks.push(chunk as Buffer);
+  }
+  return Buffer.concat(chunks, size).toString("utf8");
+}
+
+/** The first `max` bytes of an error body (a Status is small); the rest is not read. Never throws. */
+async function readErrorBody(body: Dispatcher.ResponseData["body"], max: number): Promise<string> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  try {
+    for await (const chunk of body) {
+      chunks.push(chunk as Buffer);
+      size += (chunk as Buffer).length;
+      if (size >= max) break;
+    }
+  } catch {
+    // a broken error body: what we have is enough
+  } finally {
+    body.destroy();
+  }
+  return Buffer.concat(chunks, size).subarray(0, max).toString("utf8");
 }

@@ -6,19 +6,24 @@
  *   (Secret uid, resourceVersion, key): an unchanged Secret costs no new connection or discovery, a changed one
  *   gives a new client (with a new `id`, hence new informers in Watches).
  *
- * A kubeconfig from a Secret is tenant input. Unless `allowUnsafeKubeconfigs`, it may not run programs (`exec`,
- * `auth-provider`), read files of the controller (token-file / tokenFile, client-certificate, client-key,
- * certificate-authority given as paths) or use a proxy (`proxy-url`). It is checked on the raw YAML BEFORE
- * @kubernetes/client-node sees it, because client-node reads `token-file` while parsing.
+ * A kubeconfig from a Secret is tenant input. Unless `allowUnsafeKubeconfigs`, it may hold only the fields and
+ * types of an allow-list (kubeconfig-policy.ts): no programs (`exec`, `auth-provider`), no files of the
+ * controller, no proxy, no disabled TLS verification. It is checked on the raw YAML BEFORE @kubernetes/client-node
+ * sees it, because client-node reads `token-file` while parsing. Its server must be an https URL whose address is
+ * not link-local, metadata or denied by the operator (`--deny-remote-cidr`), also after DNS resolution.
  *
  * Nothing from the Secret's data is ever put in a message or a log line: only Secret, user and cluster names.
  */
-import { createContext, Script } from "node:vm";
+import { createHash } from "node:crypto";
 import type { Logger } from "pino";
 import { parse as parseYaml } from "yaml";
-import { SinkerError } from "../errors.ts";
+import { NAMESPACE_PATTERN } from "../api/schema.ts";
+import { type ErrorReason, SinkerError } from "../errors.ts";
+import { compileRegex } from "../regex.ts";
+import { CircuitBreaker } from "./circuit-breaker.ts";
 import { ClusterClient } from "./client.ts";
 import { KubeConfig } from "./client-node.ts";
+import { AddressPolicy, kubeconfigFindings, serverUrlProblem } from "./kubeconfig-policy.ts";
 import { isPlainObject, type KubeObject } from "./object.ts";
 
 export const ALLOWED_NAMESPACES_ANNOTATION = "sinker.influxdata.io/allowed-namespaces";
@@ -49,34 +54,31 @@ export function checkSecretAccess(
   const denied = () => new SinkerError("SecretAccessDenied", SECRET_ACCESS_DENIED_MESSAGE);
   const pattern = secret?.metadata?.annotations?.[ALLOWED_NAMESPACES_ANNOTATION];
   if (typeof pattern !== "string") throw denied();
-  let re: RegExp;
-  try {
-    re = new RegExp(`^(?:${pattern})$`);
-  } catch {
-    throw denied();
-  }
-  if (!boundedTest(re, rsNamespace)) throw denied();
+  if (!namespaceAllowed(pattern, rsNamespace)) throw denied();
 }
 
-// JavaScript regular expressions backtrack (the Rust original's are linear-time): an expression like `(a+)+`
-// against a 63-character namespace would hang the controller. The match runs under a time limit instead, and
-// an expression that takes longer counts as not matching.
-const REGEX_TIME_LIMIT_MS = 100;
-const regexScript = new Script("re.test(input)");
-const regexContext = createContext({ re: /$^/, input: "" });
-
-function boundedTest(re: RegExp, input: string): boolean {
-  regexContext.re = re;
-  regexContext.input = input;
-  try {
-    return regexScript.runInContext(regexContext, { timeout: REGEX_TIME_LIMIT_MS }) === true;
-  } catch {
-    return false;
-  } finally {
-    regexContext.re = /$^/;
-    regexContext.input = "";
+/**
+ * Does the allowed-namespaces expression match the whole namespace name? RE2 syntax on the linear-time engine
+ * (as the Rust controller's regex crate: `(?i)`, `(?P<n>…)`, `\A`, `\z`, `[[:alpha:]]`), anchored at both
+ * ends. An invalid expression matches nothing. Answers are cached by (expression, namespace): every reconcile
+ * of every ResourceSync asks again, and a Secret update requeues them all.
+ */
+export function namespaceAllowed(pattern: string, namespace: string): boolean {
+  const key = `${pattern}\u0000${namespace}`;
+  const hit = answers.get(key);
+  if (hit !== undefined) return hit;
+  const compiled = compileRegex(pattern, "re2");
+  const answer = compiled.ok && compiled.regex.matchesWhole(namespace);
+  answers.set(key, answer);
+  if (answers.size > ANSWER_CACHE_SIZE) {
+    const oldest = answers.keys().next();
+    if (!oldest.done) answers.delete(oldest.value);
   }
+  return answer;
 }
+
+const ANSWER_CACHE_SIZE = 4096;
+const answers = new Map<string, boolean>();
 
 export interface RemoteClustersOptions {
   /** Operator opt-in: allow exec / auth-provider / file paths / proxy-url in kubeconfigs from Secrets. */
@@ -84,6 +86,10 @@ export interface RemoteClustersOptions {
   responseHeadersTimeoutMs: number;
   logger: Logger;
   userAgent?: string;
+  /** Addresses remote servers may not have (default: link-local and metadata addresses). */
+  addressPolicy?: AddressPolicy;
+  /** Total deadline of one non-watch request (default: the client's, 30 s). */
+  requestTimeoutMs?: number;
 }
 
 export interface RemoteCluster {
@@ -92,64 +98,76 @@ export interface RemoteCluster {
   namespace: string | undefined;
 }
 
-/** Names what makes a parsed kubeconfig unsafe (empty: safe). Never includes values. */
-export function unsafeKubeconfigFindings(config: unknown): string[] {
-  const found: string[] = [];
-  if (!isPlainObject(config)) return found;
-  const named = (list: unknown, field: string): Array<{ name: string; body: Record<string, unknown> }> =>
-    Array.isArray(list)
-      ? list.filter(isPlainObject).map((e, i) => ({
-          name: typeof e.name === "string" ? e.name : `#${i}`,
-          body: isPlainObject(e[field]) ? (e[field] as Record<string, unknown>) : {},
-        }))
-      : [];
-  for (const { name, body } of named(config.users, "user")) {
-    if (body.exec !== undefined && body.exec !== null)
-      found.push(`user "${name}" uses an exec credential plugin`);
-    if (body["auth-provider"] !== undefined && body["auth-provider"] !== null) {
-      found.push(`user "${name}" uses an auth-provider`);
-    }
-    for (const f of ["token-file", "tokenFile", "client-certificate", "client-key"]) {
-      if (typeof body[f] === "string" && body[f] !== "") found.push(`user "${name}" reads ${f} from a file`);
-    }
-  }
-  for (const { name, body } of named(config.clusters, "cluster")) {
-    for (const f of ["certificate-authority"]) {
-      if (typeof body[f] === "string" && body[f] !== "")
-        found.push(`cluster "${name}" reads ${f} from a file`);
-    }
-    if (typeof body["proxy-url"] === "string" && body["proxy-url"] !== "") {
-      found.push(`cluster "${name}" uses a proxy (proxy-url)`);
-    }
-  }
-  return found;
-}
+/** Kubeconfig text larger than this is refused before it is parsed (real ones are a few KiB). */
+export const MAX_KUBECONFIG_BYTES = 512 * 1024;
+/** Parsed kubeconfigs (and refusals) kept, by content. */
+export const KUBECONFIG_CACHE_SIZE = 64;
+
+type Parsed =
+  | { ok: true; kubeConfig: KubeConfig; namespace: string | undefined }
+  | { ok: false; reason: ErrorReason; detail: string };
+
+const parsedCache = new Map<string, Parsed>();
 
 /**
- * Parses and checks kubeconfig text. Throws InvalidKubeconfig / UnsafeKubeconfig with messages that name
- * `where` (e.g. `Secret ns/name key "value"`) and never any value from the text.
+ * Parses and checks kubeconfig text. Throws InvalidKubeconfig / UnsafeKubeconfig / BlockedAddress with messages
+ * that name `where` (e.g. `Secret ns/name key "value"`) and never any value from the text. Results, refusals
+ * included, are cached by content: a Secret reconciled again costs a hash, not a parse. The returned KubeConfig
+ * may be shared: do not change it.
  */
 export function loadKubeconfig(
   text: string,
   where: string,
   allowUnsafe: boolean,
+  policy: AddressPolicy = DEFAULT_ADDRESS_POLICY,
 ): { kubeConfig: KubeConfig; namespace: string | undefined } {
+  const key = createHash("sha256")
+    .update(`${allowUnsafe}\u0000${policy.cidrs.join(",")}\u0000`)
+    .update(text)
+    .digest("base64");
+  let parsed = parsedCache.get(key);
+  if (parsed === undefined) {
+    parsed = parseKubeconfig(text, allowUnsafe, policy);
+    parsedCache.set(key, parsed);
+    if (parsedCache.size > KUBECONFIG_CACHE_SIZE) {
+      const oldest = parsedCache.keys().next();
+      if (!oldest.done) parsedCache.delete(oldest.value);
+    }
+  } else {
+    parsedCache.delete(key);
+    parsedCache.set(key, parsed);
+  }
+  if (!parsed.ok) throw new SinkerError(parsed.reason, `kubeconfig in ${where} ${parsed.detail}`);
+  return { kubeConfig: parsed.kubeConfig, namespace: parsed.namespace };
+}
+
+const DEFAULT_ADDRESS_POLICY = new AddressPolicy();
+/** Circuit breakers kept (one per Secret and server; least recently used dropped). */
+const MAX_BREAKERS = 4096;
+const NAMESPACE_RE = new RegExp(NAMESPACE_PATTERN, "u");
+
+function parseKubeconfig(text: string, allowUnsafe: boolean, policy: AddressPolicy): Parsed {
+  const fail = (reason: ErrorReason, detail: string): Parsed => ({ ok: false, reason, detail });
+  if (Buffer.byteLength(text) > MAX_KUBECONFIG_BYTES) {
+    return fail("InvalidKubeconfig", `is larger than ${MAX_KUBECONFIG_BYTES / 1024} KiB`);
+  }
   let raw: unknown;
   try {
     raw = parseYaml(text);
   } catch {
     // the parser's message quotes the offending text: do not pass it on
-    throw new SinkerError("InvalidKubeconfig", `kubeconfig in ${where} is not valid YAML`);
+    return fail("InvalidKubeconfig", "is not valid YAML");
   }
-  if (!isPlainObject(raw))
-    throw new SinkerError("InvalidKubeconfig", `kubeconfig in ${where} is not a YAML mapping`);
+  if (!isPlainObject(raw)) return fail("InvalidKubeconfig", "is not a YAML mapping");
   if (!allowUnsafe) {
-    const findings = unsafeKubeconfigFindings(raw);
+    const findings = kubeconfigFindings(raw);
     if (findings.length > 0) {
-      throw new SinkerError(
+      return fail(
         "UnsafeKubeconfig",
-        `kubeconfig in ${where} is refused: ${findings.join("; ")}. Kubeconfigs from Secrets may not run programs, ` +
-          "read files or use proxies unless the operator allows unsafe kubeconfigs",
+        `is refused: ${findings.slice(0, 5).join("; ")}${findings.length > 5 ? "; …" : ""}. Kubeconfigs from ` +
+          "Secrets may only hold inline certificates (*-data), a token or a user name and password, " +
+          "tls-server-name, and may not run programs, read files, use proxies or skip TLS verification unless " +
+          "the operator allows unsafe kubeconfigs",
       );
     }
   }
@@ -160,27 +178,23 @@ export function loadKubeconfig(
     const m = err instanceof Error ? err.message : "";
     // client-node's own validation messages name only the entry ("clusters[0].cluster.server is missing")
     const safe = /^(clusters|users|contexts)\[\d+\]\.[\w.]+ is missing$/.test(m) ? `: ${m}` : "";
-    throw new SinkerError("InvalidKubeconfig", `kubeconfig in ${where} cannot be loaded${safe}`);
+    return fail("InvalidKubeconfig", `cannot be loaded${safe}`);
   }
   const current = kc.getCurrentContext();
-  if (!current) throw new SinkerError("InvalidKubeconfig", `kubeconfig in ${where} has no current-context`);
+  if (!current) return fail("InvalidKubeconfig", "has no current-context");
   const ctx = kc.getContextObject(current);
-  if (!ctx) {
-    throw new SinkerError(
-      "InvalidKubeconfig",
-      `kubeconfig in ${where}: current-context "${current}" is not defined`,
-    );
-  }
-  if (!kc.getCluster(ctx.cluster)) {
-    throw new SinkerError(
-      "InvalidKubeconfig",
-      `kubeconfig in ${where}: cluster "${ctx.cluster}" is not defined`,
-    );
-  }
+  if (!ctx) return fail("InvalidKubeconfig", `names a current-context that is not defined`);
+  const cluster = kc.getCluster(ctx.cluster);
+  if (!cluster) return fail("InvalidKubeconfig", `has a context whose cluster is not defined`);
   if (ctx.user && !kc.getUser(ctx.user)) {
-    throw new SinkerError("InvalidKubeconfig", `kubeconfig in ${where}: user "${ctx.user}" is not defined`);
+    return fail("InvalidKubeconfig", `has a context whose user is not defined`);
   }
-  return { kubeConfig: kc, namespace: ctx.namespace || undefined };
+  if (ctx.namespace && !NAMESPACE_RE.test(ctx.namespace)) {
+    return fail("InvalidKubeconfig", "has a context namespace that is not a valid namespace name");
+  }
+  const urlProblem = serverUrlProblem(cluster.server, policy);
+  if (urlProblem) return fail(urlProblem.reason, `is refused: ${urlProblem.detail}`);
+  return { ok: true, kubeConfig: kc, namespace: ctx.namespace || undefined };
 }
 
 interface CacheEntry {
@@ -196,8 +210,17 @@ export class RemoteClusters {
   readonly #headersTimeoutMs: number;
   readonly #logger: Logger;
   readonly #userAgent: string | undefined;
+  readonly #addressPolicy: AddressPolicy;
+  readonly #requestTimeoutMs: number | undefined;
   /** `${uid}/${resourceVersion}/${key}` → client */
   readonly #cache = new Map<string, CacheEntry>();
+  /**
+   * Circuit breakers by Secret uid + server URL: they outlive the clients (dropped when unused, made again on
+   * the next reconcile), and one tenant's failures (e.g. a wrong CA for a shared server) never open another's.
+   */
+  readonly #breakers = new Map<string, CircuitBreaker>();
+  /** `${uid}/${resourceVersion}/${key}` → why its kubeconfig was refused (bounded; not even decoded again). */
+  readonly #refused = new Map<string, SinkerError>();
   readonly #namespaces = new WeakMap<ClusterClient, string | undefined>();
   /** `namespace/name/key` of a Secret → the entry last loaded from it (kept while its client is cached). */
   readonly #lastBySecret = new Map<string, CacheEntry>();
@@ -209,6 +232,8 @@ export class RemoteClusters {
     this.#headersTimeoutMs = opts.responseHeadersTimeoutMs;
     this.#logger = opts.logger;
     this.#userAgent = opts.userAgent;
+    this.#addressPolicy = opts.addressPolicy ?? DEFAULT_ADDRESS_POLICY;
+    this.#requestTimeoutMs = opts.requestTimeoutMs;
   }
 
   /**
@@ -227,14 +252,34 @@ export class RemoteClusters {
       this.#lastBySecret.set(secretRef, hit);
       return hit.cluster;
     }
+    const refused = this.#refused.get(cacheKey);
+    if (refused) throw refused;
 
-    const text = secretValue(secret, key);
-    if (text === undefined) throw new SinkerError("InvalidKubeconfig", `${where} does not exist`);
-    const { kubeConfig, namespace } = loadKubeconfig(text, where, this.#allowUnsafe);
+    let kubeConfig: KubeConfig;
+    let namespace: string | undefined;
+    try {
+      const text = secretValue(secret, key);
+      if (text === undefined) throw new SinkerError("InvalidKubeconfig", `${where} does not exist`);
+      ({ kubeConfig, namespace } = loadKubeconfig(text, where, this.#allowUnsafe, this.#addressPolicy));
+    } catch (err) {
+      if (err instanceof SinkerError) {
+        this.#refused.set(cacheKey, err);
+        if (this.#refused.size > KUBECONFIG_CACHE_SIZE) {
+          const oldest = this.#refused.keys().next();
+          if (!oldest.done) this.#refused.delete(oldest.value);
+        }
+      }
+      throw err;
+    }
     const client = ClusterClient.fromKubeConfig(kubeConfig, {
       name: `secret/${meta.namespace ?? ""}/${meta.name ?? ""}`,
       responseHeadersTimeoutMs: this.#headersTimeoutMs,
       ...(this.#userAgent ? { userAgent: this.#userAgent } : {}),
+      remote: {
+        lookup: this.#addressPolicy.lookup,
+        breaker: this.#breakerFor(`${uid}\u0000${kubeConfig.getCurrentCluster()?.server ?? ""}`),
+      },
+      ...(this.#requestTimeoutMs ? { limits: { requestTimeoutMs: this.#requestTimeoutMs } } : {}),
     });
     const cluster: RemoteCluster = { client, namespace };
     const entry: CacheEntry = { cluster, secretUid: uid, key, secretRef };
@@ -246,6 +291,19 @@ export class RemoteClusters {
       "loaded kubeconfig from Secret",
     );
     return cluster;
+  }
+
+  #breakerFor(key: string): CircuitBreaker {
+    let breaker = this.#breakers.get(key);
+    if (breaker === undefined) {
+      breaker = new CircuitBreaker();
+      if (this.#breakers.size >= MAX_BREAKERS) {
+        const oldest = this.#breakers.keys().next();
+        if (!oldest.done) this.#breakers.delete(oldest.value);
+      }
+    } else this.#breakers.delete(key);
+    this.#breakers.set(key, breaker);
+    return breaker;
   }
 
   /**

@@ -10,9 +10,9 @@
  * - each evaluation has a work budget (MAX_VISITS): every node a segment takes in or puts out and every object
  *   member iterated counts, so filters running queries per node, absolute queries inside filters and wide or
  *   deep documents all end in an error instead of running for minutes;
- * - `match()`/`search()` refuse patterns with nested quantifiers (exponential backtracking) and charge the
- *   budget an estimate of the backtracking cost (subject length to the power of the number of quantifiers, plus
- *   one for search), because V8's regular expressions backtrack even on plain `a*b`;
+ * - `match()`/`search()` run on a linear-time engine (RE2, src/regex.ts), never on V8's backtracking RegExp,
+ *   and charge a regex budget the estimated cost of each call (subject length × program size);
+ * - with a projection's WorkBudget, every evaluation also spends from that budget, shared by all mappings;
  * - a RangeError (stack exhausted, e.g. comparing two very deep values in a filter) becomes a SinkerError.
  * Every failure is a SinkerError: InvalidJSONPath (syntax, length, too many `..`), AmbiguousJSONPath (several
  * nodes where at most one is allowed) or JSONPathLimitExceeded (an evaluation bound above).
@@ -23,18 +23,22 @@
 import { type FilterFunction, JSONPathEnvironment, type JSONPathQuery, type JSONValue } from "json-p3";
 import { MAX_FIELD_PATH_LENGTH } from "../api/schema.ts";
 import { SinkerError } from "../errors.ts";
+import { compileRegex } from "../regex.ts";
+import type { WorkBudget } from "./budget.ts";
 
 export const MAX_DESCENDANT_SEGMENTS = 2;
 export const MAX_DESCENDANT_DEPTH = 128;
 export const MAX_VISITS = 500_000;
-/** Estimated backtracking steps of match()/search() per evaluation. */
-export const MAX_REGEX_WORK = 100_000_000;
+/** Estimated steps of match()/search() per evaluation (subject length × program size, see src/regex.ts). */
+export const MAX_REGEX_WORK = 20_000_000;
 /** Compiled paths kept (least recently used ones are dropped). */
 export const CACHE_SIZE = 1000;
 
 /** Counts object members visited while a query runs; reset before each evaluation. */
 let visits = 0;
 let regexWork = 0;
+/** The budget of the projection the running evaluation belongs to, if any (shared by all its mappings). */
+let budget: WorkBudget | undefined;
 
 class BoundedEnvironment extends JSONPathEnvironment {
   override entries(obj: { [key: string]: JSONValue }): Array<[string, JSONValue]> {
@@ -45,9 +49,9 @@ class BoundedEnvironment extends JSONPathEnvironment {
 
   protected override setupFilterFunctions(): void {
     super.setupFilterFunctions();
-    for (const name of ["match", "search"]) {
+    for (const name of ["match", "search"] as const) {
       const original = this.functionRegister.get(name);
-      if (original !== undefined) this.functionRegister.set(name, guardedRegexFunction(name, original));
+      if (original !== undefined) this.functionRegister.set(name, linearRegexFunction(name, original));
     }
   }
 }
@@ -55,34 +59,26 @@ class BoundedEnvironment extends JSONPathEnvironment {
 class VisitLimitError extends Error {}
 
 /**
- * A quantified group containing a quantifier or an alternation, e.g. `(a+)+` or `(a|aa)*`: the shapes that make
- * backtracking take exponential time. Conservative (it also refuses some harmless patterns).
+ * RFC 9535 `match()` (whole string) and `search()` (any substring) on the linear-time engine (src/regex.ts):
+ * the pattern is RFC 9485 I-Regexp, read with RE2 syntax (a superset but for block escapes). An invalid or too
+ * large pattern makes the function false, as RFC 9535 asks for a non-conforming pattern. Each call charges the
+ * evaluation's regex budget an upper estimate of its cost, so a costly pattern on long strings ends in an error.
  */
-const NESTED_QUANTIFIER = /\([^()]*(?:[*+?}]|\|)[^()]*\)\s*(?:[*+?]|\{\d*,?\d*\})/u;
-const QUANTIFIER = /[*+?]|\{\d*,?\d*\}/gu;
-const MAX_REGEX_LENGTH = 256;
-
-function guardedRegexFunction(name: string, original: FilterFunction): FilterFunction {
-  const searching = name === "search";
+function linearRegexFunction(name: "match" | "search", original: FilterFunction): FilterFunction {
+  const whole = name === "match";
   return {
     argTypes: original.argTypes,
     returnType: original.returnType,
     call(...args: unknown[]): unknown {
       const [subject, pattern] = args;
-      if (typeof pattern === "string" && typeof subject === "string") {
-        if (pattern.length > MAX_REGEX_LENGTH || NESTED_QUANTIFIER.test(pattern)) {
-          throw new SinkerError(
-            "JSONPathLimitExceeded",
-            // The pattern may come from the document (match(@.a, @.b)), which may be a Secret: not quoted.
-            `a ${name}() pattern is refused: longer than ${MAX_REGEX_LENGTH} characters or a repeated group ` +
-              "containing a repetition or an alternation (exponential matching time)",
-          );
-        }
-        const quantifiers = pattern.replace(/\\./gu, "").match(QUANTIFIER)?.length ?? 0;
-        regexWork += Math.max(subject.length, 1) ** (quantifiers + (searching ? 1 : 0));
-        if (regexWork > MAX_REGEX_WORK) throw new VisitLimitError();
-      }
-      return original.call(...args);
+      if (typeof pattern !== "string" || typeof subject !== "string") return false;
+      const compiled = compileRegex(pattern, "iregexp");
+      if (!compiled.ok) return false;
+      const cost = compiled.regex.cost(subject);
+      regexWork += cost;
+      if (regexWork > MAX_REGEX_WORK) throw new VisitLimitError();
+      budget?.spendRegex(cost);
+      return whole ? compiled.regex.matchesWhole(subject) : compiled.regex.matchesPart(subject);
     },
   };
 }
@@ -91,6 +87,7 @@ function guardedRegexFunction(name: string, original: FilterFunction): FilterFun
 function charge(work: number): void {
   visits += work;
   if (visits > MAX_VISITS) throw new VisitLimitError();
+  budget?.spend(work);
 }
 
 const environment = new BoundedEnvironment({ maxRecursionDepth: MAX_DESCENDANT_DEPTH });
@@ -219,15 +216,21 @@ function countDescendantSegments(canonical: string): number {
   return count;
 }
 
-/** Every node the path selects, in document order. The values are the document's own (not copies). */
-export function selectAll(path: CompiledPath, document: unknown): unknown[] {
+/**
+ * Every node the path selects, in document order. The values are the document's own (not copies). With a
+ * `workBudget`, the evaluation also spends from it (the budget of a whole projection).
+ */
+export function selectAll(path: CompiledPath, document: unknown, workBudget?: WorkBudget): unknown[] {
   if (path.query === null) return [document];
   visits = 0;
   regexWork = 0;
+  budget = workBudget;
   try {
     return path.query.query(document as JSONValue).values();
   } catch (err) {
     throw evaluationError(path, err);
+  } finally {
+    budget = undefined;
   }
 }
 
@@ -237,9 +240,9 @@ export type Selection = { found: false } | { found: true; value: unknown };
  * The one node the path selects, or `found: false` when it selects nothing. Throws SinkerError
  * AmbiguousJSONPath naming the path when it selects more than one node. The value is the document's own.
  */
-export function selectOne(path: CompiledPath, document: unknown): Selection {
+export function selectOne(path: CompiledPath, document: unknown, workBudget?: WorkBudget): Selection {
   if (path.query === null) return { found: true, value: document };
-  const values = selectAll(path, document);
+  const values = selectAll(path, document, workBudget);
   if (values.length > 1) {
     throw new SinkerError(
       "AmbiguousJSONPath",

@@ -3,6 +3,8 @@
  * server-side-applies onto the target. Pure: no client, no I/O, and the source is never mutated or aliased (it
  * comes from a shared informer cache), so the result may be changed freely by the caller.
  */
+
+import { MAX_MAPPINGS } from "../api/schema.ts";
 import {
   GROUP_VERSION,
   LAST_APPLIED_ANNOTATION,
@@ -13,8 +15,10 @@ import {
 } from "../api/types.ts";
 import { SinkerError } from "../errors.ts";
 import { isPlainObject, type KubeObject, type ObjectMeta, type OwnerReference } from "../kube/object.ts";
+import { WorkBudget } from "./budget.ts";
 import { setFieldPath } from "./fieldpath.ts";
 import { compilePath, selectOne } from "./jsonpath.ts";
+import { checkSourceBounds } from "./source-bounds.ts";
 
 export interface ProjectionTarget {
   /** The resolved namespace of a namespaced target; undefined for a cluster-scoped kind. */
@@ -56,6 +60,15 @@ export function project(input: ProjectionInput): KubeObject {
   const { resourceSync, source, target } = input;
   const ref = resourceSync.spec.target.resourceRef;
   const mappings = resourceSync.spec.mappings ?? [];
+  if (mappings.length > MAX_MAPPINGS) {
+    throw new SinkerError(
+      "InvalidSpec",
+      `spec.mappings: ${mappings.length} mappings, at most ${MAX_MAPPINGS} are allowed`,
+    );
+  }
+  checkSourceBounds(source);
+  // One budget for every mapping of this projection (SinkerError ProjectionBudgetExceeded when spent).
+  const budget = new WorkBudget();
 
   const identity = (): Record<string, unknown> => {
     const metadata: Record<string, unknown> = { name: ref.name };
@@ -65,7 +78,7 @@ export function project(input: ProjectionInput): KubeObject {
   let out = mappings.length === 0 ? cloneKubeObject(source, identity()) : identity();
   mappings.forEach((mapping, index) => {
     try {
-      const next = applyMapping(out, mapping, source, ref, identity);
+      const next = applyMapping(out, mapping, source, ref, identity, budget);
       if (next !== undefined) out = next;
     } catch (err) {
       // Name the mapping, so the message is actionable in a condition or on the command line.
@@ -89,16 +102,17 @@ function applyMapping(
   source: KubeObject,
   ref: ResourceRef,
   identity: () => Record<string, unknown>,
+  budget: WorkBudget,
 ): Record<string, unknown> | undefined {
   const from = mapping.fromFieldPath ?? undefined;
   const to = mapping.toFieldPath ?? undefined;
   if (from === undefined && to === undefined) {
     throw new SinkerError("InvalidMapping", "a mapping must set fromFieldPath, toFieldPath or both");
   }
-  const selected = selectOne(compilePath(from), source);
+  const selected = selectOne(compilePath(from), source, budget);
   if (!selected.found) return undefined; // Selecting nothing leaves that toFieldPath out of the applied object.
   if (to !== undefined) {
-    setFieldPath(out, to, deepCopy(selected.value));
+    setFieldPath(out, to, copyCharged(selected.value, budget));
     return undefined;
   }
   const path = from === undefined || from === "" ? "$" : from;
@@ -121,7 +135,18 @@ function applyMapping(
       `the object at ${path} is a ${inner.apiVersion} ${inner.kind}, but the target is a ${ref.apiVersion} ${ref.kind}`,
     );
   }
-  return cloneKubeObject(inner as KubeObject, identity());
+  copied = 0;
+  const clone = cloneKubeObject(inner as KubeObject, identity());
+  budget.spend(copied);
+  return clone;
+}
+
+/** A deep copy whose size (in values copied) is charged to the budget once made. */
+function copyCharged(value: unknown, budget: WorkBudget): unknown {
+  copied = 0;
+  const copy = deepCopy(value);
+  budget.spend(copied);
+  return copy;
 }
 
 /**
@@ -210,7 +235,11 @@ export function deepCopy<T>(value: T): T {
 
 const RECURSIVE_DEPTH = 200;
 
+/** Values copied since last reset (the projection charges its budget with it). */
+let copied = 0;
+
 function copyRecursive(value: unknown, depth: number): unknown {
+  copied++;
   if (value === null || typeof value !== "object") return value;
   if (depth > RECURSIVE_DEPTH) return copyIterative(value);
   if (Array.isArray(value)) {
@@ -238,13 +267,14 @@ function copyIterative(root: object): unknown {
     const [from, to] = top;
     for (const key of Object.keys(from)) {
       const v = from[key];
-      let copied: unknown = v;
+      let copiedValue: unknown = v;
+      copied++;
       if (v !== null && typeof v === "object") {
-        copied = emptyLike(v);
-        stack.push([v as Record<string, unknown>, copied as Record<string, unknown>]);
+        copiedValue = emptyLike(v);
+        stack.push([v as Record<string, unknown>, copiedValue as Record<string, unknown>]);
       }
-      if (key === "__proto__") define(to, key, copied);
-      else to[key] = copied;
+      if (key === "__proto__") define(to, key, copiedValue);
+      else to[key] = copiedValue;
     }
   }
   return result;

@@ -46,6 +46,67 @@ describe("ResourceSync CRD on a real API server", () => {
       message: /spec\.source\.resourceRef\.name/,
     },
     { name: "no-target", spec: { source: ref("a") }, message: /spec\.target/ },
+    // issue 10 item 8: names become URL path segments
+    {
+      name: "dot-target",
+      spec: { source: ref("a"), target: ref(".") },
+      message: /spec\.target\.resourceRef\.name/,
+    },
+    {
+      name: "dotdot-source",
+      spec: { source: ref(".."), target: ref("b") },
+      message: /spec\.source\.resourceRef\.name/,
+    },
+    { name: "slash-name", spec: { source: ref("a/b"), target: ref("b") }, message: /resourceRef\.name/ },
+    { name: "dots-in-names", spec: { source: ref("..."), target: ref("a.b") } },
+    {
+      name: "dotdot-namespace",
+      spec: {
+        source: ref("a"),
+        target: {
+          ...ref("b"),
+          cluster: { namespace: "..", kubeConfig: { secretRef: { name: "s", key: "value" } } },
+        },
+      },
+      message: /spec\.target\.cluster\.namespace/,
+    },
+    {
+      name: "dotdot-secret",
+      spec: {
+        source: ref("a"),
+        target: {
+          ...ref("b"),
+          cluster: { kubeConfig: { secretRef: { name: "..", key: "..", namespace: "." } } },
+        },
+      },
+      message: /secretRef\.name.*|secretRef\.key|secretRef\.namespace/,
+    },
+    {
+      name: "apiversion-traversal",
+      spec: {
+        source: { resourceRef: { apiVersion: "../v1", kind: "ConfigMap", name: "a" } },
+        target: ref("b"),
+      },
+      message: /spec\.source\.resourceRef\.apiVersion/,
+    },
+    // issue 10 item 10: at most 256 mappings
+    {
+      name: "256-mappings",
+      spec: {
+        source: ref("a"),
+        target: ref("b"),
+        mappings: Array.from({ length: 256 }, () => ({ toFieldPath: "data.x" })),
+      },
+    },
+    {
+      name: "257-mappings",
+      spec: {
+        source: ref("a"),
+        target: ref("b"),
+        mappings: Array.from({ length: 257 }, () => ({ toFieldPath: "data.x" })),
+      },
+      message: /spec\.mappings: Too many: 257: must have at most 256 items/,
+    },
   ];
 
   for (const c of cases) {

@@ -72,9 +72,11 @@ describe("parseControllerFlags", () => {
       logFormat: "plain",
       asGroups: [],
       responseHeadersTimeoutMs: 9000,
+      requestTimeoutMs: 30_000,
       adminAddr: { host: "0.0.0.0", port: 8080 },
       allowClusterScoped: false,
       allowUnsafeKubeconfigs: false,
+      denyRemoteCidrs: [],
       concurrency: 8,
       resyncPeriodMs: 600_000,
       leaderElection: {
@@ -140,6 +142,13 @@ describe("parseControllerFlags", () => {
       (c) => c.allowUnsafeKubeconfigs,
       true,
     ],
+    [
+      "--deny-remote-cidr repeated",
+      ["--deny-remote-cidr", "10.0.0.0/8", "--deny-remote-cidr=fd00::/8"],
+      (c) => c.denyRemoteCidrs,
+      ["10.0.0.0/8", "fd00::/8"],
+    ],
+    ["--kube-api-request-timeout", ["--kube-api-request-timeout=1m"], (c) => c.requestTimeoutMs, 60_000],
     ["--concurrency", ["--concurrency", "32"], (c) => c.concurrency, 32],
     ["--resync-period", ["--resync-period", "90s"], (c) => c.resyncPeriodMs, 90_000],
     ["--leader-elect", ["--leader-elect"], (c) => c.leaderElection.enabled, true],
@@ -206,6 +215,7 @@ describe("parseControllerFlags", () => {
     ["non-numeric concurrency", ["--concurrency", "many"], /--concurrency/],
     ["empty context", ["--context="], /--context: must not be empty/],
     ["--as-group without --as", ["--as-group", "g"], /--as-group needs --as/],
+    ["--deny-remote-cidr not a CIDR", ["--deny-remote-cidr", "10.0.0.0"], /deny-remote-cidr.*invalid CIDR/],
     [
       "bad lease name",
       ["--leader-election-id", "Sinker_Lease"],

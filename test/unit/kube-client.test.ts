@@ -120,6 +120,36 @@ describe("watch line parsing", () => {
   });
 });
 
+describe("watch line bounds (issue 10 item 3)", () => {
+  it("refuses a line longer than the bound, without keeping it", () => {
+    const events: WatchEvent[] = [];
+    const d = new WatchLineDecoder((e) => events.push(e), 1024);
+    d.write('{"type":"ADDED","object":{"metadata":{"name":"ok"}}}\n');
+    assert.throws(
+      () => {
+        for (let i = 0; i < 100; i++) d.write("a".repeat(100));
+      },
+      (e: unknown) =>
+        e instanceof SinkerError && e.reason === "ResponseTooLarge" && /longer than 1024/.test(e.message),
+    );
+    assert.equal(events.length, 1);
+  });
+
+  it("splits a long line arriving in many small chunks in linear time", () => {
+    const events: WatchEvent[] = [];
+    const d = new WatchLineDecoder((e) => events.push(e));
+    const value = "x".repeat(8 * 1024 * 1024);
+    const line = `{"type":"ADDED","object":{"data":{"v":"${value}"}}}\n`;
+    const started = performance.now();
+    for (let i = 0; i < line.length; i += 1024) d.write(line.slice(i, i + 1024));
+    // quadratic concatenation and re-scanning take minutes here; linear splitting well under a second
+    assert.ok(performance.now() - started < 10_000, `took ${Math.round(performance.now() - started)} ms`);
+    assert.equal(events.length, 1);
+    const data = events[0]?.object.data as { v: string } | undefined;
+    assert.equal(data?.v.length, value.length);
+  });
+});
+
 describe("parseApiVersion", () => {
   it("splits group and version", () => {
     assert.deepEqual(parseApiVersion("v1"), { group: "", version: "v1" });

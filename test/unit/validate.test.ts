@@ -169,3 +169,83 @@ test("formatValidationErrors: one line per error", () => {
     "a\nspec: required",
   );
 });
+
+test("invalid: too many mappings (maxItems)", () => {
+  const result = validateResourceSync(
+    withEdit((d) => (d.spec.mappings = Array.from({ length: 257 }, () => ({ toFieldPath: "spec" })))),
+  );
+  assert.ok(!result.ok);
+  assert.deepEqual(result.errors, [{ path: "spec.mappings", message: "257 items, at most 256 are allowed" }]);
+  const ok = validateResourceSync(
+    withEdit((d) => (d.spec.mappings = Array.from({ length: 256 }, () => ({ toFieldPath: "spec" })))),
+  );
+  assert.ok(ok.ok);
+});
+
+// issue 10 item 8: names become URL path segments; "." and ".." would address the collection or the namespace.
+// biome-ignore lint/suspicious/noExplicitAny: edits reach anywhere into untyped JSON
+const names: { field: string; set: (d: any, v: string) => void; good: string[]; bad: string[] }[] = [
+  {
+    field: "spec.target.resourceRef.name",
+    set: (d, v) => (d.spec.target.resourceRef.name = v),
+    good: ["demo", "a.b", "...", "..a", ".a", "system:aggregate-to-admin", "A_b", "x".repeat(253)],
+    bad: [".", "..", "a/b", "a%2Fb", "../secrets", "x".repeat(254)],
+  },
+  {
+    field: "spec.source.cluster.namespace",
+    set: (d, v) => (d.spec.source.cluster.namespace = v),
+    good: ["default", "team-a", "a1", "x".repeat(63)],
+    bad: [".", "..", "Team", "-a", "a-", "a.b", "a/b", "x".repeat(64)],
+  },
+  {
+    field: "spec.source.cluster.kubeConfig.secretRef.namespace",
+    set: (d, v) => (d.spec.source.cluster.kubeConfig.secretRef.namespace = v),
+    good: ["kube-system", "other-ns"],
+    bad: [".", "..", "kube_system", "a/b"],
+  },
+  {
+    field: "spec.source.cluster.kubeConfig.secretRef.name",
+    set: (d, v) => (d.spec.source.cluster.kubeConfig.secretRef.name = v),
+    good: ["remote", "remote.kubeconfig", "a-b.c-d"],
+    bad: [".", "..", "Remote", "a..b", "a/b", ".a"],
+  },
+  {
+    field: "spec.source.cluster.kubeConfig.secretRef.key",
+    set: (d, v) => (d.spec.source.cluster.kubeConfig.secretRef.key = v),
+    good: ["value", "config.yaml", ".kube", "..a", "A_B-c"],
+    bad: [".", "..", "a/b", "a b", "../x"],
+  },
+  {
+    field: "spec.source.resourceRef.apiVersion",
+    set: (d, v) => (d.spec.source.resourceRef.apiVersion = v),
+    good: ["v1", "apps/v1", "sinker.influxdata.io/v1alpha1"],
+    bad: ["..", "../v1", "apps/../v1", "a/b/c", "V1", "apps/"],
+  },
+  {
+    field: "spec.source.resourceRef.kind",
+    set: (d, v) => (d.spec.source.resourceRef.kind = v),
+    good: ["ConfigMap", "SinkerContainer", "v1Thing"],
+    bad: [".", "..", "Config Map", "a/b", "1Kind"],
+  },
+];
+
+for (const n of names) {
+  test(`names: ${n.field}`, () => {
+    for (const v of n.good) {
+      const result = validateResourceSync(withEdit((d) => n.set(d, v)));
+      assert.ok(
+        result.ok,
+        `${JSON.stringify(v)} should be accepted: ${JSON.stringify(!result.ok && result.errors)}`,
+      );
+    }
+    for (const v of n.bad) {
+      const result = validateResourceSync(withEdit((d) => n.set(d, v)));
+      assert.ok(!result.ok, `${JSON.stringify(v)} should be refused`);
+      assert.deepEqual(
+        result.errors.map((e) => e.path),
+        [n.field],
+        JSON.stringify(v),
+      );
+    }
+  });
+}
