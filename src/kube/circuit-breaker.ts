@@ -12,7 +12,11 @@
 export interface CircuitBreakerOptions {
   /** Consecutive failures that open the breaker (default 5). */
   threshold?: number;
-  /** First cool-down (default 10 s), doubled on each failed probe up to `maxCooldownMs` (default 5 min). */
+  /**
+   * First cool-down (default 10 s), doubled on each failed probe up to `maxCooldownMs` (default 15 s: a cluster
+   * back from an outage is noticed within 15 s, and one probe per 15 s costs nothing; watches and lists go through
+   * the breaker too, so a longer cap would delay recovery after the cluster is back by as much).
+   */
   cooldownMs?: number;
   maxCooldownMs?: number;
   now?: () => number;
@@ -34,7 +38,7 @@ export class CircuitBreaker {
   constructor(opts: CircuitBreakerOptions = {}) {
     this.#threshold = opts.threshold ?? 5;
     this.#baseCooldownMs = opts.cooldownMs ?? 10_000;
-    this.#maxCooldownMs = opts.maxCooldownMs ?? 300_000;
+    this.#maxCooldownMs = opts.maxCooldownMs ?? 15_000;
     this.#cooldownMs = this.#baseCooldownMs;
     this.#now = opts.now ?? Date.now;
   }

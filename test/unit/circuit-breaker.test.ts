@@ -77,3 +77,16 @@ test("circuit breaker: retryInMs tells how long the cool-down still runs", () =>
   now = 2000;
   assert.equal(b.retryInMs(), 3000);
 });
+
+test("default cool-down is capped at 15 s, so a cluster back from an outage is probed within 15 s", () => {
+  let now = 0;
+  const b = new CircuitBreaker({ threshold: 1, now: () => now });
+  b.failure(); // opens: 10 s
+  for (let round = 0; round < 5; round++) {
+    now += b.retryInMs();
+    assert.equal(b.allow(), true, "the probe goes out");
+    b.failure(); // the probe fails: the cool-down doubles, up to the cap
+    assert.ok(b.retryInMs() <= 15_000, `cool-down ${b.retryInMs()} ms`);
+  }
+  assert.equal(b.retryInMs(), 15_000);
+});
