@@ -68,6 +68,8 @@ export interface RunningController {
 
 /** How long the ResourceSync watch may stay broken before /live reports the process as stalled. */
 const STALL_AFTER_MS = 5 * 60_000;
+/** A remote cluster that answered a request this recently counts as reachable, whatever its watches say. */
+const REACHABLE_EVIDENCE_MS = 15_000;
 /** How long stop() waits for in-flight reconciles to notice the cancellation. */
 const DRAIN_MS = 5_000;
 export const DEFAULT_RESYNC_PERIOD_MS = 10 * 60_000;
@@ -142,6 +144,8 @@ export async function startController(options: ControllerOptions): Promise<Runni
     addressPolicy: new AddressPolicy(options.denyRemoteCidrs ?? []),
     ...(options.requestTimeoutMs ? { requestTimeoutMs: options.requestTimeoutMs } : {}),
   });
+  /** Remote cluster name → when a request to it was last answered (reachability). */
+  const lastAnswerAt = new Map<string, number>();
   const ctx: ReconcileContext = {
     local,
     resourceSyncs,
@@ -160,7 +164,9 @@ export async function startController(options: ControllerOptions): Promise<Runni
       if (since !== undefined) metrics.syncLatency.observe((Date.now() - since) / 1000);
     },
     onClusterOutcome: (client, reachable) => {
-      if (client !== local) metrics.remoteClusterReachable.set({ cluster: client.name }, reachable ? 1 : 0);
+      if (client === local) return;
+      if (reachable) lastAnswerAt.set(client.name, Date.now());
+      metrics.remoteClusterReachable.set({ cluster: client.name }, reachable ? 1 : 0);
     },
   };
 
@@ -262,7 +268,12 @@ export async function startController(options: ControllerOptions): Promise<Runni
     for (const w of watches.info()) {
       if (w.cluster === local.name) continue;
       if (w.health.watching) metrics.remoteClusterReachable.set({ cluster: w.cluster }, 1);
-      else if (w.health.consecutiveFailures > 0 && w.health.lastErrorReason === "ClusterUnreachable")
+      else if (
+        w.health.consecutiveFailures > 0 &&
+        w.health.lastErrorReason === "ClusterUnreachable" &&
+        // a request answered meanwhile says more than a watch still waiting out its reconnect backoff
+        Date.now() - (lastAnswerAt.get(w.cluster) ?? 0) > REACHABLE_EVIDENCE_MS
+      )
         metrics.remoteClusterReachable.set({ cluster: w.cluster }, 0);
     }
     // Clients of rotated or no longer referenced kubeconfigs: close their connections (not while a reconcile
@@ -271,7 +282,10 @@ export async function startController(options: ControllerOptions): Promise<Runni
     void remoteClusters.prune(watches.clientsInUse()).then(() => {
       const after = remoteClusters.clusterNames();
       for (const name of before)
-        if (!after.has(name)) metrics.remoteClusterReachable.remove({ cluster: name });
+        if (!after.has(name)) {
+          metrics.remoteClusterReachable.remove({ cluster: name });
+          lastAnswerAt.delete(name);
+        }
     });
   }, 5_000);
   connectionTimer.unref();

@@ -312,7 +312,10 @@ describe("faults with an in-process controller", () => {
           timeoutMs: 30_000,
         },
       );
-      assert.equal(await reachable(), 1, "sinker_remote_cluster_reachable back to 1");
+      // (answered requests say so at once; the watches on b reopen after their reconnect backoff)
+      await waitFor("sinker_remote_cluster_reachable back to 1", async () => (await reachable()) === 1, {
+        timeoutMs: 60_000,
+      });
       // Backoff: the 180 ResourceSyncs whose source did not change retry 0.5, 1, 2, 4, 8, 16 s… (≤ 7 each in
       // 30 s); the changing ones are retried on each of their changes.
       const bound = (N - CHANGING) * 7 + CHANGING * (round + 7);
