@@ -68,14 +68,26 @@ export function rvNewer(a: string | undefined, b: string | undefined): boolean {
   return a.length !== b.length ? a.length > b.length : a > b;
 }
 
-/** A write of the ResourceSync (metadata or status); a 409 means a newer version is on its way. */
-export async function writeResourceSync(
+/**
+ * A merge patch of the ResourceSync (its metadata, or its status subresource); the answer is remembered as this
+ * ResourceSync's own write. A 409 means a newer version is on its way.
+ */
+export async function patchResourceSync(
   key: string,
+  rs: KubeObject,
   ctx: ReconcileContext,
-  write: Promise<KubeObject>,
+  body: KubeObject,
+  opts: { subresource?: "status" } = {},
 ): Promise<KubeObject> {
   try {
-    const out = await write;
+    const out = await ctx.local.patch(
+      ctx.resourceSyncResource,
+      rs.metadata?.namespace,
+      rs.metadata?.name ?? "",
+      body,
+      "merge",
+      opts,
+    );
     ctx.written.set(key, out);
     return out;
   } catch (err) {
@@ -97,17 +109,9 @@ export async function releaseAndRemoveFinalizer(
 ): Promise<void> {
   const finalizers = (rs.metadata?.finalizers ?? []).filter((f) => f !== FINALIZER);
   try {
-    await writeResourceSync(
-      key,
-      ctx,
-      ctx.local.patch(
-        ctx.resourceSyncResource,
-        rs.metadata?.namespace,
-        rs.metadata?.name ?? "",
-        { metadata: { finalizers, resourceVersion: rs.metadata?.resourceVersion } },
-        "merge",
-      ),
-    );
+    await patchResourceSync(key, rs, ctx, {
+      metadata: { finalizers, resourceVersion: rs.metadata?.resourceVersion },
+    });
   } catch (err) {
     if (asSinkerError(err).reason !== "NotFound") throw err;
   }

@@ -21,6 +21,7 @@ import { project } from "../projection/index.ts";
 import {
   forget,
   liveOf,
+  patchResourceSync,
   type ReconcileContext,
   type ReconcileResult,
   RefSet,
@@ -28,7 +29,6 @@ import {
   rvNewer,
   track,
   watchIdentity,
-  writeResourceSync,
 } from "./context.ts";
 import { ANNOTATION_ADOPT_TARGET, decideTargetChange, decideWrite } from "./decisions.ts";
 import { deleteOldTarget, finalize, sweepLocalLeftovers } from "./finalize.ts";
@@ -244,17 +244,9 @@ async function ensureFinalizer(key: string, rs: KubeObject, ctx: ReconcileContex
   const finalizers = rs.metadata?.finalizers ?? [];
   if (finalizers.includes(FINALIZER)) return rs;
   // The resourceVersion makes the merge patch conditional: a concurrent finalizer change is not lost.
-  return writeResourceSync(
-    key,
-    ctx,
-    ctx.local.patch(
-      ctx.resourceSyncResource,
-      rs.metadata?.namespace,
-      rs.metadata?.name ?? "",
-      { metadata: { finalizers: [...finalizers, FINALIZER], resourceVersion: rs.metadata?.resourceVersion } },
-      "merge",
-    ),
-  );
+  return patchResourceSync(key, rs, ctx, {
+    metadata: { finalizers: [...finalizers, FINALIZER], resourceVersion: rs.metadata?.resourceVersion },
+  });
 }
 
 async function reportSuccess(
@@ -306,20 +298,7 @@ async function writeStatus(
   const previous = rs.status as SyncStatus | undefined;
   const status = nextStatus(previous, rs.metadata?.generation, outcome, new Date(), record);
   if (!statusDiffers(previous, status)) return;
-  await writeResourceSync(
-    key,
-    ctx,
-    ctx.local.patch(
-      ctx.resourceSyncResource,
-      rs.metadata?.namespace,
-      rs.metadata?.name ?? "",
-      { status },
-      "merge",
-      {
-        subresource: "status",
-      },
-    ),
-  );
+  await patchResourceSync(key, rs, ctx, { status }, { subresource: "status" });
 }
 
 export function splitKey(key: string): [string, string] {
