@@ -29,6 +29,7 @@ export type ErrorReason =
   | "BlockedAddress"
   | "Unauthorized"
   | "SecretNotFound"
+  | "SourceNamespaceNotGranted"
   // ownership (what Sinker may write or delete)
   | "TargetNotOwned"
   | "TargetConflict"

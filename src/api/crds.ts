@@ -13,10 +13,25 @@ import {
   sinkerContainerSpecSchema,
 } from "./schema.ts";
 import {
+  clusterResourceSyncSetDescription,
+  clusterResourceSyncSetSpecSchema,
+  resourceSyncSetDescription,
+  resourceSyncSetSpecSchema,
+  setStatusSchema,
+} from "./set-schema.ts";
+import {
   API_GROUP,
   API_VERSION,
+  CLUSTER_RESOURCE_SYNC_SET_KIND,
+  CLUSTER_RESOURCE_SYNC_SET_PLURAL,
+  CLUSTER_RESOURCE_SYNC_SET_SHORT_NAME,
+  CLUSTER_RESOURCE_SYNC_SET_SINGULAR,
   RESOURCE_SYNC_KIND,
   RESOURCE_SYNC_PLURAL,
+  RESOURCE_SYNC_SET_KIND,
+  RESOURCE_SYNC_SET_PLURAL,
+  RESOURCE_SYNC_SET_SHORT_NAME,
+  RESOURCE_SYNC_SET_SINGULAR,
   RESOURCE_SYNC_SHORT_NAME,
   RESOURCE_SYNC_SINGULAR,
   SINKER_CONTAINER_KIND,
@@ -38,6 +53,9 @@ export function openAPISchema(schema: Schema): Record<string, unknown> {
       Object.entries(schema.properties).map(([name, s]) => [name, openAPISchema(s)] as const),
     );
   }
+  if (schema.additionalProperties !== undefined)
+    out.additionalProperties = openAPISchema(schema.additionalProperties);
+  if (schema.maxProperties !== undefined) out.maxProperties = schema.maxProperties;
   if (schema.items !== undefined) out.items = openAPISchema(schema.items);
   if (schema.maxItems !== undefined) out.maxItems = schema.maxItems;
   if (schema.listType !== undefined) out["x-kubernetes-list-type"] = schema.listType;
@@ -58,6 +76,7 @@ function crd(options: {
   spec: Schema;
   status?: Schema;
   printerColumns?: Record<string, unknown>[];
+  scope?: "Namespaced" | "Cluster";
 }): KubeObject {
   const properties: Record<string, unknown> = {
     apiVersion: {
@@ -97,13 +116,22 @@ function crd(options: {
         singular: options.singular,
         ...(options.shortNames === undefined ? {} : { shortNames: options.shortNames }),
       },
-      scope: "Namespaced",
+      scope: options.scope ?? "Namespaced",
       versions: [version],
     },
   };
 }
 
-/** Both CRDs: ResourceSync first, then SinkerContainer. */
+const setPrinterColumns = [
+  { name: "Source", type: "string", jsonPath: ".spec.source.resourceRef.name" },
+  { name: "Desired", type: "integer", jsonPath: ".status.desired" },
+  { name: "Synced", type: "integer", jsonPath: ".status.synced" },
+  { name: "Failing", type: "integer", jsonPath: ".status.failing" },
+  { name: "Ready", type: "string", jsonPath: '.status.conditions[?(@.type=="Ready")].status' },
+  { name: "Age", type: "date", jsonPath: ".metadata.creationTimestamp" },
+];
+
+/** Every CRD: ResourceSync first, then SinkerContainer, then the fan-out kinds (SPEC 6). */
 export function crdObjects(): KubeObject[] {
   return [
     crd({
@@ -130,10 +158,31 @@ export function crdObjects(): KubeObject[] {
       description: sinkerContainerDescription,
       spec: sinkerContainerSpecSchema,
     }),
+    crd({
+      kind: RESOURCE_SYNC_SET_KIND,
+      plural: RESOURCE_SYNC_SET_PLURAL,
+      singular: RESOURCE_SYNC_SET_SINGULAR,
+      shortNames: [RESOURCE_SYNC_SET_SHORT_NAME],
+      description: resourceSyncSetDescription,
+      spec: resourceSyncSetSpecSchema,
+      status: setStatusSchema,
+      printerColumns: setPrinterColumns,
+    }),
+    crd({
+      kind: CLUSTER_RESOURCE_SYNC_SET_KIND,
+      plural: CLUSTER_RESOURCE_SYNC_SET_PLURAL,
+      singular: CLUSTER_RESOURCE_SYNC_SET_SINGULAR,
+      shortNames: [CLUSTER_RESOURCE_SYNC_SET_SHORT_NAME],
+      description: clusterResourceSyncSetDescription,
+      spec: clusterResourceSyncSetSpecSchema,
+      status: setStatusSchema,
+      printerColumns: setPrinterColumns,
+      scope: "Cluster",
+    }),
   ];
 }
 
-/** Both CRDs as one multi-document YAML stream, ResourceSync first. */
+/** Every CRD as one multi-document YAML stream, ResourceSync first. */
 export function crdYaml(): string {
   return crdObjects()
     .map((o) => `---\n${stringify(o, { lineWidth: 0 })}`)

@@ -26,6 +26,9 @@ export interface Schema {
   type: "object" | "array" | "string" | "integer" | "boolean";
   description: string;
   properties?: Record<string, Schema>;
+  /** Schema of every property of a map-like object (`additionalProperties`). */
+  additionalProperties?: Schema;
+  maxProperties?: number;
   required?: string[];
   items?: Schema;
   maxItems?: number;
@@ -42,7 +45,7 @@ export interface Schema {
   validations?: ValidationRule[];
 }
 
-const nonEmpty = (description: string, maxLength?: number): Schema => ({
+export const nonEmpty = (description: string, maxLength?: number): Schema => ({
   type: "string",
   description,
   minLength: 1,
@@ -69,7 +72,7 @@ export const API_VERSION_PATTERN =
   "^(?:[a-z0-9](?:[-a-z0-9]*[a-z0-9])?(?:\\.[a-z0-9](?:[-a-z0-9]*[a-z0-9])?)*/)?[a-z0-9](?:[-a-z0-9]*[a-z0-9])?$";
 export const KIND_PATTERN = "^[A-Za-z][A-Za-z0-9]*$";
 
-const objectName = (description: string): Schema => ({
+export const objectName = (description: string): Schema => ({
   type: "string",
   description,
   minLength: 1,
@@ -78,7 +81,7 @@ const objectName = (description: string): Schema => ({
   patternMessage: 'must be a valid object name: not "." or "..", without "/" or "%"',
 });
 
-const namespaceName = (description: string): Schema => ({
+export const namespaceName = (description: string): Schema => ({
   type: "string",
   description,
   minLength: 1,
@@ -90,7 +93,7 @@ const namespaceName = (description: string): Schema => ({
 
 export const MAPPING_RULE_MESSAGE = "a mapping must set fromFieldPath, toFieldPath or both";
 
-const resourceRefSchema = (end: "source" | "target"): Schema => ({
+export const resourceRefSchema = (end: "source" | "target"): Schema => ({
   type: "object",
   description:
     end === "source"
@@ -114,7 +117,7 @@ const resourceRefSchema = (end: "source" | "target"): Schema => ({
   },
 });
 
-const clusterSchema: Schema = {
+export const clusterSchema: Schema = {
   type: "object",
   description:
     "A remote cluster, reached with a kubeconfig stored in a Secret of the local cluster. Absent: the cluster " +
@@ -157,7 +160,7 @@ const clusterSchema: Schema = {
   },
 };
 
-const endSchema = (end: "source" | "target"): Schema => ({
+export const endSchema = (end: "source" | "target"): Schema => ({
   type: "object",
   description:
     end === "source"
@@ -232,7 +235,7 @@ export const resourceSyncSpecSchema: Schema = {
   },
 };
 
-const conditionSchema: Schema = {
+export const conditionSchema: Schema = {
   type: "object",
   description: "One aspect of the ResourceSync's state (metav1.Condition).",
   required: ["type", "status", "lastTransitionTime", "reason", "message"],

@@ -110,3 +110,125 @@ export interface SinkerContainer extends KubeObject {
   metadata: ObjectMeta;
   spec: Record<string, unknown>;
 }
+
+// ---------------------------------------------------------------- fan-out (SPEC 6, issue 13)
+
+export const RESOURCE_SYNC_SET_KIND = "ResourceSyncSet";
+export const RESOURCE_SYNC_SET_PLURAL = "resourcesyncsets";
+export const RESOURCE_SYNC_SET_SINGULAR = "resourcesyncset";
+export const RESOURCE_SYNC_SET_SHORT_NAME = "rsyncset";
+export const CLUSTER_RESOURCE_SYNC_SET_KIND = "ClusterResourceSyncSet";
+export const CLUSTER_RESOURCE_SYNC_SET_PLURAL = "clusterresourcesyncsets";
+export const CLUSTER_RESOURCE_SYNC_SET_SINGULAR = "clusterresourcesyncset";
+export const CLUSTER_RESOURCE_SYNC_SET_SHORT_NAME = "crsyncset";
+
+/** On a ResourceSync made by a set: the set's name (or a hash of it when longer than a label value may be). */
+export const LABEL_SET_NAME = "sinker.influxdata.io/set";
+/** On a ResourceSync made by a set: the set's kind. */
+export const LABEL_SET_KIND = "sinker.influxdata.io/set-kind";
+/**
+ * On a ResourceSync made by a ClusterResourceSyncSet for a local namespace: the namespace of the source. Honoured
+ * only while that set (its controller owner reference, by uid) selects the ResourceSync's namespace and would make
+ * exactly this ResourceSync; on any other ResourceSync it is refused.
+ */
+export const ANNOTATION_SOURCE_NAMESPACE = "sinker.influxdata.io/source-namespace";
+/** On a ResourceSync made by a set: hash of what the set wants it to be (skips applies that change nothing). */
+export const ANNOTATION_SET_HASH = "sinker.influxdata.io/set-hash";
+
+export type PruningPolicy = "Delete" | "Orphan";
+
+export interface LabelSelectorRequirement {
+  key: string;
+  operator: "In" | "NotIn" | "Exists" | "DoesNotExist";
+  values?: string[];
+}
+
+export interface LabelSelector {
+  matchLabels?: Record<string, string>;
+  matchExpressions?: LabelSelectorRequirement[];
+}
+
+/** Namespaces by label selector, plus names always included and names always excluded. */
+export interface NamespaceSelector extends LabelSelector {
+  include?: string[];
+  exclude?: string[];
+}
+
+/** One remote cluster of a ResourceSyncSet: a kubeconfig Secret and the namespace there. */
+export interface SetClusterRef {
+  kubeConfig: KubeConfigRef;
+  /** Namespace in the remote cluster. Default: the kubeconfig context's namespace, else `default`. */
+  namespace?: string;
+}
+
+/** kubeconfig Secrets of the set's namespace, selected by label. */
+export interface SetClusterSelector extends LabelSelector {
+  /** Key of the kubeconfig in each selected Secret. */
+  key: string;
+  namespace?: string;
+}
+
+export interface SetTarget {
+  resourceRef: ResourceRef;
+}
+
+export interface ResourceSyncSetSpec {
+  source: ClusterResourceRef;
+  target: SetTarget;
+  mappings?: Mapping[];
+  clusters?: SetClusterRef[];
+  clusterSelector?: SetClusterSelector;
+  pruning?: PruningPolicy;
+}
+
+/** One remote cluster of a ClusterResourceSyncSet: a kubeconfig Secret (any namespace) and its namespaces. */
+export interface ClusterSetClusterRef {
+  kubeConfig: { secretRef: Required<SecretRef> };
+  /** Namespaces in the remote cluster. Default: the kubeconfig context's namespace, else `default`. */
+  namespaces?: string[];
+}
+
+export interface ClusterResourceSyncSetSpec {
+  source: { resourceRef: ResourceRef; namespace: string };
+  target: SetTarget;
+  mappings?: Mapping[];
+  /** Local namespaces to copy into. Absent: none. */
+  namespaceSelector?: NamespaceSelector;
+  clusters?: ClusterSetClusterRef[];
+  pruning?: PruningPolicy;
+}
+
+export interface SetFailure {
+  resourceSync: string;
+  namespace?: string;
+  cluster?: string;
+  reason: string;
+  message: string;
+}
+
+export interface ResourceSyncSetStatus {
+  observedGeneration?: number;
+  desired?: number;
+  synced?: number;
+  failing?: number;
+  failures?: SetFailure[];
+  conditions?: Condition[];
+}
+
+export interface ResourceSyncSet extends KubeObject {
+  apiVersion: string;
+  kind: typeof RESOURCE_SYNC_SET_KIND;
+  metadata: ObjectMeta & { name: string; namespace: string };
+  spec: ResourceSyncSetSpec;
+  status?: ResourceSyncSetStatus;
+}
+
+export interface ClusterResourceSyncSet extends KubeObject {
+  apiVersion: string;
+  kind: typeof CLUSTER_RESOURCE_SYNC_SET_KIND;
+  metadata: ObjectMeta & { name: string };
+  spec: ClusterResourceSyncSetSpec;
+  status?: ResourceSyncSetStatus;
+}
+
+export type AnySet = ResourceSyncSet | ClusterResourceSyncSet;

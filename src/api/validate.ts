@@ -6,7 +6,16 @@
  */
 import { isPlainObject } from "../kube/object.ts";
 import { resourceSyncSpecSchema, type Schema } from "./schema.ts";
-import { GROUP_VERSION, RESOURCE_SYNC_KIND, type ResourceSync } from "./types.ts";
+import { clusterResourceSyncSetSpecSchema, resourceSyncSetSpecSchema } from "./set-schema.ts";
+import {
+  CLUSTER_RESOURCE_SYNC_SET_KIND,
+  type ClusterResourceSyncSet,
+  GROUP_VERSION,
+  RESOURCE_SYNC_KIND,
+  RESOURCE_SYNC_SET_KIND,
+  type ResourceSync,
+  type ResourceSyncSet,
+} from "./types.ts";
 
 export interface ValidationError {
   /** Field path, e.g. `spec.mappings[1].toFieldPath`; empty for the document itself. */
@@ -14,7 +23,8 @@ export interface ValidationError {
   message: string;
 }
 
-export type ValidationResult = { ok: true; value: ResourceSync } | { ok: false; errors: ValidationError[] };
+export type Validated<T> = { ok: true; value: T } | { ok: false; errors: ValidationError[] };
+export type ValidationResult = Validated<ResourceSync>;
 
 /** `path: message` lines, one per error, for people. */
 export function formatValidationErrors(errors: readonly ValidationError[]): string {
@@ -26,6 +36,22 @@ export function formatValidationErrors(errors: readonly ValidationError[]): stri
  * checked: Sinker writes it and never reads anything but conditions from it.
  */
 export function validateResourceSync(doc: unknown): ValidationResult {
+  return validateObject<ResourceSync>(doc, RESOURCE_SYNC_KIND, resourceSyncSpecSchema);
+}
+
+export function validateResourceSyncSet(doc: unknown): Validated<ResourceSyncSet> {
+  return validateObject<ResourceSyncSet>(doc, RESOURCE_SYNC_SET_KIND, resourceSyncSetSpecSchema);
+}
+
+export function validateClusterResourceSyncSet(doc: unknown): Validated<ClusterResourceSyncSet> {
+  return validateObject<ClusterResourceSyncSet>(
+    doc,
+    CLUSTER_RESOURCE_SYNC_SET_KIND,
+    clusterResourceSyncSetSpecSchema,
+  );
+}
+
+function validateObject<T>(doc: unknown, expectedKind: string, specSchema: Schema): Validated<T> {
   const errors: ValidationError[] = [];
   try {
     if (!isPlainObject(doc)) {
@@ -37,8 +63,8 @@ export function validateResourceSync(doc: unknown): ValidationResult {
         message: `must be ${GROUP_VERSION}, got ${describe(doc.apiVersion)}`,
       });
     }
-    if (doc.kind !== RESOURCE_SYNC_KIND) {
-      errors.push({ path: "kind", message: `must be ${RESOURCE_SYNC_KIND}, got ${describe(doc.kind)}` });
+    if (doc.kind !== expectedKind) {
+      errors.push({ path: "kind", message: `must be ${expectedKind}, got ${describe(doc.kind)}` });
     }
     const meta = doc.metadata;
     if (!isPlainObject(meta)) {
@@ -63,7 +89,7 @@ export function validateResourceSync(doc: unknown): ValidationResult {
     if (doc.spec == null) {
       errors.push({ path: "spec", message: "required" });
     } else {
-      validateValue(doc.spec, resourceSyncSpecSchema, "spec", errors);
+      validateValue(doc.spec, specSchema, "spec", errors);
     }
     if (doc.status != null && !isPlainObject(doc.status)) {
       errors.push({ path: "status", message: `must be an object, got ${describe(doc.status)}` });
@@ -76,7 +102,7 @@ export function validateResourceSync(doc: unknown): ValidationResult {
     });
   }
   if (errors.length > 0) return { ok: false, errors };
-  return { ok: true, value: doc as ResourceSync };
+  return { ok: true, value: doc as T };
 }
 
 /** Checks `value` against `schema`, appending problems to `errors`. Exported for tests of the schema itself. */
@@ -92,8 +118,16 @@ export function validateValue(value: unknown, schema: Schema, path: string, erro
       for (const name of schema.required ?? []) {
         if (value[name] == null) errors.push({ path: join(path, name), message: "required" });
       }
-      for (const [name, field] of Object.entries(value)) {
-        const fieldSchema = Object.hasOwn(properties, name) ? properties[name] : undefined;
+      const entries = Object.entries(value);
+      if (schema.maxProperties !== undefined && entries.length > schema.maxProperties) {
+        errors.push({
+          path,
+          message: `${entries.length} entries, at most ${schema.maxProperties} are allowed`,
+        });
+        return;
+      }
+      for (const [name, field] of entries) {
+        const fieldSchema = Object.hasOwn(properties, name) ? properties[name] : schema.additionalProperties;
         if (fieldSchema === undefined) {
           errors.push({ path: join(path, name), message: "unknown field" });
         } else if (field != null) {

@@ -1,6 +1,7 @@
 import type { Logger } from "pino";
-import { FIELD_MANAGER, FINALIZER } from "../api/types.ts";
+import { FIELD_MANAGER, FINALIZER, type ResourceSync } from "../api/types.ts";
 import { asSinkerError, type SinkerError } from "../errors.ts";
+import type { Grant } from "../fanout/children.ts";
 import type { ClusterClient, ResourceInfo } from "../kube/client.ts";
 import type { EventRecorder } from "../kube/events.ts";
 import type { Informer } from "../kube/informer.ts";
@@ -47,6 +48,11 @@ export interface ReconcileContext {
   onApplied?: (key: string) => void;
   /** Marks a remote client as in use by this reconcile (it is not pruned before the reconcile ends). */
   hold?: (client: ClusterClient) => void;
+  /**
+   * What a ClusterResourceSyncSet grants one of its children (another namespace's source or kubeconfig Secret),
+   * decided against the set and namespace caches; absent when fan-out is off.
+   */
+  grant?: (rs: ResourceSync) => Grant | undefined;
   /** Called with the outcome of requests to a cluster (metrics: remote cluster reachability). */
   onClusterOutcome?: (client: ClusterClient, reachable: boolean) => void;
 }

@@ -7,6 +7,7 @@ import type { Logger } from "pino";
 import type { Metrics } from "../admin/metrics.ts";
 import { FINALIZER, GROUP_VERSION, RESOURCE_SYNC_KIND } from "../api/types.ts";
 import { asSinkerError, SinkerError } from "../errors.ts";
+import { type Fanout, startFanout } from "../fanout/controller.ts";
 import type { ClusterClient, ResourceInfo } from "../kube/client.ts";
 import { ApiEventRecorder } from "../kube/events.ts";
 import { Informer, stripForCache } from "../kube/informer.ts";
@@ -126,7 +127,9 @@ export async function startController(options: ControllerOptions): Promise<Runni
     logger: logger.child({ module: "sinker::informer", resource: "resourcesyncs" }),
     transform: stripForCache,
   });
+  let fanout: Fanout | undefined;
   resourceSyncs.onEvent((event) => {
+    fanout?.onResourceSync(event);
     const key = keyOf(event.object);
     if (event.type === "deleted") {
       // a ResourceSync that reported a conflict with this one may take the target over now
@@ -169,6 +172,19 @@ export async function startController(options: ControllerOptions): Promise<Runni
       metrics.remoteClusterReachable.set({ cluster: client.name }, reachable ? 1 : 0);
     },
   };
+
+  fanout = await startFanout({
+    local,
+    logger,
+    events: ctx.events,
+    resourceSyncs,
+    resourceSyncResource,
+    ...(options.informerOptions?.backoff
+      ? { informerOptions: { backoff: options.informerOptions.backoff } }
+      : {}),
+    resyncPeriodMs: resyncMs,
+  });
+  if (fanout) ctx.grant = fanout.grant;
 
   // The state gauge, kept by counting transitions (never a walk over every ResourceSync).
   const outcomes = new Map<string, boolean>();
@@ -303,7 +319,10 @@ export async function startController(options: ControllerOptions): Promise<Runni
     }
     logger.info({ resourceSyncs: resourceSyncs.list().length }, "initial ResourceSync list received");
   });
-  const workers = Array.from({ length: Math.max(1, options.concurrency) }, () => worker());
+  // A child of a ClusterResourceSyncSet is granted its source only against the set and namespace caches: no
+  // ResourceSync is reconciled before they are filled.
+  const fanoutSynced = fanout?.synced ?? Promise.resolve();
+  const workers = Array.from({ length: Math.max(1, options.concurrency) }, () => fanoutSynced.then(worker));
 
   let stopped = false;
   return {
@@ -330,7 +349,7 @@ export async function startController(options: ControllerOptions): Promise<Runni
       ]);
       if (!drained)
         logger.warn({ inFlight: [...queue.inFlight().keys()] }, "abandoning in-flight reconciles");
-      await Promise.all([resourceSyncs.stop(), watches.stopAll()]);
+      await Promise.all([resourceSyncs.stop(), watches.stopAll(), fanout?.stop()]);
       await remoteClusters.closeAll();
       logger.info("controller stopped");
     },

@@ -1,5 +1,6 @@
-import type { ResourceSync } from "../api/types.ts";
+import { ANNOTATION_SOURCE_NAMESPACE, type ResourceSync } from "../api/types.ts";
 import { asSinkerError, SinkerError } from "../errors.ts";
+import { setOwner } from "../fanout/children.ts";
 import type { ClusterClient, ResourceInfo } from "../kube/client.ts";
 import type { KubeObject } from "../kube/object.ts";
 import { checkSecretAccess } from "../kube/remote-clusters.ts";
@@ -24,7 +25,7 @@ export async function clusterClient(
   rsNamespace: string,
   refs: RefSet,
   ctx: ReconcileContext,
-  opts: { secretGoneFallback: boolean },
+  opts: { secretGoneFallback: boolean; grantedSecretNamespace?: string },
 ): Promise<{ client: ClusterClient; namespace: string | undefined }> {
   const secretRef = cluster.secretRef;
   if (!secretRef) return { client: ctx.local, namespace: undefined };
@@ -36,7 +37,8 @@ export async function clusterClient(
     name: secretRef.name,
     single: true,
   };
-  const crossNamespace = secretRef.namespace !== rsNamespace;
+  const crossNamespace =
+    secretRef.namespace !== rsNamespace && opts.grantedSecretNamespace !== secretRef.namespace;
   try {
     if (crossNamespace && !ctx.watches.holds(key, ref)) {
       // Another namespace's Secret is watched only once this ResourceSync may use it: one GET, the check, then
@@ -50,7 +52,9 @@ export async function clusterClient(
     await refs.add(ref);
     const secret = ctx.watches.get(ctx.local, secretResource, secretRef.namespace, secretRef.name);
     try {
-      checkSecretAccess(secret, rsNamespace, secretRef.namespace);
+      // a Secret granted by a ClusterResourceSyncSet is checked as if it were in the child's own namespace
+      const granted = opts.grantedSecretNamespace === secretRef.namespace;
+      checkSecretAccess(secret, granted ? secretRef.namespace : rsNamespace, secretRef.namespace);
     } catch (err) {
       if (crossNamespace) await refs.drop(ref);
       throw err;
@@ -87,6 +91,19 @@ export async function resolveEnd(
   const spec = rs.spec[end];
   const rsNamespace = rs.metadata.namespace ?? "";
   const { apiVersion, kind, name } = spec.resourceRef;
+  const sourceNamespaceAsked = rs.metadata.annotations?.[ANNOTATION_SOURCE_NAMESPACE];
+  const grant = sourceNamespaceAsked !== undefined || setOwner(rs) ? ctx.grant?.(rs) : undefined;
+  if (
+    end === "source" &&
+    sourceNamespaceAsked !== undefined &&
+    grant?.sourceNamespace !== sourceNamespaceAsked
+  ) {
+    throw new SinkerError(
+      "SourceNamespaceNotGranted",
+      `the annotation ${ANNOTATION_SOURCE_NAMESPACE} is honoured only on a ResourceSync that a ` +
+        "ClusterResourceSyncSet made for a namespace it selects, unchanged",
+    );
+  }
   if (!spec.cluster) {
     const resource = await ctx.local.resolve(apiVersion, kind);
     if (!resource.namespaced && !ctx.options.allowClusterScoped) {
@@ -99,7 +116,11 @@ export async function resolveEnd(
       client: ctx.local,
       cluster: {},
       resource,
-      namespace: resource.namespaced ? rsNamespace : undefined,
+      namespace: resource.namespaced
+        ? end === "source" && grant?.sourceNamespace !== undefined
+          ? grant.sourceNamespace
+          : rsNamespace
+        : undefined,
       name,
       local: true,
     };
@@ -110,6 +131,7 @@ export async function resolveEnd(
   };
   const remote = await clusterClient(`${rsNamespace}/${rs.metadata.name}`, cluster, rsNamespace, refs, ctx, {
     secretGoneFallback: rs.metadata.deletionTimestamp !== undefined,
+    ...(grant?.secretNamespace !== undefined ? { grantedSecretNamespace: grant.secretNamespace } : {}),
   });
   const resource = await trackFailure(remote.client, ctx, remote.client.resolve(apiVersion, kind));
   return {

@@ -14,21 +14,39 @@ test("manifests/crds.yaml is the output of sinker manifests (run npm run manifes
   assert.equal(file, crdYaml(), "manifests/crds.yaml is stale: run `npm run manifests`");
 });
 
-test("crdYaml is two documents: ResourceSync then SinkerContainer, both namespaced v1alpha1 served+storage", () => {
+test("crdYaml: ResourceSync, SinkerContainer, then the fan-out kinds; v1alpha1 served+storage", () => {
   const docs = parseAllDocuments(crdYaml()).map((d) => d.toJS() as J);
   assert.deepEqual(docs, crdObjects() as J[]);
   assert.deepEqual(
-    docs.map((d) => d.metadata.name),
-    ["resourcesyncs.sinker.influxdata.io", "sinkercontainers.sinker.influxdata.io"],
+    docs.map((d) => [d.metadata.name, d.spec.scope]),
+    [
+      ["resourcesyncs.sinker.influxdata.io", "Namespaced"],
+      ["sinkercontainers.sinker.influxdata.io", "Namespaced"],
+      ["resourcesyncsets.sinker.influxdata.io", "Namespaced"],
+      ["clusterresourcesyncsets.sinker.influxdata.io", "Cluster"],
+    ],
   );
   for (const d of docs) {
     assert.equal(d.apiVersion, "apiextensions.k8s.io/v1");
     assert.equal(d.spec.group, "sinker.influxdata.io");
-    assert.equal(d.spec.scope, "Namespaced");
     assert.equal(d.spec.versions.length, 1);
     const [v] = d.spec.versions;
     assert.deepEqual([v.name, v.served, v.storage], ["v1alpha1", true, true]);
     assert.deepEqual(v.schema.openAPIV3Schema.required, ["spec"]);
+  }
+});
+
+test("set CRDs: short names, status subresource, Desired/Synced/Failing printer columns", () => {
+  const [, , set, clusterSet] = crdObjects() as J[];
+  assert.deepEqual(set.spec.names.shortNames, ["rsyncset"]);
+  assert.deepEqual(clusterSet.spec.names.shortNames, ["crsyncset"]);
+  for (const crd of [set, clusterSet]) {
+    const [v] = crd.spec.versions;
+    assert.deepEqual(v.subresources, { status: {} });
+    assert.deepEqual(
+      v.additionalPrinterColumns.map((c: { name: string }) => c.name),
+      ["Source", "Desired", "Synced", "Failing", "Ready", "Age"],
+    );
   }
 });
 

@@ -20,12 +20,14 @@ const PLURALS: Record<string, string> = {
   Namespace: "namespaces",
   ResourceSync: "resourcesyncs",
   SinkerContainer: "sinkercontainers",
+  ResourceSyncSet: "resourcesyncsets",
+  ClusterResourceSyncSet: "clusterresourcesyncsets",
   Event: "events",
   ClusterRole: "clusterroles",
   Role: "roles",
   RoleBinding: "rolebindings",
 };
-const CLUSTER_SCOPED = new Set(["Namespace", "ClusterRole"]);
+const CLUSTER_SCOPED = new Set(["Namespace", "ClusterRole", "ClusterResourceSyncSet"]);
 
 export function objectPath(
   apiVersion: string,
@@ -206,6 +208,8 @@ export async function installCrds(env: TestEnv, cluster: "a" | "b"): Promise<voi
     "--timeout=30s",
     "crd/resourcesyncs.sinker.influxdata.io",
     "crd/sinkercontainers.sinker.influxdata.io",
+    "crd/resourcesyncsets.sinker.influxdata.io",
+    "crd/clusterresourcesyncsets.sinker.influxdata.io",
   ]);
   if (w.code !== 0) throw new Error(`waiting for CRDs in ${cluster}: ${w.stderr}`);
 }

@@ -1,0 +1,268 @@
+/**
+ * Schemas of the fan-out kinds (SPEC 6): ResourceSyncSet (namespaced, for tenants) and ClusterResourceSyncSet
+ * (cluster-scoped, for platform teams). They reuse the ResourceSync's building blocks, so a set's source, target
+ * and mappings are checked exactly as a ResourceSync's are.
+ */
+import {
+  clusterSchema,
+  conditionSchema,
+  endSchema,
+  MAX_MAPPINGS,
+  mappingSchema,
+  namespaceName,
+  resourceRefSchema,
+  type Schema,
+} from "./schema.ts";
+
+/** Most explicit clusters of one set, and most names in one include/exclude list (bounded work per reconcile). */
+export const MAX_SET_CLUSTERS = 64;
+export const MAX_NAMESPACE_NAMES = 1024;
+/** Failing destinations listed in a set's status. */
+export const MAX_STATUS_FAILURES = 5;
+
+const labelValue: Schema = { type: "string", description: "A label value.", maxLength: 63 };
+
+const labelSelectorProperties: Record<string, Schema> = {
+  matchLabels: {
+    type: "object",
+    description: "Labels that must all be present with these values.",
+    additionalProperties: labelValue,
+    maxProperties: 64,
+  },
+  matchExpressions: {
+    type: "array",
+    description: "Requirements that must all hold (as in a Kubernetes label selector).",
+    maxItems: 32,
+    items: {
+      type: "object",
+      description: "One requirement: key, operator (In, NotIn, Exists, DoesNotExist) and values.",
+      required: ["key", "operator"],
+      properties: {
+        key: { type: "string", description: "The label key.", minLength: 1, maxLength: 317 },
+        operator: {
+          type: "string",
+          description: "In, NotIn, Exists or DoesNotExist.",
+          enum: ["In", "NotIn", "Exists", "DoesNotExist"],
+        },
+        values: {
+          type: "array",
+          description: "Values for In and NotIn; empty for Exists and DoesNotExist.",
+          maxItems: 64,
+          items: labelValue,
+        },
+      },
+      validations: [
+        {
+          rule: "(self.operator in ['In', 'NotIn']) == (has(self.values) && size(self.values) > 0)",
+          message: "In and NotIn need values; Exists and DoesNotExist take none",
+          holds: (self) => {
+            const values = Array.isArray(self.values) ? self.values : [];
+            return (self.operator === "In" || self.operator === "NotIn") === values.length > 0;
+          },
+        },
+      ],
+    },
+  },
+};
+
+const namespaceList = (description: string): Schema => ({
+  type: "array",
+  description,
+  maxItems: MAX_NAMESPACE_NAMES,
+  items: namespaceName("A namespace name."),
+});
+
+const namespaceSelectorSchema: Schema = {
+  type: "object",
+  description:
+    "Which namespaces of the local cluster get a copy: those matching the label selector (matchLabels and " +
+    "matchExpressions, all of which must hold) plus those named in include, minus those named in exclude. " +
+    "With neither matchLabels nor matchExpressions, no namespace is selected by label (every namespace: " +
+    "matchExpressions [{key: kubernetes.io/metadata.name, operator: Exists}]). Namespaces being deleted are " +
+    "skipped, and so is the source's own namespace when the copy would be the source itself.",
+  properties: {
+    ...labelSelectorProperties,
+    include: namespaceList("Namespaces that get a copy whatever their labels."),
+    exclude: namespaceList("Namespaces that never get a copy."),
+  },
+};
+
+const pruningSchema: Schema = {
+  type: "string",
+  description:
+    "What happens to a copy when its destination stops matching or the set is deleted: Delete (default) " +
+    "deletes the copy Sinker made, Orphan leaves it in place (its ResourceSync carries " +
+    "sinker.influxdata.io/disable-target-deletion).",
+  enum: ["Delete", "Orphan"],
+};
+
+const setTargetSchema: Schema = {
+  type: "object",
+  description:
+    "The object written at every destination: its group/version, kind and name. Its namespace is the " +
+    "destination's.",
+  required: ["resourceRef"],
+  properties: { resourceRef: resourceRefSchema("target") },
+};
+
+const mappingsSchema: Schema = {
+  type: "array",
+  description: "Field mappings, as in a ResourceSync. Absent or empty: every copy is a clone of the source.",
+  items: mappingSchema,
+  maxItems: MAX_MAPPINGS,
+};
+
+const secretRefOf = (schema: Schema): Schema => {
+  const kubeConfig = schema.properties?.kubeConfig;
+  const secretRef = kubeConfig?.properties?.secretRef;
+  if (!secretRef) throw new Error("clusterSchema has no kubeConfig.secretRef");
+  return secretRef;
+};
+const tenantSecretRef = secretRefOf(clusterSchema);
+const secretRefProperties = tenantSecretRef.properties ?? {};
+
+export const resourceSyncSetSpecSchema: Schema = {
+  type: "object",
+  description:
+    "One source copied to every remote cluster this namespace holds a kubeconfig Secret for (listed, or " +
+    "selected by label). Each destination becomes a ResourceSync in the set's namespace.",
+  required: ["source", "target"],
+  properties: {
+    source: endSchema("source"),
+    target: setTargetSchema,
+    mappings: mappingsSchema,
+    clusters: {
+      type: "array",
+      description: "Remote clusters by kubeconfig Secret, each with the namespace to write to there.",
+      maxItems: MAX_SET_CLUSTERS,
+      items: {
+        type: "object",
+        description: clusterSchema.description,
+        required: ["kubeConfig"],
+        properties: clusterSchema.properties ?? {},
+      },
+    },
+    clusterSelector: {
+      type: "object",
+      description:
+        "Every kubeconfig Secret of the set's namespace whose labels match is a destination cluster. An empty " +
+        "selector (no matchLabels, no matchExpressions) selects none.",
+      required: ["key"],
+      properties: {
+        ...labelSelectorProperties,
+        key: {
+          ...(secretRefProperties.key ?? { type: "string", description: "" }),
+          description: "Key of the kubeconfig in each selected Secret.",
+        },
+        namespace: namespaceName(
+          "Namespace to write to in every selected cluster. Default: the kubeconfig context's namespace, else " +
+            '"default".',
+        ),
+      },
+    },
+    pruning: pruningSchema,
+  },
+};
+
+export const clusterResourceSyncSetSpecSchema: Schema = {
+  type: "object",
+  description:
+    "One source copied to every selected namespace of the local cluster and to namespaces of remote clusters. " +
+    "Each destination becomes a ResourceSync: in the destination namespace for a local one, in the source's " +
+    "namespace for a remote one.",
+  required: ["source", "target"],
+  properties: {
+    source: {
+      type: "object",
+      description: "The object to copy, in the local cluster.",
+      required: ["resourceRef", "namespace"],
+      properties: {
+        resourceRef: resourceRefSchema("source"),
+        namespace: namespaceName("Namespace of the source object."),
+      },
+    },
+    target: setTargetSchema,
+    mappings: mappingsSchema,
+    namespaceSelector: namespaceSelectorSchema,
+    clusters: {
+      type: "array",
+      description: "Remote clusters by kubeconfig Secret (in any namespace), each with its namespaces.",
+      maxItems: MAX_SET_CLUSTERS,
+      items: {
+        type: "object",
+        description: "A remote cluster and the namespaces to write to there.",
+        required: ["kubeConfig"],
+        properties: {
+          kubeConfig: {
+            type: "object",
+            description: "Where the kubeconfig of the remote cluster is stored. Its current context is used.",
+            required: ["secretRef"],
+            properties: {
+              secretRef: {
+                ...tenantSecretRef,
+                description: "A key of a Secret in the local cluster holding kubeconfig text.",
+                required: ["name", "key", "namespace"],
+              },
+            },
+          },
+          namespaces: namespaceList(
+            "Namespaces to write to in that cluster. Default: the kubeconfig context's namespace, else " +
+              '"default".',
+          ),
+        },
+      },
+    },
+    pruning: pruningSchema,
+  },
+};
+
+export const setStatusSchema: Schema = {
+  type: "object",
+  description: "What Sinker observed of the set's destinations, written by Sinker.",
+  properties: {
+    observedGeneration: {
+      type: "integer",
+      format: "int64",
+      description: "The .metadata.generation Sinker last acted on.",
+    },
+    desired: { type: "integer", description: "Destinations the set selects right now." },
+    synced: { type: "integer", description: "Destinations whose ResourceSync is Ready." },
+    failing: { type: "integer", description: "Destinations whose ResourceSync reports a failure." },
+    failures: {
+      type: "array",
+      description: `The first ${MAX_STATUS_FAILURES} failing destinations (by namespace and name), with their reasons.`,
+      maxItems: MAX_STATUS_FAILURES,
+      items: {
+        type: "object",
+        description: "A failing destination.",
+        required: ["resourceSync", "reason", "message"],
+        properties: {
+          resourceSync: { type: "string", description: "The destination's ResourceSync (namespace/name)." },
+          namespace: { type: "string", description: "The destination namespace." },
+          cluster: {
+            type: "string",
+            description: "The destination cluster's kubeconfig Secret (namespace/name).",
+          },
+          reason: { type: "string", description: "The ResourceSync's failure reason." },
+          message: { type: "string", description: "The ResourceSync's failure message.", maxLength: 1024 },
+        },
+      },
+    },
+    conditions: {
+      type: "array",
+      description:
+        "Ready: True when every destination is synced, else False (reason Progressing or Failing).",
+      items: conditionSchema,
+      listType: "map",
+      listMapKeys: ["type"],
+    },
+  },
+};
+
+export const resourceSyncSetDescription =
+  "ResourceSyncSet copies one source to the remote clusters a namespace holds kubeconfig Secrets for, as one " +
+  "ResourceSync per destination, added and pruned as the Secrets come and go.";
+
+export const clusterResourceSyncSetDescription =
+  "ClusterResourceSyncSet copies one source to every namespace of the local cluster a selector picks and to " +
+  "namespaces of remote clusters, as one ResourceSync per destination, added and pruned as namespaces come and go.";

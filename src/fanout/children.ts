@@ -1,0 +1,294 @@
+/**
+ * What a set expands into: one ResourceSync per destination ("child"), computed from the set and what the caches
+ * say about namespaces and kubeconfig Secrets. Pure functions: the set controller applies the result, and the
+ * ResourceSync reconciler calls `grantFor` to check that a child asking for another namespace's source or Secret
+ * is exactly what a ClusterResourceSyncSet wants right now.
+ *
+ * Where children live:
+ * - ResourceSyncSet: in the set's namespace, each with a remote target (the tenant's own kubeconfig Secrets);
+ * - ClusterResourceSyncSet, local destination N: in N, so the target is in the child's own namespace (its owner
+ *   reference to the child is valid) and only the source is elsewhere (granted by the set);
+ * - ClusterResourceSyncSet, remote destination: in the source's namespace (the Secret may be elsewhere: granted).
+ */
+import { createHash } from "node:crypto";
+import {
+  ANNOTATION_DISABLE_TARGET_DELETION,
+  ANNOTATION_SOURCE_NAMESPACE,
+  type AnySet,
+  CLUSTER_RESOURCE_SYNC_SET_KIND,
+  type ClusterResourceSyncSet,
+  GROUP_VERSION,
+  LABEL_SET_KIND,
+  LABEL_SET_NAME,
+  RESOURCE_SYNC_KIND,
+  type ResourceSync,
+  type ResourceSyncSet,
+  type ResourceSyncSpec,
+} from "../api/types.ts";
+import type { OwnerReference } from "../kube/object.ts";
+import { labelsMatch, type NamespaceInfo, namespaceSelected } from "./selector.ts";
+
+/** A kubeconfig Secret as the set controller caches it: its name and labels only, never its data. */
+export interface SecretInfo {
+  name: string;
+  labels: Readonly<Record<string, string>>;
+}
+
+/** What the caches know, for one set. */
+export interface Destinations {
+  /** Every namespace of the local cluster (ClusterResourceSyncSet). */
+  namespaces: readonly NamespaceInfo[];
+  /** The Secrets of the set's namespace (ResourceSyncSet with a clusterSelector). */
+  secrets: readonly SecretInfo[];
+}
+
+/** One ResourceSync the set wants. */
+export interface DesiredChild {
+  namespace: string;
+  name: string;
+  /** Where the copy goes, for people: the local namespace, or the cluster's Secret and its namespace. */
+  destination: { namespace?: string; cluster?: string };
+  object: ResourceSync;
+}
+
+const NAME_HASH_LENGTH = 10;
+const LABEL_VALUE_MAX = 63;
+
+function shortHash(text: string, length: number): string {
+  return createHash("sha256").update(text).digest("hex").slice(0, length);
+}
+
+/** The set's name as a label value (names longer than a label value may be are shortened with a hash). */
+export function setLabelValue(name: string): string {
+  if (name.length <= LABEL_VALUE_MAX) return name;
+  return `${name.slice(0, LABEL_VALUE_MAX - NAME_HASH_LENGTH - 1).replace(/[-.]+$/, "")}-${shortHash(name, NAME_HASH_LENGTH)}`;
+}
+
+/** A child's name: the set's name and a hash of the destination (stable, and unlikely to meet a tenant's name). */
+export function childName(set: AnySet, destinationKey: string): string {
+  const hash = shortHash(`${set.kind}/${set.metadata.name}/${destinationKey}`, NAME_HASH_LENGTH);
+  const prefix = set.metadata.name.slice(0, 253 - NAME_HASH_LENGTH - 1).replace(/[-.]+$/, "");
+  return `${prefix}-${hash}`;
+}
+
+export function controllerReference(set: AnySet): OwnerReference {
+  return {
+    apiVersion: GROUP_VERSION,
+    kind: set.kind,
+    name: set.metadata.name,
+    uid: set.metadata.uid ?? "",
+    controller: true,
+    blockOwnerDeletion: true,
+  };
+}
+
+function child(
+  set: AnySet,
+  namespace: string,
+  destinationKey: string,
+  spec: ResourceSyncSpec,
+  extraAnnotations: Record<string, string>,
+): Pick<DesiredChild, "namespace" | "name" | "object"> {
+  const name = childName(set, destinationKey);
+  const annotations: Record<string, string> = { ...extraAnnotations };
+  if ((set.spec.pruning ?? "Delete") === "Orphan") annotations[ANNOTATION_DISABLE_TARGET_DELETION] = "true";
+  const mappings = set.spec.mappings ?? [];
+  return {
+    namespace,
+    name,
+    object: {
+      apiVersion: GROUP_VERSION,
+      kind: RESOURCE_SYNC_KIND,
+      metadata: {
+        name,
+        namespace,
+        labels: { [LABEL_SET_NAME]: setLabelValue(set.metadata.name), [LABEL_SET_KIND]: set.kind },
+        ...(Object.keys(annotations).length > 0 ? { annotations } : {}),
+        ownerReferences: [controllerReference(set)],
+      },
+      spec: mappings.length > 0 ? { ...spec, mappings } : spec,
+    },
+  };
+}
+
+function tenantSetChildren(set: ResourceSyncSet, d: Destinations): DesiredChild[] {
+  const ns = set.metadata.namespace;
+  const out = new Map<string, DesiredChild>();
+  const add = (
+    secretRef: { name: string; key: string; namespace?: string },
+    remoteNs: string | undefined,
+  ) => {
+    const secretNs = secretRef.namespace ?? ns;
+    const key = `cluster:${secretNs}/${secretRef.name}/${secretRef.key}|ns:${remoteNs ?? ""}`;
+    if (out.has(key)) return;
+    const spec: ResourceSyncSpec = {
+      source: set.spec.source,
+      target: {
+        resourceRef: set.spec.target.resourceRef,
+        cluster: {
+          kubeConfig: { secretRef: { ...secretRef } },
+          ...(remoteNs === undefined ? {} : { namespace: remoteNs }),
+        },
+      },
+    };
+    const c = child(set, ns, key, spec, {});
+    out.set(key, {
+      ...c,
+      destination: { cluster: `${secretNs}/${secretRef.name}`, ...(remoteNs ? { namespace: remoteNs } : {}) },
+    });
+  };
+  for (const cluster of set.spec.clusters ?? []) add(cluster.kubeConfig.secretRef, cluster.namespace);
+  const selector = set.spec.clusterSelector;
+  if (selector) {
+    for (const secret of [...d.secrets].sort((a, b) => (a.name < b.name ? -1 : 1))) {
+      if (labelsMatch(selector, secret.labels))
+        add({ name: secret.name, key: selector.key }, selector.namespace);
+    }
+  }
+  return [...out.values()];
+}
+
+function isSourceItself(set: ClusterResourceSyncSet, namespace: string): boolean {
+  const s = set.spec.source.resourceRef;
+  const t = set.spec.target.resourceRef;
+  return (
+    namespace === set.spec.source.namespace &&
+    s.apiVersion === t.apiVersion &&
+    s.kind === t.kind &&
+    s.name === t.name
+  );
+}
+
+function localChild(set: ClusterResourceSyncSet, ns: string): DesiredChild {
+  const spec: ResourceSyncSpec = {
+    source: { resourceRef: set.spec.source.resourceRef },
+    target: { resourceRef: set.spec.target.resourceRef },
+  };
+  const c = child(set, ns, `local|ns:${ns}`, spec, {
+    [ANNOTATION_SOURCE_NAMESPACE]: set.spec.source.namespace,
+  });
+  return { ...c, destination: { namespace: ns } };
+}
+
+function remoteChildren(set: ClusterResourceSyncSet): DesiredChild[] {
+  const out = new Map<string, DesiredChild>();
+  for (const cluster of set.spec.clusters ?? []) {
+    const secretRef = cluster.kubeConfig.secretRef;
+    const namespaces: Array<string | undefined> = cluster.namespaces?.length
+      ? cluster.namespaces
+      : [undefined];
+    for (const remoteNs of namespaces) {
+      const key = `cluster:${secretRef.namespace}/${secretRef.name}/${secretRef.key}|ns:${remoteNs ?? ""}`;
+      if (out.has(key)) continue;
+      const spec: ResourceSyncSpec = {
+        source: { resourceRef: set.spec.source.resourceRef },
+        target: {
+          resourceRef: set.spec.target.resourceRef,
+          cluster: {
+            kubeConfig: { secretRef: { ...secretRef } },
+            ...(remoteNs === undefined ? {} : { namespace: remoteNs }),
+          },
+        },
+      };
+      const c = child(set, set.spec.source.namespace, key, spec, {});
+      out.set(key, {
+        ...c,
+        destination: {
+          cluster: `${secretRef.namespace}/${secretRef.name}`,
+          ...(remoteNs ? { namespace: remoteNs } : {}),
+        },
+      });
+    }
+  }
+  return [...out.values()];
+}
+
+/** Every ResourceSync the set wants right now, in a stable order. */
+export function desiredChildren(set: AnySet, d: Destinations): DesiredChild[] {
+  if (set.kind !== CLUSTER_RESOURCE_SYNC_SET_KIND) return tenantSetChildren(set, d);
+  const local = d.namespaces
+    .filter((ns) => namespaceSelected(set.spec.namespaceSelector, ns) && !isSourceItself(set, ns.name))
+    .map((ns) => localChild(set, ns.name))
+    .sort((a, b) => (a.namespace < b.namespace ? -1 : 1));
+  return [...local, ...remoteChildren(set)];
+}
+
+/** The controller owner reference of a ResourceSync, when a set of either kind made it. */
+export function setOwner(rs: {
+  metadata?: { ownerReferences?: OwnerReference[] };
+}): OwnerReference | undefined {
+  return rs.metadata?.ownerReferences?.find(
+    (o) =>
+      o.controller === true &&
+      o.apiVersion === GROUP_VERSION &&
+      (o.kind === CLUSTER_RESOURCE_SYNC_SET_KIND || o.kind === "ResourceSyncSet"),
+  );
+}
+
+/** Deep equality of JSON values, ignoring the order of object keys (the API server may reorder them). */
+export function sameJson(a: unknown, b: unknown): boolean {
+  if (a === b) return true;
+  if (typeof a !== "object" || typeof b !== "object" || a === null || b === null) return false;
+  if (Array.isArray(a) !== Array.isArray(b)) return false;
+  if (Array.isArray(a) && Array.isArray(b)) {
+    return a.length === b.length && a.every((v, i) => sameJson(v, b[i]));
+  }
+  const ao = a as Record<string, unknown>;
+  const bo = b as Record<string, unknown>;
+  const ak = Object.keys(ao).filter((k) => ao[k] !== undefined);
+  const bk = Object.keys(bo).filter((k) => bo[k] !== undefined);
+  return ak.length === bk.length && ak.every((k) => Object.hasOwn(bo, k) && sameJson(ao[k], bo[k]));
+}
+
+/** What a ClusterResourceSyncSet lets one of its children do beyond a plain ResourceSync. */
+export interface Grant {
+  /** Read the source in this namespace instead of the child's own. */
+  sourceNamespace?: string;
+  /** Use the kubeconfig Secret of this namespace without the allowed-namespaces annotation. */
+  secretNamespace?: string;
+}
+
+/**
+ * Whether `rs` is, right now, exactly a child that the ClusterResourceSyncSet owning it (by uid) wants: same
+ * name, namespace, spec and annotations, for a destination the set selects. Only then does it get the set's
+ * grant; anything else (a hand-made copy in another namespace, an edited child, a set that no longer selects the
+ * namespace) is a plain ResourceSync.
+ */
+export function grantFor(
+  rs: ResourceSync,
+  lookupSet: (name: string) => ClusterResourceSyncSet | undefined,
+  namespace: (name: string) => NamespaceInfo | undefined,
+): Grant | undefined {
+  const owner = setOwner(rs);
+  if (!owner || owner.kind !== CLUSTER_RESOURCE_SYNC_SET_KIND) return undefined;
+  const set = lookupSet(owner.name);
+  if (!set || set.metadata.uid !== owner.uid || set.metadata.deletionTimestamp) return undefined;
+  const ns = rs.metadata.namespace ?? "";
+  const candidates: DesiredChild[] = [];
+  const nsInfo = namespace(ns);
+  if (nsInfo && namespaceSelected(set.spec.namespaceSelector, nsInfo) && !isSourceItself(set, ns))
+    candidates.push(localChild(set, ns));
+  if (ns === set.spec.source.namespace) candidates.push(...remoteChildren(set));
+  const match = candidates.find(
+    (c) =>
+      c.name === rs.metadata.name &&
+      sameJson(c.object.spec, rs.spec) &&
+      sameJson(c.object.metadata.annotations ?? {}, pickAnnotations(rs, c.object.metadata.annotations ?? {})),
+  );
+  if (!match) return undefined;
+  const secretNs = match.object.spec.target.cluster?.kubeConfig.secretRef.namespace;
+  return {
+    ...(match.destination.cluster === undefined ? { sourceNamespace: set.spec.source.namespace } : {}),
+    ...(secretNs !== undefined ? { secretNamespace: secretNs } : {}),
+  };
+}
+
+/** The child's values of the annotations the set sets (others, e.g. kubectl's, do not matter). */
+function pickAnnotations(rs: ResourceSync, wanted: Record<string, string>): Record<string, string> {
+  const have = rs.metadata.annotations ?? {};
+  const out: Record<string, string> = {};
+  for (const k of [...Object.keys(wanted), ANNOTATION_SOURCE_NAMESPACE, ANNOTATION_DISABLE_TARGET_DELETION]) {
+    if (have[k] !== undefined) out[k] = have[k];
+  }
+  return out;
+}

@@ -1,0 +1,395 @@
+/**
+ * The set controller (SPEC 6): keeps, for every ResourceSyncSet and ClusterResourceSyncSet, exactly the child
+ * ResourceSyncs its destinations call for, and the set's status from theirs. Everything a copy does (apply, drift
+ * repair, finalizer, conditions) is the ResourceSync controller's work; this one only adds and prunes children.
+ *
+ * What it watches, independent of how wide the sets fan out: both set kinds, the local Namespaces, and the
+ * Secrets (names and labels only, never their data) of the namespaces that hold a ResourceSyncSet with a
+ * clusterSelector. Children are read from the ResourceSync cache the manager already holds.
+ */
+import type { Logger } from "pino";
+import {
+  type AnySet,
+  CLUSTER_RESOURCE_SYNC_SET_KIND,
+  type ClusterResourceSyncSet,
+  FIELD_MANAGER,
+  GROUP_VERSION,
+  RESOURCE_SYNC_SET_KIND,
+  type ResourceSync,
+} from "../api/types.ts";
+import {
+  formatValidationErrors,
+  validateClusterResourceSyncSet,
+  validateResourceSyncSet,
+} from "../api/validate.ts";
+import { WorkQueue } from "../controller/queue.ts";
+import { asSinkerError, type SinkerError } from "../errors.ts";
+import { reduceApiMessage } from "../kube/api-message.ts";
+import type { ClusterClient, ResourceInfo } from "../kube/client.ts";
+import type { EventRecorder } from "../kube/events.ts";
+import { Informer, type InformerEvent, stripForCache } from "../kube/informer.ts";
+import type { KubeObject } from "../kube/object.ts";
+import { desiredChildren, type Grant, grantFor, type SecretInfo, setOwner } from "./children.ts";
+import { nextSetStatus, planChildren, setStatusDiffers, summarize, transitionEvent } from "./plan.ts";
+import type { NamespaceInfo } from "./selector.ts";
+
+export interface FanoutOptions {
+  local: ClusterClient;
+  logger: Logger;
+  events: EventRecorder;
+  /** The manager's ResourceSync cache (children are read from it; its events are passed to onResourceSync). */
+  resourceSyncs: Informer;
+  resourceSyncResource: ResourceInfo;
+  informerOptions?: { backoff?: { initialMs: number; maxMs: number } };
+  /** Every set is reconciled again after about this long (default 10 min). */
+  resyncPeriodMs?: number;
+}
+
+export interface Fanout {
+  /** Resolves once both set kinds and the namespaces are cached (grants can be decided). */
+  readonly synced: Promise<void>;
+  /** What a ClusterResourceSyncSet lets this child do, if it is exactly one the set wants (see children.ts). */
+  grant(rs: ResourceSync): Grant | undefined;
+  /** Fed by the manager with every ResourceSync event. */
+  onResourceSync(event: InformerEvent): void;
+  stop(): Promise<void>;
+}
+
+/** Parallel child writes per set reconcile: bounded, so one huge set cannot flood the API server. */
+const WRITE_PARALLELISM = 8;
+/** Children's status changes come in bursts; one set status write per burst. */
+const CHILD_EVENT_DELAY_MS = 250;
+
+type SetKind = typeof RESOURCE_SYNC_SET_KIND | typeof CLUSTER_RESOURCE_SYNC_SET_KIND;
+
+const setKey = (kind: SetKind, namespace: string | undefined, name: string) =>
+  `${kind}|${namespace ?? ""}|${name}`;
+
+function namespaceInfo(ns: KubeObject): NamespaceInfo {
+  const phase = (ns.status as { phase?: string } | undefined)?.phase;
+  return {
+    name: ns.metadata?.name ?? "",
+    labels: ns.metadata?.labels ?? {},
+    terminating: ns.metadata?.deletionTimestamp !== undefined || phase === "Terminating",
+  };
+}
+
+/** Keeps names and labels of Secrets only: the set controller never needs (or holds) their data. */
+function secretMetadataOnly(secret: KubeObject): KubeObject {
+  const m = secret.metadata ?? {};
+  return {
+    apiVersion: "v1",
+    kind: "Secret",
+    metadata: {
+      name: m.name,
+      namespace: m.namespace,
+      uid: m.uid,
+      resourceVersion: m.resourceVersion,
+      ...(m.labels ? { labels: m.labels } : {}),
+    },
+  };
+}
+
+async function pool<T>(items: readonly T[], parallel: number, fn: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  const errors: unknown[] = [];
+  await Promise.all(
+    Array.from({ length: Math.min(parallel, items.length) }, async () => {
+      while (next < items.length) {
+        const item = items[next++] as T;
+        try {
+          await fn(item);
+        } catch (err) {
+          errors.push(err);
+        }
+      }
+    }),
+  );
+  if (errors.length > 0) throw errors[0];
+}
+
+/**
+ * Starts the set controller, or returns undefined when the set CRDs are not installed (a cluster upgraded from
+ * the Rust controller's two CRDs keeps working, without fan-out).
+ */
+export async function startFanout(options: FanoutOptions): Promise<Fanout | undefined> {
+  const { local, logger } = options;
+  let setResource: ResourceInfo;
+  let clusterSetResource: ResourceInfo;
+  try {
+    setResource = await local.resolve(GROUP_VERSION, RESOURCE_SYNC_SET_KIND);
+    clusterSetResource = await local.resolve(GROUP_VERSION, CLUSTER_RESOURCE_SYNC_SET_KIND);
+  } catch (err) {
+    if (asSinkerError(err).reason !== "UnknownKind") throw err;
+    logger.warn("ResourceSyncSet CRDs not installed: fan-out is off (install them from manifests/crds.yaml)");
+    return undefined;
+  }
+  const namespaceResource = await local.resolve("v1", "Namespace");
+  const secretResource = await local.resolve("v1", "Secret");
+  const resyncMs = options.resyncPeriodMs ?? 10 * 60_000;
+  const informer = (
+    resource: ResourceInfo,
+    module: string,
+    extra: Partial<ConstructorParameters<typeof Informer>[0]> = {},
+  ) =>
+    new Informer({
+      client: local,
+      resource,
+      logger: logger.child({ module: "sinker::informer", resource: module }),
+      transform: stripForCache,
+      ...(options.informerOptions?.backoff ? { backoff: options.informerOptions.backoff } : {}),
+      ...extra,
+    });
+  const sets = informer(setResource, "resourcesyncsets");
+  const clusterSets = informer(clusterSetResource, "clusterresourcesyncsets");
+  const namespaces = informer(namespaceResource, "namespaces");
+  /** namespace → the Secret informer of that namespace, and the ResourceSyncSets that need it. */
+  const secretInformers = new Map<string, { informer: Informer; users: Set<string> }>();
+  /** set uid → keys (namespace/name) of the ResourceSyncs it owns. */
+  const childrenOf = new Map<string, Set<string>>();
+  const queue = new WorkQueue();
+  const log = logger.child({ module: "sinker::fanout" });
+
+  const enqueueAll = (kind: SetKind) => {
+    const source = kind === RESOURCE_SYNC_SET_KIND ? sets : clusterSets;
+    for (const s of source.list()) queue.add(setKey(kind, s.metadata?.namespace, s.metadata?.name ?? ""));
+  };
+  sets.onEvent((e) =>
+    queue.add(setKey(RESOURCE_SYNC_SET_KIND, e.object.metadata?.namespace, e.object.metadata?.name ?? "")),
+  );
+  clusterSets.onEvent((e) =>
+    queue.add(setKey(CLUSTER_RESOURCE_SYNC_SET_KIND, undefined, e.object.metadata?.name ?? "")),
+  );
+  namespaces.onEvent((e) => {
+    if (e.type === "modified" && e.old) {
+      const [a, b] = [namespaceInfo(e.old), namespaceInfo(e.object)];
+      if (a.terminating === b.terminating && JSON.stringify(a.labels) === JSON.stringify(b.labels)) return;
+    }
+    enqueueAll(CLUSTER_RESOURCE_SYNC_SET_KIND);
+  });
+
+  function onResourceSync(e: InformerEvent): void {
+    const owner = setOwner(e.object);
+    if (!owner) return;
+    const key = `${e.object.metadata?.namespace ?? ""}/${e.object.metadata?.name ?? ""}`;
+    let keys = childrenOf.get(owner.uid);
+    if (e.type === "deleted") keys?.delete(key);
+    else {
+      if (!keys) {
+        keys = new Set();
+        childrenOf.set(owner.uid, keys);
+      }
+      keys.add(key);
+    }
+    if (e.initial) return;
+    const kind = owner.kind as SetKind;
+    const namespace = kind === RESOURCE_SYNC_SET_KIND ? e.object.metadata?.namespace : undefined;
+    // a deleted child may have to be made again at once; status changes are batched
+    if (e.type === "deleted") queue.add(setKey(kind, namespace, owner.name));
+    else queue.addAfter(setKey(kind, namespace, owner.name), CHILD_EVENT_DELAY_MS);
+  }
+
+  function secretsOf(namespace: string, key: string): SecretInfo[] | undefined {
+    let entry = secretInformers.get(namespace);
+    if (!entry) {
+      const inf = informer(secretResource, "secrets", { namespace, transform: secretMetadataOnly });
+      entry = { informer: inf, users: new Set() };
+      inf.onEvent((e) => {
+        if (
+          e.type === "modified" &&
+          e.old &&
+          JSON.stringify(e.old.metadata?.labels) === JSON.stringify(e.object.metadata?.labels)
+        )
+          return;
+        for (const user of entry?.users ?? []) queue.add(user);
+      });
+      secretInformers.set(namespace, entry);
+      inf.start();
+    }
+    entry.users.add(key);
+    if (!entry.informer.hasSynced()) return undefined;
+    return entry.informer
+      .list()
+      .map((s) => ({ name: s.metadata?.name ?? "", labels: s.metadata?.labels ?? {} }));
+  }
+
+  function releaseSecrets(key: string): void {
+    for (const [namespace, entry] of secretInformers) {
+      if (!entry.users.delete(key) || entry.users.size > 0) continue;
+      secretInformers.delete(namespace);
+      void entry.informer.stop();
+    }
+  }
+
+  const lookupChild = (namespace: string, name: string) =>
+    options.resourceSyncs.get(namespace, name) as ResourceSync | undefined;
+
+  async function reconcileSet(key: string): Promise<"done" | "retry"> {
+    const [kind, namespace, name] = key.split("|") as [SetKind, string, string];
+    const raw = (kind === RESOURCE_SYNC_SET_KIND ? sets : clusterSets).get(namespace || undefined, name);
+    if (!raw || raw.metadata?.deletionTimestamp) {
+      // children go with their owner (garbage collector); with pruning Orphan they carry
+      // disable-target-deletion already, so their copies stay
+      releaseSecrets(key);
+      return "done";
+    }
+    const validated =
+      kind === RESOURCE_SYNC_SET_KIND ? validateResourceSyncSet(raw) : validateClusterResourceSyncSet(raw);
+    const resource = kind === RESOURCE_SYNC_SET_KIND ? setResource : clusterSetResource;
+    if (!validated.ok) {
+      releaseSecrets(key);
+      const message = `invalid ${kind}:\n${formatValidationErrors(validated.errors)}`;
+      await writeStatus(
+        resource,
+        raw as AnySet,
+        { desired: 0, synced: 0, failing: 0, failures: [] },
+        {
+          reason: "InvalidSpec",
+          message: message.slice(0, 1024),
+        },
+      );
+      return "done";
+    }
+    const set = validated.value as AnySet;
+    let secrets: SecretInfo[] = [];
+    if (set.kind === RESOURCE_SYNC_SET_KIND && set.spec.clusterSelector) {
+      const cached = secretsOf(set.metadata.namespace, key);
+      if (cached === undefined) {
+        // the Secret list is on its way; its first events requeue this set
+        await secretInformers.get(set.metadata.namespace)?.informer.synced;
+        queue.add(key);
+        return "done";
+      }
+      secrets = cached;
+    } else releaseSecrets(key);
+    const desired = desiredChildren(set, {
+      namespaces: set.kind === CLUSTER_RESOURCE_SYNC_SET_KIND ? namespaces.list().map(namespaceInfo) : [],
+      secrets,
+    });
+    const owned = [...(childrenOf.get(set.metadata.uid ?? "") ?? [])]
+      .map((k) => lookupChild(k.slice(0, k.indexOf("/")), k.slice(k.indexOf("/") + 1)))
+      .filter((c): c is ResourceSync => c !== undefined);
+    const plan = planChildren(set, desired, owned, lookupChild);
+    let failed: SinkerError | undefined;
+    const note = (err: unknown) => {
+      failed ??= asSinkerError(err);
+    };
+    await pool(plan.apply, WRITE_PARALLELISM, (d) =>
+      local
+        .apply(options.resourceSyncResource, d.object, { fieldManager: FIELD_MANAGER, force: true })
+        .then(() => {}),
+    ).catch(note);
+    const orphanFirst = new Set(plan.orphanFirst);
+    await pool(plan.remove, WRITE_PARALLELISM, async (child) => {
+      const ns = child.metadata.namespace ?? "";
+      if (orphanFirst.has(child)) {
+        await local.patch(
+          options.resourceSyncResource,
+          ns,
+          child.metadata.name,
+          { metadata: { annotations: { "sinker.influxdata.io/disable-target-deletion": "true" } } },
+          "merge",
+        );
+      }
+      await local.delete(options.resourceSyncResource, ns, child.metadata.name, {
+        preconditions: { uid: child.metadata.uid ?? "" },
+        propagationPolicy: "Background",
+      });
+    }).catch(note);
+    if (plan.apply.length > 0 || plan.remove.length > 0) {
+      log.info({ set: key, added: plan.apply.length, removed: plan.remove.length }, "children changed");
+      const created = plan.apply.filter((d) => !lookupChild(d.namespace, d.name)).length;
+      if (created > 0 || plan.remove.length > 0)
+        options.events.record(
+          set,
+          "Normal",
+          "DestinationsChanged",
+          `${created} destination(s) added, ${plan.remove.length} removed; ${desired.length} selected`,
+        );
+    }
+    await writeStatus(resource, set, summarize(desired, plan.taken, lookupChild));
+    if (failed) {
+      log.warn({ set: key, reason: failed.reason }, reduceApiMessage(failed.message));
+      return "retry";
+    }
+    return "done";
+  }
+
+  async function writeStatus(
+    resource: ResourceInfo,
+    set: AnySet,
+    summary: Parameters<typeof nextSetStatus>[1],
+    invalid?: { reason: string; message: string },
+  ): Promise<void> {
+    const next = nextSetStatus(set, summary, new Date(), invalid);
+    if (!setStatusDiffers(set.status, next)) return;
+    await local.patch(resource, set.metadata.namespace, set.metadata.name, { status: next }, "merge", {
+      subresource: "status",
+    });
+    const before = set.status?.conditions?.find((c) => c?.type === "Ready");
+    const after = next.conditions?.[0];
+    const event = after ? transitionEvent(before, after) : undefined;
+    if (event) options.events.record(set, event.type, event.reason, event.message);
+    else if (invalid && before?.reason !== invalid.reason)
+      options.events.record(set, "Warning", invalid.reason, invalid.message);
+  }
+
+  let stopped = false;
+  async function worker(): Promise<void> {
+    for (;;) {
+      const key = await queue.get();
+      if (key === undefined) return;
+      try {
+        const result = await reconcileSet(key);
+        if (result === "retry") queue.addRateLimited(key);
+        else {
+          queue.forget(key);
+          queue.addAfter(key, Math.round(resyncMs * (0.9 + Math.random() * 0.2)));
+        }
+      } catch (err) {
+        if (!stopped) {
+          const e = asSinkerError(err);
+          log.warn({ set: key, reason: e.reason }, reduceApiMessage(e.message));
+          queue.addRateLimited(key);
+        }
+      } finally {
+        queue.done(key);
+      }
+    }
+  }
+
+  sets.start();
+  clusterSets.start();
+  namespaces.start();
+  const synced = Promise.all([sets.synced, clusterSets.synced, namespaces.synced]).then(() => {
+    enqueueAll(RESOURCE_SYNC_SET_KIND);
+    enqueueAll(CLUSTER_RESOURCE_SYNC_SET_KIND);
+  });
+  const workers = [worker(), worker()];
+
+  return {
+    synced,
+    grant(rs) {
+      return grantFor(
+        rs,
+        (name) => clusterSets.get(undefined, name) as ClusterResourceSyncSet | undefined,
+        (name) => {
+          const ns = namespaces.get(undefined, name);
+          return ns ? namespaceInfo(ns) : undefined;
+        },
+      );
+    },
+    onResourceSync,
+    async stop() {
+      stopped = true;
+      queue.shutdown();
+      await Promise.race([Promise.all(workers), new Promise((r) => setTimeout(r, 5_000).unref())]);
+      await Promise.all([
+        sets.stop(),
+        clusterSets.stop(),
+        namespaces.stop(),
+        ...[...secretInformers.values()].map((e) => e.informer.stop()),
+      ]);
+    },
+  };
+}

@@ -1,0 +1,434 @@
+import assert from "node:assert/strict";
+import { describe, test } from "node:test";
+import type { ClusterResourceSyncSet, ResourceSync, ResourceSyncSet } from "../../src/api/types.ts";
+import { validateClusterResourceSyncSet, validateResourceSyncSet } from "../../src/api/validate.ts";
+import { childName, desiredChildren, grantFor, sameJson, setLabelValue } from "../../src/fanout/children.ts";
+import {
+  childState,
+  planChildren,
+  readyCondition,
+  summarize,
+  transitionEvent,
+} from "../../src/fanout/plan.ts";
+import { labelsMatch, type NamespaceInfo, namespaceSelected } from "../../src/fanout/selector.ts";
+
+const API = "sinker.influxdata.io/v1alpha1";
+const cm = (name: string) => ({ resourceRef: { apiVersion: "v1", kind: "ConfigMap", name } });
+const ns = (name: string, labels: Record<string, string> = {}, terminating = false): NamespaceInfo => ({
+  name,
+  labels,
+  terminating,
+});
+
+function clusterSet(spec: Partial<ClusterResourceSyncSet["spec"]> = {}): ClusterResourceSyncSet {
+  return {
+    apiVersion: API,
+    kind: "ClusterResourceSyncSet",
+    metadata: { name: "ca", uid: "set-uid", generation: 3 },
+    spec: {
+      source: { ...cm("bundle"), namespace: "platform" },
+      target: cm("bundle"),
+      namespaceSelector: { matchLabels: { team: "x" } },
+      ...spec,
+    },
+  };
+}
+
+function tenantSet(spec: Partial<ResourceSyncSet["spec"]> = {}): ResourceSyncSet {
+  return {
+    apiVersion: API,
+    kind: "ResourceSyncSet",
+    metadata: { name: "fleet", namespace: "tenant", uid: "tset-uid", generation: 1 },
+    spec: { source: cm("cfg"), target: cm("cfg"), ...spec },
+  };
+}
+
+describe("label selectors", () => {
+  const cases: Array<[string, Parameters<typeof labelsMatch>[0], Record<string, string>, boolean]> = [
+    ["absent selector matches nothing", undefined, { a: "1" }, false],
+    ["empty selector matches nothing", {}, { a: "1" }, false],
+    ["matchLabels equal", { matchLabels: { a: "1" } }, { a: "1", b: "2" }, true],
+    ["matchLabels differ", { matchLabels: { a: "1" } }, { a: "2" }, false],
+    ["In", { matchExpressions: [{ key: "a", operator: "In", values: ["1", "2"] }] }, { a: "2" }, true],
+    ["In, key missing", { matchExpressions: [{ key: "a", operator: "In", values: ["1"] }] }, {}, false],
+    ["NotIn, key missing", { matchExpressions: [{ key: "a", operator: "NotIn", values: ["1"] }] }, {}, true],
+    [
+      "NotIn, value listed",
+      { matchExpressions: [{ key: "a", operator: "NotIn", values: ["1"] }] },
+      { a: "1" },
+      false,
+    ],
+    ["Exists", { matchExpressions: [{ key: "a", operator: "Exists" }] }, { a: "" }, true],
+    ["DoesNotExist", { matchExpressions: [{ key: "a", operator: "DoesNotExist" }] }, { a: "" }, false],
+    [
+      "all requirements must hold",
+      { matchLabels: { a: "1" }, matchExpressions: [{ key: "b", operator: "Exists" }] },
+      { a: "1" },
+      false,
+    ],
+  ];
+  for (const [name, selector, labels, want] of cases)
+    test(name, () => assert.equal(labelsMatch(selector, labels), want));
+
+  test("namespace selection: labels or include, minus exclude, never a terminating namespace", () => {
+    const selector = { matchLabels: { team: "x" }, include: ["extra"], exclude: ["no"] };
+    assert.equal(namespaceSelected(selector, ns("a", { team: "x" })), true);
+    assert.equal(namespaceSelected(selector, ns("extra")), true);
+    assert.equal(namespaceSelected(selector, ns("no", { team: "x" })), false);
+    assert.equal(namespaceSelected(selector, ns("a", { team: "x" }, true)), false);
+    assert.equal(namespaceSelected(selector, ns("b", { team: "y" })), false);
+    assert.equal(namespaceSelected(undefined, ns("a", { team: "x" })), false);
+  });
+});
+
+describe("desired children", () => {
+  test("a ClusterResourceSyncSet: one child per selected namespace, in that namespace, granted the source", () => {
+    const set = clusterSet();
+    const children = desiredChildren(set, {
+      namespaces: [ns("b", { team: "x" }), ns("a", { team: "x" }), ns("c"), ns("platform", { team: "x" })],
+      secrets: [],
+    });
+    assert.deepEqual(
+      children.map((c) => c.namespace),
+      ["a", "b"],
+      "sorted; the source's own namespace is skipped when the copy would be the source itself",
+    );
+    const [first] = children;
+    assert.ok(first);
+    assert.equal(first.name, childName(set, "local|ns:a"));
+    assert.deepEqual(first.object.spec, { source: cm("bundle"), target: cm("bundle") });
+    assert.deepEqual(first.object.metadata.annotations, {
+      "sinker.influxdata.io/source-namespace": "platform",
+    });
+    assert.deepEqual(first.object.metadata.ownerReferences, [
+      {
+        apiVersion: API,
+        kind: "ClusterResourceSyncSet",
+        name: "ca",
+        uid: "set-uid",
+        controller: true,
+        blockOwnerDeletion: true,
+      },
+    ]);
+    assert.deepEqual(first.object.metadata.labels, {
+      "sinker.influxdata.io/set": "ca",
+      "sinker.influxdata.io/set-kind": "ClusterResourceSyncSet",
+    });
+  });
+
+  test("the source's namespace gets a copy when the target differs from the source", () => {
+    const set = clusterSet({ target: cm("other") });
+    const children = desiredChildren(set, { namespaces: [ns("platform", { team: "x" })], secrets: [] });
+    assert.equal(children.length, 1);
+  });
+
+  test("remote clusters of a ClusterResourceSyncSet: a child per namespace, in the source's namespace", () => {
+    const set = clusterSet({
+      namespaceSelector: undefined,
+      clusters: [
+        {
+          kubeConfig: { secretRef: { name: "b", namespace: "infra", key: "value" } },
+          namespaces: ["n1", "n2"],
+        },
+        { kubeConfig: { secretRef: { name: "c", namespace: "infra", key: "value" } } },
+      ],
+    });
+    const children = desiredChildren(set, { namespaces: [ns("a", { team: "x" })], secrets: [] });
+    assert.deepEqual(
+      children.map((c) => [c.namespace, c.destination.cluster, c.destination.namespace]),
+      [
+        ["platform", "infra/b", "n1"],
+        ["platform", "infra/b", "n2"],
+        ["platform", "infra/c", undefined],
+      ],
+    );
+    assert.equal(children[2]?.object.spec.target.cluster?.namespace, undefined);
+    assert.equal(
+      children[0]?.object.metadata.annotations,
+      undefined,
+      "no source-namespace grant for remote ones",
+    );
+  });
+
+  test("a ResourceSyncSet: explicit clusters plus Secrets of its namespace selected by label", () => {
+    const set = tenantSet({
+      clusters: [{ kubeConfig: { secretRef: { name: "b", key: "value" } }, namespace: "n" }],
+      clusterSelector: { matchLabels: { fleet: "yes" }, key: "kubeconfig", namespace: "m" },
+      pruning: "Orphan",
+    });
+    const children = desiredChildren(set, {
+      namespaces: [ns("other", { team: "x" })],
+      secrets: [
+        { name: "z", labels: { fleet: "yes" } },
+        { name: "y", labels: {} },
+      ],
+    });
+    assert.deepEqual(
+      children.map((c) => [
+        c.namespace,
+        c.destination.cluster,
+        c.object.spec.target.cluster?.kubeConfig.secretRef.key,
+      ]),
+      [
+        ["tenant", "tenant/b", "value"],
+        ["tenant", "tenant/z", "kubeconfig"],
+      ],
+      "never a local namespace: every child lives in the set's namespace with a remote target",
+    );
+    for (const c of children) {
+      assert.equal(c.object.metadata.annotations?.["sinker.influxdata.io/disable-target-deletion"], "true");
+      assert.equal(c.object.spec.source.cluster, undefined);
+    }
+  });
+
+  test("names: stable, distinct per destination, valid for long set names; label values at most 63", () => {
+    const set = clusterSet();
+    assert.equal(childName(set, "local|ns:a"), childName(set, "local|ns:a"));
+    assert.notEqual(childName(set, "local|ns:a"), childName(set, "local|ns:b"));
+    const long = clusterSet();
+    long.metadata.name = `${"x".repeat(250)}`;
+    assert.ok(childName(long, "k").length <= 253);
+    assert.ok(setLabelValue(long.metadata.name).length <= 63);
+    assert.match(setLabelValue(long.metadata.name), /^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/);
+    assert.equal(setLabelValue("short"), "short");
+  });
+});
+
+describe("grants", () => {
+  const set = clusterSet({
+    clusters: [
+      { kubeConfig: { secretRef: { name: "b", namespace: "infra", key: "value" } }, namespaces: ["n1"] },
+    ],
+  });
+  const namespaces = new Map([
+    ["a", ns("a", { team: "x" })],
+    ["z", ns("z")],
+  ]);
+  const lookup = (name: string) => (name === "ca" ? set : undefined);
+  const nsOf = (name: string) => namespaces.get(name);
+  const children = desiredChildren(set, { namespaces: [...namespaces.values()], secrets: [] });
+  const local = children.find((c) => c.namespace === "a")?.object as ResourceSync;
+  const remote = children.find((c) => c.destination.cluster)?.object as ResourceSync;
+  const copy = (rs: ResourceSync, patch: (r: ResourceSync) => void): ResourceSync => {
+    const out = structuredClone(rs);
+    patch(out);
+    return out;
+  };
+
+  test("the child the set wants gets the source namespace; the remote one the Secret's", () => {
+    assert.deepEqual(grantFor(local, lookup, nsOf), { sourceNamespace: "platform" });
+    assert.deepEqual(grantFor(remote, lookup, nsOf), { secretNamespace: "infra" });
+  });
+
+  const refused: Array<[string, (r: ResourceSync) => void]> = [
+    ["moved to an unselected namespace", (r) => (r.metadata.namespace = "z")],
+    ["spec edited", (r) => (r.spec.target.resourceRef.name = "elsewhere")],
+    ["mappings added", (r) => (r.spec.mappings = [{ fromFieldPath: "data", toFieldPath: "data" }])],
+    ["another uid", (r) => (((r.metadata.ownerReferences ?? [])[0] as { uid: string }).uid = "forged")],
+    ["no owner", (r) => (r.metadata.ownerReferences = [])],
+    [
+      "owner not controller",
+      (r) => (((r.metadata.ownerReferences ?? [])[0] as { controller?: boolean }).controller = false),
+    ],
+    ["renamed", (r) => (r.metadata.name = "mine")],
+    [
+      "annotation changed",
+      (r) => (r.metadata.annotations = { "sinker.influxdata.io/source-namespace": "kube-system" }),
+    ],
+  ];
+  for (const [name, patch] of refused) {
+    test(`refused: ${name}`, () => assert.equal(grantFor(copy(local, patch), lookup, nsOf), undefined));
+  }
+
+  test("refused once the set stops selecting the namespace or is being deleted", () => {
+    assert.equal(
+      grantFor(local, lookup, () => ns("a", { team: "y" })),
+      undefined,
+    );
+    const deleting = { ...set, metadata: { ...set.metadata, deletionTimestamp: "2026-01-01T00:00:00Z" } };
+    assert.equal(
+      grantFor(local, () => deleting, nsOf),
+      undefined,
+    );
+  });
+
+  test("key order does not matter (the API server may reorder)", () => {
+    assert.equal(sameJson({ a: 1, b: { c: [1, { d: 2 }] } }, { b: { c: [1, { d: 2 }] }, a: 1 }), true);
+    assert.equal(sameJson({ a: 1 }, { a: 1, b: 2 }), false);
+    assert.equal(sameJson([1, 2], [2, 1]), false);
+  });
+});
+
+describe("plan and status", () => {
+  const set = clusterSet();
+  const desired = desiredChildren(set, {
+    namespaces: [ns("a", { team: "x" }), ns("b", { team: "x" })],
+    secrets: [],
+  });
+  const [da, db] = desired as [(typeof desired)[0], (typeof desired)[0]];
+  const existing = (d: typeof da, patch: (r: ResourceSync) => void = () => {}): ResourceSync => {
+    const out = structuredClone(d.object);
+    out.metadata.uid = `uid-${d.namespace}`;
+    out.metadata.generation = 1;
+    patch(out);
+    return out;
+  };
+  const ready =
+    (status: "True" | "False", reason = "Synced", observed = 1) =>
+    (r: ResourceSync) => {
+      r.status = {
+        observedGeneration: observed,
+        conditions: [
+          { type: "Ready", status, reason, message: "m", lastTransitionTime: "2026-01-01T00:00:00Z" },
+        ],
+      };
+    };
+
+  test("applies missing and changed children, skips up-to-date ones, prunes unwanted ones", () => {
+    const upToDate = existing(da);
+    const stale = existing(db, (r) => (r.spec.target.resourceRef.name = "edited-by-tenant"));
+    const gone = existing({ ...da, namespace: "c", name: "old" }, (r) => {
+      r.metadata.namespace = "c";
+      r.metadata.name = "old";
+    });
+    const cache = new Map(
+      [upToDate, stale, gone].map((r) => [`${r.metadata.namespace}/${r.metadata.name}`, r]),
+    );
+    const plan = planChildren(set, desired, [...cache.values()], (n, name) => cache.get(`${n}/${name}`));
+    assert.deepEqual(
+      plan.apply.map((d) => d.namespace),
+      ["b"],
+    );
+    assert.deepEqual(
+      plan.remove.map((r) => r.metadata.name),
+      ["old"],
+    );
+    assert.deepEqual(plan.orphanFirst, []);
+  });
+
+  test("a name held by someone else's ResourceSync is reported, not taken over", () => {
+    const foreign = existing(da, (r) => (r.metadata.ownerReferences = []));
+    const plan = planChildren(set, [da], [], (n, name) =>
+      n === "a" && name === da.name ? foreign : undefined,
+    );
+    assert.deepEqual(plan.apply, []);
+    assert.deepEqual(plan.taken, [da]);
+    const summary = summarize([da], plan.taken, () => foreign);
+    assert.equal(summary.failing, 1);
+    assert.equal(summary.failures[0]?.reason, "NameTaken");
+  });
+
+  test("pruning Orphan marks a child before deleting it; a deleting child is left to finish", () => {
+    const orphaning = clusterSet({ pruning: "Orphan" });
+    const child = existing(da);
+    const deleting = existing(db, (r) => (r.metadata.deletionTimestamp = "2026-01-01T00:00:00Z"));
+    const plan = planChildren(orphaning, [], [child, deleting], () => undefined);
+    assert.deepEqual(plan.remove, [child]);
+    assert.deepEqual(plan.orphanFirst, [child]);
+  });
+
+  test("child states: synced only for the current generation", () => {
+    assert.equal(childState(undefined).state, "pending");
+    assert.equal(childState(existing(da)).state, "pending");
+    assert.equal(childState(existing(da, ready("True"))).state, "synced");
+    assert.equal(childState(existing(da, ready("True", "Synced", 0))).state, "pending");
+    assert.deepEqual(childState(existing(da, ready("False", "SourceNotFound"))), {
+      state: "failing",
+      reason: "SourceNotFound",
+      message: "m",
+    });
+  });
+
+  test("summary, Ready condition and the Events worth sending", () => {
+    const cache = new Map([
+      [da.name, existing(da, ready("True"))],
+      [db.name, existing(db, ready("False", "TargetNotOwned"))],
+    ]);
+    const summary = summarize(desired, [], (_n, name) => cache.get(name));
+    assert.deepEqual(
+      { ...summary, failures: summary.failures.map((f) => [f.namespace, f.reason]) },
+      { desired: 2, synced: 1, failing: 1, failures: [["b", "TargetNotOwned"]] },
+    );
+    const now = new Date("2026-11-25T10:00:00.123Z");
+    const failing = readyCondition(summary, 3, undefined, now);
+    assert.deepEqual(failing, {
+      type: "Ready",
+      status: "False",
+      reason: "Failing",
+      message: "1 of 2 destinations failing",
+      observedGeneration: 3,
+      lastTransitionTime: "2026-11-25T10:00:00Z",
+    });
+    const synced = readyCondition({ desired: 2, synced: 2, failing: 0, failures: [] }, 3, failing, now);
+    assert.equal(synced.reason, "Synced");
+    assert.equal(transitionEvent(failing, synced)?.reason, "Synced");
+    assert.equal(transitionEvent(undefined, failing)?.type, "Warning");
+    assert.equal(transitionEvent(synced, synced), undefined);
+    const progressing = readyCondition({ desired: 2, synced: 1, failing: 0, failures: [] }, 3, synced, now);
+    assert.equal(progressing.reason, "Progressing");
+    assert.equal(transitionEvent(synced, progressing), undefined);
+    assert.equal(
+      readyCondition({ desired: 0, synced: 0, failing: 0, failures: [] }, 3, undefined, now).status,
+      "True",
+    );
+  });
+});
+
+describe("validation", () => {
+  test("a valid ClusterResourceSyncSet and ResourceSyncSet pass", () => {
+    assert.equal(validateClusterResourceSyncSet(clusterSet()).ok, true);
+    assert.equal(
+      validateResourceSyncSet(
+        tenantSet({
+          clusterSelector: { matchExpressions: [{ key: "fleet", operator: "Exists" }], key: "value" },
+        }),
+      ).ok,
+      true,
+    );
+  });
+
+  const bad: Array<[string, unknown, string]> = [
+    [
+      "source namespace required",
+      { ...clusterSet(), spec: { ...clusterSet().spec, source: cm("x") } },
+      "spec.source.namespace",
+    ],
+    [
+      "In without values",
+      clusterSet({ namespaceSelector: { matchExpressions: [{ key: "a", operator: "In" }] } }),
+      "spec.namespaceSelector.matchExpressions[0]",
+    ],
+    [
+      "bad namespace name",
+      clusterSet({ namespaceSelector: { include: ["Not_A_Namespace"] } }),
+      "spec.namespaceSelector.include[0]",
+    ],
+    [
+      "label value too long",
+      clusterSet({ namespaceSelector: { matchLabels: { a: "x".repeat(64) } } }),
+      "spec.namespaceSelector.matchLabels.a",
+    ],
+    ["pruning", clusterSet({ pruning: "Keep" as "Orphan" }), "spec.pruning"],
+    [
+      "remote Secret namespace required",
+      clusterSet({ clusters: [{ kubeConfig: { secretRef: { name: "b", key: "v" } } } as never] }),
+      "spec.clusters[0].kubeConfig.secretRef.namespace",
+    ],
+  ];
+  for (const [name, doc, path] of bad) {
+    test(`refused: ${name}`, () => {
+      const r = validateClusterResourceSyncSet(doc);
+      assert.equal(r.ok, false);
+      if (!r.ok)
+        assert.ok(
+          r.errors.some((e) => e.path === path),
+          JSON.stringify(r.errors),
+        );
+    });
+  }
+
+  test("a ResourceSyncSet clusterSelector needs the kubeconfig key", () => {
+    const r = validateResourceSyncSet(tenantSet({ clusterSelector: { matchLabels: { a: "b" } } as never }));
+    assert.equal(r.ok, false);
+  });
+});
