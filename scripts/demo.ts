@@ -8,7 +8,8 @@
  * already up, installs the CRDs in both clusters, creates a kubeconfig Secret for cluster b in cluster a, starts
  * the real controller (`node src/cli/main.ts`) as a child process against cluster a, applies examples/ in
  * namespace `demo` of both clusters, then times a source edit propagating, drift being undone, a deleted target
- * being re-created and a ResourceSync deletion cleaning up.
+ * being re-created, a ClusterResourceSyncSet fanning app-settings out to labelled namespaces and to cluster b,
+ * and a ResourceSync deletion cleaning up.
  *
  * It stops only what it started: the controller always; the control plane only when this run started it and no
  * test run uses it; the demo namespaces when the control plane stays up. One demo at a time per .testenv.
@@ -40,6 +41,11 @@ const USAGE = `usage: node scripts/demo.ts [--once]   (npm run demo [-- --once])
 
 const NS = "demo"; // in clusters a and b
 const REMOTES_NS = "sinker-remotes"; // in cluster a: the kubeconfig Secret of cluster b
+/** The fan-out step: a ClusterResourceSyncSet copies app-settings into the namespaces labelled FANOUT_LABEL. */
+const FANOUT_SET = "demo-fanout";
+const FANOUT_LABEL = "sinker-demo/team";
+const FANOUT_NS = ["demo-team-1", "demo-team-2", "demo-team-3"];
+const CRSS_PATH = "/apis/sinker.influxdata.io/v1alpha1/clusterresourcesyncsets";
 const RS_API = "/apis/sinker.influxdata.io/v1alpha1";
 const EXPECTED_SYNCS = [
   "clone-in-cluster",
@@ -389,6 +395,16 @@ async function takeLock(): Promise<void> {
 async function deleteDemoObjects(opts: { quiet?: boolean } = {}): Promise<void> {
   // With the controller running, deleting the ResourceSyncs deletes their targets (in b too) and clears the
   // finalizers; without one (left-overs of a killed demo) the finalizers are removed by hand.
+  // The set first: its children (one of them in namespace demo) would otherwise be made again.
+  if (await get("a", `${CRSS_PATH}/${FANOUT_SET}`).catch(() => undefined)) {
+    await env.request("a", "DELETE", `${CRSS_PATH}/${FANOUT_SET}`);
+    await until(
+      "the fan-out set to be gone",
+      async () => !(await get("a", `${CRSS_PATH}/${FANOUT_SET}`)),
+      30_000,
+      100,
+    );
+  }
   const syncs = await listSyncs().catch(() => [] as Obj[]);
   if (syncs.length > 0) {
     for (const rs of syncs) {
@@ -415,6 +431,7 @@ async function deleteDemoObjects(opts: { quiet?: boolean } = {}): Promise<void> 
     ["a", NS],
     ["a", REMOTES_NS],
     ["b", NS],
+    ...FANOUT_NS.map((n): ["a", string] => ["a", n]),
   ];
   for (const [c, n] of namespaces) await env.request(c, "DELETE", path.ns(n));
   if (!opts.quiet) say(`deleting namespaces ${NS} (a, b) and ${REMOTES_NS} (a); this takes about 5 s`);
@@ -744,12 +761,14 @@ async function scenario(): Promise<void> {
         "--timeout=30s",
         "crd/resourcesyncs.sinker.influxdata.io",
         "crd/sinkercontainers.sinker.influxdata.io",
+        "crd/resourcesyncsets.sinker.influxdata.io",
+        "crd/clusterresourcesyncsets.sinker.influxdata.io",
       ],
       { quiet: true },
     );
   }
   okLine(
-    "CRDs resourcesyncs.sinker.influxdata.io and sinkercontainers.sinker.influxdata.io established in a and b",
+    "CRDs resourcesyncs, sinkercontainers, resourcesyncsets, clusterresourcesyncsets established in a and b",
   );
 
   step(`Namespaces, and a kubeconfig Secret for cluster b in cluster a`);
@@ -868,6 +887,8 @@ async function scenario(): Promise<void> {
     ],
   );
 
+  await fanOut();
+
   step("Drift on a target being undone");
   await timed(
     "target edited by hand in b → change undone (copy-secret-to-cluster-b)",
@@ -923,6 +944,101 @@ async function scenario(): Promise<void> {
   for (const [what, took] of timings) say(`  ${what.padEnd(width)}  ${ms(took).padStart(7)}`);
   for (const [name, took] of readyAfter)
     say(`  ${`${name} Ready after creation`.padEnd(width)}  ${ms(took).padStart(7)}`);
+}
+
+/**
+ * Fan-out: a ClusterResourceSyncSet copies app-settings (namespace demo) into every namespace labelled
+ * FANOUT_LABEL and into namespace demo of cluster b; namespaces labelled and unlabelled while it runs gain and
+ * lose their copy.
+ */
+async function fanOut(): Promise<void> {
+  step("Fan-out: one ConfigMap to every labelled namespace, and to cluster b");
+  const [ns1, ns2, ns3] = FANOUT_NS as [string, string, string];
+  for (const n of FANOUT_NS) {
+    const labels = n === ns3 ? {} : { [FANOUT_LABEL]: "yes" };
+    await must("a", "POST", "/api/v1/namespaces", {
+      apiVersion: "v1",
+      kind: "Namespace",
+      metadata: { name: n, labels },
+    });
+  }
+  say(dim(`namespaces ${ns1} and ${ns2} labelled ${FANOUT_LABEL}=yes, ${ns3} not`));
+  const copyIn = (cluster: "a" | "b", n: string, test: (o: Obj | undefined) => boolean): Expect => ({
+    cluster,
+    collection: `/api/v1/namespaces/${n}/configmaps`,
+    name: "app-settings",
+    test,
+  });
+  const present = (o: Obj | undefined) => o?.data?.greeting !== undefined;
+  const set = {
+    apiVersion: "sinker.influxdata.io/v1alpha1",
+    kind: "ClusterResourceSyncSet",
+    metadata: { name: FANOUT_SET },
+    spec: {
+      source: { resourceRef: { apiVersion: "v1", kind: "ConfigMap", name: "app-settings" }, namespace: NS },
+      target: { resourceRef: { apiVersion: "v1", kind: "ConfigMap", name: "app-settings" } },
+      namespaceSelector: { matchLabels: { [FANOUT_LABEL]: "yes" } },
+      clusters: [
+        {
+          kubeConfig: { secretRef: { namespace: REMOTES_NS, name: "cluster-b", key: "value" } },
+          namespaces: [NS],
+        },
+      ],
+    },
+  };
+  await timed(
+    `ClusterResourceSyncSet ${FANOUT_SET} created → copies in ${ns1}, ${ns2} and in b`,
+    () => must("a", "POST", CRSS_PATH, set),
+    [copyIn("a", ns1, present), copyIn("a", ns2, present), copyIn("b", NS, present)],
+  );
+  await timed(
+    `namespace ${ns3} labelled → its copy`,
+    () =>
+      must(
+        "a",
+        "PATCH",
+        path.ns(ns3),
+        { metadata: { labels: { [FANOUT_LABEL]: "yes" } } },
+        "application/merge-patch+json",
+      ),
+    [copyIn("a", ns3, present)],
+  );
+  await timed(
+    `namespace ${ns1} unlabelled → its copy deleted`,
+    () =>
+      must(
+        "a",
+        "PATCH",
+        path.ns(ns1),
+        { metadata: { labels: { [FANOUT_LABEL]: null } } },
+        "application/merge-patch+json",
+      ),
+    [copyIn("a", ns1, (o) => o === undefined)],
+  );
+  await timed(
+    "source edited → every copy updated",
+    () => must("a", "PATCH", path.cm("app-settings"), { data: { greeting: "hello, fleet" } }),
+    [ns2, ns3]
+      .map((n) => copyIn("a", n, (o) => o?.data?.greeting === "hello, fleet"))
+      .concat(copyIn("b", NS, (o) => o?.data?.greeting === "hello, fleet")),
+  );
+  const status = await until(
+    "the set's status to count 3 synced destinations",
+    async () => {
+      const s = (await get("a", `${CRSS_PATH}/${FANOUT_SET}`)) as
+        | { status?: Record<string, number> }
+        | undefined;
+      return s?.status?.desired === 3 && s.status.synced === 3 ? s.status : undefined;
+    },
+    20_000,
+    100,
+  ).catch(() => undefined);
+  check(
+    `kubectl get crsyncset ${FANOUT_SET}: DESIRED 3, SYNCED 3, FAILING 0`,
+    status !== undefined && status.failing === 0,
+    JSON.stringify(status),
+  );
+  await kubectl("a", ["get", "crsyncset", FANOUT_SET]);
 }
 
 // ---------------------------------------------------------------------------------------------------------------

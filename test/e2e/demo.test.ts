@@ -81,6 +81,17 @@ describe("examples/", () => {
     ]);
     assert.equal(rb.code, 0, rb.stderr);
     assert.match(rb.stdout, /configmap\/remote-demo created \(server dry run\)/);
+    const rf = await env.kubectl("a", [
+      "apply",
+      "--dry-run=server",
+      "-n",
+      na,
+      "-f",
+      join(repoRoot, "examples", "fanout"),
+    ]);
+    assert.equal(rf.code, 0, rf.stderr);
+    assert.match(rf.stdout, /^clusterresourcesyncset\.sinker\.influxdata\.io\/ca-bundle created/m);
+    assert.match(rf.stdout, /^resourcesyncset\.sinker\.influxdata\.io\/app-config created/m);
   });
 });
 
@@ -90,7 +101,7 @@ describe("npm run demo -- --once", () => {
     assert.equal(code, 0, output);
     const expected = [
       /clusters a and b already up: reusing them/,
-      /CRDs resourcesyncs\.sinker\.influxdata\.io and sinkercontainers\.sinker\.influxdata\.io established/,
+      /CRDs resourcesyncs, sinkercontainers, resourcesyncsets, clusterresourcesyncsets established/,
       /controller ready in \d+ ms/,
       ...[
         "clone-in-cluster",
@@ -102,6 +113,11 @@ describe("npm run demo -- --once", () => {
       /✓ source edited in a → clone in a updated \(clone-in-cluster\): \d+ ms/,
       /✓ source edited in b → mapped copy in a updated \(mappings-from-cluster-b\): \d+ ms/,
       /✓ Secret rotated in a → copy in b updated \(copy-secret-to-cluster-b\): \d+ ms/,
+      /✓ ClusterResourceSyncSet demo-fanout created → copies in demo-team-1, demo-team-2 and in b: \d+ ms/,
+      /✓ namespace demo-team-3 labelled → its copy: \d+ ms/,
+      /✓ namespace demo-team-1 unlabelled → its copy deleted: \d+ ms/,
+      /✓ source edited → every copy updated: \d+ ms/,
+      /✓ kubectl get crsyncset demo-fanout: DESIRED 3, SYNCED 3, FAILING 0/,
       /✓ target edited by hand in b → change undone \(copy-secret-to-cluster-b\): \d+ ms/,
       /✓ target deleted by hand in b → re-created \(sinkercontainer-to-cluster-b\): \d+ ms/,
       /✓ ResourceSync deleted → its target in b deleted, then the ResourceSync gone .*: \d+ ms/,
@@ -109,7 +125,7 @@ describe("npm run demo -- --once", () => {
       /✓ keep-target-on-deletion: ConfigMap handed-over still there, without an owner reference/,
       /controller stopped \(exit code 0\)/,
       /control plane left running/,
-      /demo passed: 7 timed scenarios, every check held/,
+      /demo passed: 11 timed scenarios, every check held/,
     ];
     for (const re of expected) assert.match(output, re);
     assert.doesNotMatch(output, /✗|FAILED/);
@@ -123,5 +139,17 @@ describe("npm run demo -- --once", () => {
       assert.equal((await env.request(c, "GET", "/api/v1/namespaces/demo")).status, 404);
     }
     assert.equal((await env.request("a", "GET", "/api/v1/namespaces/sinker-remotes")).status, 404);
+    for (const n of ["demo-team-1", "demo-team-2", "demo-team-3"])
+      assert.equal((await env.request("a", "GET", `/api/v1/namespaces/${n}`)).status, 404, n);
+    assert.equal(
+      (
+        await env.request(
+          "a",
+          "GET",
+          "/apis/sinker.influxdata.io/v1alpha1/clusterresourcesyncsets/demo-fanout",
+        )
+      ).status,
+      404,
+    );
   });
 });

@@ -122,7 +122,13 @@ describe("tenant RBAC through the built-in roles", () => {
           await canI(user, verb, "sinkercontainers.sinker.influxdata.io"),
           `${user} ${verb} sinkercontainers`,
         );
+        assert.ok(
+          await canI(user, verb, "resourcesyncsets.sinker.influxdata.io"),
+          `${user} ${verb} resourcesyncsets`,
+        );
       }
+      // fanning out across namespaces is for whoever may create cluster-scoped objects
+      assert.equal(await canI(user, "create", "clusterresourcesyncsets.sinker.influxdata.io"), false);
       assert.ok(await canI(user, "get", "resourcesyncs.sinker.influxdata.io", "status"));
       assert.equal(
         await canI(user, "patch", "resourcesyncs.sinker.influxdata.io", "status"),
