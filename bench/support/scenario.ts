@@ -289,7 +289,7 @@ async function paced(
  * Node flags of the image's ENTRYPOINT (Dockerfile), given to both systems so that memory figures are those of
  * Sinker as shipped and compare like with like; test/unit/bench-flags.test.ts keeps the two in step.
  */
-export const IMAGE_NODE_FLAGS = ["--max-semi-space-size=2"];
+export const IMAGE_NODE_FLAGS = ["--max-semi-space-size=2", "--heap-growing-percent=30"];
 
 function startSut(
   sut: Sut,

@@ -4,7 +4,7 @@ import { asSinkerError, type SinkerError } from "../errors.ts";
 import type { Grant } from "../fanout/children.ts";
 import type { ClusterClient, ResourceInfo } from "../kube/client.ts";
 import type { EventRecorder } from "../kube/events.ts";
-import type { Informer } from "../kube/informer.ts";
+import { type Informer, stripForCache } from "../kube/informer.ts";
 import type { KubeObject } from "../kube/object.ts";
 import type { RemoteClusters } from "../kube/remote-clusters.ts";
 import type { ClaimIndex } from "./claims.ts";
@@ -68,6 +68,15 @@ export type ReconcileResult =
 /** A 409 on a write of the ResourceSync itself (not on a target). */
 export class ResourceSyncConflict extends Error {}
 
+/**
+ * Whether our own last write of a ResourceSync (`mine`) is no longer needed beside the cached version: the
+ * ResourceSync is gone, is another object of that name now, or the cache has caught up with the write.
+ */
+export function writtenSuperseded(mine: KubeObject, cached: KubeObject | undefined): boolean {
+  if (!cached || cached.metadata?.uid !== mine.metadata?.uid) return true;
+  return !rvNewer(mine.metadata?.resourceVersion, cached.metadata?.resourceVersion);
+}
+
 /** a > b, for resourceVersions (etcd revisions in practice; opaque strings compare as "not newer"). */
 export function rvNewer(a: string | undefined, b: string | undefined): boolean {
   if (!a || !b || !/^\d+$/.test(a) || !/^\d+$/.test(b)) return false;
@@ -94,7 +103,8 @@ export async function patchResourceSync(
       "merge",
       opts,
     );
-    ctx.written.set(key, out);
+    // remembered as the cache would hold it (no managedFields trees): at N ResourceSyncs this map holds up to N
+    ctx.written.set(key, stripForCache(out));
     return out;
   } catch (err) {
     if (asSinkerError(err).reason === "Conflict") throw new ResourceSyncConflict();

@@ -23,6 +23,7 @@ import {
   type ReconcileContext,
   reconcile,
   watchIdentity,
+  writtenSuperseded,
 } from "./reconciler.ts";
 import { type WatchChange, Watches, type WatchInfo } from "./watches.ts";
 
@@ -128,9 +129,15 @@ export async function startController(options: ControllerOptions): Promise<Runni
     transform: stripForCache,
   });
   let fanout: Fanout | undefined;
+  /** Our own last write of each ResourceSync until the cache catches up (see ReconcileContext.written). */
+  const written = new Map<string, KubeObject>();
   resourceSyncs.onEvent((event) => {
     fanout?.onResourceSync(event);
     const key = keyOf(event.object);
+    // Forget our own write as soon as the cache has caught up, not at the next reconcile (10 min later)
+    const mine = written.get(key);
+    if (mine && writtenSuperseded(mine, event.type === "deleted" ? undefined : event.object))
+      written.delete(key);
     if (event.type === "deleted") {
       // a ResourceSync that reported a conflict with this one may take the target over now
       for (const other of claims.remove(key)) queue.add(other);
@@ -158,7 +165,7 @@ export async function startController(options: ControllerOptions): Promise<Runni
     events: new ApiEventRecorder(local, logger.child({ module: "sinker::events" }), hostname()),
     options: { allowClusterScoped: options.allowClusterScoped },
     logger,
-    written: new Map(),
+    written,
     claims,
     applied,
     onApplied: (key) => {

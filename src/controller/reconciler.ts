@@ -26,9 +26,9 @@ import {
   type ReconcileResult,
   RefSet,
   ResourceSyncConflict,
-  rvNewer,
   track,
   watchIdentity,
+  writtenSuperseded,
 } from "./context.ts";
 import { ANNOTATION_ADOPT_TARGET, decideTargetChange, decideWrite } from "./decisions.ts";
 import { deleteOldTarget, finalize, sweepLocalLeftovers } from "./finalize.ts";
@@ -45,7 +45,7 @@ import {
 import { type AppliedTarget, describeTarget, nextRecord, readRecord, sameTarget } from "./sync-record.ts";
 
 export type { AppliedMemo, ReconcileContext, ReconcileResult, ReconcilerOptions } from "./context.ts";
-export { liveOf, rvNewer, watchIdentity } from "./context.ts";
+export { liveOf, rvNewer, watchIdentity, writtenSuperseded } from "./context.ts";
 
 /** Our own write of the ResourceSync met a concurrent change: the new version is on its way through the watch. */
 const RS_CONFLICT_RETRY_MS = 200;
@@ -74,12 +74,8 @@ export async function reconcile(key: string, ctx: ReconcileContext): Promise<Rec
 function latest(key: string, cached: KubeObject | undefined, ctx: ReconcileContext): KubeObject | undefined {
   const mine = ctx.written.get(key);
   if (!mine) return cached;
-  if (!cached || cached.metadata?.uid !== mine.metadata?.uid) {
-    ctx.written.delete(key); // gone, or another object of that name now
-    return cached;
-  }
-  if (rvNewer(mine.metadata?.resourceVersion, cached.metadata?.resourceVersion)) return mine;
-  ctx.written.delete(key); // the cache caught up
+  if (!writtenSuperseded(mine, cached)) return mine;
+  ctx.written.delete(key); // gone, another object of that name now, or the cache caught up
   return cached;
 }
 
