@@ -50,6 +50,11 @@ export interface ControllerOptions {
    * event would leave; a resync costs no request while the cached target matches what was applied. Default 10 min.
    */
   resyncPeriodMs?: number;
+  /**
+   * Widening of local watches (see Watches): at least `at` namespaces and `minShare` of all namespaces in use by
+   * one kind → one cluster-wide watch of it. Default 32 and 0.5; `at: 0` turns it off.
+   */
+  watchWidening?: { at: number; minShare: number };
   /** Informer tuning (tests shorten backoff). */
   informerOptions?: ConstructorParameters<typeof Watches>[0]["informerOptions"];
 }
@@ -102,8 +107,20 @@ export async function startController(options: ControllerOptions): Promise<Runni
   const changedAt = new Map<string, number>();
   const applied = new Map<string, AppliedMemo>();
 
+  const widening = options.watchWidening ?? { at: 32, minShare: 0.5 };
+  let fanout: Fanout | undefined;
   const watches = new Watches({
     logger: logger.child({ module: "sinker::watches" }),
+    ...(widening.at > 0
+      ? {
+          widening: {
+            local,
+            at: widening.at,
+            minShare: widening.minShare,
+            namespaceCount: () => fanout?.namespaceCount() ?? Number.POSITIVE_INFINITY,
+          },
+        }
+      : {}),
     ...(options.informerOptions ? { informerOptions: options.informerOptions } : {}),
     onRecovered: (keys) => {
       for (const key of keys) queue.add(key);
@@ -128,7 +145,6 @@ export async function startController(options: ControllerOptions): Promise<Runni
     logger: logger.child({ module: "sinker::informer", resource: "resourcesyncs" }),
     transform: stripForCache,
   });
-  let fanout: Fanout | undefined;
   /** Our own last write of each ResourceSync until the cache catches up (see ReconcileContext.written). */
   const written = new Map<string, KubeObject>();
   resourceSyncs.onEvent((event) => {

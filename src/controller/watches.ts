@@ -40,6 +40,8 @@ export interface WatchRef {
   name: string;
   /** Watch only this object (field selector on its name), never its whole namespace. */
   single?: boolean;
+  /** Set by Watches on a reference it serves from its kind's cluster-wide informer (widening). */
+  clusterWide?: boolean;
 }
 
 export interface WatchChange {
@@ -69,6 +71,14 @@ export interface WatchesOptions {
   onTrouble?: (rsKeys: string[]) => void;
   /** Bound on waiting for a newly needed informer's first list in setRefs (default 10 000 ms). */
   syncTimeoutMs?: number;
+  /**
+   * Widening (fan-out): when the local cluster has namespace-wide informers of one kind in at least `at`
+   * namespaces, and those are at least `minShare` of all its namespaces (`namespaceCount`), one cluster-wide
+   * informer replaces them (once its first list is in; refused lists keep the per-namespace ones). Watches then
+   * stay independent of how many namespaces a ClusterResourceSyncSet writes to, and the cache holds at most about
+   * 1/minShare times what the per-namespace informers held. Absent: never.
+   */
+  widening?: { local: ClusterClient; at: number; minShare: number; namespaceCount: () => number };
   /** Extra options for every informer (tests shorten backoff and timeouts with it). */
   informerOptions?: {
     watchTimeoutSeconds?: [number, number];
@@ -118,6 +128,11 @@ function gvr(resource: ResourceInfo): string {
   return `${resource.group}/${resource.version}/${resource.plural}`;
 }
 
+/** A kind in one client: the unit of widening. */
+function kindKey(client: ClusterClient, resource: ResourceInfo): string {
+  return `${client.name}#${client.id}|${gvr(resource)}`;
+}
+
 function entryKeyOf(
   client: ClusterClient,
   resource: ResourceInfo,
@@ -145,6 +160,11 @@ export class Watches {
   readonly #stopping = new Set<Promise<void>>();
   /** Namespace-wide entry keys whose list was refused (Forbidden): their objects are watched one by one. */
   readonly #narrowed = new Set<string>();
+  readonly #widening: WatchesOptions["widening"];
+  /** `client|gvr` of kinds watched cluster-wide (widened), being widened, or whose cluster-wide list failed. */
+  readonly #wide = new Set<string>();
+  readonly #widenPending = new Set<string>();
+  readonly #wideRefused = new Set<string>();
 
   constructor(opts: WatchesOptions) {
     this.#logger = opts.logger;
@@ -153,6 +173,7 @@ export class Watches {
     this.#onTrouble = opts.onTrouble;
     this.#syncTimeoutMs = opts.syncTimeoutMs ?? 10_000;
     this.#informerOptions = opts.informerOptions ?? {};
+    this.#widening = opts.widening;
   }
 
   /**
@@ -221,6 +242,13 @@ export class Watches {
     }
     const wide = entryKeyOf(ref.client, ref.resource, namespace);
     const single = ref.single || this.#narrowed.has(wide);
+    if (!single && namespace !== undefined && this.#wide.has(kindKey(ref.client, ref.resource))) {
+      return {
+        entryKey: entryKeyOf(ref.client, ref.resource, undefined),
+        objKey: objectKey(namespace, ref.name),
+        ref: { ...ref, namespace, single, clusterWide: true },
+      };
+    }
     return {
       entryKey: single ? entryKeyOf(ref.client, ref.resource, namespace, ref.name) : wide,
       objKey: objectKey(namespace, ref.name),
@@ -247,9 +275,7 @@ export class Watches {
     name: string,
   ): KubeObject | undefined {
     const ns = resource.namespaced ? namespace : undefined;
-    const entry =
-      this.#entries.get(entryKeyOf(client, resource, ns, name)) ??
-      this.#entries.get(entryKeyOf(client, resource, ns));
+    const entry = this.#entryFor(client, resource, ns, name);
     if (!entry?.informer.hasSynced()) return undefined;
     return entry.informer.get(ns, name);
   }
@@ -257,18 +283,32 @@ export class Watches {
   /** Whether the informer holding this object has an open watch right now (its cache follows the cluster). */
   live(client: ClusterClient, resource: ResourceInfo, namespace: string | undefined, name: string): boolean {
     const ns = resource.namespaced ? namespace : undefined;
-    const entry =
-      this.#entries.get(entryKeyOf(client, resource, ns, name)) ??
-      this.#entries.get(entryKeyOf(client, resource, ns));
+    const entry = this.#entryFor(client, resource, ns, name);
     return entry?.informer.health().watching ?? false;
   }
 
   /** Every cached object of the namespace-wide informer of (client, resource, namespace), if there is one. */
   list(client: ClusterClient, resource: ResourceInfo, namespace: string | undefined): KubeObject[] {
-    const entry = this.#entries.get(
-      entryKeyOf(client, resource, resource.namespaced ? namespace : undefined),
+    const ns = resource.namespaced ? namespace : undefined;
+    const entry = this.#entries.get(entryKeyOf(client, resource, ns));
+    if (entry) return entry.informer.hasSynced() ? entry.informer.list() : [];
+    const wide = ns !== undefined ? this.#entries.get(entryKeyOf(client, resource, undefined)) : undefined;
+    if (!wide?.informer.hasSynced()) return [];
+    return wide.informer.list().filter((o) => o.metadata?.namespace === ns);
+  }
+
+  /** The informer holding this object: its single-object one, its namespace's, or its kind's cluster-wide one. */
+  #entryFor(
+    client: ClusterClient,
+    resource: ResourceInfo,
+    ns: string | undefined,
+    name: string,
+  ): Entry | undefined {
+    return (
+      this.#entries.get(entryKeyOf(client, resource, ns, name)) ??
+      this.#entries.get(entryKeyOf(client, resource, ns)) ??
+      (ns !== undefined ? this.#entries.get(entryKeyOf(client, resource, undefined)) : undefined)
     );
-    return entry?.informer.hasSynced() ? entry.informer.list() : [];
   }
 
   /** Whether an informer holding this object (single-object or namespace-wide) has its first list. */
@@ -279,9 +319,7 @@ export class Watches {
     name: string,
   ): boolean {
     const ns = resource.namespaced ? namespace : undefined;
-    const entry =
-      this.#entries.get(entryKeyOf(client, resource, ns, name)) ??
-      this.#entries.get(entryKeyOf(client, resource, ns));
+    const entry = this.#entryFor(client, resource, ns, name);
     return entry?.informer.hasSynced() ?? false;
   }
 
@@ -331,7 +369,8 @@ export class Watches {
   #addRef(rsKey: string, r: ResolvedRef): void {
     let entry = this.#entries.get(r.entryKey);
     if (!entry) {
-      const { client, resource, namespace } = r.ref;
+      const { client, resource } = r.ref;
+      const namespace = r.ref.clusterWide ? undefined : r.ref.namespace;
       const name = r.ref.single ? r.ref.name : undefined;
       const informer = new Informer({
         client,
@@ -369,6 +408,7 @@ export class Watches {
         "started informer (shared by every ResourceSync that needs it)",
       );
       entry = created;
+      if (name === undefined && namespace !== undefined) this.#maybeWiden(client, resource);
     }
     let keys = entry.index.get(r.objKey);
     if (!keys) {
@@ -396,6 +436,9 @@ export class Watches {
   #stopEntry(entry: Entry): void {
     if (this.#entries.get(entry.key) !== entry) return;
     this.#entries.delete(entry.key);
+    // a kind nobody watches cluster-wide any more starts again namespace by namespace
+    if (entry.namespace === undefined && entry.resource.namespaced && entry.name === undefined)
+      this.#wide.delete(kindKey(entry.client, entry.resource));
     entry.unsubscribe();
     const p = entry.informer.stop().catch(() => {});
     this.#stopping.add(p);
@@ -493,6 +536,82 @@ export class Watches {
       this.#refs.set(rsKey, moved);
     }
     this.#stopEntry(entry);
+  }
+
+  /**
+   * Widening (see WatchesOptions.widening): starts the kind's cluster-wide informer beside the per-namespace
+   * ones, and only once its first list is in moves every reference onto it and stops the per-namespace ones, so
+   * no read ever meets an unsynced cache (which would look like a missing target).
+   */
+  #maybeWiden(client: ClusterClient, resource: ResourceInfo): void {
+    const w = this.#widening;
+    const kk = kindKey(client, resource);
+    if (
+      !w ||
+      client !== w.local ||
+      this.#wide.has(kk) ||
+      this.#widenPending.has(kk) ||
+      this.#wideRefused.has(kk)
+    )
+      return;
+    const perNamespace = [...this.#entries.values()].filter(
+      (e) =>
+        e.client === client &&
+        e.name === undefined &&
+        e.namespace !== undefined &&
+        gvr(e.resource) === gvr(resource),
+    );
+    if (perNamespace.length < w.at || perNamespace.length < w.minShare * w.namespaceCount()) return;
+    this.#widenPending.add(kk);
+    const holder = `\u0000widening ${kk}`;
+    const probe: WatchRef = { client, resource, namespace: undefined, name: "" };
+    const wideRef: ResolvedRef = {
+      entryKey: entryKeyOf(client, resource, undefined),
+      objKey: "",
+      ref: { ...probe, clusterWide: true },
+    };
+    this.#addRef(holder, wideRef);
+    const entry = this.#entries.get(wideRef.entryKey);
+    if (!entry) return;
+    const settle = (ok: boolean) => {
+      this.#widenPending.delete(kk);
+      if (!ok) {
+        this.#wideRefused.add(kk);
+        this.#removeRef(holder, wideRef);
+        this.#logger.info(
+          { resource: gvr(resource) },
+          "cluster-wide list refused: keeping per-namespace watches",
+        );
+        return;
+      }
+      this.#wide.add(kk);
+      for (const [rsKey, refs] of this.#refs) {
+        const moved = refs.map((r) =>
+          r.ref.client === client && gvr(r.ref.resource) === gvr(resource) ? this.#resolve(r.ref) : r,
+        );
+        if (moved.every((m, i) => m.entryKey === refs[i]?.entryKey)) continue;
+        for (const m of moved) this.#addRef(rsKey, m);
+        this.#refs.set(rsKey, moved);
+        for (const [i, r] of refs.entries()) if (moved[i]?.entryKey !== r.entryKey) this.#removeRef(rsKey, r);
+      }
+      this.#removeRef(holder, wideRef);
+      this.#logger.info(
+        { resource: gvr(resource), namespaces: perNamespace.length },
+        "watching this kind cluster-wide instead of namespace by namespace",
+      );
+    };
+    let timer: NodeJS.Timeout | undefined;
+    void Promise.race([
+      entry.informer.synced.then(() => true),
+      new Promise<boolean>((resolve) => {
+        timer = setTimeout(() => resolve(false), this.#syncTimeoutMs);
+        timer.unref();
+      }),
+    ]).then((ok) => {
+      if (timer) clearTimeout(timer);
+      if (this.#entries.get(wideRef.entryKey) === entry) settle(ok);
+      else this.#widenPending.delete(kk);
+    });
   }
 
   #syncError(late: Entry | undefined): SinkerError {

@@ -52,6 +52,8 @@ export interface Fanout {
   grant(rs: ResourceSync): Grant | undefined;
   /** Fed by the manager with every ResourceSync event. */
   onResourceSync(event: InformerEvent): void;
+  /** Namespaces of the local cluster (from the cache; Infinity before its first list). */
+  namespaceCount(): number;
   stop(): Promise<void>;
 }
 
@@ -380,6 +382,7 @@ export async function startFanout(options: FanoutOptions): Promise<Fanout | unde
       );
     },
     onResourceSync,
+    namespaceCount: () => (namespaces.hasSynced() ? namespaces.size : Number.POSITIVE_INFINITY),
     async stop() {
       stopped = true;
       queue.shutdown();

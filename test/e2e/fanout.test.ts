@@ -104,7 +104,8 @@ before(async () => {
   a = new Cluster(env, "a");
   b = new Cluster(env, "b");
   await installCrds(env, "a");
-  ctrl = await startTestController(env);
+  // widening at 20 namespaces whatever the cluster's size, so that the 25-30 destinations below cross it
+  ctrl = await startTestController(env, { watchWidening: { at: 20, minShare: 0 } });
 });
 
 after(async () => {
@@ -165,6 +166,15 @@ describe("ClusterResourceSyncSet over labelled namespaces", () => {
   it("follows labels: 5 more labelled → 30 copies; 10 unlabelled → 20, their copies gone", async () => {
     for (const n of all.slice(25, 30)) await label(n, "on");
     await waitCopies(all, "copy", all.slice(0, 30));
+    // 30 destination namespaces: their ConfigMaps are watched by one cluster-wide watch, not 30
+    await waitFor(
+      "one cluster-wide ConfigMap watch instead of one per namespace",
+      async () => {
+        const cms = ctrl.controller.watchInfo().filter((w) => w.resource.kind === "ConfigMap");
+        return cms.length === 1 && cms[0]?.namespace === undefined && cms[0]?.synced === true;
+      },
+      { timeoutMs: 30_000 },
+    );
     for (const n of all.slice(0, 10)) await label(n, null);
     await waitCopies(all, "copy", all.slice(10, 30));
     await waitSetStatus("ClusterResourceSyncSet", undefined, SET, { desired: 20, synced: 20, failing: 0 });

@@ -228,6 +228,7 @@ export async function startTestController(
     allowUnsafeKubeconfigs?: boolean;
     logLines?: string[];
     resyncPeriodMs?: number;
+    watchWidening?: { at: number; minShare: number };
     /** Counts every request the controller's local client sends, by method (tests of request costs). */
     requests?: Map<string, number>;
   } = {},
@@ -253,6 +254,7 @@ export async function startTestController(
     allowUnsafeKubeconfigs: options.allowUnsafeKubeconfigs ?? false,
     responseHeadersTimeoutMs: 9000,
     ...(options.resyncPeriodMs !== undefined ? { resyncPeriodMs: options.resyncPeriodMs } : {}),
+    ...(options.watchWidening !== undefined ? { watchWidening: options.watchWidening } : {}),
   });
   await controller.ready;
   return {
