@@ -206,9 +206,16 @@ export const clusterResourceSyncSetSpecSchema: Schema = {
             },
           },
           namespaces: namespaceList(
-            "Namespaces to write to in that cluster. Default: the kubeconfig context's namespace, else " +
-              '"default".',
+            "Namespaces to write to in that cluster. Default (without namespaceSelector): the kubeconfig " +
+              'context\'s namespace, else "default".',
           ),
+          namespaceSelector: {
+            ...namespaceSelectorSchema,
+            description:
+              "Namespaces of that cluster selected as the local namespaceSelector selects (added to namespaces). " +
+              "Sinker watches that cluster's Namespaces, so its kubeconfig must be allowed to list and watch them. " +
+              "While they cannot be listed, copies made earlier stay and the set reports the cluster as failing.",
+          },
         },
       },
     },

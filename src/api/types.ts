@@ -184,8 +184,10 @@ export interface ResourceSyncSetSpec {
 /** One remote cluster of a ClusterResourceSyncSet: a kubeconfig Secret (any namespace) and its namespaces. */
 export interface ClusterSetClusterRef {
   kubeConfig: { secretRef: Required<SecretRef> };
-  /** Namespaces in the remote cluster. Default: the kubeconfig context's namespace, else `default`. */
+  /** Namespaces in the remote cluster. Default (neither this nor namespaceSelector): the context's, else `default`. */
   namespaces?: string[];
+  /** Namespaces of the remote cluster selected as in the local namespaceSelector (its kubeconfig must list them). */
+  namespaceSelector?: NamespaceSelector;
 }
 
 export interface ClusterResourceSyncSetSpec {

@@ -202,6 +202,7 @@ export async function startController(options: ControllerOptions): Promise<Runni
     events: ctx.events,
     resourceSyncs,
     resourceSyncResource,
+    remoteClusters,
     ...(options.informerOptions?.backoff
       ? { informerOptions: { backoff: options.informerOptions.backoff } }
       : {}),
@@ -318,7 +319,9 @@ export async function startController(options: ControllerOptions): Promise<Runni
     // Clients of rotated or no longer referenced kubeconfigs: close their connections (not while a reconcile
     // holds them); a cluster left without a client loses its series.
     const before = remoteClusters.clusterNames();
-    void remoteClusters.prune(watches.clientsInUse()).then(() => {
+    const inUse = watches.clientsInUse();
+    for (const c of fanout?.clients() ?? []) inUse.add(c);
+    void remoteClusters.prune(inUse).then(() => {
       const after = remoteClusters.clusterNames();
       for (const name of before)
         if (!after.has(name)) {

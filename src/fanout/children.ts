@@ -40,6 +40,18 @@ export interface Destinations {
   namespaces: readonly NamespaceInfo[];
   /** The Secrets of the set's namespace (ResourceSyncSet with a clusterSelector). */
   secrets: readonly SecretInfo[];
+  /**
+   * The namespaces of a remote cluster, by its kubeconfig Secret (`namespace/name/key`), for a
+   * ClusterResourceSyncSet's cluster with a namespaceSelector; undefined while they are not known.
+   */
+  remoteNamespaces?: (secret: string) => readonly NamespaceInfo[] | undefined;
+}
+
+/** What a set wants: its children, and the clusters (`namespace/name` of their Secret) not decided yet. */
+export interface Desired {
+  children: DesiredChild[];
+  /** Clusters whose namespaces are not known right now: their existing children are kept, never pruned. */
+  undecided: Set<string>;
 }
 
 /** One ResourceSync the set wants. */
@@ -170,13 +182,32 @@ function localChild(set: ClusterResourceSyncSet, ns: string): DesiredChild {
   return { ...c, destination: { namespace: ns } };
 }
 
-function remoteChildren(set: ClusterResourceSyncSet): DesiredChild[] {
+/**
+ * The remote children of a ClusterResourceSyncSet. `remote` answers a cluster's namespaces (namespaceSelector);
+ * `undefined` from it marks the cluster undecided. With "any" (the grant check), a selector admits namespace
+ * `only` unless it excludes it: the set controller prunes what the labels no longer select.
+ */
+function remoteChildren(
+  set: ClusterResourceSyncSet,
+  remote: Destinations["remoteNamespaces"] | "any",
+  undecided: Set<string>,
+  only?: string,
+): DesiredChild[] {
   const out = new Map<string, DesiredChild>();
   for (const cluster of set.spec.clusters ?? []) {
     const secretRef = cluster.kubeConfig.secretRef;
-    const namespaces: Array<string | undefined> = cluster.namespaces?.length
-      ? cluster.namespaces
-      : [undefined];
+    const names = new Set<string>(cluster.namespaces ?? []);
+    const selector = cluster.namespaceSelector;
+    if (selector && remote === "any") {
+      if (only !== undefined && !selector.exclude?.includes(only)) names.add(only);
+    } else if (selector) {
+      const known =
+        remote === "any" ? undefined : remote?.(`${secretRef.namespace}/${secretRef.name}/${secretRef.key}`);
+      if (known === undefined) undecided.add(`${secretRef.namespace}/${secretRef.name}`);
+      for (const ns of known ?? []) if (namespaceSelected(selector, ns)) names.add(ns.name);
+    }
+    const namespaces: Array<string | undefined> =
+      names.size > 0 ? [...names].sort() : selector ? [] : [undefined];
     for (const remoteNs of namespaces) {
       const key = `cluster:${secretRef.namespace}/${secretRef.name}/${secretRef.key}|ns:${remoteNs ?? ""}`;
       if (out.has(key)) continue;
@@ -204,13 +235,14 @@ function remoteChildren(set: ClusterResourceSyncSet): DesiredChild[] {
 }
 
 /** Every ResourceSync the set wants right now, in a stable order. */
-export function desiredChildren(set: AnySet, d: Destinations): DesiredChild[] {
-  if (set.kind !== CLUSTER_RESOURCE_SYNC_SET_KIND) return tenantSetChildren(set, d);
+export function desiredChildren(set: AnySet, d: Destinations): Desired {
+  const undecided = new Set<string>();
+  if (set.kind !== CLUSTER_RESOURCE_SYNC_SET_KIND) return { children: tenantSetChildren(set, d), undecided };
   const local = d.namespaces
     .filter((ns) => namespaceSelected(set.spec.namespaceSelector, ns) && !isSourceItself(set, ns.name))
     .map((ns) => localChild(set, ns.name))
     .sort((a, b) => (a.namespace < b.namespace ? -1 : 1));
-  return [...local, ...remoteChildren(set)];
+  return { children: [...local, ...remoteChildren(set, d.remoteNamespaces, undecided)], undecided };
 }
 
 /** The controller owner reference of a ResourceSync, when a set of either kind made it. */
@@ -268,7 +300,8 @@ export function grantFor(
   const nsInfo = namespace(ns);
   if (nsInfo && namespaceSelected(set.spec.namespaceSelector, nsInfo) && !isSourceItself(set, ns))
     candidates.push(localChild(set, ns));
-  if (ns === set.spec.source.namespace) candidates.push(...remoteChildren(set));
+  if (ns === set.spec.source.namespace)
+    candidates.push(...remoteChildren(set, "any", new Set(), rs.spec.target.cluster?.namespace));
   const match = candidates.find(
     (c) =>
       c.name === rs.metadata.name &&

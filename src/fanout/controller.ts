@@ -29,9 +29,10 @@ import type { ClusterClient, ResourceInfo } from "../kube/client.ts";
 import type { EventRecorder } from "../kube/events.ts";
 import { Informer, type InformerEvent, stripForCache } from "../kube/informer.ts";
 import type { KubeObject } from "../kube/object.ts";
+import type { RemoteClusters } from "../kube/remote-clusters.ts";
 import { desiredChildren, type Grant, grantFor, type SecretInfo, setOwner } from "./children.ts";
 import { nextSetStatus, planChildren, setStatusDiffers, summarize, transitionEvent } from "./plan.ts";
-import type { NamespaceInfo } from "./selector.ts";
+import { namespaceInfo, RemoteNamespaces, type SecretKeyRef } from "./remote-namespaces.ts";
 
 export interface FanoutOptions {
   local: ClusterClient;
@@ -40,6 +41,8 @@ export interface FanoutOptions {
   /** The manager's ResourceSync cache (children are read from it; its events are passed to onResourceSync). */
   resourceSyncs: Informer;
   resourceSyncResource: ResourceInfo;
+  /** Clients of remote clusters whose namespaces ClusterResourceSyncSets select by label. */
+  remoteClusters: RemoteClusters;
   informerOptions?: { backoff?: { initialMs: number; maxMs: number } };
   /** Every set is reconciled again after about this long (default 10 min). */
   resyncPeriodMs?: number;
@@ -52,6 +55,8 @@ export interface Fanout {
   grant(rs: ResourceSync): Grant | undefined;
   /** Fed by the manager with every ResourceSync event. */
   onResourceSync(event: InformerEvent): void;
+  /** Remote clients this controller watches Namespaces through (not to be closed as unused). */
+  clients(): ClusterClient[];
   /** Namespaces of the local cluster (from the cache; Infinity before its first list). */
   namespaceCount(): number;
   stop(): Promise<void>;
@@ -66,15 +71,6 @@ type SetKind = typeof RESOURCE_SYNC_SET_KIND | typeof CLUSTER_RESOURCE_SYNC_SET_
 
 const setKey = (kind: SetKind, namespace: string | undefined, name: string) =>
   `${kind}|${namespace ?? ""}|${name}`;
-
-function namespaceInfo(ns: KubeObject): NamespaceInfo {
-  const phase = (ns.status as { phase?: string } | undefined)?.phase;
-  return {
-    name: ns.metadata?.name ?? "",
-    labels: ns.metadata?.labels ?? {},
-    terminating: ns.metadata?.deletionTimestamp !== undefined || phase === "Terminating",
-  };
-}
 
 /** Keeps names and labels of Secrets only: the set controller never needs (or holds) their data. */
 function secretMetadataOnly(secret: KubeObject): KubeObject {
@@ -151,6 +147,16 @@ export async function startFanout(options: FanoutOptions): Promise<Fanout | unde
   const childrenOf = new Map<string, Set<string>>();
   const queue = new WorkQueue();
   const log = logger.child({ module: "sinker::fanout" });
+  const remote = new RemoteNamespaces({
+    local,
+    secretResource,
+    remoteClusters: options.remoteClusters,
+    logger: logger.child({ module: "sinker::informer", resource: "remote-namespaces" }),
+    onChange: (users) => {
+      for (const user of users) queue.add(user);
+    },
+    ...(options.informerOptions?.backoff ? { backoff: options.informerOptions.backoff } : {}),
+  });
 
   const enqueueAll = (kind: SetKind) => {
     const source = kind === RESOURCE_SYNC_SET_KIND ? sets : clusterSets;
@@ -233,6 +239,7 @@ export async function startFanout(options: FanoutOptions): Promise<Fanout | unde
       // children go with their owner (garbage collector); with pruning Orphan they carry
       // disable-target-deletion already, so their copies stay
       releaseSecrets(key);
+      remote.sync(key, []);
       return "done";
     }
     const validated =
@@ -240,6 +247,7 @@ export async function startFanout(options: FanoutOptions): Promise<Fanout | unde
     const resource = kind === RESOURCE_SYNC_SET_KIND ? setResource : clusterSetResource;
     if (!validated.ok) {
       releaseSecrets(key);
+      remote.sync(key, []);
       const message = `invalid ${kind}:\n${formatValidationErrors(validated.errors)}`;
       await writeStatus(
         resource,
@@ -264,14 +272,23 @@ export async function startFanout(options: FanoutOptions): Promise<Fanout | unde
       }
       secrets = cached;
     } else releaseSecrets(key);
-    const desired = desiredChildren(set, {
+    const selecting: SecretKeyRef[] =
+      set.kind === CLUSTER_RESOURCE_SYNC_SET_KIND
+        ? (set.spec.clusters ?? []).filter((c) => c.namespaceSelector).map((c) => c.kubeConfig.secretRef)
+        : [];
+    const clusterNamespaces = remote.sync(key, selecting);
+    const destinationFailures = [...clusterNamespaces.values()].flatMap((c) =>
+      c.failure ? [{ resourceSync: "", ...c.failure }] : [],
+    );
+    const { children: desired, undecided } = desiredChildren(set, {
       namespaces: set.kind === CLUSTER_RESOURCE_SYNC_SET_KIND ? namespaces.list().map(namespaceInfo) : [],
       secrets,
+      remoteNamespaces: (id) => clusterNamespaces.get(id)?.namespaces,
     });
     const owned = [...(childrenOf.get(set.metadata.uid ?? "") ?? [])]
       .map((k) => lookupChild(k.slice(0, k.indexOf("/")), k.slice(k.indexOf("/") + 1)))
       .filter((c): c is ResourceSync => c !== undefined);
-    const plan = planChildren(set, desired, owned, lookupChild);
+    const plan = planChildren(set, desired, owned, lookupChild, undecided);
     let failed: SinkerError | undefined;
     const note = (err: unknown) => {
       failed ??= asSinkerError(err);
@@ -309,7 +326,7 @@ export async function startFanout(options: FanoutOptions): Promise<Fanout | unde
           `${created} destination(s) added, ${plan.remove.length} removed; ${desired.length} selected`,
         );
     }
-    await writeStatus(resource, set, summarize(desired, plan.taken, lookupChild));
+    await writeStatus(resource, set, summarize(desired, plan.taken, lookupChild, destinationFailures));
     if (failed) {
       log.warn({ set: key, reason: failed.reason }, reduceApiMessage(failed.message));
       return "retry";
@@ -382,6 +399,7 @@ export async function startFanout(options: FanoutOptions): Promise<Fanout | unde
       );
     },
     onResourceSync,
+    clients: () => remote.clients(),
     namespaceCount: () => (namespaces.hasSynced() ? namespaces.size : Number.POSITIVE_INFINITY),
     async stop() {
       stopped = true;
@@ -392,6 +410,7 @@ export async function startFanout(options: FanoutOptions): Promise<Fanout | unde
         clusterSets.stop(),
         namespaces.stop(),
         ...[...secretInformers.values()].map((e) => e.informer.stop()),
+        remote.stop(),
       ]);
     },
   };

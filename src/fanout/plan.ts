@@ -51,6 +51,7 @@ export function planChildren(
   desired: readonly DesiredChild[],
   owned: readonly ResourceSync[],
   lookup: (namespace: string, name: string) => ResourceSync | undefined,
+  undecided: ReadonlySet<string> = new Set(),
 ): ChildPlan {
   const uid = set.metadata.uid;
   const plan: ChildPlan = { apply: [], taken: [], remove: [], orphanFirst: [] };
@@ -68,6 +69,10 @@ export function planChildren(
   for (const child of owned) {
     if (setOwner(child)?.uid !== uid || child.metadata.deletionTimestamp) continue;
     if (wanted.has(`${child.metadata.namespace}/${child.metadata.name}`)) continue;
+    // a cluster whose namespaces are unknown (unreachable, not listed yet) keeps its copies
+    const secretRef = child.spec?.target?.cluster?.kubeConfig?.secretRef;
+    if (secretRef && undecided.has(`${secretRef.namespace ?? child.metadata.namespace}/${secretRef.name}`))
+      continue;
     plan.remove.push(child);
     if (orphan && !annotationIsTrue(child.metadata, ANNOTATION_DISABLE_TARGET_DELETION))
       plan.orphanFirst.push(child);
@@ -103,10 +108,13 @@ export function summarize(
   desired: readonly DesiredChild[],
   taken: readonly DesiredChild[],
   lookup: (namespace: string, name: string) => ResourceSync | undefined,
+  /** Failures of destinations themselves (a remote cluster whose namespaces cannot be listed). */
+  destinationFailures: readonly SetFailure[] = [],
 ): SetSummary {
   const takenKeys = new Set(taken.map((d) => `${d.namespace}/${d.name}`));
   const summary: SetSummary = { desired: desired.length, synced: 0, failing: 0, failures: [] };
-  const failures: SetFailure[] = [];
+  const failures: SetFailure[] = [...destinationFailures];
+  summary.failing += destinationFailures.length;
   for (const d of desired) {
     const key = `${d.namespace}/${d.name}`;
     const failure = (reason: string, message: string): SetFailure => ({

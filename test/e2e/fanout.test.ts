@@ -238,6 +238,44 @@ describe("ClusterResourceSyncSet over labelled namespaces", () => {
   });
 });
 
+describe("remote namespaces selected by label", () => {
+  it("copies to the labelled namespaces of cluster b, following their labels", async () => {
+    const source = await namespace("remote-sel-src");
+    await a.apply(configMap(source, "shared", { k: "r" }));
+    await a.apply(kubeconfigSecret(source, "cluster-b", env.kubeconfigText("b")));
+    const [nb1, nb2] = [
+      await env.createNamespace("b", `sel-1-${run}`),
+      await env.createNamespace("b", `sel-2-${run}`),
+    ];
+    remoteNamespaces.push(nb1, nb2);
+    const labelB = (n: string, value: string | null) =>
+      b.mergePatch("v1", "Namespace", undefined, n, { metadata: { labels: { [LABEL]: value } } });
+    await labelB(nb1, "on");
+    const SET = `remote-sel-${run}`;
+    await a.apply(
+      clusterSet(SET, {
+        source: { ...cm("shared"), namespace: source },
+        target: cm("copy"),
+        clusters: [
+          {
+            kubeConfig: { secretRef: { name: "cluster-b", namespace: source, key: "value" } },
+            namespaceSelector: { matchLabels: { [LABEL]: "on" } },
+          },
+        ],
+      }),
+    );
+    await b.waitFor("copy in the labelled namespace of b", "v1", "ConfigMap", nb1, "copy", (o) => o, 30_000);
+    assert.equal(await b.get("v1", "ConfigMap", nb2, "copy"), undefined);
+    await labelB(nb2, "on");
+    await b.waitFor("copy once the second is labelled", "v1", "ConfigMap", nb2, "copy", (o) => o, 30_000);
+    await labelB(nb1, null);
+    await b.waitGone("v1", "ConfigMap", nb1, "copy", 30_000);
+    await waitSetStatus("ClusterResourceSyncSet", undefined, SET, { desired: 1, synced: 1, failing: 0 });
+    await a.delete(RS_API, "ClusterResourceSyncSet", undefined, SET);
+    await b.waitGone("v1", "ConfigMap", nb2, "copy", 30_000);
+  });
+});
+
 describe("pruning Orphan", () => {
   it("keeps the copies when the set is deleted, and the ResourceSyncs go", async () => {
     const source = await namespace("orphan-src");

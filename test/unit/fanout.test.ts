@@ -3,6 +3,7 @@ import { describe, test } from "node:test";
 import type { ClusterResourceSyncSet, ResourceSync, ResourceSyncSet } from "../../src/api/types.ts";
 import { validateClusterResourceSyncSet, validateResourceSyncSet } from "../../src/api/validate.ts";
 import { childName, desiredChildren, grantFor, sameJson, setLabelValue } from "../../src/fanout/children.ts";
+
 import {
   childState,
   planChildren,
@@ -13,6 +14,7 @@ import {
 import { labelsMatch, type NamespaceInfo, namespaceSelected } from "../../src/fanout/selector.ts";
 
 const API = "sinker.influxdata.io/v1alpha1";
+const kids = (...args: Parameters<typeof desiredChildren>) => desiredChildren(...args).children;
 const cm = (name: string) => ({ resourceRef: { apiVersion: "v1", kind: "ConfigMap", name } });
 const ns = (name: string, labels: Record<string, string> = {}, terminating = false): NamespaceInfo => ({
   name,
@@ -84,7 +86,7 @@ describe("label selectors", () => {
 describe("desired children", () => {
   test("a ClusterResourceSyncSet: one child per selected namespace, in that namespace, granted the source", () => {
     const set = clusterSet();
-    const children = desiredChildren(set, {
+    const children = kids(set, {
       namespaces: [ns("b", { team: "x" }), ns("a", { team: "x" }), ns("c"), ns("platform", { team: "x" })],
       secrets: [],
     });
@@ -118,7 +120,7 @@ describe("desired children", () => {
 
   test("the source's namespace gets a copy when the target differs from the source", () => {
     const set = clusterSet({ target: cm("other") });
-    const children = desiredChildren(set, { namespaces: [ns("platform", { team: "x" })], secrets: [] });
+    const children = kids(set, { namespaces: [ns("platform", { team: "x" })], secrets: [] });
     assert.equal(children.length, 1);
   });
 
@@ -133,7 +135,7 @@ describe("desired children", () => {
         { kubeConfig: { secretRef: { name: "c", namespace: "infra", key: "value" } } },
       ],
     });
-    const children = desiredChildren(set, { namespaces: [ns("a", { team: "x" })], secrets: [] });
+    const children = kids(set, { namespaces: [ns("a", { team: "x" })], secrets: [] });
     assert.deepEqual(
       children.map((c) => [c.namespace, c.destination.cluster, c.destination.namespace]),
       [
@@ -156,7 +158,7 @@ describe("desired children", () => {
       clusterSelector: { matchLabels: { fleet: "yes" }, key: "kubeconfig", namespace: "m" },
       pruning: "Orphan",
     });
-    const children = desiredChildren(set, {
+    const children = kids(set, {
       namespaces: [ns("other", { team: "x" })],
       secrets: [
         { name: "z", labels: { fleet: "yes" } },
@@ -206,7 +208,7 @@ describe("grants", () => {
   ]);
   const lookup = (name: string) => (name === "ca" ? set : undefined);
   const nsOf = (name: string) => namespaces.get(name);
-  const children = desiredChildren(set, { namespaces: [...namespaces.values()], secrets: [] });
+  const children = kids(set, { namespaces: [...namespaces.values()], secrets: [] });
   const local = children.find((c) => c.namespace === "a")?.object as ResourceSync;
   const remote = children.find((c) => c.destination.cluster)?.object as ResourceSync;
   const copy = (rs: ResourceSync, patch: (r: ResourceSync) => void): ResourceSync => {
@@ -261,7 +263,7 @@ describe("grants", () => {
 
 describe("plan and status", () => {
   const set = clusterSet();
-  const desired = desiredChildren(set, {
+  const desired = kids(set, {
     namespaces: [ns("a", { team: "x" }), ns("b", { team: "x" })],
     secrets: [],
   });
@@ -430,5 +432,71 @@ describe("validation", () => {
   test("a ResourceSyncSet clusterSelector needs the kubeconfig key", () => {
     const r = validateResourceSyncSet(tenantSet({ clusterSelector: { matchLabels: { a: "b" } } as never }));
     assert.equal(r.ok, false);
+  });
+});
+
+describe("remote namespaces selected by label", () => {
+  const set = clusterSet({
+    namespaceSelector: undefined,
+    clusters: [
+      {
+        kubeConfig: { secretRef: { name: "b", namespace: "infra", key: "value" } },
+        namespaces: ["fixed"],
+        namespaceSelector: { matchLabels: { team: "x" }, exclude: ["no"] },
+      },
+    ],
+  });
+
+  test("children for the listed namespaces plus the selected ones of that cluster", () => {
+    const d = desiredChildren(set, {
+      namespaces: [],
+      secrets: [],
+      remoteNamespaces: (id) =>
+        id === "infra/b/value" ? [ns("r1", { team: "x" }), ns("r2"), ns("no", { team: "x" })] : undefined,
+    });
+    assert.deepEqual(
+      d.children.map((c) => c.destination.namespace),
+      ["fixed", "r1"],
+    );
+    assert.equal(d.undecided.size, 0);
+  });
+
+  test("unknown namespaces: the cluster is undecided, and its children are kept rather than pruned", () => {
+    const d = desiredChildren(set, { namespaces: [], secrets: [], remoteNamespaces: () => undefined });
+    assert.deepEqual([...d.undecided], ["infra/b"]);
+    assert.deepEqual(
+      d.children.map((c) => c.destination.namespace),
+      ["fixed"],
+    );
+    const known = desiredChildren(set, {
+      namespaces: [],
+      secrets: [],
+      remoteNamespaces: () => [ns("r1", { team: "x" })],
+    }).children;
+    const r1 = structuredClone(known.find((c) => c.destination.namespace === "r1")?.object) as ResourceSync;
+    const plan = planChildren(set, d.children, [r1], () => undefined, d.undecided);
+    assert.deepEqual(plan.remove, [], "a cluster that cannot be listed right now loses no copy");
+    assert.deepEqual(planChildren(set, d.children, [r1], () => undefined).remove, [r1]);
+  });
+
+  test("grant: the child for a remote namespace of a selector gets the Secret, unless that namespace is excluded", () => {
+    const known = desiredChildren(set, {
+      namespaces: [],
+      secrets: [],
+      remoteNamespaces: () => [ns("r1", { team: "x" })],
+    }).children;
+    const r1 = known.find((c) => c.destination.namespace === "r1")?.object as ResourceSync;
+    const lookup = (name: string) => (name === "ca" ? set : undefined);
+    assert.deepEqual(
+      grantFor(r1, lookup, () => undefined),
+      { secretNamespace: "infra" },
+    );
+    const excluded = structuredClone(r1);
+    if (excluded.spec.target.cluster) excluded.spec.target.cluster.namespace = "no";
+    excluded.metadata.name = childName(set, "cluster:infra/b/value|ns:no");
+    assert.equal(
+      grantFor(excluded, lookup, () => undefined),
+      undefined,
+    );
   });
 });
