@@ -28,11 +28,11 @@ import { reduceApiMessage } from "../kube/api-message.ts";
 import type { ClusterClient, ResourceInfo } from "../kube/client.ts";
 import type { EventRecorder } from "../kube/events.ts";
 import { Informer, type InformerEvent, stripForCache } from "../kube/informer.ts";
-import type { KubeObject } from "../kube/object.ts";
 import type { RemoteClusters } from "../kube/remote-clusters.ts";
 import { desiredChildren, type Grant, grantFor, type SecretInfo, setOwner } from "./children.ts";
 import { nextSetStatus, planChildren, setStatusDiffers, summarize, transitionEvent } from "./plan.ts";
 import { namespaceInfo, RemoteNamespaces, type SecretKeyRef } from "./remote-namespaces.ts";
+import { secretMetadataOnly, TenantSecrets } from "./tenant-secrets.ts";
 
 export interface FanoutOptions {
   local: ClusterClient;
@@ -71,22 +71,6 @@ type SetKind = typeof RESOURCE_SYNC_SET_KIND | typeof CLUSTER_RESOURCE_SYNC_SET_
 
 const setKey = (kind: SetKind, namespace: string | undefined, name: string) =>
   `${kind}|${namespace ?? ""}|${name}`;
-
-/** Keeps names and labels of Secrets only: the set controller never needs (or holds) their data. */
-function secretMetadataOnly(secret: KubeObject): KubeObject {
-  const m = secret.metadata ?? {};
-  return {
-    apiVersion: "v1",
-    kind: "Secret",
-    metadata: {
-      name: m.name,
-      namespace: m.namespace,
-      uid: m.uid,
-      resourceVersion: m.resourceVersion,
-      ...(m.labels ? { labels: m.labels } : {}),
-    },
-  };
-}
 
 async function pool<T>(items: readonly T[], parallel: number, fn: (item: T) => Promise<void>): Promise<void> {
   let next = 0;
@@ -141,12 +125,20 @@ export async function startFanout(options: FanoutOptions): Promise<Fanout | unde
   const sets = informer(setResource, "resourcesyncsets");
   const clusterSets = informer(clusterSetResource, "clusterresourcesyncsets");
   const namespaces = informer(namespaceResource, "namespaces");
-  /** namespace → the Secret informer of that namespace, and the ResourceSyncSets that need it. */
-  const secretInformers = new Map<string, { informer: Informer; users: Set<string> }>();
   /** set uid → keys (namespace/name) of the ResourceSyncs it owns. */
   const childrenOf = new Map<string, Set<string>>();
   const queue = new WorkQueue();
   const log = logger.child({ module: "sinker::fanout" });
+  const tenantSecrets = new TenantSecrets(
+    (namespace) => {
+      const inf = informer(secretResource, "secrets", { namespace, transform: secretMetadataOnly });
+      inf.start();
+      return inf;
+    },
+    (users) => {
+      for (const user of users) queue.add(user);
+    },
+  );
   const remote = new RemoteNamespaces({
     local,
     secretResource,
@@ -197,38 +189,6 @@ export async function startFanout(options: FanoutOptions): Promise<Fanout | unde
     else queue.addAfter(setKey(kind, namespace, owner.name), CHILD_EVENT_DELAY_MS);
   }
 
-  function secretsOf(namespace: string, key: string): SecretInfo[] | undefined {
-    let entry = secretInformers.get(namespace);
-    if (!entry) {
-      const inf = informer(secretResource, "secrets", { namespace, transform: secretMetadataOnly });
-      entry = { informer: inf, users: new Set() };
-      inf.onEvent((e) => {
-        if (
-          e.type === "modified" &&
-          e.old &&
-          JSON.stringify(e.old.metadata?.labels) === JSON.stringify(e.object.metadata?.labels)
-        )
-          return;
-        for (const user of entry?.users ?? []) queue.add(user);
-      });
-      secretInformers.set(namespace, entry);
-      inf.start();
-    }
-    entry.users.add(key);
-    if (!entry.informer.hasSynced()) return undefined;
-    return entry.informer
-      .list()
-      .map((s) => ({ name: s.metadata?.name ?? "", labels: s.metadata?.labels ?? {} }));
-  }
-
-  function releaseSecrets(key: string): void {
-    for (const [namespace, entry] of secretInformers) {
-      if (!entry.users.delete(key) || entry.users.size > 0) continue;
-      secretInformers.delete(namespace);
-      void entry.informer.stop();
-    }
-  }
-
   const lookupChild = (namespace: string, name: string) =>
     options.resourceSyncs.get(namespace, name) as ResourceSync | undefined;
 
@@ -238,7 +198,7 @@ export async function startFanout(options: FanoutOptions): Promise<Fanout | unde
     if (!raw || raw.metadata?.deletionTimestamp) {
       // children go with their owner (garbage collector); with pruning Orphan they carry
       // disable-target-deletion already, so their copies stay
-      releaseSecrets(key);
+      tenantSecrets.release(key);
       remote.sync(key, []);
       return "done";
     }
@@ -246,7 +206,7 @@ export async function startFanout(options: FanoutOptions): Promise<Fanout | unde
       kind === RESOURCE_SYNC_SET_KIND ? validateResourceSyncSet(raw) : validateClusterResourceSyncSet(raw);
     const resource = kind === RESOURCE_SYNC_SET_KIND ? setResource : clusterSetResource;
     if (!validated.ok) {
-      releaseSecrets(key);
+      tenantSecrets.release(key);
       remote.sync(key, []);
       const message = `invalid ${kind}:\n${formatValidationErrors(validated.errors)}`;
       await writeStatus(
@@ -263,15 +223,11 @@ export async function startFanout(options: FanoutOptions): Promise<Fanout | unde
     const set = validated.value as AnySet;
     let secrets: SecretInfo[] = [];
     if (set.kind === RESOURCE_SYNC_SET_KIND && set.spec.clusterSelector) {
-      const cached = secretsOf(set.metadata.namespace, key);
-      if (cached === undefined) {
-        // the Secret list is on its way; its first events requeue this set
-        await secretInformers.get(set.metadata.namespace)?.informer.synced;
-        queue.add(key);
-        return "done";
-      }
+      const cached = tenantSecrets.of(set.metadata.namespace, key);
+      // the Secret list is on its way: its first list requeues this set (a worker never waits for it)
+      if (cached === undefined) return "done";
       secrets = cached;
-    } else releaseSecrets(key);
+    } else tenantSecrets.release(key);
     const selecting: SecretKeyRef[] =
       set.kind === CLUSTER_RESOURCE_SYNC_SET_KIND
         ? (set.spec.clusters ?? []).filter((c) => c.namespaceSelector).map((c) => c.kubeConfig.secretRef)
@@ -409,7 +365,7 @@ export async function startFanout(options: FanoutOptions): Promise<Fanout | unde
         sets.stop(),
         clusterSets.stop(),
         namespaces.stop(),
-        ...[...secretInformers.values()].map((e) => e.informer.stop()),
+        tenantSecrets.stop(),
         remote.stop(),
       ]);
     },
