@@ -73,6 +73,9 @@ const DISCOVERY = {
 export class HostileServer {
   readonly mode: HostileMode;
   readonly requests: SeenRequest[] = [];
+  /** Requests open right now (answer not ended and connection not closed), and the most ever open at once. */
+  open = 0;
+  maxOpen = 0;
   /** Bytes sent on watch connections that the client then closed (endless-line). */
   readonly closedWatchBytes: number[] = [];
   /** Bytes sent on bodies the client gave up on (huge-body). */
@@ -94,6 +97,9 @@ export class HostileServer {
     this.#ca = ca;
     this.#server = https.createServer({ key, cert }, (req, res) => {
       this.requests.push({ method: req.method ?? "", url: req.url ?? "" });
+      this.open++;
+      this.maxOpen = Math.max(this.maxOpen, this.open);
+      res.once("close", () => this.open--);
       req.resume();
       this.#handle(req.method ?? "GET", new URL(req.url ?? "/", "https://x"), res);
     });
