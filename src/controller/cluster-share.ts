@@ -7,8 +7,8 @@
  * client (resolve.ts, through `ReconcileContext.hold`), before it sends anything there. When the server's share
  * is used up, `enter` throws `ClusterBusy`: the reconcile ends at once without a request, a status write or a
  * failure, its worker is free, and the manager parks the key. A slot freed on that server wakes the parked key
- * that waited longest; a timer re-adds parked keys anyway (a woken key may no longer need the slot), so no key
- * depends on a wake-up alone. Level-triggered: a parked key is simply reconciled again later, from the caches.
+ * that waited longest (a woken key that no longer needs the slot passes the wake-up on); a timer re-adds parked
+ * keys anyway, so no key depends on a wake-up alone. Level-triggered: a parked key is simply reconciled again later, from the caches.
  *
  * The key is the API server's origin (scheme, host, port), not the kubeconfig Secret: copies of one kubeconfig
  * in many Secrets (each with a circuit breaker of its own) still share one server's slots. A tenant who controls
@@ -67,6 +67,8 @@ export class ClusterShare {
   readonly #parked = new Map<string, Set<string>>();
   /** ResourceSync key → the server key it is parked on. */
   readonly #parkedOn = new Map<string, string>();
+  /** Woken keys not started yet → the server key they were woken for. */
+  readonly #woken = new Map<string, string>();
   readonly #wake: (key: string) => void;
 
   /** `wake`: a parked key may go now (the manager queues it). */
@@ -77,6 +79,9 @@ export class ClusterShare {
 
   /** Starts the reconcile of `key`: it is no longer parked. */
   lease(key: string): Lease {
+    /** A key woken for a slot that it then does not take (its spec changed) passes the slot on at the end. */
+    const parkedOn = this.#parkedOn.get(key) ?? this.#woken.get(key);
+    this.#woken.delete(key);
     this.#unpark(key);
     const held = new Set<string>();
     let released = false;
@@ -93,6 +98,7 @@ export class ClusterShare {
         if (released) return;
         released = true;
         for (const k of held) this.#leave(k);
+        if (parkedOn !== undefined && !held.has(parkedOn)) this.#wakeIfFree(parkedOn);
       },
     };
   }
@@ -124,10 +130,16 @@ export class ClusterShare {
     const n = (this.#inFlight.get(k) ?? 1) - 1;
     if (n <= 0) this.#inFlight.delete(k);
     else this.#inFlight.set(k, n);
-    const keys = this.#parked.get(k);
-    const next = keys?.values().next();
+    this.#wakeIfFree(k);
+  }
+
+  /** Wakes the key parked longest on server `k` when a slot of `k` is free. */
+  #wakeIfFree(k: string): void {
+    if (!admits(this.#inFlight.get(k) ?? 0, this.limit)) return;
+    const next = this.#parked.get(k)?.values().next();
     if (next && !next.done) {
       this.#unpark(next.value);
+      this.#woken.set(next.value, k);
       this.#wake(next.value);
     }
   }

@@ -253,6 +253,7 @@ export async function startController(options: ControllerOptions): Promise<Runni
       const log = logger.child({ module: "sinker::reconciler", namespace, name, reconcileId });
       const started = process.hrtime.bigint();
       const lease = share.lease(key);
+      let parked = false;
       const releases: Array<() => void> = [lease.release];
       metrics.activeWorkers.inc({ controller: CONTROLLER_NAME });
       try {
@@ -292,10 +293,11 @@ export async function startController(options: ControllerOptions): Promise<Runni
             metrics.reconcileTotal.inc({ controller: CONTROLLER_NAME, result: "requeue_after" });
             break;
           case "busy":
-            // not a failure: no backoff, no status; a freed slot on that server (or the timer) brings it back
+            // Not a failure: no backoff, no status; a freed slot on that server (or the timer) brings it back.
+            // Nor a reconcile in controller-runtime's series (it did nothing): counted apart.
+            parked = true;
             share.park(key, result.server);
             queue.addAfter(key, jittered(PARKED_RETRY_MS));
-            metrics.reconcileTotal.inc({ controller: CONTROLLER_NAME, result: "requeue" });
             metrics.parkedReconciles.inc();
             log.debug("the remote cluster's share of workers is in use; parked"); // (no URL: Secret data)
             break;
@@ -319,10 +321,11 @@ export async function startController(options: ControllerOptions): Promise<Runni
         for (const release of releases) release();
         metrics.parkedKeys.set(share.parked);
         metrics.activeWorkers.dec({ controller: CONTROLLER_NAME });
-        metrics.reconcileTime.observe(
-          { controller: CONTROLLER_NAME },
-          Number(process.hrtime.bigint() - started) / 1e9,
-        );
+        if (!parked)
+          metrics.reconcileTime.observe(
+            { controller: CONTROLLER_NAME },
+            Number(process.hrtime.bigint() - started) / 1e9,
+          );
         queue.done(key);
       }
     }

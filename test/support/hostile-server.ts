@@ -33,7 +33,7 @@ function pki(dir: string): { key: string; cert: string; ca: string } {
   run(["ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", "srv.key"]);
   run(["req", "-new", "-key", "srv.key", "-subj", "/CN=127.0.0.1", "-out", "srv.csr"]);
   const ext = join(dir, "ext.cnf");
-  execFileSync("sh", ["-c", `printf 'subjectAltName=IP:127.0.0.1\\n' > '${ext}'`]);
+  execFileSync("sh", ["-c", `printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\\n' > '${ext}'`]);
   run([
     "x509",
     "-req",
@@ -73,6 +73,8 @@ const DISCOVERY = {
 export class HostileServer {
   readonly mode: HostileMode;
   readonly requests: SeenRequest[] = [];
+  /** TCP connections accepted (also those that never got as far as a request). */
+  connections = 0;
   /** Requests open right now (answer not ended and connection not closed), and the most ever open at once. */
   open = 0;
   maxOpen = 0;
@@ -106,6 +108,7 @@ export class HostileServer {
   }
 
   async start(): Promise<this> {
+    this.#server.on("connection", () => this.connections++);
     await new Promise<void>((resolve) => this.#server.listen(0, "127.0.0.1", resolve));
     this.port = (this.#server.address() as AddressInfo).port;
     return this;

@@ -121,6 +121,30 @@ describe("ClusterShare", () => {
     assert.deepEqual(woken, ["ns/k"]);
   });
 
+  it("a woken key that does not take the slot (its spec changed) passes the wake-up on", () => {
+    const woken: string[] = [];
+    const share = new ClusterShare(1, (key) => woken.push(key));
+    const holder = share.lease("ns/holder");
+    holder.enter(B);
+    share.park("ns/p1", B);
+    share.park("ns/p2", B);
+    holder.release();
+    assert.deepEqual(woken, ["ns/p1"]);
+    const p1 = share.lease("ns/p1");
+    p1.enter(C); // now it goes to another cluster
+    p1.release();
+    assert.deepEqual(woken, ["ns/p1", "ns/p2"]);
+    // a parked key reconciled while the slot is still taken wakes nobody
+    const again = share.lease("ns/x");
+    again.enter(B);
+    share.park("ns/p3", B);
+    share.park("ns/p4", B);
+    share.lease("ns/p3").release();
+    assert.deepEqual(woken, ["ns/p1", "ns/p2"]);
+    again.release();
+    assert.deepEqual(woken, ["ns/p1", "ns/p2", "ns/p4"]);
+  });
+
   it("a limit below 1 is taken as 1 (a share never blocks a cluster outright)", () => {
     const share = new ClusterShare(0, () => {});
     share.lease("ns/a").enter(B);
