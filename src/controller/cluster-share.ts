@@ -5,10 +5,10 @@
  *
  * A reconcile takes a `Lease` when it starts and enters each remote server when it first gets that server's
  * client (resolve.ts, through `ReconcileContext.hold`), before it sends anything there. When the server's share
- * is used up, `enter` throws `ClusterBusy`: the reconcile ends at once without a request, a status write or a
- * failure, its worker is free, and the manager parks the key. A slot freed on that server wakes the parked key
- * that waited longest (a woken key that no longer needs the slot passes the wake-up on); a timer re-adds parked
- * keys anyway, so no key depends on a wake-up alone. Level-triggered: a parked key is simply reconciled again later, from the caches.
+ * is used up, `enter` parks the key and throws `ClusterBusy`: the reconcile ends at once without a request, a
+ * status write or a failure, and its worker is free. A slot freed on that server wakes the parked key that waited
+ * longest (a woken key that no longer needs the slot passes the wake-up on); the manager's timer re-adds a parked
+ * key anyway after a while, so no key depends on a wake-up alone. Level-triggered: a parked key is simply reconciled again later, from the caches.
  *
  * The key is the API server's origin (scheme, host, port), not the kubeconfig Secret: copies of one kubeconfig
  * in many Secrets (each with a circuit breaker of its own) still share one server's slots. A tenant who controls
@@ -54,7 +54,10 @@ export class ClusterBusy extends Error {
 
 /** The servers one reconcile holds slots of. */
 export interface Lease {
-  /** Takes a slot of `server` (once per server per reconcile); throws ClusterBusy when its share is used up. */
+  /**
+   * Takes a slot of `server` (once per server per reconcile). When its share is used up, parks the reconcile's
+   * key on it and throws ClusterBusy.
+   */
   enter(server: string): void;
   /** Frees every slot taken (waking one parked key per slot). Idempotent. */
   release(): void;
@@ -90,7 +93,11 @@ export class ClusterShare {
         const k = serverKey(server);
         if (released || held.has(k)) return;
         const n = this.#inFlight.get(k) ?? 0;
-        if (!admits(n, this.limit)) throw new ClusterBusy(k);
+        if (!admits(n, this.limit)) {
+          // parked at once, not when the reconcile has unwound: a slot freed meanwhile must find it
+          this.park(key, k);
+          throw new ClusterBusy(k);
+        }
         this.#inFlight.set(k, n + 1);
         held.add(k);
       },
@@ -103,7 +110,7 @@ export class ClusterShare {
     };
   }
 
-  /** `key` ended with ClusterBusy on `server`: it waits for a slot there. */
+  /** `key` waits for a slot of `server` (what `enter` does when the share is used up). */
   park(key: string, server: string): void {
     const k = serverKey(server);
     this.#unpark(key);

@@ -84,10 +84,11 @@ const STALL_AFTER_MS = 5 * 60_000;
 /** A remote cluster that answered a request this recently counts as reachable, whatever its watches say. */
 const REACHABLE_EVIDENCE_MS = 15_000;
 /**
- * A key parked on a busy cluster is re-added after this long even when no slot freed for it (a slot's wake-up
- * goes to one key, which may no longer need that cluster). Jittered, not a failure: no backoff.
+ * A key parked on a busy cluster is re-added after this long even when no slot woke it: a safety net only (a
+ * freed slot wakes the key parked longest, cluster-share.ts), kept long because each re-add of a key that is
+ * still not admitted costs a reconcile's preamble. Jittered, not a failure: no backoff.
  */
-const PARKED_RETRY_MS = 2_000;
+const PARKED_RETRY_MS = 10_000;
 /** How long stop() waits for in-flight reconciles to notice the cancellation. */
 const DRAIN_MS = 5_000;
 export const DEFAULT_RESYNC_PERIOD_MS = 10 * 60_000;
@@ -296,7 +297,6 @@ export async function startController(options: ControllerOptions): Promise<Runni
             // Not a failure: no backoff, no status; a freed slot on that server (or the timer) brings it back.
             // Nor a reconcile in controller-runtime's series (it did nothing): counted apart.
             parked = true;
-            share.park(key, result.server);
             queue.addAfter(key, jittered(PARKED_RETRY_MS));
             metrics.parkedReconciles.inc();
             log.debug("the remote cluster's share of workers is in use; parked"); // (no URL: Secret data)

@@ -86,9 +86,8 @@ describe("ClusterShare", () => {
     holder.enter(B);
     for (const key of ["ns/p1", "ns/p2", "ns/p3"]) {
       const lease = share.lease(key);
-      assert.throws(() => lease.enter(B), ClusterBusy);
+      assert.throws(() => lease.enter(B), ClusterBusy); // and parks it, at once
       lease.release();
-      share.park(key, B);
     }
     assert.equal(share.parked, 3);
     assert.deepEqual(woken, [], "parking wakes nobody");
@@ -119,6 +118,21 @@ describe("ClusterShare", () => {
     onC.enter(C);
     onC.release();
     assert.deepEqual(woken, ["ns/k"]);
+  });
+
+  it("a slot freed while a refused reconcile is still unwinding wakes it (parked by enter itself)", () => {
+    const woken: string[] = [];
+    const share = new ClusterShare(1, (key) => woken.push(key));
+    const holder = share.lease("ns/holder");
+    holder.enter(B);
+    const refused = share.lease("ns/refused");
+    assert.throws(() => refused.enter(B), ClusterBusy);
+    holder.release(); // before the refused reconcile has ended
+    refused.release();
+    assert.deepEqual(woken, ["ns/refused"]);
+    const again = share.lease("ns/refused");
+    again.enter(B);
+    assert.equal(share.inFlight(B), 1);
   });
 
   it("a woken key that does not take the slot (its spec changed) passes the wake-up on", () => {
