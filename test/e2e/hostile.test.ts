@@ -339,6 +339,9 @@ describe("hostile remote servers", () => {
     assert.ok((await sinker.metric("sinker_parked_reconciles_total")) > 0);
     await failsWith(n, `slow-${2 * workers - 1}`, "ClusterUnreachable");
     await healthy();
+    // end the attack: the tests after this one measure their own (stop() again in after() is harmless)
+    await server.stop();
+    await deleteResourceSyncs(a, [n]);
   });
 
   it("item 3: a watch line without a newline is cut at 16 MiB, not buffered without bound", async () => {
