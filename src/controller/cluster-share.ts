@@ -8,7 +8,8 @@
  * is used up, `enter` parks the key and throws `ClusterBusy`: the reconcile ends at once without a request, a
  * status write or a failure, and its worker is free. A slot freed on that server wakes the parked key that waited
  * longest (a woken key that no longer needs the slot passes the wake-up on); the manager's timer re-adds a parked
- * key anyway after a while, so no key depends on a wake-up alone. Level-triggered: a parked key is simply reconciled again later, from the caches.
+ * key anyway after a while, so no key depends on a wake-up alone. Level-triggered: a parked key is simply
+ * reconciled again later, from the caches.
  *
  * The key is the API server's origin (scheme, host, port), not the kubeconfig Secret: copies of one kubeconfig
  * in many Secrets (each with a circuit breaker of its own) still share one server's slots. A tenant who controls
