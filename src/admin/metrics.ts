@@ -77,6 +77,12 @@ export class Metrics {
   readonly remoteClusterReachable: Gauge<"cluster">;
   /** sinker_reconcile_errors_by_reason_total{reason}: failed reconciles by ErrorReason. */
   readonly reconcileErrorsByReason: Counter<"reason">;
+  /** sinker_max_concurrent_reconciles_per_cluster: the share of the workers one remote API server may hold. */
+  readonly maxConcurrentPerCluster: Gauge;
+  /** sinker_parked_reconciles_total: reconciles that found their remote cluster's share in use and parked. */
+  readonly parkedReconciles: Counter;
+  /** sinker_parked_resourcesyncs: ResourceSyncs parked right now, waiting for a slot of a remote cluster. */
+  readonly parkedKeys: Gauge;
   /** sinker_leader{identity?}: 1 while this process holds the leader-election Lease (or runs without election). */
   readonly leader: Gauge;
   /** leader_election_master_status{name}: client-go's leader gauge (name = the Lease), only with --leader-elect. */
@@ -230,6 +236,22 @@ export class Metrics {
       labelNames: ["reason"],
       registers,
     });
+    this.maxConcurrentPerCluster = new Gauge({
+      name: "sinker_max_concurrent_reconciles_per_cluster",
+      help: "Reconciles that may be in flight at once against one remote API server (the per-cluster share)",
+      registers,
+    });
+    this.parkedReconciles = new Counter({
+      name: "sinker_parked_reconciles_total",
+      help: "Reconciles that found their remote cluster's share of workers in use and were parked (not failures)",
+      registers,
+    });
+    this.parkedKeys = new Gauge({
+      name: "sinker_parked_resourcesyncs",
+      help: "ResourceSyncs parked right now, waiting for a slot of their remote cluster's share of workers",
+      registers,
+    });
+    this.parkedKeys.set(0);
     this.leader = new Gauge({
       name: "sinker_leader",
       help: "1 while this process is the leader (holds the Lease, or runs without leader election), else 0",

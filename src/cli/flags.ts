@@ -3,6 +3,7 @@
  * every case can be tested. `--flag value` and `--flag=value` are both accepted; booleans take no value or
  * `=true` / `=false`.
  */
+import { defaultClusterShare } from "../controller/cluster-share.ts";
 import { parseCidr } from "../kube/kubeconfig-policy.ts";
 import type { LogFormat } from "../log.ts";
 import { DEFAULT_LOG_DIRECTIVES, parseLogDirectives } from "../log.ts";
@@ -44,6 +45,8 @@ export interface ControllerConfig {
   /** Extra CIDR ranges remote clusters may not be reached at (besides link-local and metadata addresses). */
   denyRemoteCidrs: string[];
   concurrency: number;
+  /** Reconciles in flight at once against one remote API server; default half of `concurrency`, at least 1. */
+  maxConcurrentPerCluster: number;
   /** Every synced ResourceSync is reconciled again after about this long (jittered ±10 %). */
   resyncPeriodMs: number;
   leaderElection: LeaderElectionConfig;
@@ -106,6 +109,10 @@ Admin server:
 
 Controller:
   --concurrency <n>             ResourceSyncs reconciled at once (default ${DEFAULTS.concurrency})
+  --max-concurrent-reconciles-per-cluster <n>
+                                reconciles in flight at once against one remote API server (same scheme, host
+                                and port), so a slow or dead cluster cannot hold every worker; the local cluster
+                                is not limited (default: half of --concurrency, at least 1)
   --resync-period <duration>    reconcile every synced ResourceSync again after about this long (±10 % jitter),
                                 repairing what a missed event would leave; costs no request while the target
                                 matches (default ${DEFAULTS.resyncPeriod})
@@ -212,6 +219,7 @@ const FLAGS: Readonly<Record<string, FlagSpec>> = {
   "kube-api-request-timeout": { kind: "string" },
   "admin-addr": { kind: "string" },
   concurrency: { kind: "string" },
+  "max-concurrent-reconciles-per-cluster": { kind: "string" },
   "resync-period": { kind: "string" },
   "allow-cluster-scoped": { kind: "bool" },
   "allow-unsafe-kubeconfigs": { kind: "bool" },
@@ -349,6 +357,16 @@ function buildConfig(
   if (!/^\d+$/.test(concurrencyText) || Number(concurrencyText) < 1 || Number(concurrencyText) > 1000) {
     throw flagError("concurrency", `"${concurrencyText}" is not a whole number from 1 to 1000`);
   }
+  const shareText = strings.get("max-concurrent-reconciles-per-cluster");
+  if (
+    shareText !== undefined &&
+    (!/^\d+$/.test(shareText) || Number(shareText) < 1 || Number(shareText) > 1000)
+  ) {
+    throw flagError(
+      "max-concurrent-reconciles-per-cluster",
+      `"${shareText}" is not a whole number from 1 to 1000`,
+    );
+  }
 
   const denyRemoteCidrs = lists.get("deny-remote-cidr") ?? [];
   for (const c of denyRemoteCidrs) {
@@ -396,6 +414,8 @@ function buildConfig(
     allowUnsafeKubeconfigs: bools.get("allow-unsafe-kubeconfigs") ?? false,
     denyRemoteCidrs,
     concurrency: Number(concurrencyText),
+    maxConcurrentPerCluster:
+      shareText === undefined ? defaultClusterShare(Number(concurrencyText)) : Number(shareText),
     resyncPeriodMs: duration("resync-period", DEFAULTS.resyncPeriod),
     leaderElection: {
       enabled: bools.get("leader-elect") ?? false,

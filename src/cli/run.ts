@@ -209,6 +209,7 @@ class Controller {
         logger: this.#root,
         metrics: this.#metrics,
         concurrency: config.concurrency,
+        maxConcurrentPerCluster: config.maxConcurrentPerCluster,
         allowClusterScoped: config.allowClusterScoped,
         allowUnsafeKubeconfigs: config.allowUnsafeKubeconfigs,
         denyRemoteCidrs: config.denyRemoteCidrs,

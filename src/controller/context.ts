@@ -46,7 +46,10 @@ export interface ReconcileContext {
   applied: Map<string, AppliedMemo>;
   /** Called after a successful apply (metrics: sync latency). */
   onApplied?: (key: string) => void;
-  /** Marks a remote client as in use by this reconcile (it is not pruned before the reconcile ends). */
+  /**
+   * Marks a remote client as in use by this reconcile (it is not pruned before the reconcile ends) and takes a
+   * slot of its server's share of the workers: throws ClusterBusy (cluster-share.ts) when that share is in use.
+   */
   hold?: (client: ClusterClient) => void;
   /**
    * What a ClusterResourceSyncSet grants one of its children (another namespace's source or kubeconfig Secret),
@@ -63,6 +66,8 @@ export type ReconcileResult =
   /** Nothing to do until a watch reports a change (e.g. a target being deleted); afterMs: a safety net. */
   | { kind: "waiting"; afterMs: number }
   | { kind: "requeue"; afterMs: number }
+  /** The share of workers for this remote server is in use (cluster-share.ts): nothing was sent; park the key. */
+  | { kind: "busy"; server: string }
   | { kind: "failed"; error: SinkerError };
 
 /** A 409 on a write of the ResourceSync itself (not on a target). */

@@ -7,6 +7,7 @@ import {
 import { validateResourceSync } from "../api/validate.ts";
 import { asSinkerError, SinkerError } from "../errors.ts";
 import type { KubeObject } from "../kube/object.ts";
+import { ClusterBusy } from "./cluster-share.ts";
 import {
   forget,
   liveOf,
@@ -107,6 +108,7 @@ export async function finalize(
       try {
         resolved.set(c, await resolveRecorded(key, record, rs, refs, ctx));
       } catch (err) {
+        if (err instanceof ClusterBusy) throw err; // not unreachable: its share of workers is in use
         c.unresolved = asSinkerError(err);
       }
       candidates.push(c);
@@ -121,7 +123,8 @@ export async function finalize(
           resolved.set(c, end);
           candidates.push(c);
         }
-      } catch {
+      } catch (err) {
+        if (err instanceof ClusterBusy) throw err;
         // the spec's target cannot be reached: nothing was applied there without a record (see decideFinalize)
       }
     }
@@ -138,6 +141,7 @@ export async function finalize(
         });
         if (claimedBy !== undefined) c.claimedBy = claimedBy;
       } catch (err) {
+        if (err instanceof ClusterBusy) throw err; // not unreachable: its share of workers is in use
         c.unresolved = asSinkerError(err);
       }
     }

@@ -16,6 +16,7 @@ import type { KubeObject } from "../kube/object.ts";
 import { RemoteClusters } from "../kube/remote-clusters.ts";
 import { withRequestSignal } from "../kube/request-signal.ts";
 import { ClaimIndex } from "./claims.ts";
+import { ClusterShare, defaultClusterShare } from "./cluster-share.ts";
 import { WorkQueue } from "./queue.ts";
 import {
   type AppliedMemo,
@@ -36,6 +37,11 @@ export interface ControllerOptions {
   metrics: Metrics;
   /** Reconciles at once (default 8). */
   concurrency: number;
+  /**
+   * Reconciles in flight at once against one remote API server (`--max-concurrent-reconciles-per-cluster`);
+   * default `defaultClusterShare(concurrency)`, half the workers. The local cluster is not limited.
+   */
+  maxConcurrentPerCluster?: number;
   /** Opt-in: allow ResourceSyncs whose local source or target is a cluster-scoped kind. */
   allowClusterScoped: boolean;
   /** Opt-in: allow kubeconfigs from Secrets that run programs, read files or use proxies. */
@@ -77,6 +83,12 @@ export interface RunningController {
 const STALL_AFTER_MS = 5 * 60_000;
 /** A remote cluster that answered a request this recently counts as reachable, whatever its watches say. */
 const REACHABLE_EVIDENCE_MS = 15_000;
+/**
+ * A key parked on a busy cluster is re-added after this long even when no slot woke it: a safety net only (a
+ * freed slot wakes the key parked longest, cluster-share.ts), kept long because each re-add of a key that is
+ * still not admitted costs a reconcile's preamble. Jittered, not a failure: no backoff.
+ */
+const PARKED_RETRY_MS = 10_000;
 /** How long stop() waits for in-flight reconciles to notice the cancellation. */
 const DRAIN_MS = 5_000;
 export const DEFAULT_RESYNC_PERIOD_MS = 10 * 60_000;
@@ -103,6 +115,10 @@ export async function startController(options: ControllerOptions): Promise<Runni
       worked: (s) => metrics.workqueueWorkDuration.observe({ name: CONTROLLER_NAME }, s),
     },
   });
+  const share = new ClusterShare(
+    options.maxConcurrentPerCluster ?? defaultClusterShare(options.concurrency),
+    (key) => queue.add(key),
+  );
   /** When a watched source or target changed, per key, for the source-change → applied latency. */
   const changedAt = new Map<string, number>();
   const applied = new Map<string, AppliedMemo>();
@@ -237,14 +253,19 @@ export async function startController(options: ControllerOptions): Promise<Runni
       const [namespace, name] = [key.slice(0, key.indexOf("/")), key.slice(key.indexOf("/") + 1)];
       const log = logger.child({ module: "sinker::reconciler", namespace, name, reconcileId });
       const started = process.hrtime.bigint();
-      const releases: Array<() => void> = [];
+      const lease = share.lease(key);
+      let parked = false;
+      const releases: Array<() => void> = [lease.release];
       metrics.activeWorkers.inc({ controller: CONTROLLER_NAME });
       try {
         const result = await withRequestSignal(cancel.signal, () =>
           reconcile(key, {
             ...ctx,
             logger: log,
-            hold: (client) => releases.push(remoteClusters.hold(client)),
+            hold: (client) => {
+              lease.enter(client.server);
+              releases.push(remoteClusters.hold(client));
+            },
           }),
         );
         if (cancel.signal.aborted) break;
@@ -272,6 +293,14 @@ export async function startController(options: ControllerOptions): Promise<Runni
             queue.addAfter(key, result.afterMs);
             metrics.reconcileTotal.inc({ controller: CONTROLLER_NAME, result: "requeue_after" });
             break;
+          case "busy":
+            // Not a failure: no backoff, no status; a freed slot on that server (or the timer) brings it back.
+            // Nor a reconcile in controller-runtime's series (it did nothing): counted apart.
+            parked = true;
+            queue.addAfter(key, jittered(PARKED_RETRY_MS));
+            metrics.parkedReconciles.inc();
+            log.debug("the remote cluster's share of workers is in use; parked"); // (no URL: Secret data)
+            break;
           case "failed": {
             const delay = queue.addRateLimited(key);
             setOutcome(key, false);
@@ -290,11 +319,13 @@ export async function startController(options: ControllerOptions): Promise<Runni
         log.error({ err }, "reconcile crashed");
       } finally {
         for (const release of releases) release();
+        metrics.parkedKeys.set(share.parked);
         metrics.activeWorkers.dec({ controller: CONTROLLER_NAME });
-        metrics.reconcileTime.observe(
-          { controller: CONTROLLER_NAME },
-          Number(process.hrtime.bigint() - started) / 1e9,
-        );
+        if (!parked)
+          metrics.reconcileTime.observe(
+            { controller: CONTROLLER_NAME },
+            Number(process.hrtime.bigint() - started) / 1e9,
+          );
         queue.done(key);
       }
     }
@@ -333,6 +364,7 @@ export async function startController(options: ControllerOptions): Promise<Runni
   connectionTimer.unref();
 
   metrics.maxConcurrentReconciles.set({ controller: CONTROLLER_NAME }, options.concurrency);
+  metrics.maxConcurrentPerCluster.set(share.limit);
   // The series exists from the start (0 until the first refresh), so a dashboard shows no gap after a restart.
   metrics.watchConnections.set({ cluster: local.name }, 0);
   const untrackInFlight = metrics.trackInFlight(CONTROLLER_NAME, () => queue.inFlight());

@@ -18,6 +18,7 @@ import { validateResourceSync } from "../api/validate.ts";
 import { asSinkerError, SinkerError } from "../errors.ts";
 import type { KubeObject } from "../kube/object.ts";
 import { project } from "../projection/index.ts";
+import { ClusterBusy } from "./cluster-share.ts";
 import {
   forget,
   liveOf,
@@ -64,6 +65,7 @@ export async function reconcile(key: string, ctx: ReconcileContext): Promise<Rec
     return await sync(key, rs, refs, ctx);
   } catch (err) {
     if (err instanceof ResourceSyncConflict) return { kind: "requeue", afterMs: RS_CONFLICT_RETRY_MS };
+    if (err instanceof ClusterBusy) return { kind: "busy", server: err.server };
     const error = asSinkerError(err);
     if (error.reason !== "Cancelled") await reportFailure(key, rs, error, ctx);
     return { kind: "failed", error };

@@ -277,6 +277,73 @@ describe("hostile remote servers", () => {
     await healthy();
   });
 
+  it("item 3: a slow server holds at most its share of the workers, however many Secrets name it", async () => {
+    const server = await hostile("slow-bytes");
+    const n = await ns("share");
+    const b = new Cluster(env, "b");
+    await a.apply(configMap(n, "src", { k: "v" }));
+    // A remote canary next to the local one: its cluster (b) has a share of its own.
+    await a.apply(kubeconfigSecret(canaryNs, "cluster-b", env.kubeconfigText("b")));
+    await a.apply(
+      resourceSync(canaryNs, "canary-b", { source: cm("canary-src"), target: remoteCm(n, "cluster-b") }),
+    );
+    await waitReady(a, canaryNs, "canary-b", "True");
+    const share = await sinker.metric("sinker_max_concurrent_reconciles_per_cluster");
+    const workers = await sinker.metric("controller_runtime_max_concurrent_reconciles", {
+      controller: "resourcesync",
+    });
+    assert.equal(share, Math.floor(workers / 2));
+    // Twice as many ResourceSyncs as workers, each with a copy of the kubeconfig in a Secret of its own: each
+    // has a circuit breaker of its own, so only the share keeps them from holding every worker for 3 s at once.
+    for (let i = 0; i < 2 * workers; i++) {
+      await a.apply(kubeconfigSecret(n, `slow-${i}`, server.kubeconfig()));
+      await a.apply(
+        resourceSync(n, `slow-${i}`, { source: cm("src"), target: remoteCm(`dst-${i}`, `slow-${i}`) }),
+      );
+    }
+    const times: number[] = [];
+    const deadline = Date.now() + 20_000;
+    let round = 0;
+    // Several rounds of deadlines and breaker probes; the canaries converge all along.
+    while (Date.now() < deadline) {
+      const value = `share-${++round}`;
+      const started = Date.now();
+      await a.apply(configMap(canaryNs, "canary-src", { tick: value }));
+      for (const [cluster, namespace, name] of [
+        [a, canaryNs, "canary-dst"],
+        [b, "default", n],
+      ] as const) {
+        await cluster.waitFor(
+          `canary ${name} to converge to ${value}`,
+          "v1",
+          "ConfigMap",
+          namespace,
+          name,
+          (o) => (o?.data?.tick === value ? true : undefined),
+          CANARY_BOUND_MS,
+        );
+      }
+      times.push(Date.now() - started);
+      await healthy();
+      assert.ok(server.maxOpen <= share, `${server.maxOpen} requests at once to one server (share ${share})`);
+    }
+    times.sort((x, y) => x - y);
+    process.stderr.write(
+      `# share ${share} of ${workers} workers, ${server.requests.length} requests to the slow server (at most ` +
+        `${server.maxOpen} at once); canaries (local and cluster b) converged ${times.length} times, median ` +
+        `${times[times.length >> 1]} ms, max ${times[times.length - 1]} ms\n`,
+    );
+    // the attack did run, and was held back by the share, not by failures
+    assert.ok(server.requests.length >= share, `${server.requests.length} requests`);
+    assert.equal(server.maxOpen, share);
+    assert.ok((await sinker.metric("sinker_parked_reconciles_total")) > 0);
+    await failsWith(n, `slow-${2 * workers - 1}`, "ClusterUnreachable");
+    await healthy();
+    // end the attack: the tests after this one measure their own (stop() again in after() is harmless)
+    await server.stop();
+    await deleteResourceSyncs(a, [n]);
+  });
+
   it("item 3: a watch line without a newline is cut at 16 MiB, not buffered without bound", async () => {
     const server = await hostile("endless-line");
     const n = await ns("endless");

@@ -33,7 +33,7 @@ function pki(dir: string): { key: string; cert: string; ca: string } {
   run(["ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", "srv.key"]);
   run(["req", "-new", "-key", "srv.key", "-subj", "/CN=127.0.0.1", "-out", "srv.csr"]);
   const ext = join(dir, "ext.cnf");
-  execFileSync("sh", ["-c", `printf 'subjectAltName=IP:127.0.0.1\\n' > '${ext}'`]);
+  execFileSync("sh", ["-c", `printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\\n' > '${ext}'`]);
   run([
     "x509",
     "-req",
@@ -73,6 +73,11 @@ const DISCOVERY = {
 export class HostileServer {
   readonly mode: HostileMode;
   readonly requests: SeenRequest[] = [];
+  /** TCP connections accepted (also those that never got as far as a request). */
+  connections = 0;
+  /** Requests open right now (answer not ended and connection not closed), and the most ever open at once. */
+  open = 0;
+  maxOpen = 0;
   /** Bytes sent on watch connections that the client then closed (endless-line). */
   readonly closedWatchBytes: number[] = [];
   /** Bytes sent on bodies the client gave up on (huge-body). */
@@ -94,12 +99,16 @@ export class HostileServer {
     this.#ca = ca;
     this.#server = https.createServer({ key, cert }, (req, res) => {
       this.requests.push({ method: req.method ?? "", url: req.url ?? "" });
+      this.open++;
+      this.maxOpen = Math.max(this.maxOpen, this.open);
+      res.once("close", () => this.open--);
       req.resume();
       this.#handle(req.method ?? "GET", new URL(req.url ?? "/", "https://x"), res);
     });
   }
 
   async start(): Promise<this> {
+    this.#server.on("connection", () => this.connections++);
     await new Promise<void>((resolve) => this.#server.listen(0, "127.0.0.1", resolve));
     this.port = (this.#server.address() as AddressInfo).port;
     return this;

@@ -78,6 +78,7 @@ describe("parseControllerFlags", () => {
       allowUnsafeKubeconfigs: false,
       denyRemoteCidrs: [],
       concurrency: 8,
+      maxConcurrentPerCluster: 4,
       resyncPeriodMs: 600_000,
       leaderElection: {
         enabled: false,
@@ -150,6 +151,19 @@ describe("parseControllerFlags", () => {
     ],
     ["--kube-api-request-timeout", ["--kube-api-request-timeout=1m"], (c) => c.requestTimeoutMs, 60_000],
     ["--concurrency", ["--concurrency", "32"], (c) => c.concurrency, 32],
+    [
+      "per-cluster share follows --concurrency",
+      ["--concurrency", "32"],
+      (c) => c.maxConcurrentPerCluster,
+      16,
+    ],
+    ["per-cluster share of 1 worker", ["--concurrency", "1"], (c) => c.maxConcurrentPerCluster, 1],
+    [
+      "--max-concurrent-reconciles-per-cluster",
+      ["--concurrency=6", "--max-concurrent-reconciles-per-cluster", "5"],
+      (c) => c.maxConcurrentPerCluster,
+      5,
+    ],
     ["--resync-period", ["--resync-period", "90s"], (c) => c.resyncPeriodMs, 90_000],
     ["--leader-elect", ["--leader-elect"], (c) => c.leaderElection.enabled, true],
     [
@@ -213,6 +227,11 @@ describe("parseControllerFlags", () => {
     ["bad boolean", ["--leader-elect=yes"], /"yes" for --leader-elect: expected true or false/],
     ["bad concurrency", ["--concurrency", "0"], /--concurrency: "0" is not a whole number/],
     ["non-numeric concurrency", ["--concurrency", "many"], /--concurrency/],
+    [
+      "zero per-cluster share",
+      ["--max-concurrent-reconciles-per-cluster=0"],
+      /--max-concurrent-reconciles-per-cluster: "0" is not a whole number/,
+    ],
     ["empty context", ["--context="], /--context: must not be empty/],
     ["--as-group without --as", ["--as-group", "g"], /--as-group needs --as/],
     ["--deny-remote-cidr not a CIDR", ["--deny-remote-cidr", "10.0.0.0"], /deny-remote-cidr.*invalid CIDR/],
