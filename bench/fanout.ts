@@ -238,9 +238,9 @@ function table(results: Figures[]): string {
     [
       "  of which",
       (f) =>
-        Object.entries(f.watchesByKind)
+        `${Object.entries(f.watchesByKind)
           .map(([k, c]) => `${k} ${c}`)
-          .join(", ") + ", 4 own",
+          .join(", ")}, 4 own`,
     ],
   ];
   const head = ["figure", ...results.map((r) => `N = ${r.n}`)];

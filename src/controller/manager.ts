@@ -5,10 +5,8 @@
 import { hostname } from "node:os";
 import type { Logger } from "pino";
 import type { Metrics } from "../admin/metrics.ts";
-import { FINALIZER, GROUP_VERSION, RESOURCE_SYNC_KIND } from "../api/types.ts";
-import { asSinkerError, SinkerError } from "../errors.ts";
 import { type Fanout, startFanout } from "../fanout/controller.ts";
-import type { ClusterClient, ResourceInfo } from "../kube/client.ts";
+import type { ClusterClient } from "../kube/client.ts";
 import { ApiEventRecorder } from "../kube/events.ts";
 import { Informer, stripForCache } from "../kube/informer.ts";
 import { AddressPolicy } from "../kube/kubeconfig-policy.ts";
@@ -17,16 +15,18 @@ import { RemoteClusters } from "../kube/remote-clusters.ts";
 import { withRequestSignal } from "../kube/request-signal.ts";
 import { ClaimIndex } from "./claims.ts";
 import { ClusterShare, defaultClusterShare } from "./cluster-share.ts";
+import { checkCrd, isEcho, resourceSyncChangeMatters } from "./event-filters.ts";
 import { WorkQueue } from "./queue.ts";
 import {
   type AppliedMemo,
   outcomeFromStatus,
   type ReconcileContext,
   reconcile,
-  watchIdentity,
   writtenSuperseded,
 } from "./reconciler.ts";
-import { type WatchChange, Watches, type WatchInfo } from "./watches.ts";
+import { Watches, type WatchInfo } from "./watches.ts";
+
+export { checkCrd, isEcho, resourceSyncChangeMatters } from "./event-filters.ts";
 
 export const CONTROLLER_NAME = "resourcesync";
 
@@ -414,55 +414,6 @@ export async function startController(options: ControllerOptions): Promise<Runni
   };
 }
 
-/**
- * Whether a watch event is the echo of the apply of this same ResourceSync: its object is the ResourceSync's
- * target and carries exactly the resourceVersion that apply returned. Every other change (someone else's, a
- * removal of a field Sinker owns, another ResourceSync's write in a chain) reconciles.
- */
-export function isEcho(memo: AppliedMemo | undefined, event: WatchChange): boolean {
-  if (!memo || event.type === "deleted") return false;
-  const meta = event.object.metadata;
-  if (!meta?.name || meta.resourceVersion !== memo.resourceVersion) return false;
-  const identity = watchIdentity({
-    client: { id: event.clientId },
-    resource: event.resource,
-    namespace: meta.namespace,
-    name: meta.name,
-  });
-  return identity === memo.target;
-}
-
-/** Resolves the ResourceSync resource and lists it once, to fail early when the CRD is missing. */
-export async function checkCrd(local: ClusterClient): Promise<ResourceInfo> {
-  try {
-    const resource = await local.resolve(GROUP_VERSION, RESOURCE_SYNC_KIND);
-    await local.list(resource, undefined, { limit: 1 });
-    return resource;
-  } catch (err) {
-    const error = asSinkerError(err);
-    throw new SinkerError(
-      error.reason,
-      `CRD is not queryable (${GROUP_VERSION} ${RESOURCE_SYNC_KIND}): ${error.message}. Is the CRD installed?`,
-      { cause: err },
-    );
-  }
-}
-
 function keyOf(object: KubeObject): string {
   return `${object.metadata?.namespace ?? ""}/${object.metadata?.name ?? ""}`;
-}
-
-/**
- * A ResourceSync change is worth a reconcile when its spec (generation), annotations or deletion changed, or
- * when someone removed Sinker's finalizer (it is put back). Status writes and our own finalizer add are not.
- */
-export function resourceSyncChangeMatters(old: KubeObject, next: KubeObject): boolean {
-  const a = old.metadata ?? {};
-  const b = next.metadata ?? {};
-  return (
-    a.generation !== b.generation ||
-    a.deletionTimestamp !== b.deletionTimestamp ||
-    JSON.stringify(a.annotations ?? {}) !== JSON.stringify(b.annotations ?? {}) ||
-    (Boolean(a.finalizers?.includes(FINALIZER)) && !b.finalizers?.includes(FINALIZER))
-  );
 }
