@@ -5,7 +5,7 @@
  *
  *   npm run bench -- [--n 1000] [--remote-share 0] [--kind ConfigMap|Secret] [--mappings]
  *                    [--edits 200] [--drifts 50] [--rate 50] [--idle-seconds 60] [--sut sinker,ideal]
- *                    [--json bench-results.json]
+ *                    [--json bench-results.json] [--sinker-args "--concurrency 16"]
  */
 import { writeFileSync } from "node:fs";
 import { parseArgs } from "node:util";
@@ -14,7 +14,8 @@ import { runScenario, type ScenarioOptions, type ScenarioResult, type Sut } from
 
 const USAGE =
   "usage: npm run bench -- [--n N] [--remote-share 0..1] [--kind ConfigMap|Secret] [--mappings] " +
-  "[--edits N] [--drifts N] [--rate N] [--idle-seconds S] [--sut sinker,ideal] [--json FILE]";
+  "[--edits N] [--drifts N] [--rate N] [--idle-seconds S] [--sut sinker,ideal] [--json FILE] " +
+  '[--sinker-args "--concurrency 16"]';
 
 function options(): { scenario: Omit<ScenarioOptions, "log">; suts: Sut[]; json: string } {
   const { values } = parseArgs({
@@ -29,6 +30,7 @@ function options(): { scenario: Omit<ScenarioOptions, "log">; suts: Sut[]; json:
       "idle-seconds": { type: "string", default: "60" },
       sut: { type: "string", default: "ideal,sinker" },
       json: { type: "string", default: "bench-results.json" },
+      "sinker-args": { type: "string", default: "" },
     },
   });
   const int = (name: string, v: string | undefined, min: number) => {
@@ -53,6 +55,7 @@ function options(): { scenario: Omit<ScenarioOptions, "log">; suts: Sut[]; json:
       drifts: int("drifts", values.drifts ?? String(Math.min(n, 50)), 1),
       rate: int("rate", values.rate, 1),
       idleSeconds: int("idle-seconds", values["idle-seconds"], 1),
+      sinkerArgs: (values["sinker-args"] ?? "").split(" ").filter((a) => a !== ""),
     },
     suts,
     json: values.json ?? "bench-results.json",

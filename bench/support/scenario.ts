@@ -29,6 +29,8 @@ export interface ScenarioOptions {
   /** Source edits and target drifts per second. */
   rate: number;
   idleSeconds: number;
+  /** Extra command-line flags for Sinker (e.g. `--concurrency 16`), to compare settings. */
+  sinkerArgs?: string[];
   log: (msg: string) => void;
 }
 
@@ -140,7 +142,15 @@ export async function runScenario(env: TestEnv, sut: Sut, o: ScenarioOptions): P
     await observer.start();
 
     const started = await audit.mark();
-    proc = startSut(sut, { kubeconfigA, kubeconfigB, nsA, nsB, kind: o.kind, remote: o.remoteShare > 0 });
+    proc = startSut(sut, {
+      kubeconfigA,
+      kubeconfigB,
+      nsA,
+      nsB,
+      kind: o.kind,
+      remote: o.remoteShare > 0,
+      sinkerArgs: o.sinkerArgs ?? [],
+    });
     const pid = proc.pid ?? 0;
     await within(`${sut} ready`, 120_000, waitReady(sut, proc));
     const startRssMiB = memoryMiB(pid).now;
@@ -293,7 +303,15 @@ export const IMAGE_NODE_FLAGS = ["--max-semi-space-size=2", "--heap-growing-perc
 
 function startSut(
   sut: Sut,
-  c: { kubeconfigA: string; kubeconfigB: string; nsA: string; nsB: string; kind: string; remote: boolean },
+  c: {
+    kubeconfigA: string;
+    kubeconfigB: string;
+    nsA: string;
+    nsB: string;
+    kind: string;
+    remote: boolean;
+    sinkerArgs: string[];
+  },
 ): ChildProcess {
   const node = process.execPath;
   const env = { ...process.env, NODE_ENV: "production", SINKER_LOG: "" };
@@ -307,6 +325,7 @@ function startSut(
           "127.0.0.1:0",
           "--log-format",
           "json",
+          ...c.sinkerArgs,
         ]
       : [
           join(repoRoot, "bench", "ideal-copier.ts"),
