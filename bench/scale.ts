@@ -5,7 +5,7 @@
  *
  *   npm run bench -- [--n 1000] [--remote-share 0] [--kind ConfigMap|Secret] [--mappings]
  *                    [--edits 200] [--drifts 50] [--rate 50] [--idle-seconds 60] [--sut sinker,ideal]
- *                    [--json bench-results.json] [--sinker-args "--concurrency 16"]
+ *                    [--json bench-results.json] [--sinker-args="--concurrency 16"]
  */
 import { writeFileSync } from "node:fs";
 import { parseArgs } from "node:util";
@@ -15,7 +15,7 @@ import { runScenario, type ScenarioOptions, type ScenarioResult, type Sut } from
 const USAGE =
   "usage: npm run bench -- [--n N] [--remote-share 0..1] [--kind ConfigMap|Secret] [--mappings] " +
   "[--edits N] [--drifts N] [--rate N] [--idle-seconds S] [--sut sinker,ideal] [--json FILE] " +
-  '[--sinker-args "--concurrency 16"]';
+  '[--sinker-args="--concurrency 16"]';
 
 function options(): { scenario: Omit<ScenarioOptions, "log">; suts: Sut[]; json: string } {
   const { values } = parseArgs({

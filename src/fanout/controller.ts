@@ -157,9 +157,14 @@ export async function startFanout(options: FanoutOptions): Promise<Fanout | unde
   sets.onEvent((e) =>
     queue.add(setKey(RESOURCE_SYNC_SET_KIND, e.object.metadata?.namespace, e.object.metadata?.name ?? "")),
   );
-  clusterSets.onEvent((e) =>
-    queue.add(setKey(CLUSTER_RESOURCE_SYNC_SET_KIND, undefined, e.object.metadata?.name ?? "")),
-  );
+  /** Local Namespaces are watched only once a ClusterResourceSyncSet exists (one watch less for everyone else). */
+  const watchNamespaces = () => {
+    if (!namespaces.running) namespaces.start();
+  };
+  clusterSets.onEvent((e) => {
+    if (e.type !== "deleted") watchNamespaces();
+    queue.add(setKey(CLUSTER_RESOURCE_SYNC_SET_KIND, undefined, e.object.metadata?.name ?? ""));
+  });
   namespaces.onEvent((e) => {
     if (e.type === "modified" && e.old) {
       const [a, b] = [namespaceInfo(e.old), namespaceInfo(e.object)];
@@ -222,6 +227,12 @@ export async function startFanout(options: FanoutOptions): Promise<Fanout | unde
     }
     const set = validated.value as AnySet;
     let secrets: SecretInfo[] = [];
+    if (set.kind === CLUSTER_RESOURCE_SYNC_SET_KIND && !namespaces.hasSynced()) {
+      // the namespace list is on its way (a worker never waits for it)
+      watchNamespaces();
+      void namespaces.synced.then(() => queue.add(key));
+      return "done";
+    }
     if (set.kind === RESOURCE_SYNC_SET_KIND && set.spec.clusterSelector) {
       const cached = tenantSecrets.of(set.metadata.namespace, key);
       // the Secret list is on its way: its first list requeues this set (a worker never waits for it)
@@ -335,11 +346,18 @@ export async function startFanout(options: FanoutOptions): Promise<Fanout | unde
 
   sets.start();
   clusterSets.start();
-  namespaces.start();
-  const synced = Promise.all([sets.synced, clusterSets.synced, namespaces.synced]).then(() => {
-    enqueueAll(RESOURCE_SYNC_SET_KIND);
-    enqueueAll(CLUSTER_RESOURCE_SYNC_SET_KIND);
-  });
+  // Grants are decided against the set and namespace caches: with ClusterResourceSyncSets present, no
+  // ResourceSync is reconciled before the namespaces are in.
+  const synced = Promise.all([sets.synced, clusterSets.synced])
+    .then(async () => {
+      if (clusterSets.size === 0) return;
+      watchNamespaces();
+      await namespaces.synced;
+    })
+    .then(() => {
+      enqueueAll(RESOURCE_SYNC_SET_KIND);
+      enqueueAll(CLUSTER_RESOURCE_SYNC_SET_KIND);
+    });
   const workers = [worker(), worker()];
 
   return {
