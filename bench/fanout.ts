@@ -18,6 +18,7 @@ import { startController } from "../src/controller/manager.ts";
 import { ClusterClient, type ResourceInfo } from "../src/kube/client.ts";
 import { Informer } from "../src/kube/informer.ts";
 import { createLogger } from "../src/log.ts";
+import { pool } from "../src/pool.ts";
 import { load, releaseTestRun, type TestEnv, upForTestRun } from "../test/controlplane/testenv.ts";
 
 const LOOP_PARALLELISM = 8;
@@ -32,19 +33,6 @@ interface Figures {
   newNamespaceToCopyMs: number;
   watchesHeld: number;
   watchesByKind: Record<string, number>;
-}
-
-async function pool<T>(
-  items: readonly T[],
-  limit: number,
-  work: (item: T) => Promise<unknown>,
-): Promise<void> {
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: Math.min(limit, items.length) }, async () => {
-      while (next < items.length) await work(items[next++] as T);
-    }),
-  );
 }
 
 /** Resolves when every namespace of `want` holds copy `name` with data.v === value; returns that moment. */

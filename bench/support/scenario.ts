@@ -11,6 +11,7 @@ import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { ClusterClient, type ResourceInfo } from "../../src/kube/client.ts";
 import type { KubeObject } from "../../src/kube/object.ts";
+import { pool } from "../../src/pool.ts";
 import { type AuditedUser, repoRoot, type TestEnv } from "../../test/controlplane/testenv.ts";
 import { AuditLogs, type RequestCounts } from "./audit.ts";
 import { cpuSeconds, memoryMiB, type Percentiles, percentiles } from "./figures.ts";
@@ -60,20 +61,6 @@ const RS_RESOURCE: ResourceInfo = {
   namespaced: true,
 };
 const PAYLOAD = "x".repeat(1024);
-
-/** Runs `work` over `items` with at most `limit` at once. */
-async function pool<T>(
-  items: readonly T[],
-  limit: number,
-  work: (item: T) => Promise<unknown>,
-): Promise<void> {
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: Math.min(limit, items.length) }, async () => {
-      while (next < items.length) await work(items[next++] as T);
-    }),
-  );
-}
 
 /** Resolves when `promise` does, rejects after `ms` naming `what`. */
 async function within<T>(what: string, ms: number, promise: Promise<T>): Promise<T> {

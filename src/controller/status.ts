@@ -40,7 +40,8 @@ function rfc3339(now: Date): string {
   return `${now.toISOString().slice(0, 19)}Z`;
 }
 
-function withCondition(
+/** `conditions` with `next` set, its lastTransitionTime kept while its status holds. */
+export function withCondition(
   conditions: Condition[],
   next: Omit<Condition, "lastTransitionTime">,
   now: Date,

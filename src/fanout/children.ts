@@ -21,6 +21,7 @@ import {
   LABEL_SET_KIND,
   LABEL_SET_NAME,
   RESOURCE_SYNC_KIND,
+  RESOURCE_SYNC_SET_KIND,
   type ResourceSync,
   type ResourceSyncSet,
   type ResourceSyncSpec,
@@ -253,7 +254,7 @@ export function setOwner(rs: {
     (o) =>
       o.controller === true &&
       o.apiVersion === GROUP_VERSION &&
-      (o.kind === CLUSTER_RESOURCE_SYNC_SET_KIND || o.kind === "ResourceSyncSet"),
+      (o.kind === CLUSTER_RESOURCE_SYNC_SET_KIND || o.kind === RESOURCE_SYNC_SET_KIND),
   );
 }
 

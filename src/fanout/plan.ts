@@ -15,7 +15,7 @@ import {
   type ResourceSyncSetStatus,
   type SetFailure,
 } from "../api/types.ts";
-import { READY } from "../controller/status.ts";
+import { READY, truncateMessage, withCondition } from "../controller/status.ts";
 import { type DesiredChild, sameJson, setOwner } from "./children.ts";
 
 export interface ChildPlan {
@@ -122,7 +122,7 @@ export function summarize(
       ...(d.destination.namespace ? { namespace: d.destination.namespace } : {}),
       ...(d.destination.cluster ? { cluster: d.destination.cluster } : {}),
       reason,
-      message: message.length > 1024 ? `${message.slice(0, 1021)}...` : message,
+      message: truncateMessage(message),
     });
     if (takenKeys.has(key)) {
       summary.failing++;
@@ -146,48 +146,36 @@ export function summarize(
   return summary;
 }
 
-function rfc3339(now: Date): string {
-  return `${now.toISOString().slice(0, 19)}Z`;
-}
-
-/** The Ready condition of a set: True when every destination is synced (none selected counts as synced). */
+/**
+ * The Ready condition of a set: True when every destination is synced (none selected counts as synced), else
+ * Failing or Progressing; `invalid` when the controller refuses the set itself.
+ */
 export function readyCondition(
   summary: SetSummary,
   generation: number | undefined,
   previous: Condition | undefined,
   now: Date,
+  invalid?: { reason: string; message: string },
 ): Condition {
-  const next: Omit<Condition, "lastTransitionTime"> =
-    summary.failing > 0
-      ? {
-          type: READY,
-          status: "False",
-          reason: "Failing",
-          message: `${summary.failing} of ${summary.desired} destinations failing`,
-        }
+  const [reason, status, message]: [string, "True" | "False", string] = invalid
+    ? [invalid.reason, "False", invalid.message]
+    : summary.failing > 0
+      ? ["Failing", "False", `${summary.failing} of ${summary.desired} destinations failing`]
       : summary.synced < summary.desired
-        ? {
-            type: READY,
-            status: "False",
-            reason: "Progressing",
-            message: `${summary.synced} of ${summary.desired} destinations synced`,
-          }
-        : {
-            type: READY,
-            status: "True",
-            reason: "Synced",
-            message:
-              summary.desired === 0
-                ? "no destination selected"
-                : `all ${summary.desired} destinations synced`,
-          };
-  const lastTransitionTime =
-    previous && previous.status === next.status ? previous.lastTransitionTime : rfc3339(now);
-  return {
-    ...next,
+        ? ["Progressing", "False", `${summary.synced} of ${summary.desired} destinations synced`]
+        : [
+            "Synced",
+            "True",
+            summary.desired === 0 ? "no destination selected" : `all ${summary.desired} destinations synced`,
+          ];
+  const next = {
+    type: READY,
+    status,
+    reason,
+    message,
     ...(generation !== undefined ? { observedGeneration: generation } : {}),
-    lastTransitionTime,
   };
+  return withCondition(previous ? [previous] : [], next, now)[0] as Condition;
 }
 
 export function nextSetStatus(
@@ -198,24 +186,13 @@ export function nextSetStatus(
 ): ResourceSyncSetStatus {
   const previous = set.status?.conditions?.find((c) => c?.type === READY);
   const generation = set.metadata.generation;
-  const ready: Condition = invalid
-    ? {
-        type: READY,
-        status: "False",
-        reason: invalid.reason,
-        message: invalid.message,
-        ...(generation !== undefined ? { observedGeneration: generation } : {}),
-        lastTransitionTime:
-          previous && previous.status === "False" ? previous.lastTransitionTime : rfc3339(now),
-      }
-    : readyCondition(summary, generation, previous, now);
   return {
     ...(generation !== undefined ? { observedGeneration: generation } : {}),
     desired: summary.desired,
     synced: summary.synced,
     failing: summary.failing,
     failures: summary.failures,
-    conditions: [ready],
+    conditions: [readyCondition(summary, generation, previous, now, invalid)],
   };
 }
 

@@ -4,9 +4,12 @@
  */
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
+import { FINALIZER, FIELD_MANAGER as MANAGER } from "../../src/api/types.ts";
 import { load, type TestEnv, waitFor } from "../controlplane/testenv.ts";
 import {
   Cluster,
+  clusterRef,
+  cmRef,
   condition,
   configMap,
   deleteResourceSyncs,
@@ -17,23 +20,17 @@ import {
   sleep,
   startTestController,
   type TestController,
+  TestNamespaces,
   waitReady,
 } from "./support/cluster.ts";
-
-const FINALIZER = "sinker.influxdata.io/target";
-const MANAGER = "sinker.influxdata.io";
 
 let env: TestEnv;
 let a: Cluster;
 let b: Cluster;
 let ctrl: TestController;
-const namespaces: Array<["a" | "b", string]> = [];
+const spaces = new TestNamespaces(() => env);
 
-async function ns(cluster: "a" | "b", prefix: string): Promise<string> {
-  const name = await env.createNamespace(cluster, prefix);
-  namespaces.push([cluster, name]);
-  return name;
-}
+const ns = (cluster: "a" | "b", prefix: string) => spaces.create(cluster, prefix);
 
 /** ConfigMap `src` cloned to `dst` by ResourceSync `rs` in namespace `n` of cluster a, synced. */
 async function syncedClone(n: string, data: Record<string, string>, annotations?: Record<string, string>) {
@@ -42,14 +39,8 @@ async function syncedClone(n: string, data: Record<string, string>, annotations?
   await waitReady(a, n, "rs", "True");
 }
 
-/** A ConfigMap reference, for source or target. */
-function cm(name: string) {
-  return { resourceRef: { apiVersion: "v1", kind: "ConfigMap", name } };
-}
-
-function bRef(namespace?: string, secret = "cluster-b") {
-  return { ...(namespace ? { namespace } : {}), kubeConfig: { secretRef: { name: secret, key: "value" } } };
-}
+const cm = cmRef;
+const bRef = clusterRef;
 
 before(async () => {
   env = load();
@@ -62,13 +53,12 @@ before(async () => {
 
 after(async () => {
   if (ctrl) {
-    await deleteResourceSyncs(
-      a,
-      namespaces.filter(([c]) => c === "a").map(([, n]) => n),
-    ).catch((err: Error) => process.stderr.write(`# cleanup: ${err.message}\n`));
+    await deleteResourceSyncs(a, spaces.in("a")).catch((err: Error) =>
+      process.stderr.write(`# cleanup: ${err.message}\n`),
+    );
     await ctrl.stop();
   }
-  await Promise.all(namespaces.map(([c, n]) => env.deleteNamespace(c, n)));
+  await spaces.deleteAll();
 });
 
 describe("in one cluster", () => {
@@ -434,7 +424,7 @@ describe("across clusters", () => {
     await a.apply(kubeconfigSecret(shared, "closed", env.kubeconfigText("b")));
     // The allowed name is a substring of this namespace: an unanchored match would let it through.
     const sneaky = await env.createNamespace("a", `x${allowed}`.slice(0, 40));
-    namespaces.push(["a", sneaky]);
+    spaces.track("a", sneaky);
     await a.apply(
       kubeconfigSecret(shared, "substring", env.kubeconfigText("b"), {
         "sinker.influxdata.io/allowed-namespaces": allowed,

@@ -10,6 +10,8 @@ import { load, type TestEnv, waitFor } from "../controlplane/testenv.ts";
 import { killAllSinkers, type LogRecord, Sinker } from "../support/sinker-process.ts";
 import {
   Cluster,
+  clusterRef,
+  cmRef,
   condition,
   configMap,
   deleteResourceSyncs,
@@ -20,6 +22,7 @@ import {
   resourceSync,
   startTestController,
   type TestController,
+  TestNamespaces,
   waitReady,
 } from "./support/cluster.ts";
 import { apiserverPort, compactEtcd } from "./support/kube.ts";
@@ -31,21 +34,12 @@ const slowOnly = slow ? {} : { skip: "set SINKER_FAULT_SUITE=1 to run the slow f
 let env: TestEnv;
 let a: Cluster;
 let b: Cluster;
-const namespaces: Array<["a" | "b", string]> = [];
+const spaces = new TestNamespaces(() => env);
 
-async function ns(cluster: "a" | "b", prefix: string): Promise<string> {
-  const name = await env.createNamespace(cluster, prefix);
-  namespaces.push([cluster, name]);
-  return name;
-}
+const ns = (cluster: "a" | "b", prefix: string) => spaces.create(cluster, prefix);
 
-function cm(name: string) {
-  return { resourceRef: { apiVersion: "v1", kind: "ConfigMap", name } };
-}
-
-function bRef(namespace: string, secret = "cluster-b") {
-  return { namespace, kubeConfig: { secretRef: { name: secret, key: "value" } } };
-}
+const cm = cmRef;
+const bRef = clusterRef;
 
 function figure(line: string): void {
   process.stderr.write(`# fault: ${line}\n`);
@@ -63,7 +57,7 @@ before(async () => {
 
 after(async () => {
   killAllSinkers();
-  await Promise.all(namespaces.map(([c, n]) => env.deleteNamespace(c, n)));
+  await spaces.deleteAll();
 });
 
 describe("faults with an in-process controller", () => {
@@ -72,11 +66,7 @@ describe("faults with an in-process controller", () => {
     ctrl = await startTestController(env);
   });
   after(async () => {
-    await deleteResourceSyncs(
-      a,
-      namespaces.filter(([c]) => c === "a").map(([, n]) => n),
-      120_000,
-    ).catch(() => undefined);
+    await deleteResourceSyncs(a, spaces.in("a"), 120_000).catch(() => undefined);
     await ctrl.stop();
   });
 

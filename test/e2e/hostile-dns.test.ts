@@ -14,6 +14,7 @@ import { HostileServer } from "../support/hostile-server.ts";
 import { killAllSinkers, Sinker } from "../support/sinker-process.ts";
 import {
   Cluster,
+  cmRef,
   configMap,
   deleteResourceSyncs,
   installCrds,
@@ -30,9 +31,7 @@ let sinker: Sinker;
 let server: HostileServer;
 const namespaces: string[] = [];
 
-function cm(name: string) {
-  return { resourceRef: { apiVersion: "v1", kind: "ConfigMap", name } };
-}
+const cm = cmRef;
 
 function remoteCm(name: string, secret: string) {
   return {

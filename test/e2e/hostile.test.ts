@@ -11,6 +11,7 @@ import { HostileServer, REFLECTED_SECRET } from "../support/hostile-server.ts";
 import { killAllSinkers, Sinker } from "../support/sinker-process.ts";
 import {
   Cluster,
+  cmRef,
   configMap,
   deleteResourceSyncs,
   installCrds,
@@ -46,9 +47,7 @@ async function hostile(mode: ConstructorParameters<typeof HostileServer>[0]): Pr
   return s;
 }
 
-function cm(name: string) {
-  return { resourceRef: { apiVersion: "v1", kind: "ConfigMap", name } };
-}
+const cm = cmRef;
 
 /** A ConfigMap end in the cluster of the kubeconfig in Secret `secret` (key `value`). */
 function remoteCm(name: string, secret: string, secretNamespace?: string) {

@@ -6,9 +6,13 @@
  */
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
+import { FINALIZER } from "../../src/api/types.ts";
+import { ANNOTATION_ADOPT_TARGET as ADOPT } from "../../src/controller/decisions.ts";
 import { load, restrictedUser, type TestEnv, waitFor } from "../controlplane/testenv.ts";
 import {
   Cluster,
+  clusterRef,
+  cmRef,
   condition,
   configMap,
   deleteResourceSyncs,
@@ -18,30 +22,19 @@ import {
   resourceSync,
   startTestController,
   type TestController,
+  TestNamespaces,
   waitReady,
 } from "./support/cluster.ts";
-
-const FINALIZER = "sinker.influxdata.io/target";
-const ADOPT = "sinker.influxdata.io/adopt-target";
 
 let env: TestEnv;
 let a: Cluster;
 let b: Cluster;
-const namespaces: Array<["a" | "b", string]> = [];
+const spaces = new TestNamespaces(() => env);
 
-async function ns(cluster: "a" | "b", prefix: string): Promise<string> {
-  const name = await env.createNamespace(cluster, prefix);
-  namespaces.push([cluster, name]);
-  return name;
-}
+const ns = (cluster: "a" | "b", prefix: string) => spaces.create(cluster, prefix);
 
-function cm(name: string) {
-  return { resourceRef: { apiVersion: "v1", kind: "ConfigMap", name } };
-}
-
-function bRef(namespace: string, secret = "cluster-b") {
-  return { namespace, kubeConfig: { secretRef: { name: secret, key: "value" } } };
-}
+const cm = cmRef;
+const bRef = clusterRef;
 
 interface Record {
   uid: string;
@@ -85,7 +78,7 @@ before(async () => {
 });
 
 after(async () => {
-  await Promise.all(namespaces.map(([c, n]) => env.deleteNamespace(c, n)));
+  await spaces.deleteAll();
 });
 
 describe("the sync record and what is decided from it", () => {
@@ -94,10 +87,7 @@ describe("the sync record and what is decided from it", () => {
     ctrl = await startTestController(env);
   });
   after(async () => {
-    await deleteResourceSyncs(
-      a,
-      namespaces.filter(([c]) => c === "a").map(([, n]) => n),
-    ).catch(() => undefined);
+    await deleteResourceSyncs(a, spaces.in("a")).catch(() => undefined);
     await ctrl.stop();
   });
 
@@ -431,10 +421,7 @@ describe("watches, resync and backoff", () => {
     ctrl = await startTestController(env, { resyncPeriodMs: 1500, requests });
   });
   after(async () => {
-    await deleteResourceSyncs(
-      a,
-      namespaces.filter(([c]) => c === "a").map(([, n]) => n),
-    ).catch(() => undefined);
+    await deleteResourceSyncs(a, spaces.in("a")).catch(() => undefined);
     await ctrl.stop();
   });
 

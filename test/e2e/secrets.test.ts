@@ -7,6 +7,7 @@ import { after, before, describe, it } from "node:test";
 import { load, type TestEnv } from "../controlplane/testenv.ts";
 import {
   Cluster,
+  clusterRef,
   deleteResourceSyncs,
   installCrds,
   kubeconfigSecret,
@@ -14,6 +15,7 @@ import {
   resourceSync,
   startTestController,
   type TestController,
+  TestNamespaces,
   waitReady,
 } from "./support/cluster.ts";
 
@@ -22,17 +24,10 @@ let a: Cluster;
 let b: Cluster;
 let ctrl: TestController;
 const lines: string[] = [];
-const created: Array<["a" | "b", string]> = [];
+const spaces = new TestNamespaces(() => env);
 
-async function ns(cluster: "a" | "b", prefix: string): Promise<string> {
-  const name = await env.createNamespace(cluster, prefix);
-  created.push([cluster, name]);
-  return name;
-}
-
-function bRef(namespace: string) {
-  return { namespace, kubeConfig: { secretRef: { name: "cluster-b", key: "value" } } };
-}
+const bRef = clusterRef;
+const ns = (cluster: "a" | "b", prefix: string) => spaces.create(cluster, prefix);
 
 before(async () => {
   env = load();
@@ -44,13 +39,10 @@ before(async () => {
 
 after(async () => {
   if (ctrl) {
-    await deleteResourceSyncs(
-      a,
-      created.filter(([c]) => c === "a").map(([, n]) => n),
-    );
+    await deleteResourceSyncs(a, spaces.in("a"));
     await ctrl.stop();
   }
-  await Promise.all(created.map(([c, n]) => env.deleteNamespace(c, n)));
+  await spaces.deleteAll();
 });
 
 describe("secret data", () => {

@@ -362,3 +362,48 @@ export async function deleteResourceSyncs(
 }
 
 export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** A ConfigMap reference, for the source or target of a ResourceSync. */
+export function cmRef(name: string) {
+  return { resourceRef: { apiVersion: "v1", kind: "ConfigMap", name } };
+}
+
+/** The `cluster` of a ResourceSync end reached through kubeconfig Secret `secret` (key `value`). */
+export function clusterRef(namespace?: string, secret = "cluster-b", secretNamespace?: string) {
+  return {
+    ...(namespace ? { namespace } : {}),
+    kubeConfig: {
+      secretRef: { name: secret, key: "value", ...(secretNamespace ? { namespace: secretNamespace } : {}) },
+    },
+  };
+}
+
+/** The namespaces a test file creates in clusters a and b, deleted (without waiting) by `deleteAll`. */
+export class TestNamespaces {
+  readonly #env: () => TestEnv;
+  readonly #created: Array<["a" | "b", string]> = [];
+
+  /** `env` is read when a namespace is made (test files load it in their `before`). */
+  constructor(env: () => TestEnv) {
+    this.#env = env;
+  }
+
+  async create(cluster: "a" | "b", prefix: string): Promise<string> {
+    const name = await this.#env().createNamespace(cluster, prefix);
+    this.#created.push([cluster, name]);
+    return name;
+  }
+
+  /** A namespace made some other way, deleted with the others. */
+  track(cluster: "a" | "b", name: string): void {
+    this.#created.push([cluster, name]);
+  }
+
+  in(cluster: "a" | "b"): string[] {
+    return this.#created.filter(([c]) => c === cluster).map(([, n]) => n);
+  }
+
+  async deleteAll(): Promise<void> {
+    await Promise.all(this.#created.map(([c, n]) => this.#env().deleteNamespace(c, n)));
+  }
+}
