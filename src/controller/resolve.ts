@@ -1,4 +1,8 @@
-import { ANNOTATION_SOURCE_NAMESPACE, type ResourceSync } from "../api/types.ts";
+import {
+  ANNOTATION_SOURCE_NAMESPACE,
+  CLUSTER_RESOURCE_SYNC_SET_KIND,
+  type ResourceSync,
+} from "../api/types.ts";
 import { asSinkerError, SinkerError } from "../errors.ts";
 import { setOwner } from "../fanout/children.ts";
 import type { ClusterClient, ResourceInfo } from "../kube/client.ts";
@@ -92,7 +96,13 @@ export async function resolveEnd(
   const rsNamespace = rs.metadata.namespace ?? "";
   const { apiVersion, kind, name } = spec.resourceRef;
   const sourceNamespaceAsked = rs.metadata.annotations?.[ANNOTATION_SOURCE_NAMESPACE];
-  const grant = sourceNamespaceAsked !== undefined || setOwner(rs) ? ctx.grant?.(rs) : undefined;
+  // A set's grant (see fanout/children.ts) concerns a local source's namespace or a remote target's Secret:
+  // decided only for the end it concerns, so once per reconcile at most.
+  const grantMatters =
+    end === "source"
+      ? sourceNamespaceAsked !== undefined
+      : spec.cluster !== undefined && setOwner(rs) !== undefined;
+  const grant = grantMatters ? ctx.grant?.(rs) : undefined;
   if (
     end === "source" &&
     sourceNamespaceAsked !== undefined &&
@@ -153,8 +163,14 @@ export async function resolveRecorded(
   ctx: ReconcileContext,
 ): Promise<ResolvedEnd> {
   const rsNamespace = rs.metadata?.namespace ?? "";
+  // A ClusterResourceSyncSet's child may use a Secret of another namespace (its set granted it). By the time the
+  // child is finalized its set may be gone or no longer want it, so the grant cannot be checked again; the sync
+  // record, which only the controller writes (status), shows the Secret was granted when the target was applied.
+  const granted =
+    setOwner(rs)?.kind === CLUSTER_RESOURCE_SYNC_SET_KIND ? record.cluster.secretRef?.namespace : undefined;
   const { client } = await clusterClient(key, record.cluster, rsNamespace, refs, ctx, {
     secretGoneFallback: true,
+    ...(granted !== undefined ? { grantedSecretNamespace: granted } : {}),
   });
   const resource = await trackFailure(client, ctx, client.resolve(record.apiVersion, record.kind));
   return {

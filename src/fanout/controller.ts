@@ -9,6 +9,7 @@
  */
 import type { Logger } from "pino";
 import {
+  ANNOTATION_DISABLE_TARGET_DELETION,
   type AnySet,
   CLUSTER_RESOURCE_SYNC_SET_KIND,
   type ClusterResourceSyncSet,
@@ -23,12 +24,14 @@ import {
   validateResourceSyncSet,
 } from "../api/validate.ts";
 import { WorkQueue } from "../controller/queue.ts";
+import { truncateMessage } from "../controller/status.ts";
 import { asSinkerError, type SinkerError } from "../errors.ts";
 import { reduceApiMessage } from "../kube/api-message.ts";
 import type { ClusterClient, ResourceInfo } from "../kube/client.ts";
 import type { EventRecorder } from "../kube/events.ts";
 import { Informer, type InformerEvent, stripForCache } from "../kube/informer.ts";
 import type { RemoteClusters } from "../kube/remote-clusters.ts";
+import { pool } from "../pool.ts";
 import { desiredChildren, type Grant, grantFor, type SecretInfo, setOwner } from "./children.ts";
 import { nextSetStatus, planChildren, setStatusDiffers, summarize, transitionEvent } from "./plan.ts";
 import { namespaceInfo, RemoteNamespaces, type SecretKeyRef } from "./remote-namespaces.ts";
@@ -71,24 +74,6 @@ type SetKind = typeof RESOURCE_SYNC_SET_KIND | typeof CLUSTER_RESOURCE_SYNC_SET_
 
 const setKey = (kind: SetKind, namespace: string | undefined, name: string) =>
   `${kind}|${namespace ?? ""}|${name}`;
-
-async function pool<T>(items: readonly T[], parallel: number, fn: (item: T) => Promise<void>): Promise<void> {
-  let next = 0;
-  const errors: unknown[] = [];
-  await Promise.all(
-    Array.from({ length: Math.min(parallel, items.length) }, async () => {
-      while (next < items.length) {
-        const item = items[next++] as T;
-        try {
-          await fn(item);
-        } catch (err) {
-          errors.push(err);
-        }
-      }
-    }),
-  );
-  if (errors.length > 0) throw errors[0];
-}
 
 /**
  * Starts the set controller, or returns undefined when the set CRDs are not installed (a cluster upgraded from
@@ -220,7 +205,7 @@ export async function startFanout(options: FanoutOptions): Promise<Fanout | unde
         { desired: 0, synced: 0, failing: 0, failures: [] },
         {
           reason: "InvalidSpec",
-          message: message.slice(0, 1024),
+          message: truncateMessage(message),
         },
       );
       return "done";
@@ -260,6 +245,8 @@ export async function startFanout(options: FanoutOptions): Promise<Fanout | unde
     const note = (err: unknown) => {
       failed ??= asSinkerError(err);
     };
+    // counted before the writes: the cache learns of the new children while they are being made
+    const created = plan.apply.filter((d) => !lookupChild(d.namespace, d.name)).length;
     await pool(plan.apply, WRITE_PARALLELISM, (d) =>
       local
         .apply(options.resourceSyncResource, d.object, { fieldManager: FIELD_MANAGER, force: true })
@@ -273,7 +260,7 @@ export async function startFanout(options: FanoutOptions): Promise<Fanout | unde
           options.resourceSyncResource,
           ns,
           child.metadata.name,
-          { metadata: { annotations: { "sinker.influxdata.io/disable-target-deletion": "true" } } },
+          { metadata: { annotations: { [ANNOTATION_DISABLE_TARGET_DELETION]: "true" } } },
           "merge",
         );
       }
@@ -284,7 +271,6 @@ export async function startFanout(options: FanoutOptions): Promise<Fanout | unde
     }).catch(note);
     if (plan.apply.length > 0 || plan.remove.length > 0) {
       log.info({ set: key, added: plan.apply.length, removed: plan.remove.length }, "children changed");
-      const created = plan.apply.filter((d) => !lookupChild(d.namespace, d.name)).length;
       if (created > 0 || plan.remove.length > 0)
         options.events.record(
           set,

@@ -10,6 +10,7 @@ import { after, before, describe, it } from "node:test";
 import { load, type TestEnv, waitFor } from "../controlplane/testenv.ts";
 import {
   Cluster,
+  cmRef,
   condition,
   configMap,
   deleteResourceSyncs,
@@ -33,7 +34,7 @@ const localNamespaces: string[] = [];
 const remoteNamespaces: string[] = [];
 const clusterSets: string[] = [];
 
-const cm = (name: string) => ({ resourceRef: { apiVersion: "v1", kind: "ConfigMap", name } });
+const cm = cmRef;
 
 async function namespace(prefix: string, labels: Record<string, string> = {}): Promise<string> {
   const name = `${prefix}-${run}-${randomBytes(2).toString("hex")}`;
@@ -161,6 +162,17 @@ describe("ClusterResourceSyncSet over labelled namespaces", () => {
       "name",
     ]);
     assert.equal(r.stdout.trim().split("\n").length, 25, r.stderr);
+    // Events on the set (cluster-scoped: recorded in namespace default)
+    await waitFor(
+      "DestinationsChanged and Synced Events on the set",
+      async () => {
+        const reasons = (await a.list("v1", "Event", "default"))
+          .filter((e) => (e.involvedObject as { name?: string }).name === SET)
+          .map((e) => e.reason);
+        return reasons.includes("DestinationsChanged") && reasons.includes("Synced");
+      },
+      { timeoutMs: 30_000 },
+    );
   });
 
   it("follows labels: 5 more labelled → 30 copies; 10 unlabelled → 20, their copies gone", async () => {
@@ -198,13 +210,22 @@ describe("ClusterResourceSyncSet over labelled namespaces", () => {
   it("adds and removes a cluster b destination", async () => {
     const nb = await env.createNamespace("b", `fan-b-${run}`);
     remoteNamespaces.push(nb);
-    await a.apply(kubeconfigSecret(source, "cluster-b", env.kubeconfigText("b")));
+    // the Secret is in a namespace of its own, without an allowed-namespaces annotation: the set grants it, to
+    // apply the copy and, once the destination is removed, to delete it
+    const remotes = await namespace("fan-remotes");
+    await a.apply(kubeconfigSecret(remotes, "cluster-b", env.kubeconfigText("b")));
     const remote = [
-      { kubeConfig: { secretRef: { name: "cluster-b", namespace: source, key: "value" } }, namespaces: [nb] },
+      {
+        kubeConfig: { secretRef: { name: "cluster-b", namespace: remotes, key: "value" } },
+        namespaces: [nb],
+      },
     ];
     await a.mergePatch(RS_API, "ClusterResourceSyncSet", undefined, SET, { spec: { clusters: remote } });
     await b.waitFor("copy in cluster b", "v1", "ConfigMap", nb, "copy", (o) => o?.data?.k === "v2", 30_000);
     await waitSetStatus("ClusterResourceSyncSet", undefined, SET, { desired: 22, synced: 22 });
+    // a restart (or failover) in between: the new process knows of the grant only what the API holds
+    await ctrl.stop();
+    ctrl = await startTestController(env, { watchWidening: { at: 20, minShare: 0 } });
     await a.mergePatch(RS_API, "ClusterResourceSyncSet", undefined, SET, { spec: { clusters: null } });
     await b.waitGone("v1", "ConfigMap", nb, "copy", 30_000);
     await waitSetStatus("ClusterResourceSyncSet", undefined, SET, { desired: 21, synced: 21 });
