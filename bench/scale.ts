@@ -5,7 +5,7 @@
  *
  *   npm run bench -- [--n 1000] [--remote-share 0] [--kind ConfigMap|Secret] [--mappings]
  *                    [--edits 200] [--drifts 50] [--rate 50] [--idle-seconds 60] [--sut sinker,ideal]
- *                    [--json bench-results.json] [--sinker-args="--concurrency 16"]
+ *                    [--json bench-results.json] [--sinker-args="--concurrency 16"] [--no-finalizer-policy]
  */
 import { writeFileSync } from "node:fs";
 import { parseArgs } from "node:util";
@@ -15,7 +15,7 @@ import { runScenario, type ScenarioOptions, type ScenarioResult, type Sut } from
 const USAGE =
   "usage: npm run bench -- [--n N] [--remote-share 0..1] [--kind ConfigMap|Secret] [--mappings] " +
   "[--edits N] [--drifts N] [--rate N] [--idle-seconds S] [--sut sinker,ideal] [--json FILE] " +
-  '[--sinker-args="--concurrency 16"]';
+  '[--sinker-args="--concurrency 16"] [--no-finalizer-policy]';
 
 function options(): { scenario: Omit<ScenarioOptions, "log">; suts: Sut[]; json: string } {
   const { values } = parseArgs({
@@ -31,6 +31,7 @@ function options(): { scenario: Omit<ScenarioOptions, "log">; suts: Sut[]; json:
       sut: { type: "string", default: "ideal,sinker" },
       json: { type: "string", default: "bench-results.json" },
       "sinker-args": { type: "string", default: "" },
+      "no-finalizer-policy": { type: "boolean", default: false },
     },
   });
   const int = (name: string, v: string | undefined, min: number) => {
@@ -56,6 +57,7 @@ function options(): { scenario: Omit<ScenarioOptions, "log">; suts: Sut[]; json:
       rate: int("rate", values.rate, 1),
       idleSeconds: int("idle-seconds", values["idle-seconds"], 1),
       sinkerArgs: (values["sinker-args"] ?? "").split(" ").filter((a) => a !== ""),
+      finalizerPolicy: !values["no-finalizer-policy"],
     },
     suts,
     json: values.json ?? "bench-results.json",
@@ -134,7 +136,8 @@ async function main(): Promise<number> {
   const header =
     `N = ${scenario.n} ${scenario.kind}s (1 KiB), ${Math.round(scenario.remoteShare * 100)} % of targets in cluster b, ` +
     `${scenario.mappings ? "2 mappings" : "clone"}; ${scenario.edits} source edits and ${scenario.drifts} drifts ` +
-    `at ${scenario.rate}/s; idle window ${scenario.idleSeconds} s`;
+    `at ${scenario.rate}/s; idle window ${scenario.idleSeconds} s; Sinker ` +
+    `${scenario.finalizerPolicy ? "with" : "without"} the finalizer policy (manifests/finalizer-policy.yaml)`;
   process.stdout.write(`${header}\n\n${table(results)}\n\n`);
   for (const r of Object.values(results)) process.stdout.write(`${breakdown(r)}\n`);
   writeFileSync(json, `${JSON.stringify({ scenario, results }, null, 2)}\n`);

@@ -12,6 +12,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { ClusterClient, type ResourceInfo } from "../../src/kube/client.ts";
 import type { KubeObject } from "../../src/kube/object.ts";
 import { pool } from "../../src/pool.ts";
+import { installFinalizerPolicy, removeFinalizerPolicy } from "../../test/controlplane/finalizer-policy.ts";
 import { type AuditedUser, repoRoot, type TestEnv } from "../../test/controlplane/testenv.ts";
 import { AuditLogs, type RequestCounts } from "./audit.ts";
 import { cpuSeconds, memoryMiB, type Percentiles, percentiles } from "./figures.ts";
@@ -32,6 +33,9 @@ export interface ScenarioOptions {
   idleSeconds: number;
   /** Extra command-line flags for Sinker (e.g. `--concurrency 16`), to compare settings. */
   sinkerArgs?: string[];
+  /** Sinker runs with manifests/finalizer-policy.yaml installed, as the chart installs it (default: true). The
+   * ideal copier never does: it removes no finalizer. */
+  finalizerPolicy?: boolean;
   log: (msg: string) => void;
 }
 
@@ -127,6 +131,8 @@ export async function runScenario(env: TestEnv, sut: Sut, o: ScenarioOptions): P
       }),
     );
     await observer.start();
+    if (sut === "sinker" && o.finalizerPolicy !== false) await installFinalizerPolicy(env, "a");
+    else await removeFinalizerPolicy(env, "a");
 
     const started = await audit.mark();
     proc = startSut(sut, {
@@ -233,6 +239,7 @@ export async function runScenario(env: TestEnv, sut: Sut, o: ScenarioOptions): P
       if (proc.exitCode === null) proc.kill("SIGKILL");
     }
     await observer.stop();
+    await removeFinalizerPolicy(env, "a").catch(() => {});
     await a.close();
     await b.close();
     rmSync(dir, { recursive: true, force: true });

@@ -16,6 +16,7 @@ import {
   ANNOTATION_SOURCE_NAMESPACE,
   type AnySet,
   CLUSTER_RESOURCE_SYNC_SET_KIND,
+  FINALIZER,
   type ClusterResourceSyncSet,
   GROUP_VERSION,
   LABEL_SET_KIND,
@@ -118,6 +119,8 @@ function child(
         labels: { [LABEL_SET_NAME]: setLabelValue(set.metadata.name), [LABEL_SET_KIND]: set.kind },
         ...(Object.keys(annotations).length > 0 ? { annotations } : {}),
         ownerReferences: [controllerReference(set)],
+        // Sinker's finalizer comes with the child, so the child's first reconcile need not write it (a write less).
+        finalizers: [FINALIZER],
       },
       spec: mappings.length > 0 ? { ...spec, mappings } : spec,
     },

@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
@@ -84,6 +84,14 @@ before(async () => {
 });
 
 after(async () => {
+  // a failed install test must not leave its cluster-wide finalizer policy to the test files that follow
+  await env.kubectl("a", [
+    "delete",
+    "mutatingadmissionpolicies,mutatingadmissionpolicybindings",
+    "-l",
+    "app.kubernetes.io/name=sinker",
+    "--ignore-not-found",
+  ]);
   await Promise.all(namespaces.map((n) => env.deleteNamespace("a", n)));
   rmSync(scratch, { recursive: true, force: true });
   cleanUpTools();
@@ -107,6 +115,18 @@ describe("helm chart", () => {
     assert.deepEqual(fromChart.map(key).sort(), fromKustomize.map(key).sort());
     const byKey = new Map(fromKustomize.map((o) => [key(o), o]));
     for (const o of fromChart) assert.deepEqual(o, byKey.get(key(o)), `${key(o)} differs`);
+  });
+
+  it("renders the finalizer policy of manifests/finalizer-policy.yaml only where the cluster serves the API", async () => {
+    const api = ["--api-versions", "admissionregistration.k8s.io/v1/MutatingAdmissionPolicy"];
+    const policyKinds = (objs: J[]) =>
+      objs.filter((o) => String(o.kind).startsWith("MutatingAdmissionPolicy"));
+    assert.deepEqual(policyKinds(await template("sinker", "sinker")), [], "not on a cluster without the API");
+    const fromChart = policyKinds(await template("sinker", "sinker", api)).map(withoutHelmLabels);
+    const fromFile = docs(readFileSync(join(manifests, "finalizer-policy.yaml"), "utf8"));
+    assert.deepEqual(fromChart, fromFile);
+    const off = valuesFile({ finalizerPolicy: { enabled: false } });
+    assert.deepEqual(policyKinds(await template("sinker", "sinker", [...api, "-f", off])), []);
   });
 
   it("puts every value where it belongs", async () => {
@@ -244,6 +264,10 @@ describe("helm chart", () => {
       assert.ok(await get("clusterrole", name), `clusterrole ${name} installed`);
     }
     assert.ok(await get("clusterrolebinding", release));
+    // the cluster serves admissionregistration.k8s.io/v1 MutatingAdmissionPolicy (1.36): the policy is installed
+    const policy = `${release}-resourcesync-finalizer`;
+    assert.ok(await get("mutatingadmissionpolicy", policy), "finalizer policy installed");
+    assert.ok(await get("mutatingadmissionpolicybinding", policy), "finalizer policy binding installed");
     assert.match(await helm(["status", release, ...kc]), /STATUS: deployed/);
 
     const upgrade = valuesFile({
@@ -264,6 +288,8 @@ describe("helm chart", () => {
         ["clusterrole", release],
         ["clusterrole", `${release}-tenant-edit`],
         ["clusterrolebinding", release],
+        ["mutatingadmissionpolicy", `${release}-resourcesync-finalizer`],
+        ["mutatingadmissionpolicybinding", `${release}-resourcesync-finalizer`],
       ]) {
         if (await get(String(kind), String(name), ns)) return false;
       }

@@ -116,6 +116,8 @@ describe("desired children", () => {
       "sinker.influxdata.io/set": "ca",
       "sinker.influxdata.io/set-kind": "ClusterResourceSyncSet",
     });
+    // created with the finalizer: the child's first reconcile does not have to add it
+    assert.deepEqual(first.object.metadata.finalizers, ["sinker.influxdata.io/target"]);
   });
 
   test("the source's namespace gets a copy when the target differs from the source", () => {
