@@ -6,6 +6,7 @@
  *   npm run bench -- [--n 1000] [--remote-share 0] [--kind ConfigMap|Secret] [--mappings]
  *                    [--edits 200] [--drifts 50] [--rate 50] [--idle-seconds 60] [--sut sinker,ideal]
  *                    [--json bench-results.json] [--sinker-args="--concurrency 16"] [--no-finalizer-policy]
+ *                    [--sinker-node-args="--cpu-prof --cpu-prof-dir=prof"]
  */
 import { writeFileSync } from "node:fs";
 import { parseArgs } from "node:util";
@@ -15,7 +16,7 @@ import { runScenario, type ScenarioOptions, type ScenarioResult, type Sut } from
 const USAGE =
   "usage: npm run bench -- [--n N] [--remote-share 0..1] [--kind ConfigMap|Secret] [--mappings] " +
   "[--edits N] [--drifts N] [--rate N] [--idle-seconds S] [--sut sinker,ideal] [--json FILE] " +
-  '[--sinker-args="--concurrency 16"] [--no-finalizer-policy]';
+  '[--sinker-args="--concurrency 16"] [--no-finalizer-policy] [--sinker-node-args="--cpu-prof"]';
 
 function options(): { scenario: Omit<ScenarioOptions, "log">; suts: Sut[]; json: string } {
   const { values } = parseArgs({
@@ -31,6 +32,7 @@ function options(): { scenario: Omit<ScenarioOptions, "log">; suts: Sut[]; json:
       sut: { type: "string", default: "ideal,sinker" },
       json: { type: "string", default: "bench-results.json" },
       "sinker-args": { type: "string", default: "" },
+      "sinker-node-args": { type: "string", default: "" },
       "no-finalizer-policy": { type: "boolean", default: false },
     },
   });
@@ -57,6 +59,7 @@ function options(): { scenario: Omit<ScenarioOptions, "log">; suts: Sut[]; json:
       rate: int("rate", values.rate, 1),
       idleSeconds: int("idle-seconds", values["idle-seconds"], 1),
       sinkerArgs: (values["sinker-args"] ?? "").split(" ").filter((a) => a !== ""),
+      sinkerNodeArgs: (values["sinker-node-args"] ?? "").split(" ").filter((a) => a !== ""),
       finalizerPolicy: !values["no-finalizer-policy"],
     },
     suts,

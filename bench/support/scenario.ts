@@ -33,6 +33,8 @@ export interface ScenarioOptions {
   idleSeconds: number;
   /** Extra command-line flags for Sinker (e.g. `--concurrency 16`), to compare settings. */
   sinkerArgs?: string[];
+  /** Extra Node flags for Sinker's process (e.g. `--cpu-prof --cpu-prof-dir=prof`), to profile it. */
+  sinkerNodeArgs?: string[];
   /** Sinker runs with manifests/finalizer-policy.yaml installed, as the chart installs it (default: true). The
    * ideal copier never does: it removes no finalizer. */
   finalizerPolicy?: boolean;
@@ -143,6 +145,7 @@ export async function runScenario(env: TestEnv, sut: Sut, o: ScenarioOptions): P
       kind: o.kind,
       remote: o.remoteShare > 0,
       sinkerArgs: o.sinkerArgs ?? [],
+      sinkerNodeArgs: o.sinkerNodeArgs ?? [],
     });
     const pid = proc.pid ?? 0;
     await within(`${sut} ready`, 120_000, waitReady(sut, proc));
@@ -305,6 +308,7 @@ function startSut(
     kind: string;
     remote: boolean;
     sinkerArgs: string[];
+    sinkerNodeArgs: string[];
   },
 ): ChildProcess {
   const node = process.execPath;
@@ -331,7 +335,8 @@ function startSut(
           c.kind,
           ...(c.remote ? ["--kubeconfig-b", c.kubeconfigB, "--remote-namespace", c.nsB] : []),
         ];
-  return spawn(node, [...IMAGE_NODE_FLAGS, ...args], {
+  const nodeArgs = sut === "sinker" ? c.sinkerNodeArgs : [];
+  return spawn(node, [...IMAGE_NODE_FLAGS, ...nodeArgs, ...args], {
     cwd: repoRoot,
     env,
     stdio: ["ignore", "pipe", "pipe"],

@@ -79,6 +79,12 @@ export class ResourceSyncConflict extends Error {}
  */
 export function writtenSuperseded(mine: KubeObject, cached: KubeObject | undefined): boolean {
   if (!cached || cached.metadata?.uid !== mine.metadata?.uid) return true;
+  // Removing the last finalizer deletes the object, and the answer carries the resourceVersion it had before,
+  // which the cache may hold already: still older than our write while it shows our finalizer, which nobody can
+  // add back to an object being deleted. Dropped with the deletion event.
+  const finalizerRemoved = (o: KubeObject) =>
+    Boolean(o.metadata?.deletionTimestamp) && !(o.metadata?.finalizers ?? []).includes(FINALIZER);
+  if (finalizerRemoved(mine) && !finalizerRemoved(cached)) return false;
   return !rvNewer(mine.metadata?.resourceVersion, cached.metadata?.resourceVersion);
 }
 

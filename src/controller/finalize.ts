@@ -146,60 +146,77 @@ export async function finalize(
       }
     }
   }
-  const action = decideFinalize({
+  const facts = {
     hasFinalizer,
     disableTargetDeletion: disable,
     forceDelete: annotationIsTrue(rs.metadata, ANNOTATION_FORCE_DELETE),
     record,
     candidates,
-  });
+  };
   const log = ctx.logger;
-  switch (action.kind) {
-    case "none":
-      await forget(key, ctx);
-      return { kind: "gone" };
-    case "orphan":
-      log.info("target deletion disabled by annotation; leaving the target in place");
-      await orphanLocalTarget(rs, record, ctx);
-      await releaseAndRemoveFinalizer(key, rs, ctx);
-      return { kind: "gone" };
-    case "release":
-      if (action.deleted)
-        ctx.events.record(rs, "Normal", "TargetDeleted", `target ${describeTarget(action.deleted)} deleted`);
-      log.info({ why: action.why }, "finalizer removed");
-      await releaseAndRemoveFinalizer(key, rs, ctx);
-      return { kind: "gone" };
-    case "force-release":
-      return forceRelease(key, rs, action.error, ctx);
-    case "fail":
-      throw deletionError(action.error);
-    case "wait":
-      return { kind: "waiting", afterMs: WAIT_SAFETY_MS };
-    case "delete": {
-      const end = [...resolved.entries()].find(([c]) => c.target === action.target)?.[1];
-      if (!end) throw new SinkerError("Internal", "no client for the target to delete");
-      // Background: the target goes at once unless it has finalizers of its own; its dependents (if any) are
-      // removed by the garbage collector afterwards, off this critical path. Its watch reports it gone.
-      log.info({ target: describeTarget(action.target) }, "deleting target");
-      try {
-        await track(
-          end.client,
-          ctx,
-          end.client.delete(end.resource, end.namespace, end.name, {
-            propagationPolicy: "Background",
-            preconditions: { uid: action.uid },
-          }),
-        );
-      } catch (err) {
-        const error = asSinkerError(err);
-        // the uid precondition failed: another object of that name now; the watch brings it
-        if (error.reason === "Conflict") return { kind: "waiting", afterMs: WAIT_SAFETY_MS };
-        if (annotationIsTrue(rs.metadata, ANNOTATION_FORCE_DELETE)) return forceRelease(key, rs, error, ctx);
-        throw deletionError(error);
+  // Decided again (at most once per candidate) after a target the API server removed at once.
+  for (let round = 0; round <= candidates.length; round++) {
+    const action = decideFinalize(facts);
+    switch (action.kind) {
+      case "none":
+        await forget(key, ctx);
+        return { kind: "gone" };
+      case "orphan":
+        log.info("target deletion disabled by annotation; leaving the target in place");
+        await orphanLocalTarget(rs, record, ctx);
+        await releaseAndRemoveFinalizer(key, rs, ctx);
+        return { kind: "gone" };
+      case "release":
+        if (action.deleted)
+          ctx.events.record(
+            rs,
+            "Normal",
+            "TargetDeleted",
+            `target ${describeTarget(action.deleted)} deleted`,
+          );
+        log.info({ why: action.why }, "finalizer removed");
+        await releaseAndRemoveFinalizer(key, rs, ctx);
+        return { kind: "gone" };
+      case "force-release":
+        return forceRelease(key, rs, action.error, ctx);
+      case "fail":
+        throw deletionError(action.error);
+      case "wait":
+        return { kind: "waiting", afterMs: WAIT_SAFETY_MS };
+      case "delete": {
+        const candidate = candidates.find((c) => c.target === action.target);
+        const end = candidate && resolved.get(candidate);
+        if (!candidate || !end) throw new SinkerError("Internal", "no client for the target to delete");
+        // Background: the target goes at once unless it has finalizers of its own; its dependents (if any) are
+        // removed by the garbage collector afterwards, off this critical path.
+        log.info({ target: describeTarget(action.target) }, "deleting target");
+        let outcome: "deleted" | "pending" | "notfound";
+        try {
+          outcome = await track(
+            end.client,
+            ctx,
+            end.client.delete(end.resource, end.namespace, end.name, {
+              propagationPolicy: "Background",
+              preconditions: { uid: action.uid },
+            }),
+          );
+        } catch (err) {
+          const error = asSinkerError(err);
+          // the uid precondition failed: another object of that name now; the watch brings it
+          if (error.reason === "Conflict") return { kind: "waiting", afterMs: WAIT_SAFETY_MS };
+          if (annotationIsTrue(rs.metadata, ANNOTATION_FORCE_DELETE))
+            return forceRelease(key, rs, error, ctx);
+          throw deletionError(error);
+        }
+        // Still there (finalizers of its own): its watch reports it gone. Removed at once, as the API server's
+        // answer says: decided again now, as that watch event would make it, without a second reconcile.
+        if (outcome === "pending") return { kind: "waiting", afterMs: WAIT_SAFETY_MS };
+        candidate.live = liveOf(undefined, rs.metadata?.uid);
+        continue;
       }
-      return { kind: "waiting", afterMs: WAIT_SAFETY_MS };
     }
   }
+  return { kind: "waiting", afterMs: WAIT_SAFETY_MS };
 }
 
 function deletionError(error: SinkerError): SinkerError {

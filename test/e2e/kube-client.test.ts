@@ -3,6 +3,7 @@
 // impersonation, and watches (events, bookmarks, 410 Gone after an etcd compaction).
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
+import diagnostics from "node:diagnostics_channel";
 import { after, before, describe, test } from "node:test";
 import { KubeConfig } from "@kubernetes/client-node";
 import { SinkerError } from "../../src/errors.ts";
@@ -87,6 +88,35 @@ describe("ClusterClient against kube-apiserver", { timeout: 120_000 }, () => {
       a.resolve("nope.example.com/v1", "Thing"),
       reasonIs("UnknownKind", undefined, /not served/),
     );
+  });
+
+  test("requests of every verb reuse pooled connections (DELETE's body included)", async () => {
+    const ns = await namespace("a", "keepalive");
+    const c = client("a");
+    await c.get(cm, ns, "warm-up"); // one connection, whatever comes next
+    let connects = 0;
+    const count = () => connects++;
+    diagnostics.subscribe("undici:client:connected", count);
+    try {
+      for (let i = 0; i < 20; i++) {
+        const name = `k-${i}`;
+        await c.apply(
+          cm,
+          { apiVersion: "v1", kind: "ConfigMap", metadata: { name, namespace: ns } },
+          {
+            fieldManager: "e2e-test",
+            force: true,
+          },
+        );
+        await c.patch(cm, ns, name, { data: { k: "v" } }, "merge");
+        await c.get(cm, ns, name);
+        assert.equal(await c.delete(cm, ns, name), "deleted");
+      }
+    } finally {
+      diagnostics.unsubscribe("undici:client:connected", count);
+    }
+    // sequential requests: the one pooled connection serves all 80 (a server-side close could add one)
+    assert.ok(connects <= 1, `${connects} new connections for 80 sequential requests`);
   });
 
   test("a CRD installed after a failed lookup is found by the (rate-limited) discovery refresh", async () => {
