@@ -22,6 +22,15 @@ function value(families: PrometheusFamily[], name: string, labels: Record<string
 }
 
 describe("Metrics", () => {
+  it("samples the event-loop delay every 100 ms, not prom-client's 10 ms (100 wake-ups a second when idle)", async () => {
+    const metrics = new Metrics();
+    await metrics.text(); // prom-client resets the histogram at each collection
+    await new Promise((resolve) => setTimeout(resolve, 450));
+    const families = parsePrometheusTextFormat(await metrics.text());
+    // whole timer intervals are recorded: none can be shorter than the resolution (about 0.01 at prom-client's)
+    assert.ok(value(families, "nodejs_eventloop_lag_min_seconds") >= 0.09);
+  });
+
   it("exposes the controller-runtime series, at 0 before the first reconcile", async () => {
     const families = parsePrometheusTextFormat(await new Metrics().text());
     const want: Array<[string, PrometheusFamily["type"]]> = [
