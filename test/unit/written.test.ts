@@ -20,7 +20,10 @@ describe("writtenSuperseded (our own last write of a ResourceSync beside the cac
       metadata: { name: "a", uid: "u", resourceVersion, deletionTimestamp: at, finalizers },
     });
     // the answer to the patch that removed the last finalizer carries the resourceVersion before the deletion
-    assert.equal(writtenSuperseded(deleting("10", []), deleting("10", ["sinker.influxdata.io/target"])), false);
+    assert.equal(
+      writtenSuperseded(deleting("10", []), deleting("10", ["sinker.influxdata.io/target"])),
+      false,
+    );
     assert.equal(writtenSuperseded(deleting("10", []), deleting("10", [])), true);
     assert.equal(writtenSuperseded(deleting("10", []), undefined), true, "the deletion event drops it");
   });
