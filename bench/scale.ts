@@ -6,19 +6,20 @@
  *   npm run bench -- [--n 1000] [--remote-share 0] [--kind ConfigMap|Secret] [--mappings]
  *                    [--edits 200] [--drifts 50] [--rate 50] [--idle-seconds 60] [--sut sinker,ideal]
  *                    [--json bench-results.json] [--sinker-args="--concurrency 16"] [--no-finalizer-policy]
- *                    [--sinker-node-args="--cpu-prof --cpu-prof-dir=prof"]
+ *                    [--sinker-node-args="--cpu-prof --cpu-prof-dir=prof"] [--runs 1]
  */
 import { writeFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { releaseTestRun, upForTestRun } from "../test/controlplane/testenv.ts";
+import { medianRun, type Run, ratio } from "./support/runs.ts";
 import { runScenario, type ScenarioOptions, type ScenarioResult, type Sut } from "./support/scenario.ts";
 
 const USAGE =
   "usage: npm run bench -- [--n N] [--remote-share 0..1] [--kind ConfigMap|Secret] [--mappings] " +
   "[--edits N] [--drifts N] [--rate N] [--idle-seconds S] [--sut sinker,ideal] [--json FILE] " +
-  '[--sinker-args="--concurrency 16"] [--no-finalizer-policy] [--sinker-node-args="--cpu-prof"]';
+  '[--sinker-args="--concurrency 16"] [--no-finalizer-policy] [--sinker-node-args="--cpu-prof"] [--runs K]';
 
-function options(): { scenario: Omit<ScenarioOptions, "log">; suts: Sut[]; json: string } {
+function options(): { scenario: Omit<ScenarioOptions, "log">; suts: Sut[]; json: string; runs: number } {
   const { values } = parseArgs({
     options: {
       n: { type: "string", default: "1000" },
@@ -34,6 +35,7 @@ function options(): { scenario: Omit<ScenarioOptions, "log">; suts: Sut[]; json:
       "sinker-args": { type: "string", default: "" },
       "sinker-node-args": { type: "string", default: "" },
       "no-finalizer-policy": { type: "boolean", default: false },
+      runs: { type: "string", default: "1" },
     },
   });
   const int = (name: string, v: string | undefined, min: number) => {
@@ -64,6 +66,7 @@ function options(): { scenario: Omit<ScenarioOptions, "log">; suts: Sut[]; json:
     },
     suts,
     json: values.json ?? "bench-results.json",
+    runs: int("runs", values.runs, 1),
   };
 }
 
@@ -127,25 +130,48 @@ async function main(): Promise<number> {
     process.stderr.write(`${(err as Error).message}\n${USAGE}\n`);
     return 2;
   }
-  const { scenario, suts, json } = parsed;
+  const { scenario, suts, json, runs } = parsed;
   const log = (msg: string) => process.stderr.write(`[bench] ${msg}\n`);
   const { env } = await upForTestRun({ log });
-  const results: Partial<Record<Sut, ScenarioResult>> = {};
+  const all: Run[] = [];
   try {
-    for (const sut of suts) results[sut] = await runScenario(env, sut, { ...scenario, log });
+    for (let run = 0; run < runs; run++) {
+      // every other run in the opposite order, so that a control plane slowing down over the runs (etcd's
+      // history grows) does not always favour the same system
+      const order = run % 2 === 0 ? suts : [...suts].reverse();
+      const results: Partial<Record<Sut, ScenarioResult>> = {};
+      for (const sut of order) {
+        if (runs > 1) log(`run ${run + 1} of ${runs}: ${sut}`);
+        results[sut] = await runScenario(env, sut, { ...scenario, log });
+      }
+      all.push(results);
+    }
   } finally {
     await releaseTestRun({ log });
   }
+  const results = medianRun(all);
   const header =
     `N = ${scenario.n} ${scenario.kind}s (1 KiB), ${Math.round(scenario.remoteShare * 100)} % of targets in cluster b, ` +
     `${scenario.mappings ? "2 mappings" : "clone"}; ${scenario.edits} source edits and ${scenario.drifts} drifts ` +
     `at ${scenario.rate}/s; idle window ${scenario.idleSeconds} s; Sinker ` +
-    `${scenario.finalizerPolicy ? "with" : "without"} the finalizer policy (manifests/finalizer-policy.yaml)`;
+    `${scenario.finalizerPolicy ? "with" : "without"} the finalizer policy (manifests/finalizer-policy.yaml)` +
+    (runs > 1 ? `; the run with the median convergence ratio of ${runs}` : "");
   process.stdout.write(`${header}\n\n${table(results)}\n\n`);
+  if (runs > 1) process.stdout.write(`${ratiosPerRun(all)}\n\n`);
   for (const r of Object.values(results)) process.stdout.write(`${breakdown(r)}\n`);
-  writeFileSync(json, `${JSON.stringify({ scenario, results }, null, 2)}\n`);
+  writeFileSync(json, `${JSON.stringify({ scenario, results, runs: all }, null, 2)}\n`);
   process.stdout.write(`\nfigures written to ${json}\n`);
   return 0;
+}
+
+function ratiosPerRun(all: readonly Run[]): string {
+  const line = (label: string, get: (x: ScenarioResult) => number) =>
+    `${label} Sinker / ideal per run: ${all.map((r) => `${ratio(r, get).toFixed(2)}×`).join(" ")}`;
+  return [
+    line("convergence", (x) => x.convergenceMs),
+    line("propagation p99", (x) => x.propagationMs.p99),
+    line("deletion", (x) => x.deletionMs),
+  ].join("\n");
 }
 
 process.exitCode = await main();

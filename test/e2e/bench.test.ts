@@ -31,7 +31,7 @@ function run(args: string[]): Promise<{ code: number | null; stdout: string; std
   });
 }
 
-test("npm run bench at N = 20: both systems converge, every figure is measured", {
+test("npm run bench at N = 20, twice: both systems converge, every figure is measured", {
   timeout: 600_000,
 }, async () => {
   const json = join(dir, "bench.json");
@@ -42,14 +42,19 @@ test("npm run bench at N = 20: both systems converge, every figure is measured",
     "--edits=10",
     "--drifts=10",
     "--idle-seconds=2",
+    "--runs=2",
     `--json=${json}`,
   ]);
   assert.equal(r.code, 0, `exit ${r.code}\n${r.stderr}\n${r.stdout}`);
   assert.match(r.stdout, /figure\s+ideal copier\s+Sinker\s+Sinker \/ ideal/);
   assert.match(r.stdout, /convergence \(s\)\s+\d+\.\d+\s+\d+\.\d+\s+\d+\.\d+×/);
+  assert.match(r.stdout, /convergence Sinker \/ ideal per run: \d+\.\d+× \d+\.\d+×/);
   const out = JSON.parse(readFileSync(json, "utf8")) as {
     results: Record<"ideal" | "sinker", ScenarioResult>;
+    runs: Array<Record<"ideal" | "sinker", ScenarioResult>>;
   };
+  assert.equal(out.runs.length, 2);
+  assert.ok(out.runs.some((run) => run.sinker.convergenceMs === out.results.sinker.convergenceMs));
   for (const sut of ["ideal", "sinker"] as const) {
     const f = out.results[sut];
     assert.ok(f, `${sut} measured`);
