@@ -8,8 +8,17 @@
  * ResourceSyncs, 2 when any failed; the others are still shown).
  */
 import { parseArgs } from "node:util";
-import { FIELD_MANAGER, GROUP_VERSION, RESOURCE_SYNC_KIND, type ResourceSync } from "../api/types.ts";
+import {
+  annotationIsTrue,
+  FIELD_MANAGER,
+  GROUP_VERSION,
+  RESOURCE_SYNC_KIND,
+  type ResourceSync,
+} from "../api/types.ts";
 import { formatValidationErrors, validateResourceSync } from "../api/validate.ts";
+import { liveOf } from "../controller/context.ts";
+import { ANNOTATION_ADOPT_TARGET, decideWrite } from "../controller/decisions.ts";
+import { type ClusterIdentity, readRecord } from "../controller/sync-record.ts";
 import { asSinkerError, SinkerError } from "../errors.ts";
 import { ClusterClient, type ResourceInfo } from "../kube/client.ts";
 import { loadLocalKubeConfig } from "../kube/kubeconfig.ts";
@@ -152,6 +161,8 @@ interface End {
   resource: ResourceInfo;
   namespace: string | undefined;
   local: boolean;
+  /** As the sync record names it: the kubeconfig Secret, or nothing for the local cluster. */
+  cluster: ClusterIdentity;
 }
 
 async function resolveEnd(
@@ -172,7 +183,13 @@ async function resolveEnd(
         `${end} ${kind} is cluster-scoped; local cluster-scoped kinds need --allow-cluster-scoped`,
       );
     }
-    return { client: local, resource, namespace: resource.namespaced ? rsNamespace : undefined, local: true };
+    return {
+      client: local,
+      resource,
+      namespace: resource.namespaced ? rsNamespace : undefined,
+      local: true,
+      cluster: {},
+    };
   }
   const ref = spec.cluster.kubeConfig.secretRef;
   const secretNamespace = ref.namespace ?? rsNamespace;
@@ -198,6 +215,7 @@ async function resolveEnd(
     resource,
     namespace: resource.namespaced ? (spec.cluster.namespace ?? namespace ?? "default") : undefined,
     local: false,
+    cluster: { secretRef: { namespace: secretNamespace, name: ref.name, key: ref.key } },
   };
 }
 
@@ -226,6 +244,22 @@ async function diffOne(
   });
   const targetName = rs.spec.target.resourceRef.name;
   const live = await target.client.get(target.resource, target.namespace, targetName);
+  // The controller's own decision: an object it did not write is not overwritten (TargetNotOwned), so there is
+  // no change to show. (Conflicts with other ResourceSyncs are not looked for: that needs them all.)
+  const refusal = decideWrite({
+    target: {
+      cluster: target.cluster,
+      apiVersion: target.resource.apiVersion,
+      kind: target.resource.kind,
+      ...(target.namespace ? { namespace: target.namespace } : {}),
+      name: targetName,
+    },
+    record: readRecord(obj.status),
+    live: liveOf(live, obj.metadata?.uid),
+    adopt: annotationIsTrue(obj.metadata, ANNOTATION_ADOPT_TARGET),
+    claimedBy: undefined,
+  });
+  if (refusal) throw refusal;
   const merged = await target.client.apply(target.resource, desired, {
     fieldManager: FIELD_MANAGER,
     force: true,

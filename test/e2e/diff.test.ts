@@ -148,6 +148,37 @@ describe("sinker diff", () => {
     assert.match(shown.stdout, new RegExp(`-  password: ${PASSWORD}\\n\\+  password: ${NEW_PASSWORD}\\n`));
   });
 
+  it("a target Sinker did not write: refused as the controller refuses it (TargetNotOwned), unless adopted", async () => {
+    await a.apply(configMap(ns, "hand-made", { owner: "someone else" }));
+    await a.apply(
+      resourceSync(ns, "foreign", {
+        source: ref("ConfigMap", "app-config"),
+        target: ref("ConfigMap", "hand-made"),
+      }),
+    );
+    const refused = await diff(["-n", ns, "foreign"]);
+    assert.equal(refused.code, 2);
+    assert.equal(
+      refused.stderr,
+      `sinker diff: ResourceSync ${ns}/foreign: target ConfigMap ${ns}/hand-made exists and was not written by ` +
+        `Sinker; set the annotation sinker.influxdata.io/adopt-target: "true" on the ResourceSync to take it over\n`,
+    );
+    assert.equal(refused.stdout, "");
+    await a.apply(
+      resourceSync(
+        ns,
+        "foreign",
+        { source: ref("ConfigMap", "app-config"), target: ref("ConfigMap", "hand-made") },
+        { "sinker.influxdata.io/adopt-target": "true" },
+      ),
+    );
+    const adopted = await diff(["-n", ns, "foreign"]);
+    assert.equal(adopted.code, 1, adopted.stderr);
+    assert.match(adopted.stdout, /\+ {2}logLevel: /);
+    assert.deepEqual((await a.get("v1", "ConfigMap", ns, "hand-made"))?.data, { owner: "someone else" });
+    await a.delete("sinker.influxdata.io/v1alpha1", "ResourceSync", ns, "foreign");
+  });
+
   it("errors exit 2 with one line each; the other ResourceSyncs are still compared", async () => {
     await a.apply(
       resourceSync(ns, "no-source", { source: ref("ConfigMap", "missing"), target: ref("ConfigMap", "x") }),
