@@ -55,7 +55,7 @@ export interface ReconcileContext {
    * What a ClusterResourceSyncSet grants one of its children (another namespace's source or kubeconfig Secret),
    * decided against the set and namespace caches; absent when fan-out is off.
    */
-  grant?: (rs: ResourceSync) => Grant | undefined;
+  grant?: (rs: ResourceSync) => Grant | "undecided" | undefined;
   /** Called with the outcome of requests to a cluster (metrics: remote cluster reachability). */
   onClusterOutcome?: (client: ClusterClient, reachable: boolean) => void;
 }
@@ -72,6 +72,9 @@ export type ReconcileResult =
 
 /** A 409 on a write of the ResourceSync itself (not on a target). */
 export class ResourceSyncConflict extends Error {}
+
+/** A set's grant cannot be decided yet (the remote cluster's namespaces are not listed): try again later. */
+export class GrantUndecided extends Error {}
 
 /**
  * Whether our own last write of a ResourceSync (`mine`) is no longer needed beside the cached version: the

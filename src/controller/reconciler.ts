@@ -21,6 +21,7 @@ import { project } from "../projection/index.ts";
 import { ClusterBusy } from "./cluster-share.ts";
 import {
   forget,
+  GrantUndecided,
   liveOf,
   patchResourceSync,
   type ReconcileContext,
@@ -50,6 +51,8 @@ export { liveOf, rvNewer, watchIdentity, writtenSuperseded } from "./context.ts"
 
 /** Our own write of the ResourceSync met a concurrent change: the new version is on its way through the watch. */
 const RS_CONFLICT_RETRY_MS = 200;
+/** A set's grant waits for a remote cluster's namespaces to be listed (no status written meanwhile). */
+const GRANT_UNDECIDED_RETRY_MS = 2_000;
 
 export async function reconcile(key: string, ctx: ReconcileContext): Promise<ReconcileResult> {
   const [namespace, name] = splitKey(key);
@@ -65,6 +68,7 @@ export async function reconcile(key: string, ctx: ReconcileContext): Promise<Rec
     return await sync(key, rs, refs, ctx);
   } catch (err) {
     if (err instanceof ResourceSyncConflict) return { kind: "requeue", afterMs: RS_CONFLICT_RETRY_MS };
+    if (err instanceof GrantUndecided) return { kind: "requeue", afterMs: GRANT_UNDECIDED_RETRY_MS };
     if (err instanceof ClusterBusy) return { kind: "busy", server: err.server };
     const error = asSinkerError(err);
     if (error.reason !== "Cancelled") await reportFailure(key, rs, error, ctx);

@@ -8,7 +8,7 @@ import { setOwner } from "../fanout/children.ts";
 import type { ClusterClient, ResourceInfo } from "../kube/client.ts";
 import type { KubeObject } from "../kube/object.ts";
 import { checkSecretAccess } from "../kube/remote-clusters.ts";
-import { type ReconcileContext, type RefSet, trackFailure } from "./context.ts";
+import { GrantUndecided, type ReconcileContext, type RefSet, trackFailure } from "./context.ts";
 import type { AppliedTarget, ClusterIdentity, TargetIdentity } from "./sync-record.ts";
 import type { WatchRef } from "./watches.ts";
 
@@ -102,7 +102,9 @@ export async function resolveEnd(
     end === "source"
       ? sourceNamespaceAsked !== undefined
       : spec.cluster !== undefined && setOwner(rs) !== undefined;
-  const grant = grantMatters ? ctx.grant?.(rs) : undefined;
+  const decided = grantMatters ? ctx.grant?.(rs) : undefined;
+  if (decided === "undecided") throw new GrantUndecided();
+  const grant = decided;
   if (
     end === "source" &&
     sourceNamespaceAsked !== undefined &&

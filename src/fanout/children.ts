@@ -188,25 +188,21 @@ function localChild(set: ClusterResourceSyncSet, ns: string): DesiredChild {
 
 /**
  * The remote children of a ClusterResourceSyncSet. `remote` answers a cluster's namespaces (namespaceSelector);
- * `undefined` from it marks the cluster undecided. With "any" (the grant check), a selector admits namespace
- * `only` unless it excludes it: the set controller prunes what the labels no longer select.
+ * `undefined` from it marks the cluster undecided (`namespace/name` of its Secret).
  */
 function remoteChildren(
   set: ClusterResourceSyncSet,
-  remote: Destinations["remoteNamespaces"] | "any",
+  remote: Destinations["remoteNamespaces"],
   undecided: Set<string>,
-  only?: string,
+  clusters = set.spec.clusters ?? [],
 ): DesiredChild[] {
   const out = new Map<string, DesiredChild>();
-  for (const cluster of set.spec.clusters ?? []) {
+  for (const cluster of clusters) {
     const secretRef = cluster.kubeConfig.secretRef;
     const names = new Set<string>(cluster.namespaces ?? []);
     const selector = cluster.namespaceSelector;
-    if (selector && remote === "any") {
-      if (only !== undefined && !selector.exclude?.includes(only)) names.add(only);
-    } else if (selector) {
-      const known =
-        remote === "any" ? undefined : remote?.(`${secretRef.namespace}/${secretRef.name}/${secretRef.key}`);
+    if (selector) {
+      const known = remote?.(`${secretRef.namespace}/${secretRef.name}/${secretRef.key}`);
       if (known === undefined) undecided.add(`${secretRef.namespace}/${secretRef.name}`);
       for (const ns of known ?? []) if (namespaceSelected(selector, ns)) names.add(ns.name);
     }
@@ -294,7 +290,8 @@ export function grantFor(
   rs: ResourceSync,
   lookupSet: (name: string) => ClusterResourceSyncSet | undefined,
   namespace: (name: string) => NamespaceInfo | undefined,
-): Grant | undefined {
+  remoteNamespaces: Destinations["remoteNamespaces"],
+): Grant | "undecided" | undefined {
   const owner = setOwner(rs);
   if (!owner || owner.kind !== CLUSTER_RESOURCE_SYNC_SET_KIND) return undefined;
   const set = lookupSet(owner.name);
@@ -304,15 +301,21 @@ export function grantFor(
   const nsInfo = namespace(ns);
   if (nsInfo && namespaceSelected(set.spec.namespaceSelector, nsInfo) && !isSourceItself(set, ns))
     candidates.push(localChild(set, ns));
-  if (ns === set.spec.source.namespace)
-    candidates.push(...remoteChildren(set, "any", new Set(), rs.spec.target.cluster?.namespace));
+  // Only the set's entries for the child's own Secret: one candidate per namespace there, not the whole set.
+  const undecided = new Set<string>();
+  const ref = rs.spec.target.cluster?.kubeConfig.secretRef;
+  if (ns === set.spec.source.namespace && ref) {
+    const clusters = (set.spec.clusters ?? []).filter((c) => sameJson(c.kubeConfig.secretRef, ref));
+    candidates.push(...remoteChildren(set, remoteNamespaces, undecided, clusters));
+  }
   const match = candidates.find(
     (c) =>
       c.name === rs.metadata.name &&
       sameJson(c.object.spec, rs.spec) &&
       sameJson(c.object.metadata.annotations ?? {}, pickAnnotations(rs, c.object.metadata.annotations ?? {})),
   );
-  if (!match) return undefined;
+  // A remote namespace a selector may pick, while that cluster's namespaces are not known yet: ask again later
+  if (!match) return undecided.size > 0 ? "undecided" : undefined;
   const secretNs = match.object.spec.target.cluster?.kubeConfig.secretRef.namespace;
   return {
     ...(match.destination.cluster === undefined ? { sourceNamespace: set.spec.source.namespace } : {}),

@@ -55,7 +55,7 @@ export interface Fanout {
   /** Resolves once both set kinds and the namespaces are cached (grants can be decided). */
   readonly synced: Promise<void>;
   /** What a ClusterResourceSyncSet lets this child do, if it is exactly one the set wants (see children.ts). */
-  grant(rs: ResourceSync): Grant | undefined;
+  grant(rs: ResourceSync): Grant | "undecided" | undefined;
   /** Fed by the manager with every ResourceSync event. */
   onResourceSync(event: InformerEvent): void;
   /** Remote clients this controller watches Namespaces through (not to be closed as unused). */
@@ -182,7 +182,10 @@ export async function startFanout(options: FanoutOptions): Promise<Fanout | unde
   const lookupChild = (namespace: string, name: string) =>
     options.resourceSyncs.get(namespace, name) as ResourceSync | undefined;
 
-  async function reconcileSet(key: string): Promise<"done" | "retry"> {
+  async function reconcileSet(key: string): Promise<"done" | "retry" | "gone"> {
+    // Children are looked up in the ResourceSync cache: before its first list every child would look missing,
+    // be applied again and could take over a ResourceSync of the same name someone else made.
+    await options.resourceSyncs.synced;
     const [kind, namespace, name] = key.split("|") as [SetKind, string, string];
     const raw = (kind === RESOURCE_SYNC_SET_KIND ? sets : clusterSets).get(namespace || undefined, name);
     if (!raw || raw.metadata?.deletionTimestamp) {
@@ -190,7 +193,7 @@ export async function startFanout(options: FanoutOptions): Promise<Fanout | unde
       // disable-target-deletion already, so their copies stay
       tenantSecrets.release(key);
       remote.sync(key, []);
-      return "done";
+      return "gone";
     }
     const validated =
       kind === RESOURCE_SYNC_SET_KIND ? validateResourceSyncSet(raw) : validateClusterResourceSyncSet(raw);
@@ -314,6 +317,8 @@ export async function startFanout(options: FanoutOptions): Promise<Fanout | unde
       try {
         const result = await reconcileSet(key);
         if (result === "retry") queue.addRateLimited(key);
+        else if (result === "gone")
+          queue.forget(key); // its next event, if it comes back, queues it again
         else {
           queue.forget(key);
           queue.addAfter(key, Math.round(resyncMs * (0.9 + Math.random() * 0.2)));
@@ -356,6 +361,7 @@ export async function startFanout(options: FanoutOptions): Promise<Fanout | unde
           const ns = namespaces.get(undefined, name);
           return ns ? namespaceInfo(ns) : undefined;
         },
+        (id) => remote.namespacesOf(id),
       );
     },
     onResourceSync,

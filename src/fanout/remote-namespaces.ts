@@ -148,6 +148,24 @@ export class RemoteNamespaces {
     return out;
   }
 
+  /**
+   * The namespaces of the cluster of kubeconfig `id` (`namespace/name/key`), from the watches the sets' syncs
+   * keep; undefined while that cluster's namespaces are not listed. Starts nothing (the grant check).
+   */
+  namespacesOf(id: string): readonly NamespaceInfo[] | undefined {
+    const [namespace, name, key] = id.split("/") as [string, string, string];
+    const secret = this.#secrets.get(`${namespace}/${name}`)?.informer.get(namespace, name);
+    if (!secret) return undefined;
+    let client: ClusterClient;
+    try {
+      client = this.#clusters.clusterFor(secret, key).client;
+    } catch {
+      return undefined;
+    }
+    const namespaces = this.#namespaces.get(client.id)?.informer;
+    return namespaces?.hasSynced() ? namespaces.list().map(namespaceInfo) : undefined;
+  }
+
   /** Clients whose Namespaces are watched (they must not be closed as unused). */
   clients(): ClusterClient[] {
     return [...this.#namespaces.values()].map((e) => e.client);

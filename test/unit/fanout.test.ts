@@ -198,6 +198,9 @@ describe("desired children", () => {
   });
 });
 
+/** The grant's view of remote clusters' namespaces when no set selects any by label. */
+const noRemote = () => undefined;
+
 describe("grants", () => {
   const set = clusterSet({
     clusters: [
@@ -220,8 +223,8 @@ describe("grants", () => {
   };
 
   test("the child the set wants gets the source namespace; the remote one the Secret's", () => {
-    assert.deepEqual(grantFor(local, lookup, nsOf), { sourceNamespace: "platform" });
-    assert.deepEqual(grantFor(remote, lookup, nsOf), { secretNamespace: "infra" });
+    assert.deepEqual(grantFor(local, lookup, nsOf, noRemote), { sourceNamespace: "platform" });
+    assert.deepEqual(grantFor(remote, lookup, nsOf, noRemote), { secretNamespace: "infra" });
   });
 
   const refused: Array<[string, (r: ResourceSync) => void]> = [
@@ -241,17 +244,18 @@ describe("grants", () => {
     ],
   ];
   for (const [name, patch] of refused) {
-    test(`refused: ${name}`, () => assert.equal(grantFor(copy(local, patch), lookup, nsOf), undefined));
+    test(`refused: ${name}`, () =>
+      assert.equal(grantFor(copy(local, patch), lookup, nsOf, noRemote), undefined));
   }
 
   test("refused once the set stops selecting the namespace or is being deleted", () => {
     assert.equal(
-      grantFor(local, lookup, () => ns("a", { team: "y" })),
+      grantFor(local, lookup, () => ns("a", { team: "y" }), noRemote),
       undefined,
     );
     const deleting = { ...set, metadata: { ...set.metadata, deletionTimestamp: "2026-01-01T00:00:00Z" } };
     assert.equal(
-      grantFor(local, () => deleting, nsOf),
+      grantFor(local, () => deleting, nsOf, noRemote),
       undefined,
     );
   });
@@ -489,16 +493,46 @@ describe("remote namespaces selected by label", () => {
     }).children;
     const r1 = known.find((c) => c.destination.namespace === "r1")?.object as ResourceSync;
     const lookup = (name: string) => (name === "ca" ? set : undefined);
+    const listed = () => [ns("r1", { team: "x" }), ns("kube-system"), ns("no", { team: "x" })];
     assert.deepEqual(
-      grantFor(r1, lookup, () => undefined),
+      grantFor(r1, lookup, () => undefined, listed),
       { secretNamespace: "infra" },
     );
-    const excluded = structuredClone(r1);
-    if (excluded.spec.target.cluster) excluded.spec.target.cluster.namespace = "no";
-    excluded.metadata.name = childName(set, "cluster:infra/b/value|ns:no");
+    // a child for another namespace of that cluster, named and built as the set would: only if the selector picks it
+    const forged = (remoteNs: string) => {
+      const out = structuredClone(r1);
+      if (out.spec.target.cluster) out.spec.target.cluster.namespace = remoteNs;
+      out.metadata.name = childName(set, `cluster:infra/b/value|ns:${remoteNs}`);
+      return out;
+    };
     assert.equal(
-      grantFor(excluded, lookup, () => undefined),
+      grantFor(forged("kube-system"), lookup, () => undefined, listed),
       undefined,
+      "not selected",
+    );
+    assert.equal(
+      grantFor(forged("no"), lookup, () => undefined, listed),
+      undefined,
+      "excluded",
+    );
+    // the cluster's namespaces not listed yet: neither granted nor refused
+    assert.equal(
+      grantFor(
+        r1,
+        lookup,
+        () => undefined,
+        () => undefined,
+      ),
+      "undecided",
+    );
+    assert.equal(
+      grantFor(
+        forged("kube-system"),
+        lookup,
+        () => undefined,
+        () => undefined,
+      ),
+      "undecided",
     );
   });
 });
