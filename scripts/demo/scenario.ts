@@ -3,6 +3,7 @@ import { spawn } from "node:child_process";
 import { join } from "node:path";
 import { performance } from "node:perf_hooks";
 import { Watch } from "@kubernetes/client-node";
+import { crdObjects } from "../../src/api/crds.ts";
 import { repoRoot } from "../../test/controlplane/testenv.ts";
 import { env, get, kubectl, listSyncs, must, type Obj, path, ready } from "./cluster.ts";
 import { EXPECTED_SYNCS, NS, REMOTES_NS } from "./constants.ts";
@@ -104,10 +105,7 @@ export async function scenario(): Promise<void> {
         "wait",
         "--for=condition=Established",
         "--timeout=30s",
-        "crd/resourcesyncs.sinker.influxdata.io",
-        "crd/sinkercontainers.sinker.influxdata.io",
-        "crd/resourcesyncsets.sinker.influxdata.io",
-        "crd/clusterresourcesyncsets.sinker.influxdata.io",
+        ...crdObjects().map((crd) => `crd/${crd.metadata?.name}`),
       ],
       { quiet: true },
     );

@@ -132,8 +132,6 @@ export const LABEL_SET_KIND = "sinker.influxdata.io/set-kind";
  * exactly this ResourceSync; on any other ResourceSync it is refused.
  */
 export const ANNOTATION_SOURCE_NAMESPACE = "sinker.influxdata.io/source-namespace";
-/** On a ResourceSync made by a set: hash of what the set wants it to be (skips applies that change nothing). */
-export const ANNOTATION_SET_HASH = "sinker.influxdata.io/set-hash";
 
 export type PruningPolicy = "Delete" | "Orphan";
 

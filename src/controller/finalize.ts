@@ -154,8 +154,9 @@ export async function finalize(
     candidates,
   };
   const log = ctx.logger;
-  // Decided again (at most once per candidate) after a target the API server removed at once.
-  for (let round = 0; round <= candidates.length; round++) {
+  // Decided again after a target the API server removed at once: each round returns, or marks one more
+  // candidate gone, so it ends.
+  for (;;) {
     const action = decideFinalize(facts);
     switch (action.kind) {
       case "none":
@@ -211,12 +212,11 @@ export async function finalize(
         // Still there (finalizers of its own): its watch reports it gone. Removed at once, as the API server's
         // answer says: decided again now, as that watch event would make it, without a second reconcile.
         if (outcome === "pending") return { kind: "waiting", afterMs: WAIT_SAFETY_MS };
-        candidate.live = liveOf(undefined, rs.metadata?.uid);
+        candidate.live = { exists: false };
         continue;
       }
     }
   }
-  return { kind: "waiting", afterMs: WAIT_SAFETY_MS };
 }
 
 function deletionError(error: SinkerError): SinkerError {

@@ -4,7 +4,7 @@
  * through Sinker's client, so a bug in the client cannot hide itself.
  */
 import { Metrics } from "../../../src/admin/metrics.ts";
-import { crdYaml } from "../../../src/api/crds.ts";
+import { crdObjects, crdYaml } from "../../../src/api/crds.ts";
 import { type RunningController, startController } from "../../../src/controller/manager.ts";
 import { ClusterClient } from "../../../src/kube/client.ts";
 import type { KubeObject } from "../../../src/kube/object.ts";
@@ -206,10 +206,7 @@ export async function installCrds(env: TestEnv, cluster: "a" | "b"): Promise<voi
     "wait",
     "--for=condition=Established",
     "--timeout=30s",
-    "crd/resourcesyncs.sinker.influxdata.io",
-    "crd/sinkercontainers.sinker.influxdata.io",
-    "crd/resourcesyncsets.sinker.influxdata.io",
-    "crd/clusterresourcesyncsets.sinker.influxdata.io",
+    ...crdObjects().map((crd) => `crd/${crd.metadata?.name}`),
   ]);
   if (w.code !== 0) throw new Error(`waiting for CRDs in ${cluster}: ${w.stderr}`);
 }
