@@ -377,10 +377,9 @@ export async function startController(options: ControllerOptions): Promise<Runni
     }
     logger.info({ resourceSyncs: resourceSyncs.list().length }, "initial ResourceSync list received");
   });
-  // A child of a ClusterResourceSyncSet is granted its source only against the set and namespace caches: no
-  // ResourceSync is reconciled before they are filled.
-  const fanoutSynced = fanout?.synced ?? Promise.resolve();
-  const workers = Array.from({ length: Math.max(1, options.concurrency) }, () => fanoutSynced.then(worker));
+  // A child of a ClusterResourceSyncSet is granted its source only against the set and namespace caches; until
+  // they are filled its grant is undecided and it waits (fanout.grant), while every other ResourceSync syncs.
+  const workers = Array.from({ length: Math.max(1, options.concurrency) }, () => worker());
 
   let stopped = false;
   return {

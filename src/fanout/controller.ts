@@ -54,7 +54,8 @@ export interface FanoutOptions {
 export interface Fanout {
   /** Resolves once both set kinds and the namespaces are cached (grants can be decided). */
   readonly synced: Promise<void>;
-  /** What a ClusterResourceSyncSet lets this child do, if it is exactly one the set wants (see children.ts). */
+  /** What a ClusterResourceSyncSet lets this child do, if it is exactly one the set wants (see children.ts);
+   * "undecided" until the caches it is decided against are filled. */
   grant(rs: ResourceSync): Grant | "undecided" | undefined;
   /** Fed by the manager with every ResourceSync event. */
   onResourceSync(event: InformerEvent): void;
@@ -349,11 +350,16 @@ export async function startFanout(options: FanoutOptions): Promise<Fanout | unde
       enqueueAll(RESOURCE_SYNC_SET_KIND);
       enqueueAll(CLUSTER_RESOURCE_SYNC_SET_KIND);
     });
+  let grantsDecidable = false;
+  void synced.then(() => {
+    grantsDecidable = true;
+  });
   const workers = [worker(), worker()];
 
   return {
     synced,
     grant(rs) {
+      if (!grantsDecidable) return "undecided";
       return grantFor(
         rs,
         (name) => clusterSets.get(undefined, name) as ClusterResourceSyncSet | undefined,
