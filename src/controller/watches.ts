@@ -146,6 +146,8 @@ function entryKeyOf(
 /** List failures that waiting will not cure. */
 const TERMINAL_REASONS = new Set<ErrorReason>(["Forbidden", "Unauthorized", "UnknownKind"]);
 const isTerminal = (reason: ErrorReason | undefined) => reason !== undefined && TERMINAL_REASONS.has(reason);
+/** How often a pending cluster-wide watch's health is looked at (in memory, no request) while it lists. */
+const WIDEN_CHECK_MS = 500;
 
 export class Watches {
   readonly #logger: Logger;
@@ -600,15 +602,19 @@ export class Watches {
         "watching this kind cluster-wide instead of namespace by namespace",
       );
     };
-    let timer: NodeJS.Timeout | undefined;
-    void Promise.race([
-      entry.informer.synced.then(() => true),
-      new Promise<boolean>((resolve) => {
-        timer = setTimeout(() => resolve(false), this.#syncTimeoutMs);
-        timer.unref();
-      }),
-    ]).then((ok) => {
-      if (timer) clearTimeout(timer);
+    // A slow first list (a large cluster) or a passing error is waited out: only a refusal (Forbidden and the
+    // like) keeps the per-namespace watches for good. Meanwhile those serve every read.
+    const outcome = new Promise<boolean>((resolve) => {
+      const check = () => {
+        if (this.#entries.get(wideRef.entryKey) !== entry) resolve(false);
+        else if (entry.informer.hasSynced()) resolve(true);
+        else if (isTerminal(entry.informer.health().lastErrorReason)) resolve(false);
+        else setTimeout(check, WIDEN_CHECK_MS).unref();
+      };
+      void entry.informer.synced.then(check);
+      check();
+    });
+    void outcome.then((ok) => {
       if (this.#entries.get(wideRef.entryKey) === entry) settle(ok);
       else this.#widenPending.delete(kk);
     });
