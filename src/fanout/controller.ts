@@ -164,8 +164,10 @@ export async function startFanout(options: FanoutOptions): Promise<Fanout | unde
     if (!owner) return;
     const key = `${e.object.metadata?.namespace ?? ""}/${e.object.metadata?.name ?? ""}`;
     let keys = childrenOf.get(owner.uid);
-    if (e.type === "deleted") keys?.delete(key);
-    else {
+    if (e.type === "deleted") {
+      keys?.delete(key);
+      if (keys?.size === 0) childrenOf.delete(owner.uid); // the index does not outlive a set's last child
+    } else {
       if (!keys) {
         keys = new Set();
         childrenOf.set(owner.uid, keys);
