@@ -18,6 +18,7 @@ import {
 import { formatValidationErrors, validateResourceSync } from "../api/validate.ts";
 import { liveOf } from "../controller/context.ts";
 import { ANNOTATION_ADOPT_TARGET, decideWrite } from "../controller/decisions.ts";
+import { identityOf } from "../controller/resolve.ts";
 import { type ClusterIdentity, readRecord } from "../controller/sync-record.ts";
 import { asSinkerError, SinkerError } from "../errors.ts";
 import { ClusterClient, type ResourceInfo } from "../kube/client.ts";
@@ -247,13 +248,7 @@ async function diffOne(
   // The controller's own decision: an object it did not write is not overwritten (TargetNotOwned), so there is
   // no change to show. (Conflicts with other ResourceSyncs are not looked for: that needs them all.)
   const refusal = decideWrite({
-    target: {
-      cluster: target.cluster,
-      apiVersion: target.resource.apiVersion,
-      kind: target.resource.kind,
-      ...(target.namespace ? { namespace: target.namespace } : {}),
-      name: targetName,
-    },
+    target: identityOf(rs, { ...target, name: targetName }),
     record: readRecord(obj.status),
     live: liveOf(live, obj.metadata?.uid),
     adopt: annotationIsTrue(obj.metadata, ANNOTATION_ADOPT_TARGET),

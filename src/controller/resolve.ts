@@ -185,7 +185,10 @@ export async function resolveRecorded(
   };
 }
 
-export function identityOf(_rs: ResourceSync, end: ResolvedEnd): TargetIdentity {
+export function identityOf(
+  _rs: ResourceSync,
+  end: Pick<ResolvedEnd, "cluster" | "resource" | "namespace" | "name">,
+): TargetIdentity {
   return {
     cluster: end.cluster,
     apiVersion: end.resource.apiVersion,
