@@ -58,7 +58,7 @@ export interface ScenarioResult {
 }
 
 const USERS: Record<Sut, AuditedUser> = { sinker: "sinker-bench", ideal: "ideal-copier" };
-const RS_RESOURCE: ResourceInfo = {
+export const RS_RESOURCE: ResourceInfo = {
   apiVersion: "sinker.influxdata.io/v1alpha1",
   group: "sinker.influxdata.io",
   version: "v1alpha1",
@@ -66,7 +66,7 @@ const RS_RESOURCE: ResourceInfo = {
   plural: "resourcesyncs",
   namespaced: true,
 };
-const PAYLOAD = "x".repeat(1024);
+export const PAYLOAD = "x".repeat(1024);
 
 /** Resolves when `promise` does, rejects after `ms` naming `what`. */
 async function within<T>(what: string, ms: number, promise: Promise<T>): Promise<T> {
@@ -250,7 +250,13 @@ export async function runScenario(env: TestEnv, sut: Sut, o: ScenarioOptions): P
   }
 }
 
-function resourceSync(i: number, remote: boolean, nsB: string, o: ScenarioOptions): KubeObject {
+/** The benchmark's ResourceSync number `i` (source `src-i`, target `dst-i`). */
+export function resourceSync(
+  i: number,
+  remote: boolean,
+  nsB: string,
+  o: Pick<ScenarioOptions, "kind" | "mappings">,
+): KubeObject {
   return {
     apiVersion: RS_RESOURCE.apiVersion,
     kind: "ResourceSync",

@@ -27,7 +27,7 @@ export class ApiEventRecorder implements EventRecorder {
   }
 
   record(object: KubeObject, type: "Normal" | "Warning", reason: string, message: string): void {
-    void this.send(object, type, reason, message).catch((err: unknown) => {
+    void this.post(object, type, reason, message).catch((err: unknown) => {
       this.logger.warn(
         { err: err instanceof Error ? err.message : String(err), reason },
         "could not record event",
@@ -35,7 +35,8 @@ export class ApiEventRecorder implements EventRecorder {
     });
   }
 
-  private async send(object: KubeObject, type: "Normal" | "Warning", reason: string, message: string) {
+  /** Creates the Event and resolves once the API server has it (`record` without waiting; used by benchmarks). */
+  async post(object: KubeObject, type: "Normal" | "Warning", reason: string, message: string): Promise<void> {
     const meta = object.metadata ?? {};
     const namespace = meta.namespace ?? "default";
     if (!this.resource) this.resource = this.client.resolve("v1", "Event");

@@ -1,20 +1,25 @@
-// The scale benchmark (npm run bench) at N = 20, half of the targets in cluster b: it keeps working, measures
-// both systems, and its figures are plausible. (The figures themselves are for people; see README Performance.)
+// The scale benchmark (npm run bench) at N = 20, half of the targets in cluster b, and the request prices
+// (npm run bench:requests) at N = 20: they keep working, measure what they say, and their figures are plausible.
+// (The figures themselves are for people; see README Performance.)
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, test } from "node:test";
+import { type Floor, type Price, STEPS, type Step } from "../../bench/support/request-prices.ts";
 import type { ScenarioResult } from "../../bench/support/scenario.ts";
-import { repoRoot } from "../controlplane/testenv.ts";
+import { load, repoRoot } from "../controlplane/testenv.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "sinker-bench-test-"));
 after(() => rmSync(dir, { recursive: true, force: true }));
 
-function run(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+function run(
+  args: string[],
+  script = "scale.ts",
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [join(repoRoot, "bench", "scale.ts"), ...args], {
+    const child = spawn(process.execPath, [join(repoRoot, "bench", script), ...args], {
       cwd: repoRoot,
       stdio: ["ignore", "pipe", "pipe"],
     });
@@ -74,4 +79,34 @@ test("npm run bench at N = 20, twice: both systems converge, every figure is mea
   }
   // Sinker writes status (and a finalizer): requests the ideal copier does not make
   assert.ok(out.results.sinker.convergenceRequests.byVerbResource["patch resourcesyncs/status"]);
+});
+
+test("npm run bench:requests at N = 20: every request priced, both floors printed", {
+  timeout: 300_000,
+}, async () => {
+  const json = join(dir, "request-costs.json");
+  const r = await run(["--n=20", "--rounds=1", `--json=${json}`], "request-costs.ts");
+  assert.equal(r.code, 0, `exit ${r.code}\n${r.stderr}\n${r.stdout}`);
+  assert.match(r.stdout, /status patch\s+\d+\.\d+\s+\d+\.\d+/);
+  assert.match(r.stdout, /convergence: .* floor of Sinker \/ ideal \d+\.\d+×/);
+  assert.match(r.stdout, /deletion: .* floor of Sinker \/ ideal \d+\.\d+×/);
+  const out = JSON.parse(readFileSync(json, "utf8")) as {
+    prices: Record<Step, Price>;
+    floors: Floor[];
+    rounds: unknown[];
+  };
+  assert.equal(out.rounds.length, 1);
+  assert.deepEqual(Object.keys(out.prices).sort(), [...STEPS].sort());
+  for (const [step, p] of Object.entries(out.prices)) {
+    assert.ok(Number.isFinite(p.apiMs) && p.apiMs >= 0, `${step}: ${p.apiMs} ms`);
+  }
+  assert.deepEqual(
+    out.floors.map((f) => f.phase),
+    ["convergence", "deletion"],
+  );
+  // Sinker makes every request the ideal makes (or its dearer twin) and more, so its sum cannot be smaller
+  for (const f of out.floors) assert.ok(f.sinkerMs > 0 && f.idealMs > 0, JSON.stringify(f));
+  // the benchmark left no policy acting: a later test's ResourceSyncs are created without the finalizer
+  const probe = await load().kubectl("a", ["get", "mutatingadmissionpolicies", "-o", "name"]);
+  assert.doesNotMatch(probe.stdout, /sinker-resourcesync-finalizer/);
 });
