@@ -277,6 +277,14 @@ async function main(): Promise<number> {
       `${f.phase}: the ideal's requests cost the API server ${f.idealMs.toFixed(2)} ms per ResourceSync, ` +
       `Sinker's ${f.sinkerMs.toFixed(2)} ms: floor of Sinker / ideal ${f.ratio.toFixed(2)}×`,
   );
+  // each round's own floors, for the spread (the medians above are taken per request, not per floor)
+  const perRound = rounds.map(floors);
+  if (rounds.length > 1) {
+    for (const [i, f] of fl.entries()) {
+      const each = perRound.map((r) => `${(r[i]?.ratio ?? Number.NaN).toFixed(2)}×`).join(" ");
+      floorLines.push(`${f.phase} floor per round: ${each}`);
+    }
+  }
   process.stdout.write(`${table(prices, o)}\n\n${floorLines.join("\n")}\n`);
   writeFileSync(
     o.json,
@@ -285,7 +293,7 @@ async function main(): Promise<number> {
         n: o.n,
         prices: Object.fromEntries(prices),
         floors: fl,
-        rounds: rounds.map((r) => Object.fromEntries(r)),
+        rounds: rounds.map((r, i) => ({ prices: Object.fromEntries(r), floors: perRound[i] })),
       },
       null,
       2,

@@ -148,7 +148,6 @@ export async function releaseAndRemoveFinalizer(
   await forget(key, ctx);
 }
 
-/** Records the outcome of a request to a cluster (reachability metric) and passes its result on. */
 /**
  * Like track, for calls that may be answered from a cache (discovery): only a failure says something about the
  * cluster, a cache hit does not prove it is reachable.
@@ -166,6 +165,7 @@ export async function trackFailure<T>(
   }
 }
 
+/** Records the outcome of a request to a cluster (reachability metric) and passes its result on. */
 export async function track<T>(client: ClusterClient, ctx: ReconcileContext, p: Promise<T>): Promise<T> {
   try {
     const out = await p;
