@@ -18,7 +18,7 @@ import { FIELD_MANAGER, FINALIZER } from "../src/api/types.ts";
 import { validateResourceSync } from "../src/api/validate.ts";
 import { nextStatus } from "../src/controller/status.ts";
 import { describeTarget, nextRecord, type TargetIdentity } from "../src/controller/sync-record.ts";
-import { ClusterClient, type ResourceInfo } from "../src/kube/client.ts";
+import { ClusterClient } from "../src/kube/client.ts";
 import { KubeConfig } from "../src/kube/client-node.ts";
 import { ApiEventRecorder } from "../src/kube/events.ts";
 import type { KubeObject } from "../src/kube/object.ts";
@@ -29,19 +29,12 @@ import { installFinalizerPolicy, removeFinalizerPolicy } from "../test/controlpl
 import { releaseTestRun, type TestEnv, upForTestRun } from "../test/controlplane/testenv.ts";
 import { cpuSeconds } from "./support/figures.ts";
 import { floors, medianPrices, type Price, STEPS, type Step } from "./support/request-prices.ts";
-import { PAYLOAD, RS_RESOURCE, resourceSync } from "./support/scenario.ts";
+import { objectResource, PAYLOAD, RS_RESOURCE, resourceSync } from "./support/scenario.ts";
 
 const USAGE = "usage: npm run bench:requests -- [--n N] [--rounds R] [--json FILE]";
 const CONCURRENCY = 8;
 
-const CONFIGMAP: ResourceInfo = {
-  apiVersion: "v1",
-  group: "",
-  version: "v1",
-  kind: "ConfigMap",
-  plural: "configmaps",
-  namespaced: true,
-};
+const CONFIGMAP = objectResource("ConfigMap");
 
 /** CPU of kube-apiserver (cluster a) and etcd, in ms. */
 function controlPlaneCpuMs(env: TestEnv): { api: number; etcd: number } {
@@ -136,7 +129,7 @@ async function round(
   });
   const source = (ns: string, i: number): KubeObject => ({
     ...idealTarget(ns, i),
-    metadata: { name: `src-${i}` },
+    metadata: { name: `src-${i}`, namespace: ns },
   });
   const createRs = (ns: string) => (i: number) =>
     c.admin.create(RS_RESOURCE, ns, resourceSync(i, false, "", { kind: "ConfigMap", mappings: false }));

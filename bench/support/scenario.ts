@@ -81,16 +81,21 @@ async function within<T>(what: string, ms: number, promise: Promise<T>): Promise
   }
 }
 
-export async function runScenario(env: TestEnv, sut: Sut, o: ScenarioOptions): Promise<ScenarioResult> {
-  const user = USERS[sut];
-  const res: ResourceInfo = {
+/** The resource of the benchmark's sources and targets. */
+export function objectResource(kind: ScenarioOptions["kind"]): ResourceInfo {
+  return {
     apiVersion: "v1",
     group: "",
     version: "v1",
-    kind: o.kind,
-    plural: o.kind === "Secret" ? "secrets" : "configmaps",
+    kind,
+    plural: kind === "Secret" ? "secrets" : "configmaps",
     namespaced: true,
   };
+}
+
+export async function runScenario(env: TestEnv, sut: Sut, o: ScenarioOptions): Promise<ScenarioResult> {
+  const user = USERS[sut];
+  const res = objectResource(o.kind);
   const enc = (v: string) => (o.kind === "Secret" ? Buffer.from(v).toString("base64") : v);
   const readValue = (obj: KubeObject) => {
     const data = obj.data as Record<string, string> | undefined;
