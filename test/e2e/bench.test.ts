@@ -7,7 +7,7 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, test } from "node:test";
-import { type Floor, type Price, STEPS, type Step } from "../../bench/support/request-prices.ts";
+import { type Floor, floors, type Price, STEPS, type Step } from "../../bench/support/request-prices.ts";
 import type { ScenarioResult } from "../../bench/support/scenario.ts";
 import { load, repoRoot } from "../controlplane/testenv.ts";
 
@@ -104,8 +104,12 @@ test("npm run bench:requests at N = 20: every request priced, both floors printe
     out.floors.map((f) => f.phase),
     ["convergence", "deletion"],
   );
-  // Sinker makes every request the ideal makes (or its dearer twin) and more, so its sum cannot be smaller
-  for (const f of out.floors) assert.ok(f.sinkerMs > 0 && f.idealMs > 0, JSON.stringify(f));
+  // the floors printed are the sums of the prices printed (at N = 20 a price may round to 0 ms on a busy
+  // machine: CPU is counted in 10 ms ticks, so no figure is asserted to be positive)
+  const again = JSON.parse(
+    JSON.stringify(floors(new Map(Object.entries(out.prices) as Array<[Step, Price]>))),
+  );
+  assert.deepEqual(out.floors, again);
   // the benchmark left no policy acting: a later test's ResourceSyncs are created without the finalizer
   const probe = await load().kubectl("a", ["get", "mutatingadmissionpolicies", "-o", "name"]);
   assert.doesNotMatch(probe.stdout, /sinker-resourcesync-finalizer/);
