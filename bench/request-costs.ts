@@ -16,6 +16,8 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { parseArgs } from "node:util";
 import { FIELD_MANAGER, FINALIZER } from "../src/api/types.ts";
 import { validateResourceSync } from "../src/api/validate.ts";
+import { finalizerRemoval } from "../src/controller/context.ts";
+import { inSyncMessage } from "../src/controller/resolve.ts";
 import { nextStatus } from "../src/controller/status.ts";
 import { describeTarget, nextRecord, type TargetIdentity } from "../src/controller/sync-record.ts";
 import { ClusterClient } from "../src/kube/client.ts";
@@ -44,7 +46,7 @@ function controlPlaneCpuMs(env: TestEnv): { api: number; etcd: number } {
   return { api: cpuSeconds(api) * 1000, etcd: cpuSeconds(etcd) * 1000 };
 }
 
-/** Runs `request` for every index, 8 at a time, and returns its price per request. */
+/** Runs `request` for every index, CONCURRENCY at a time, and returns its price per request. */
 async function price(env: TestEnv, n: number, request: (i: number) => Promise<unknown>): Promise<Price> {
   // what the control plane spends on its own (controllers' resyncs, leases) over a second, to subtract
   await sleep(500);
@@ -178,7 +180,10 @@ async function round(
     await step("status patch", (i) => {
       const rs = created.get(i);
       const record = nextRecord(undefined, identity(i), applied.get(i)?.metadata?.uid ?? "", new Date());
-      const message = `target ConfigMap ${nsSinker}/dst-${i} is in sync with source ConfigMap ${nsSinker}/src-${i}`;
+      const checked = validateResourceSync(rs);
+      if (!checked.ok) throw new Error(`rs-${i} is not a valid ResourceSync`);
+      const end = (name: string) => ({ client: c.system, local: true, namespace: nsSinker, name });
+      const message = inSyncMessage(checked.value, end(`src-${i}`), end(`dst-${i}`));
       const status = nextStatus(
         undefined,
         rs?.metadata?.generation,
@@ -209,17 +214,15 @@ async function round(
         `target ${describeTarget(identity(i))} deleted`,
       ),
     );
-    await step("finalizer patch, last finalizer", (i) => {
-      const rs = deleting.get(`rs-${i}`);
-      const finalizers = (rs?.metadata?.finalizers ?? []).filter((f) => f !== FINALIZER);
-      return c.system.patch(
+    await step("finalizer patch, last finalizer", (i) =>
+      c.system.patch(
         RS_RESOURCE,
         nsSinker,
         `rs-${i}`,
-        { metadata: { finalizers, resourceVersion: rs?.metadata?.resourceVersion } },
+        finalizerRemoval(deleting.get(`rs-${i}`) ?? {}),
         "merge",
-      );
-    });
+      ),
+    );
   } finally {
     await removeFinalizerPolicy(env, "a").catch(() => undefined);
     // waited for: the namespace controller's deletions would be counted in the next round's prices
@@ -236,7 +239,7 @@ function table(prices: ReadonlyMap<Step, Price>, o: Options): string {
     return p ? [[s, p.apiMs.toFixed(2), p.etcdMs.toFixed(2)]] : [];
   });
   const lines = [
-    [`request (N = ${o.n}, 8 at a time, median of ${o.rounds})`, "API server (ms)", "etcd (ms)"],
+    [`request (N = ${o.n}, ${CONCURRENCY} at a time, median of ${o.rounds})`, "API server (ms)", "etcd (ms)"],
     ...rows,
   ];
   const widths = [0, 1, 2].map((c) => Math.max(...lines.map((l) => (l[c] ?? "").length)));

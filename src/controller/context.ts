@@ -132,16 +132,19 @@ export async function forget(key: string, ctx: ReconcileContext): Promise<void> 
   await ctx.watches.release(key);
 }
 
+/** The merge patch that removes Sinker's finalizer; the resourceVersion keeps a concurrent change from being lost. */
+export function finalizerRemoval(rs: KubeObject): KubeObject {
+  const finalizers = (rs.metadata?.finalizers ?? []).filter((f) => f !== FINALIZER);
+  return { metadata: { finalizers, resourceVersion: rs.metadata?.resourceVersion } };
+}
+
 export async function releaseAndRemoveFinalizer(
   key: string,
   rs: KubeObject,
   ctx: ReconcileContext,
 ): Promise<void> {
-  const finalizers = (rs.metadata?.finalizers ?? []).filter((f) => f !== FINALIZER);
   try {
-    await patchResourceSync(key, rs, ctx, {
-      metadata: { finalizers, resourceVersion: rs.metadata?.resourceVersion },
-    });
+    await patchResourceSync(key, rs, ctx, finalizerRemoval(rs));
   } catch (err) {
     if (asSinkerError(err).reason !== "NotFound") throw err;
   }

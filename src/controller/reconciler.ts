@@ -34,7 +34,7 @@ import {
 } from "./context.ts";
 import { ANNOTATION_ADOPT_TARGET, decideTargetChange, decideWrite } from "./decisions.ts";
 import { deleteOldTarget, finalize, sweepLocalLeftovers } from "./finalize.ts";
-import { describeEnd, identityOf, type ResolvedEnd, resolveEnd, watchRef } from "./resolve.ts";
+import { describeEnd, identityOf, inSyncMessage, type ResolvedEnd, resolveEnd, watchRef } from "./resolve.ts";
 import {
   findCondition,
   nextStatus,
@@ -186,7 +186,7 @@ async function sync(
   await reportSuccess(
     key,
     rs,
-    `target ${describeEnd(spec.spec.target.resourceRef.kind, target)} is in sync with source ${describeEnd(spec.spec.source.resourceRef.kind, source)}`,
+    inSyncMessage(spec, source, target),
     uid ? nextRecord(currentRecord, targetId, uid, new Date()) : (nextRec ?? undefined),
     ctx,
   );

@@ -202,7 +202,15 @@ export function watchRef(end: ResolvedEnd): WatchRef {
   return { client: end.client, resource: end.resource, namespace: end.namespace, name: end.name };
 }
 
-export function describeEnd(kind: string, end: ResolvedEnd): string {
+/** What describeEnd reads of a resolved end. */
+export type DescribedEnd = Pick<ResolvedEnd, "namespace" | "name" | "local"> & { client: { name: string } };
+
+export function describeEnd(kind: string, end: DescribedEnd): string {
   const where = end.local ? "" : ` in cluster ${end.client.name}`;
   return `${kind} ${end.namespace ? `${end.namespace}/` : ""}${end.name}${where}`;
+}
+
+/** The Ready condition's message after a successful sync. */
+export function inSyncMessage(spec: ResourceSync, source: DescribedEnd, target: DescribedEnd): string {
+  return `target ${describeEnd(spec.spec.target.resourceRef.kind, target)} is in sync with source ${describeEnd(spec.spec.source.resourceRef.kind, source)}`;
 }

@@ -112,5 +112,6 @@ test("npm run bench:requests at N = 20: every request priced, both floors printe
   assert.deepEqual(out.floors, again);
   // the benchmark left no policy acting: a later test's ResourceSyncs are created without the finalizer
   const probe = await load().kubectl("a", ["get", "mutatingadmissionpolicies", "-o", "name"]);
+  assert.equal(probe.code, 0, probe.stderr);
   assert.doesNotMatch(probe.stdout, /sinker-resourcesync-finalizer/);
 });
