@@ -32,7 +32,16 @@ export async function deleteOldTarget(
   refs: RefSet,
   ctx: ReconcileContext,
 ): Promise<void> {
-  const old = await resolveRecorded(key, record, rs, refs, ctx);
+  let old: ResolvedEnd;
+  try {
+    old = await resolveRecorded(key, record, rs, refs, ctx);
+  } catch (err) {
+    const error = asSinkerError(err);
+    if (error.reason !== "ClusterChanged") throw err;
+    // the Secret now reaches another cluster: the old target cannot be reached any more, like a new target
+    ctx.events.record(rs, "Normal", "OldTargetKept", `target changed; ${error.message}`);
+    return;
+  }
   // A live read of an object no longer watched (one request, only when the target changes).
   const existing = await track(old.client, ctx, old.client.get(old.resource, old.namespace, old.name));
   if (!existing || existing.metadata?.uid !== record.uid) return;
@@ -110,6 +119,8 @@ export async function finalize(
       } catch (err) {
         if (err instanceof ClusterBusy) throw err; // not unreachable: its share of workers is in use
         c.unresolved = asSinkerError(err);
+        if (c.unresolved.reason === "ClusterChanged")
+          ctx.events.record(rs, "Warning", "ClusterChanged", c.unresolved.message);
       }
       candidates.push(c);
     }

@@ -6,6 +6,7 @@ import {
 import { asSinkerError, SinkerError } from "../errors.ts";
 import { setOwner } from "../fanout/children.ts";
 import type { ClusterClient, ResourceInfo } from "../kube/client.ts";
+import { type ClusterFacts, sameCluster } from "../kube/cluster-identity.ts";
 import type { KubeObject } from "../kube/object.ts";
 import { checkSecretAccess } from "../kube/remote-clusters.ts";
 import { GrantUndecided, type ReconcileContext, type RefSet, trackFailure } from "./context.ts";
@@ -20,6 +21,13 @@ export interface ResolvedEnd {
   namespace: string | undefined;
   name: string;
   local: boolean;
+  /** Which cluster the client reaches, as the cluster says (cluster-identity.ts). */
+  facts: ClusterFacts;
+}
+
+/** The identity of the cluster a client reaches (fetched once per client; a failure counts as unreachable). */
+export function factsOf(client: ClusterClient, ctx: ReconcileContext): Promise<ClusterFacts> {
+  return trackFailure(client, ctx, ctx.remoteClusters.identities.of(client));
 }
 
 /** The client of a cluster: the local one, or the one of a kubeconfig Secret (access checked before watching). */
@@ -127,6 +135,7 @@ export async function resolveEnd(
     return {
       client: ctx.local,
       cluster: {},
+      facts: await factsOf(ctx.local, ctx),
       resource,
       namespace: resource.namespaced
         ? end === "source" && grant?.sourceNamespace !== undefined
@@ -146,9 +155,11 @@ export async function resolveEnd(
     ...(grant?.secretNamespace !== undefined ? { grantedSecretNamespace: grant.secretNamespace } : {}),
   });
   const resource = await trackFailure(remote.client, ctx, remote.client.resolve(apiVersion, kind));
+  const facts = await factsOf(remote.client, ctx);
   return {
     client: remote.client,
-    cluster,
+    cluster: { ...cluster, identity: facts },
+    facts,
     resource,
     namespace: resource.namespaced ? (spec.cluster.namespace ?? remote.namespace ?? "default") : undefined,
     name,
@@ -174,10 +185,21 @@ export async function resolveRecorded(
     secretGoneFallback: true,
     ...(granted !== undefined ? { grantedSecretNamespace: granted } : {}),
   });
+  const facts = await factsOf(client, ctx);
+  const recorded = record.cluster.identity;
+  if (record.cluster.secretRef && recorded && !sameCluster(recorded, facts)) {
+    const s = record.cluster.secretRef;
+    throw new SinkerError(
+      "ClusterChanged",
+      `kubeconfig Secret ${s.namespace}/${s.name} now reaches another cluster than the one the recorded target ` +
+        `${record.kind} ${record.namespace ? `${record.namespace}/` : ""}${record.name} was applied to; it is left there`,
+    );
+  }
   const resource = await trackFailure(client, ctx, client.resolve(record.apiVersion, record.kind));
   return {
     client,
     cluster: record.cluster,
+    facts,
     resource,
     namespace: resource.namespaced ? record.namespace : undefined,
     name: record.name,
