@@ -138,21 +138,21 @@ describe("issue 20 item 1: one cluster through two tenants' Secrets", () => {
     const target = { ...cmRef(name), cluster: clusterRef(restrictedNamespace) };
     await a.apply(resourceSync(t1, "first", { source: cmRef("src"), target }));
     await waitReady(a, t1, "first", "True", undefined, 30_000);
-    await a.waitFor(
-      "first's record, with the cluster's identity",
-      RS_API,
-      "ResourceSync",
-      t1,
-      "first",
-      (o) =>
-        (o?.status as { appliedTarget?: { cluster?: { identity?: { kubeSystemUID?: string } } } })
-          ?.appliedTarget?.cluster?.identity?.kubeSystemUID,
+    await a.waitFor("first's record", RS_API, "ResourceSync", t1, "first", (o) =>
+      Boolean((o?.status as { appliedTarget?: unknown })?.appliedTarget),
     );
     await a.apply(resourceSync(t2, "second", { source: cmRef("src"), target }));
     const c = await waitReady(a, t2, "second", "False", "TargetConflict", 30_000);
     assert.match(c.message, new RegExp(`${t1}/first`));
     const dst = await settled(b, restrictedNamespace, name);
     assert.deepEqual(dst?.data, { from: "admin" });
+    // the holder's record says which cluster, as the cluster says (its kube-system uid: the admin may read it)
+    const first = await a.get(RS_API, "ResourceSync", t1, "first");
+    const identity = (
+      first?.status as { appliedTarget?: { cluster?: { identity?: Record<string, string> } } }
+    )?.appliedTarget?.cluster?.identity;
+    assert.match(identity?.kubeSystemUID ?? "", /^[0-9a-f-]{36}$/);
+    assert.match(identity?.caSHA256 ?? "", /^[0-9a-f]{64}$/);
     await deleteResourceSyncs(a, [t1, t2]);
   });
 });
