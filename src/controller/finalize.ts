@@ -18,7 +18,7 @@ import {
   track,
 } from "./context.ts";
 import { type Candidate, decideFinalize } from "./decisions.ts";
-import { identityOf, type ResolvedEnd, resolveEnd, resolveRecorded, watchRef } from "./resolve.ts";
+import { identify, identityOf, type ResolvedEnd, resolveEnd, resolveRecorded, watchRef } from "./resolve.ts";
 import { type AppliedTarget, describeTarget, readRecord, sameTarget } from "./sync-record.ts";
 
 /** Safety net while waiting for a watch to report a target gone (the watch event is what normally ends it). */
@@ -127,7 +127,7 @@ export async function finalize(
     const parsed = validateResourceSync(rs);
     if (parsed.ok) {
       try {
-        const end = await resolveEnd(parsed.value, "target", refs, ctx);
+        const end = await identify(await resolveEnd(parsed.value, "target", refs, ctx), ctx);
         const id = identityOf(parsed.value, end);
         if (!sameTarget(id, record)) {
           const c: Candidate = { target: id };

@@ -44,9 +44,10 @@ import { deleteOldTarget, finalize, sweepLocalLeftovers } from "./finalize.ts";
 import {
   describeEnd,
   factsOf,
+  type IdentifiedEnd,
+  identify,
   identityOf,
   inSyncMessage,
-  type ResolvedEnd,
   resolveEnd,
   watchRef,
 } from "./resolve.ts";
@@ -108,11 +109,14 @@ async function sync(
 ): Promise<ReconcileResult> {
   const spec = validated(cached);
   const rs = await ensureFinalizer(key, cached, ctx);
-  const source = await resolveEnd(spec, "source", refs, ctx);
-  const target = await resolveEnd(spec, "target", refs, ctx);
+  const sourceEnd = await resolveEnd(spec, "source", refs, ctx);
+  const targetEnd = await resolveEnd(spec, "target", refs, ctx);
+  // watched first: a cluster that cannot be listed fails here, with its own error, before it is asked who it is
+  await refs.add(watchRef(sourceEnd), watchRef(targetEnd));
+  const source = await identify(sourceEnd, ctx);
+  const target = await identify(targetEnd, ctx);
   const targetId = identityOf(spec, target);
   refuseSelfReference(spec, source, target, await factsOf(ctx.local, ctx), ctx);
-  await refs.add(watchRef(source), watchRef(target));
 
   const record = readRecord(rs.status);
   const disable = annotationIsTrue(rs.metadata, ANNOTATION_DISABLE_TARGET_DELETION);
@@ -214,12 +218,12 @@ async function sync(
  */
 function refuseSelfReference(
   spec: ResourceSync,
-  source: ResolvedEnd,
-  target: ResolvedEnd,
+  source: IdentifiedEnd,
+  target: IdentifiedEnd,
   localFacts: ClusterFacts,
   ctx: ReconcileContext,
 ): void {
-  const end = (e: ResolvedEnd): ObjectRef => ({
+  const end = (e: IdentifiedEnd): ObjectRef => ({
     facts: e.facts,
     group: e.resource.group,
     kind: e.resource.kind,

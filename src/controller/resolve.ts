@@ -21,8 +21,22 @@ export interface ResolvedEnd {
   namespace: string | undefined;
   name: string;
   local: boolean;
+}
+
+/** A resolved end with its cluster's identity (`cluster.identity` set for a remote one). */
+export interface IdentifiedEnd extends ResolvedEnd {
   /** Which cluster the client reaches, as the cluster says (cluster-identity.ts). */
   facts: ClusterFacts;
+}
+
+/** Completes a resolved end with its cluster's identity (cached per client: its first use costs one GET). */
+export async function identify(end: ResolvedEnd, ctx: ReconcileContext): Promise<IdentifiedEnd> {
+  const facts = await factsOf(end.client, ctx);
+  return {
+    ...end,
+    cluster: end.cluster.secretRef ? { ...end.cluster, identity: facts } : end.cluster,
+    facts,
+  };
 }
 
 /** The identity of the cluster a client reaches (fetched once per client; a failure counts as unreachable). */
@@ -135,7 +149,6 @@ export async function resolveEnd(
     return {
       client: ctx.local,
       cluster: {},
-      facts: await factsOf(ctx.local, ctx),
       resource,
       namespace: resource.namespaced
         ? end === "source" && grant?.sourceNamespace !== undefined
@@ -155,11 +168,9 @@ export async function resolveEnd(
     ...(grant?.secretNamespace !== undefined ? { grantedSecretNamespace: grant.secretNamespace } : {}),
   });
   const resource = await trackFailure(remote.client, ctx, remote.client.resolve(apiVersion, kind));
-  const facts = await factsOf(remote.client, ctx);
   return {
     client: remote.client,
-    cluster: { ...cluster, identity: facts },
-    facts,
+    cluster,
     resource,
     namespace: resource.namespaced ? (spec.cluster.namespace ?? remote.namespace ?? "default") : undefined,
     name,
@@ -199,7 +210,6 @@ export async function resolveRecorded(
   return {
     client,
     cluster: record.cluster,
-    facts,
     resource,
     namespace: resource.namespaced ? record.namespace : undefined,
     name: record.name,
