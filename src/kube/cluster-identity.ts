@@ -30,9 +30,16 @@ export interface ClusterFacts {
   serverSHA256?: string;
 }
 
-/** Do two sets of facts name one cluster? The strongest fact both know decides; nothing in common: no. */
+/**
+ * Do two sets of facts name one cluster? The strongest fact both know decides; nothing in common: no. Two UIDs
+ * decide unless both CAs are known and differ: a server that answers with another cluster's UID (a tenant's own
+ * server) must also be trusted through that cluster's CA to be taken for it.
+ */
 export function sameCluster(a: ClusterFacts, b: ClusterFacts): boolean {
-  if (a.kubeSystemUID && b.kubeSystemUID) return a.kubeSystemUID === b.kubeSystemUID;
+  if (a.kubeSystemUID && b.kubeSystemUID) {
+    const caDiffers = a.caSHA256 !== undefined && b.caSHA256 !== undefined && a.caSHA256 !== b.caSHA256;
+    return a.kubeSystemUID === b.kubeSystemUID && !caDiffers;
+  }
   if (a.caSHA256 && b.caSHA256) return a.caSHA256 === b.caSHA256;
   if (a.serverSHA256 && b.serverSHA256) return a.serverSHA256 === b.serverSHA256;
   return false;

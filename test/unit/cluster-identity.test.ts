@@ -38,7 +38,18 @@ const LOCAL: ClusterFacts = { kubeSystemUID: "uid-a", caSHA256: hex("a"), server
 describe("sameCluster: the strongest fact both sides know decides", () => {
   const rows: Array<[string, ClusterFacts, ClusterFacts, boolean]> = [
     ["same kube-system uid, other server (an alias)", B, B_ALIAS, true],
-    ["same uid wins over a different CA (a rotated CA)", B, { ...B, caSHA256: hex("9") }, true],
+    [
+      "same uid, other CA: a server cannot borrow another cluster's uid",
+      B,
+      { ...B, caSHA256: hex("9") },
+      false,
+    ],
+    [
+      "same uid, CA unknown on one side (system trust roots)",
+      B,
+      { kubeSystemUID: "uid-b", serverSHA256: hex("7") },
+      true,
+    ],
     ["different uids, same CA (one CA signs two clusters)", B, C_SAME_CA, false],
     ["one side without uid: the CA decides (a user who may not read kube-system)", B, B_RESTRICTED, true],
     ["no uid on one side, other CA", B_RESTRICTED, { caSHA256: hex("c") }, false],
