@@ -34,6 +34,8 @@ export type ErrorReason =
   | "TargetNotOwned"
   | "TargetConflict"
   | "TargetIsSource"
+  // another writer keeps rewriting the target (contest.ts): repaired with back-off
+  | "TargetContested"
   // the world is not (yet) as we need it
   | "SourceNotFound"
   | "ClusterUnreachable"
