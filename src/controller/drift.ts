@@ -12,6 +12,7 @@ import {
   afterCalm,
   afterRepair,
   type ContestState,
+  DEFAULT_CONTEST_POLICY,
   decideRepair,
   otherWriter,
   restoredContest,
@@ -131,7 +132,7 @@ export async function writeTarget(w: TargetWrite, ctx: ReconcileContext): Promis
     memo.shape === shape &&
     liveObject !== undefined &&
     !liveObject.metadata?.deletionTimestamp &&
-    coveredBy(desired, liveObject);
+    coveredBy(withoutType(desired), liveObject);
   if (trusted && (unchanged || inPlace)) {
     if (!unchanged) {
       ctx.applied.set(key, { target: targetWatch, resourceVersion: liveRv ?? "", hash, shape });
@@ -184,7 +185,8 @@ export async function writeTarget(w: TargetWrite, ctx: ReconcileContext): Promis
       kind: "contested",
       uid,
       writer: state.writer,
-      afterMs: Math.max(1_000, state.nextRepairAt - now),
+      // look again when the next repair is due, or when the quiet period after this one is over
+      afterMs: Math.min(DEFAULT_CONTEST_POLICY.quietMs, Math.max(1_000, state.nextRepairAt - now)),
     };
   }
   return { kind: "synced", uid };
@@ -198,6 +200,12 @@ function calm(key: string, uid: string, now: number, ctx: ReconcileContext): Wri
   if (state?.contested && before)
     return { kind: "contested", uid, writer: before.writer, afterMs: retryInMs ?? 1_000 };
   return { kind: "synced", uid };
+}
+
+/** The projection without apiVersion and kind: the same object by construction, and listed objects lack them. */
+function withoutType(desired: KubeObject): KubeObject {
+  const { apiVersion: _v, kind: _k, ...rest } = desired;
+  return rest;
 }
 
 function readyReason(rs: KubeObject): string | undefined {
