@@ -163,3 +163,47 @@ describe("a ring of two ResourceSyncs", () => {
     });
   }
 });
+
+describe("a writer contest across a restart", () => {
+  it("stays reported and backed off: the status, not memory, says it is contested", {
+    timeout: 300_000,
+  }, async () => {
+    const n = await spaces.create("a", "contest-restart");
+    await a.apply(configMap(n, "src", { k: "ours" }));
+    await a.apply(resourceSync(n, "rs", { source: cmRef("src"), target: cmRef("dst") }));
+    let ctrl = await startTestController(env);
+    await waitReady(a, n, "rs", "True", undefined, 60_000);
+    const flipper = startFlipper(a, n, "dst", "k", "theirs");
+    try {
+      await waitReady(a, n, "rs", "False", "TargetContested", 60_000);
+      await ctrl.stop();
+
+      const requests = new Map<string, number>();
+      ctrl = await startTestController(env, { requests });
+      // The new process applies once, finds it undone, and goes on with back-off: two repairs take seconds.
+      let sawSynced = false;
+      await waitFor(
+        "two repairs by the new process",
+        async () => {
+          if ((await readyOf(a, n, "rs")).reason !== "TargetContested") sawSynced = true;
+          return (await metric(ctrl, "sinker_drift_repairs_total")) >= 2;
+        },
+        { timeoutMs: 90_000, intervalMs: 200 },
+      );
+      assert.equal(sawSynced, false, "the ResourceSync was reported contested throughout");
+      // (a first success records no Synced Event: one now would be a recovery reported by the new process)
+      assert.deepEqual(
+        (await events(n, "rs")).filter((e) => e.reason === "Synced"),
+        [],
+        "no recovery was reported in between",
+      );
+      const writes = sinkerWrites(requests);
+      assert.ok(writes <= 4, `the new process's writes: ${writes}`);
+      assert.equal(await metric(ctrl, "sinker_contested_resourcesyncs"), 1);
+    } finally {
+      await flipper.stop();
+      await deleteResourceSyncs(a, [n]).catch(() => undefined);
+      await ctrl.stop();
+    }
+  });
+});
