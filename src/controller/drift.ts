@@ -107,21 +107,7 @@ export async function writeTarget(w: TargetWrite, ctx: ReconcileContext): Promis
   const sameTarget = memo?.target === targetWatch;
   const liveRv = liveObject?.metadata?.resourceVersion;
   const liveUid = liveObject?.metadata?.uid ?? "";
-  const sourceRv = w.sourceObject.metadata?.resourceVersion;
-  const before = drift.flows.get(key);
-  drift.flows.set(key, {
-    source: watchIdentity(w.source),
-    target: targetWatch,
-    ...(sourceRv ? { sourceRv } : {}),
-    ...(before?.target === targetWatch && before.appliedRv ? { appliedRv: before.appliedRv } : {}),
-  });
-  if (!drift.contest(key) && readyReason(w.rs) === CONTESTED) {
-    // restarted during a contest: the status says so, start again at the first delay
-    drift.setContest(
-      key,
-      restoredContest(now, otherWriter(liveObject?.metadata?.managedFields, FIELD_MANAGER)),
-    );
-  }
+  observe(w, targetWatch, now, ctx);
   // a cache that no longer follows its cluster (watch down) proves nothing: apply, and learn the truth
   const trusted =
     w.recordUid === liveUid &&
@@ -144,21 +130,8 @@ export async function writeTarget(w: TargetWrite, ctx: ReconcileContext): Promis
 
   // The source projects what was applied last, yet the target differs: someone else changed it.
   const repair = sameTarget && memo.hash === hash;
-  if (repair) {
-    const ring = ringThrough(drift.flows, key);
-    if (
-      ring &&
-      ringInMotion(drift.flows, ring, liveRv, sourceRv, ctx.pending ?? (() => false)) &&
-      drift.deferral(key, now) < RING_MAX_DEFER_MS
-    ) {
-      return { kind: "defer", afterMs: RING_RETRY_MS };
-    }
-    const state = drift.contest(key);
-    const decision = decideRepair(state, now);
-    if (decision.kind === "hold" && state) {
-      return { kind: "contested", uid: liveUid, writer: state.writer, afterMs: decision.retryInMs };
-    }
-  }
+  const held = repair ? holdRepair(w, now, ctx) : undefined;
+  if (held) return held;
   drift.undefer(key);
   const result = await track(
     target.client,
@@ -169,27 +142,69 @@ export async function writeTarget(w: TargetWrite, ctx: ReconcileContext): Promis
   ctx.applied.set(key, { target: targetWatch, resourceVersion: appliedRv, hash, shape });
   drift.flows.update(key, { appliedRv });
   ctx.onApplied?.(key);
+  // an apply that changed the object undid another writer's change
+  if (repair && appliedRv !== liveRv) recordRepair(key, liveObject, now, ctx);
   const uid = result.metadata?.uid ?? "";
-  if (repair && appliedRv !== liveRv) {
-    // the apply changed the object: it undid another writer's change
-    const writer = liveObject
-      ? otherWriter(liveObject.metadata?.managedFields, FIELD_MANAGER)
-      : "a writer that deletes the target";
-    const { state } = afterRepair(drift.contest(key), now, writer);
-    drift.setContest(key, state);
-    ctx.onRepair?.(key);
-  }
   const state = drift.contest(key);
-  if (state?.contested) {
-    return {
-      kind: "contested",
-      uid,
-      writer: state.writer,
-      // look again when the next repair is due, or when the quiet period after this one is over
-      afterMs: Math.min(DEFAULT_CONTEST_POLICY.quietMs, Math.max(1_000, state.nextRepairAt - now)),
-    };
+  if (!state?.contested) return { kind: "synced", uid };
+  // look again when the next repair is due, or when the quiet period after this one is over
+  const afterMs = Math.min(DEFAULT_CONTEST_POLICY.quietMs, Math.max(1_000, state.nextRepairAt - now));
+  return { kind: "contested", uid, writer: state.writer, afterMs };
+}
+
+/** Records where this ResourceSync reads and writes (rings), and a contest its status reports (a restart). */
+function observe(w: TargetWrite, targetWatch: string, now: number, ctx: ReconcileContext): void {
+  const drift = ctx.drift;
+  const sourceRv = w.sourceObject.metadata?.resourceVersion;
+  const before = drift.flows.get(w.key);
+  drift.flows.set(w.key, {
+    source: watchIdentity(w.source),
+    target: targetWatch,
+    ...(sourceRv ? { sourceRv } : {}),
+    ...(before?.target === targetWatch && before.appliedRv ? { appliedRv: before.appliedRv } : {}),
+  });
+  if (!drift.contest(w.key) && readyReason(w.rs) === CONTESTED) {
+    // restarted during a contest: the status says so, start again at the first delay
+    const writer = otherWriter(w.liveObject?.metadata?.managedFields, FIELD_MANAGER);
+    drift.setContest(w.key, restoredContest(now, writer));
   }
-  return { kind: "synced", uid };
+}
+
+/** A repair waits while a change travels round its ring, or while its contest's delay runs. */
+function holdRepair(w: TargetWrite, now: number, ctx: ReconcileContext): WriteOutcome | undefined {
+  const drift = ctx.drift;
+  const ring = ringThrough(drift.flows, w.key);
+  const liveRv = w.liveObject?.metadata?.resourceVersion;
+  const sourceRv = w.sourceObject.metadata?.resourceVersion;
+  if (
+    ring &&
+    ringInMotion(drift.flows, ring, liveRv, sourceRv, ctx.pending ?? (() => false)) &&
+    drift.deferral(w.key, now) < RING_MAX_DEFER_MS
+  ) {
+    return { kind: "defer", afterMs: RING_RETRY_MS };
+  }
+  const state = drift.contest(w.key);
+  const decision = decideRepair(state, now);
+  if (decision.kind === "repair" || !state) return undefined;
+  return {
+    kind: "contested",
+    uid: w.liveObject?.metadata?.uid ?? "",
+    writer: state.writer,
+    afterMs: decision.retryInMs,
+  };
+}
+
+function recordRepair(
+  key: string,
+  liveObject: KubeObject | undefined,
+  now: number,
+  ctx: ReconcileContext,
+): void {
+  const writer = liveObject
+    ? otherWriter(liveObject.metadata?.managedFields, FIELD_MANAGER)
+    : "a writer that deletes the target";
+  ctx.drift.setContest(key, afterRepair(ctx.drift.contest(key), now, writer).state);
+  ctx.onRepair?.(key);
 }
 
 /** Nothing to write: a contest ends once the last repair held for the quiet period. */
