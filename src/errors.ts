@@ -36,6 +36,8 @@ export type ErrorReason =
   | "TargetIsSource"
   // another writer keeps rewriting the target (contest.ts): repaired with back-off
   | "TargetContested"
+  /** The kubeconfig Secret of a recorded target now reaches another cluster (issue 20). */
+  | "ClusterChanged"
   // the world is not (yet) as we need it
   | "SourceNotFound"
   | "ClusterUnreachable"
