@@ -5,6 +5,8 @@
  * time and what the controller refuses are the same thing.
  */
 
+import { targetMetadataProperties } from "./metadata-schema.ts";
+
 /** The longest `fromFieldPath`/`toFieldPath` accepted (CRD `maxLength` and the JSONPath entry point's bound). */
 export const MAX_FIELD_PATH_LENGTH = 1024;
 /** The most mappings one ResourceSync may have (CRD `maxItems`, the validator and the projection). */
@@ -172,6 +174,7 @@ export const endSchema = (end: "source" | "target"): Schema => ({
   properties: {
     resourceRef: resourceRefSchema(end),
     cluster: clusterSchema,
+    ...(end === "target" ? targetMetadataProperties() : {}),
   },
 });
 

@@ -33,7 +33,7 @@ import {
   writtenSuperseded,
 } from "./context.ts";
 import { ANNOTATION_ADOPT_TARGET, decideTargetChange, decideWrite } from "./decisions.ts";
-import { deleteOldTarget, finalize, sweepLocalLeftovers } from "./finalize.ts";
+import { deleteOldTarget, finalize, keepOldTarget, sweepLocalLeftovers } from "./finalize.ts";
 import { describeEnd, identityOf, inSyncMessage, type ResolvedEnd, resolveEnd, watchRef } from "./resolve.ts";
 import {
   findCondition,
@@ -44,7 +44,7 @@ import {
   statusDiffers,
   syncedEventWorthIt,
 } from "./status.ts";
-import { type AppliedTarget, describeTarget, nextRecord, readRecord, sameTarget } from "./sync-record.ts";
+import { type AppliedTarget, nextRecord, readRecord, sameTarget } from "./sync-record.ts";
 
 export type { AppliedMemo, ReconcileContext, ReconcileResult, ReconcilerOptions } from "./context.ts";
 export { liveOf, rvNewer, watchIdentity, writtenSuperseded } from "./context.ts";
@@ -108,13 +108,7 @@ async function sync(
       nextRec = null;
       break;
     case "forget-old":
-      if (record)
-        ctx.events.record(
-          rs,
-          "Normal",
-          "OldTargetKept",
-          `target changed; ${describeTarget(record)} left in place`,
-        );
+      if (record) await keepOldTarget(key, rs, record, refs, ctx);
       nextRec = null;
       break;
     case "none":
