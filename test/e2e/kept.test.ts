@@ -147,6 +147,13 @@ describe("disable-target-deletion", () => {
       (await events(n, "rs")).find((e) => e.reason === "OldTargetKept"),
     );
     assert.match(kept.message ?? "", /first left in place and released/);
+    // without the other owner, nothing but Sinker's own reference could keep the garbage collector away
+    const live = await a.get("v1", "ConfigMap", n, "first");
+    await a.mergePatch("v1", "ConfigMap", n, "first", {
+      metadata: {
+        ownerReferences: (live?.metadata?.ownerReferences ?? []).filter((r) => r.name !== "other-owner"),
+      },
+    });
     await deleteAndCollect(n, "rs");
     assert.ok(await a.get("v1", "ConfigMap", n, "first"), "the old target survives");
     assert.ok(await a.get("v1", "ConfigMap", n, "second"), "the current target survives");
