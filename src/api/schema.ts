@@ -169,7 +169,8 @@ export const endSchema = (end: "source" | "target"): Schema => ({
       ? "The object Sinker reads and keeps watching."
       : "The object Sinker server-side-applies the projection of the source onto (field manager " +
         "sinker.influxdata.io) and keeps watching, undoing drift. A target in the local cluster gets an owner " +
-        "reference to the ResourceSync unless it is cluster-scoped.",
+        "reference to the ResourceSync unless it is cluster-scoped or the ResourceSync has the annotation " +
+        'sinker.influxdata.io/disable-target-deletion: "true" (a target Sinker keeps is never garbage-collected).',
   required: ["resourceRef"],
   properties: {
     resourceRef: resourceRefSchema(end),
@@ -231,7 +232,8 @@ export const resourceSyncSpecSchema: Schema = {
       description:
         "Field mappings, applied in order onto an object holding only the target's apiVersion, kind, name and " +
         "namespace. Absent or empty: the target is a clone of the source (every top-level field except " +
-        "apiVersion, kind and metadata, plus the source's labels and annotations). At most 256 mappings.",
+        "apiVersion, kind and metadata, plus the source's labels and annotations as target.labels and " +
+        "target.annotations let them through). At most 256 mappings.",
       items: mappingSchema,
       maxItems: MAX_MAPPINGS,
     },
