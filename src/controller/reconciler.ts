@@ -38,7 +38,7 @@ import {
   sameObject,
 } from "./decisions.ts";
 import { CONTESTED, writeTarget } from "./drift.ts";
-import { deleteOldTarget, finalize, sweepLocalLeftovers } from "./finalize.ts";
+import { deleteOldTarget, finalize, keepOldTarget, sweepLocalLeftovers } from "./finalize.ts";
 import {
   describeEnd,
   factsOf,
@@ -58,7 +58,7 @@ import {
   statusDiffers,
   syncedEventWorthIt,
 } from "./status.ts";
-import { type AppliedTarget, describeTarget, nextRecord, readRecord, sameTarget } from "./sync-record.ts";
+import { type AppliedTarget, nextRecord, readRecord, sameTarget } from "./sync-record.ts";
 
 export type { AppliedMemo, ReconcileContext, ReconcileResult, ReconcilerOptions } from "./context.ts";
 export { liveOf, rvNewer, watchIdentity, writtenSuperseded } from "./context.ts";
@@ -125,13 +125,7 @@ async function sync(
       nextRec = null;
       break;
     case "forget-old":
-      if (record)
-        ctx.events.record(
-          rs,
-          "Normal",
-          "OldTargetKept",
-          `target changed; ${describeTarget(record)} left in place`,
-        );
+      if (record) await keepOldTarget(key, rs, record, refs, ctx);
       nextRec = null;
       break;
     case "none":
