@@ -1,10 +1,10 @@
+import { setOwner } from "../api/ownership.ts";
 import {
   ANNOTATION_SOURCE_NAMESPACE,
   CLUSTER_RESOURCE_SYNC_SET_KIND,
   type ResourceSync,
 } from "../api/types.ts";
 import { asSinkerError, SinkerError } from "../errors.ts";
-import { setOwner } from "../fanout/children.ts";
 import type { ClusterClient, ResourceInfo } from "../kube/client.ts";
 import { type ClusterFacts, sameCluster } from "../kube/cluster-identity.ts";
 import type { KubeObject } from "../kube/object.ts";
