@@ -6,11 +6,9 @@
  * functions of decisions.ts from the API's state, never from process memory. Every failure is a SinkerError
  * whose stable reason becomes the Ready condition's reason.
  */
-import { createHash } from "node:crypto";
 import {
   ANNOTATION_DISABLE_TARGET_DELETION,
   annotationIsTrue,
-  FIELD_MANAGER,
   FINALIZER,
   type ResourceSync,
 } from "../api/types.ts";
@@ -20,6 +18,7 @@ import type { ClusterFacts } from "../kube/cluster-identity.ts";
 import type { KubeObject } from "../kube/object.ts";
 import { project } from "../projection/index.ts";
 import { ClusterBusy } from "./cluster-share.ts";
+import { contestMessage } from "./contest.ts";
 import {
   forget,
   GrantUndecided,
@@ -29,8 +28,6 @@ import {
   type ReconcileResult,
   RefSet,
   ResourceSyncConflict,
-  track,
-  watchIdentity,
   writtenSuperseded,
 } from "./context.ts";
 import {
@@ -40,7 +37,8 @@ import {
   type ObjectRef,
   sameObject,
 } from "./decisions.ts";
-import { deleteOldTarget, finalize, sweepLocalLeftovers } from "./finalize.ts";
+import { CONTESTED, writeTarget } from "./drift.ts";
+import { deleteOldTarget, finalize, keepOldTarget, sweepLocalLeftovers } from "./finalize.ts";
 import {
   describeEnd,
   factsOf,
@@ -60,7 +58,7 @@ import {
   statusDiffers,
   syncedEventWorthIt,
 } from "./status.ts";
-import { type AppliedTarget, describeTarget, nextRecord, readRecord, sameTarget } from "./sync-record.ts";
+import { type AppliedTarget, nextRecord, readRecord, sameTarget } from "./sync-record.ts";
 
 export type { AppliedMemo, ReconcileContext, ReconcileResult, ReconcilerOptions } from "./context.ts";
 export { liveOf, rvNewer, watchIdentity, writtenSuperseded } from "./context.ts";
@@ -127,13 +125,7 @@ async function sync(
       nextRec = null;
       break;
     case "forget-old":
-      if (record)
-        ctx.events.record(
-          rs,
-          "Normal",
-          "OldTargetKept",
-          `target changed; ${describeTarget(record)} left in place`,
-        );
+      if (record) await keepOldTarget(key, rs, record, refs, ctx);
       nextRec = null;
       break;
     case "none":
@@ -175,40 +167,20 @@ async function sync(
   });
   if (refusal) throw refusal;
 
-  const hash = createHash("sha1").update(JSON.stringify(desired)).digest("base64");
-  const memo = ctx.applied.get(key);
-  const targetWatch = watchIdentity(target);
-  let uid = live.exists ? live.uid : "";
-  const unchanged =
-    memo !== undefined &&
-    memo.target === targetWatch &&
-    memo.hash === hash &&
-    liveObject?.metadata?.resourceVersion === memo.resourceVersion &&
-    currentRecord?.uid === uid &&
-    // a cache that no longer follows its cluster (watch down) proves nothing: apply, and learn the truth
-    ctx.watches.live(target.client, target.resource, target.namespace, target.name);
-  if (!unchanged) {
-    const result = await track(
-      target.client,
-      ctx,
-      target.client.apply(target.resource, desired, { fieldManager: FIELD_MANAGER, force: true }),
-    );
-    uid = result.metadata?.uid ?? "";
-    ctx.applied.set(key, {
-      target: targetWatch,
-      resourceVersion: result.metadata?.resourceVersion ?? "",
-      hash,
-    });
-    ctx.onApplied?.(key);
-  }
-
-  await reportSuccess(
-    key,
-    rs,
-    inSyncMessage(spec, source, target),
-    uid ? nextRecord(currentRecord, targetId, uid, new Date()) : (nextRec ?? undefined),
+  const written = await writeTarget(
+    { key, rs, desired, source, sourceObject, target, liveObject, recordUid: currentRecord?.uid },
     ctx,
   );
+  if (written.kind === "defer") return { kind: "requeue", afterMs: written.afterMs };
+  const newRecord = written.uid
+    ? nextRecord(currentRecord, targetId, written.uid, new Date())
+    : (nextRec ?? undefined);
+  if (written.kind === "contested") {
+    const message = contestMessage(describeEnd(spec.spec.target.resourceRef.kind, target), written.writer);
+    await reportFailure(key, rs, new SinkerError(CONTESTED, message), ctx, newRecord);
+    return { kind: "contested", afterMs: written.afterMs };
+  }
+  await reportSuccess(key, rs, inSyncMessage(spec, source, target), newRecord, ctx);
   return { kind: "synced" };
 }
 
@@ -282,13 +254,14 @@ async function reportFailure(
   rs: KubeObject,
   error: SinkerError,
   ctx: ReconcileContext,
+  record?: AppliedTarget | null,
 ): Promise<void> {
   const ready = findCondition(rs.status as SyncStatus | undefined, READY);
   if (ready === undefined || ready.status === "True" || ready.reason !== error.reason) {
     ctx.events.record(rs, "Warning", error.reason, error.message);
   }
   try {
-    await writeStatus(key, rs, { ok: false, reason: error.reason, message: error.message }, undefined, ctx);
+    await writeStatus(key, rs, { ok: false, reason: error.reason, message: error.message }, record, ctx);
   } catch (err) {
     ctx.logger.warn(
       { error: err instanceof Error ? err.message : String(err) },

@@ -26,6 +26,7 @@ import {
   type ResourceSync,
   type ResourceSyncSet,
   type ResourceSyncSpec,
+  type TargetRef,
 } from "../api/types.ts";
 import type { OwnerReference } from "../kube/object.ts";
 import { labelsMatch, type NamespaceInfo, namespaceSelected } from "./selector.ts";
@@ -87,6 +88,12 @@ export function childName(set: AnySet, destinationKey: string): string {
   return `${prefix}-${hash}`;
 }
 
+/** The set's policy for the target's labels and annotations, carried by every child (issue 20 item 5). */
+function targetPolicy(set: AnySet): Pick<TargetRef, "labels" | "annotations"> {
+  const { labels, annotations } = set.spec.target;
+  return { ...(labels ? { labels } : {}), ...(annotations ? { annotations } : {}) };
+}
+
 export function controllerReference(set: AnySet): OwnerReference {
   return {
     apiVersion: GROUP_VERSION,
@@ -143,6 +150,7 @@ function tenantSetChildren(set: ResourceSyncSet, d: Destinations): DesiredChild[
       source: set.spec.source,
       target: {
         resourceRef: set.spec.target.resourceRef,
+        ...targetPolicy(set),
         cluster: {
           kubeConfig: { secretRef: { ...secretRef } },
           ...(remoteNs === undefined ? {} : { namespace: remoteNs }),
@@ -180,7 +188,7 @@ function isSourceItself(set: ClusterResourceSyncSet, namespace: string): boolean
 function localChild(set: ClusterResourceSyncSet, ns: string): DesiredChild {
   const spec: ResourceSyncSpec = {
     source: { resourceRef: set.spec.source.resourceRef },
-    target: { resourceRef: set.spec.target.resourceRef },
+    target: { resourceRef: set.spec.target.resourceRef, ...targetPolicy(set) },
   };
   const c = child(set, ns, `local|ns:${ns}`, spec, {
     [ANNOTATION_SOURCE_NAMESPACE]: set.spec.source.namespace,
@@ -217,6 +225,7 @@ function remoteChildren(
         source: { resourceRef: set.spec.source.resourceRef },
         target: {
           resourceRef: set.spec.target.resourceRef,
+          ...targetPolicy(set),
           cluster: {
             kubeConfig: { secretRef: { ...secretRef } },
             ...(remoteNs === undefined ? {} : { namespace: remoteNs }),
