@@ -1,6 +1,10 @@
-/** Request building (kube/request.ts) and the list-continuation guard (kube/list-guard.ts): pure, no server. */
+/**
+ * Request building (kube/request.ts), discovery's reading of an APIResourceList and the list-continuation guard
+ * (kube/list-guard.ts): pure, no server.
+ */
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
+import { kindsOf } from "../../src/kube/discovery.ts";
 import { ListGuard } from "../../src/kube/list-guard.ts";
 import {
   applyQuery,
@@ -12,23 +16,37 @@ import {
   watchQuery,
 } from "../../src/kube/request.ts";
 
-const configMaps: ResourceInfo = {
-  apiVersion: "v1",
-  group: "",
-  version: "v1",
-  kind: "ConfigMap",
-  plural: "configmaps",
-  namespaced: true,
-};
-const crbs: ResourceInfo = {
-  apiVersion: "rbac.authorization.k8s.io/v1",
-  group: "rbac.authorization.k8s.io",
-  version: "v1",
-  kind: "ClusterRoleBinding",
-  plural: "clusterrolebindings",
-  namespaced: false,
-};
+/** The resource of a kind as discovery reads it from an APIResourceList. */
+function discovered(gv: string, kind: string, plural: string, namespaced: boolean): ResourceInfo {
+  const list = {
+    resources: [
+      { name: `${plural}/status`, kind },
+      { name: plural, kind, namespaced },
+    ],
+  };
+  const info = kindsOf(gv, list).get(kind);
+  assert.ok(info);
+  return info;
+}
+
+const configMaps = discovered("v1", "ConfigMap", "configmaps", true);
+const crbs = discovered("rbac.authorization.k8s.io/v1", "ClusterRoleBinding", "clusterrolebindings", false);
 const signal = new AbortController().signal;
+
+describe("discovery", () => {
+  it("reads kinds, scope and group/version, and skips subresources", () => {
+    assert.deepEqual(crbs, {
+      apiVersion: "rbac.authorization.k8s.io/v1",
+      group: "rbac.authorization.k8s.io",
+      version: "v1",
+      kind: "ClusterRoleBinding",
+      plural: "clusterrolebindings",
+      namespaced: false,
+    });
+    assert.equal(configMaps.plural, "configmaps");
+    assert.equal(configMaps.group, "");
+  });
+});
 
 describe("resourcePath", () => {
   const table: Array<[string, ResourceInfo, Parameters<typeof resourcePath>[1], string]> = [
