@@ -59,6 +59,7 @@ function matches(m: KeyMatcher, key: string): boolean {
 }
 
 const TOOL_MATCHER = compile(TOOL_TRACKING_KEYS);
+const NONE = compile([]);
 
 /** Does the default list drop this key (when `include` does not name it exactly)? */
 export function isToolTrackingKey(key: string): boolean {
@@ -81,7 +82,7 @@ export function applyMetadataRule(
     throw new SinkerError("InvalidFieldPath", `metadata.${field} of the target must be an object`);
   }
   const include = rule?.include == null ? undefined : compile(rule.include);
-  const exclude = compile(rule?.exclude ?? []);
+  const exclude = rule?.exclude == null ? NONE : compile(rule.exclude);
   const out: Record<string, unknown> = {};
   const keys = values ? Object.keys(values) : [];
   const patterns =
@@ -93,10 +94,14 @@ export function applyMetadataRule(
     if (matches(TOOL_MATCHER, key) && !include?.exact.has(key)) continue;
     define(out, key, (values as Record<string, unknown>)[key]);
   }
-  for (const [key, value] of Object.entries(rule?.add ?? {})) define(out, key, value);
+  const add = rule?.add;
+  if (add) for (const key of Object.keys(add)) define(out, key, add[key]);
   return Object.keys(out).length > 0 ? out : undefined;
 }
 
-function define(obj: object, name: string, value: unknown): void {
-  Object.defineProperty(obj, name, { value, writable: true, enumerable: true, configurable: true });
+/** An own field, also for `__proto__` (plain assignment otherwise: faster). */
+function define(obj: Record<string, unknown>, name: string, value: unknown): void {
+  if (name === "__proto__")
+    Object.defineProperty(obj, name, { value, writable: true, enumerable: true, configurable: true });
+  else obj[name] = value;
 }
