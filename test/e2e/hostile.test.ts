@@ -24,8 +24,11 @@ import {
 
 /** The Deployment's memory limit is 500 MiB: the controller must stay well below it under every attack. */
 const MEMORY_BOUND = 400 * 1024 * 1024;
-/** How long the canary may take to converge while an attack runs. */
-const CANARY_BOUND_MS = 10_000;
+/**
+ * How long the canary may take to converge while an attack runs: seconds when healthy, for ever when the attack
+ * starves the controller; generous, so that a machine loaded by other work does not fail it.
+ */
+const CANARY_BOUND_MS = 30_000;
 
 let env: TestEnv;
 let a: Cluster;
