@@ -19,13 +19,13 @@
  * The variables are `object` (the source object) and `resourceSync` (the ResourceSync's name, namespace, labels
  * and annotations); nothing else of the controller is reachable.
  */
-import { type CelValue, isCelError, isCelList, isCelMap, isCelUint, parse, plan } from "@bufbuild/cel";
+import { type CelValue, isCelError, parse, plan } from "@bufbuild/cel";
 import { MAX_EXPRESSION_LENGTH } from "../api/schema.ts";
 import { SinkerError } from "../errors.ts";
-import { isPlainObject } from "../kube/object.ts";
 import type { WorkBudget } from "./budget.ts";
 import { ExpressionBudget } from "./cel-budget.ts";
 import { functionNames, meteredEnvironment, TICK_FUNCTION, withMeter } from "./cel-functions.ts";
+import { resourceSyncVariable, sanitize, toCelInput, toJson } from "./cel-values.ts";
 
 /** Most AST nodes of one expression (after macro expansion). */
 export const MAX_EXPRESSION_NODES = 2000;
@@ -50,24 +50,46 @@ type Program = ReturnType<typeof plan>;
 type Compiled = { ok: true; program: Program } | { ok: false; error: SinkerError };
 const cache = new Map<string, Compiled>();
 
-/** Compiles (or takes from the cache) an expression; throws InvalidExpression or ExpressionBudgetExceeded. */
-export function compileExpression(text: string): Program {
-  let hit = cache.get(text);
+/** Identifiers CEL resolves to types (`type(x) == string`). */
+const TYPE_NAMES = [
+  "bool",
+  "bytes",
+  "double",
+  "dyn",
+  "int",
+  "list",
+  "map",
+  "null_type",
+  "string",
+  "type",
+  "uint",
+];
+
+/**
+ * Compiles (or takes from the cache) an expression over `variables`; throws InvalidExpression or
+ * ExpressionBudgetExceeded.
+ */
+export function compileExpression(
+  text: string,
+  variables: readonly string[] = EXPRESSION_VARIABLES,
+): Program {
+  const key = variables === EXPRESSION_VARIABLES ? text : `${variables.join(",")}\u0000${text}`;
+  let hit = cache.get(key);
   if (hit !== undefined) {
-    cache.delete(text);
+    cache.delete(key);
   } else {
-    hit = compileUncached(text);
+    hit = compileUncached(text, variables);
     if (cache.size >= EXPRESSION_CACHE_SIZE) {
       const oldest = cache.keys().next();
       if (!oldest.done) cache.delete(oldest.value);
     }
   }
-  cache.set(text, hit);
+  cache.set(key, hit);
   if (!hit.ok) throw hit.error;
   return hit.program;
 }
 
-function compileUncached(text: string): Compiled {
+function compileUncached(text: string, variables: readonly string[]): Compiled {
   if (text.length > MAX_EXPRESSION_LENGTH) {
     return refused("ExpressionBudgetExceeded", `longer than ${MAX_EXPRESSION_LENGTH} characters`);
   }
@@ -81,7 +103,7 @@ function compileUncached(text: string): Compiled {
   if (parsed.expr === undefined) return refused("InvalidExpression", "is empty");
   try {
     const walk = new Walk();
-    walk.visit(parsed.expr as unknown as Node, new Set(EXPRESSION_VARIABLES), 0);
+    walk.visit(parsed.expr as unknown as Node, new Set([...TYPE_NAMES, ...variables]), 0);
     return { ok: true, program: plan(env, parsed) };
   } catch (err) {
     if (err instanceof SinkerError) return { ok: false, error: err };
@@ -258,12 +280,8 @@ export function evaluateExpression(
   budget: ExpressionBudget,
   work: WorkBudget,
 ): unknown {
-  budget.start();
   const bindings = { object: toCelInput(input.object), resourceSync: toCelInput(input.resourceSync) };
-  const result = withMeter({ budget, work }, () => program(bindings as Parameters<Program>[0]));
-  if (budget.exceeded !== undefined) throw budget.exceeded;
-  const spent = work.spent;
-  if (spent.regexWork > work.maxRegexWork) work.spendRegex(0);
+  const result = evaluateCel(program, bindings, budget, work);
   if (isCelError(result)) {
     throw new SinkerError("ExpressionFailed", `the expression failed: ${sanitize(result.message)}`);
   }
@@ -273,104 +291,21 @@ export function evaluateExpression(
   return out === null ? undefined : out;
 }
 
-/** Evaluation errors as they may be reported: never with the values the engine's message may quote. */
-const SAFE_ERRORS: [RegExp, string | undefined][] = [
-  [/^found no matching overload for '[^']*' applied to '[^']*'$/, undefined], // names types only
-  [/^type mismatch: expected bool, got \w+$/, undefined],
-  [/^field not found/, "no such key or field"],
-  [/^index .* out of bounds/, "index out of bounds"],
-  [/^\w+ (divide|modulus) by zero$/, undefined],
-  [/^u?int overflow during/, "integer overflow"],
-  [/^map key conflict/, "duplicate map key"],
-  [/^invalid regular expression: [^']*$/, undefined], // src/regex.ts never quotes the pattern
-  [/^invalid base64 data$/, undefined],
-  [/^(Cannot convert|Unable to convert|Failed to|Error converting)/, "a conversion failed"],
-  [/out of range$/, "value out of range"],
-];
-
-function sanitize(message: string): string {
-  for (const [re, replacement] of SAFE_ERRORS) if (re.test(message)) return replacement ?? message;
-  return "evaluation error";
-}
-
-const converted = new WeakMap<object, unknown>();
-
 /**
- * JSON data as CEL input: objects become maps, integers ints (as in Kubernetes' CEL: `spec.replicas + 1`),
- * other numbers doubles. Cached by identity, as sources come from shared informer caches and are never changed.
+ * Runs a program on CEL values within the budgets: the CEL value or error it returns. Throws when a budget is
+ * spent, even if the expression absorbed the error (`budget exceeded || true`).
  */
-export function toCelInput(value: unknown): unknown {
-  if (value === null || typeof value !== "object") return scalar(value);
-  const hit = converted.get(value);
-  if (hit !== undefined) return hit;
-  const out = convert(value, 0);
-  converted.set(value, out);
-  return out;
+export function evaluateCel(
+  program: Program,
+  bindings: Record<string, unknown>,
+  budget: ExpressionBudget,
+  work: WorkBudget,
+): CelValue | ReturnType<Program> {
+  budget.start();
+  const result = withMeter({ budget, work }, () => program(bindings as Parameters<Program>[0]));
+  if (budget.exceeded !== undefined) throw budget.exceeded;
+  if (work.spent.regexWork > work.maxRegexWork) work.spendRegex(0);
+  return result;
 }
 
-function scalar(value: unknown): unknown {
-  if (typeof value === "number" && Number.isSafeInteger(value)) return BigInt(value);
-  return value;
-}
-
-function convert(value: unknown, depth: number): unknown {
-  if (value === null || typeof value !== "object") return scalar(value);
-  // checkSourceBounds keeps sources under 256 levels; deeper values come from elsewhere and are refused.
-  if (depth > 300)
-    throw new SinkerError("SourceTooLarge", "the object is too deeply nested for an expression");
-  if (Array.isArray(value)) return value.map((v) => convert(v, depth + 1));
-  const map = new Map<string, unknown>();
-  for (const key of Object.keys(value))
-    map.set(key, convert((value as Record<string, unknown>)[key], depth + 1));
-  return map;
-}
-
-/** A CEL result as JSON for the target object; counts the values made in `counter.n`. */
-function toJson(v: CelValue, counter: { n: number }): unknown {
-  counter.n++;
-  switch (typeof v) {
-    case "string":
-    case "boolean":
-      return v;
-    case "bigint":
-      if (v > BigInt(Number.MAX_SAFE_INTEGER) || v < BigInt(Number.MIN_SAFE_INTEGER)) {
-        throw failed("returns an integer too large for JSON");
-      }
-      return Number(v);
-    case "number":
-      if (!Number.isFinite(v)) throw failed("returns a number that JSON cannot hold (NaN or infinity)");
-      return v;
-  }
-  if (v === null) return null;
-  if (v instanceof Uint8Array) return Buffer.from(v).toString("base64");
-  if (isCelUint(v)) return toJson(v.value, counter);
-  if (isCelList(v)) return Array.from(v, (e) => toJson(e, counter));
-  if (isCelMap(v)) {
-    const out: Record<string, unknown> = {};
-    for (const [k, e] of v) {
-      if (typeof k !== "string") throw failed("returns a map with keys that are not strings");
-      Object.defineProperty(out, k, {
-        value: toJson(e, counter),
-        writable: true,
-        enumerable: true,
-        configurable: true,
-      });
-    }
-    return out;
-  }
-  throw failed("returns a value that is not JSON (a timestamp, duration or type)");
-}
-
-function failed(why: string): SinkerError {
-  return new SinkerError("ExpressionFailed", `the expression ${why}`);
-}
-
-/** The `resourceSync` variable: what of the ResourceSync an expression may read. */
-export function resourceSyncVariable(meta: unknown): Record<string, unknown> {
-  const m = isPlainObject(meta) ? meta : {};
-  const pick: Record<string, unknown> = {};
-  for (const key of ["name", "namespace", "labels", "annotations"]) if (m[key] != null) pick[key] = m[key];
-  return { metadata: pick };
-}
-
-export { ExpressionBudget };
+export { ExpressionBudget, resourceSyncVariable, toCelInput };

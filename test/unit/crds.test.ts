@@ -121,7 +121,7 @@ test("each CEL rule's TypeScript twin agrees with the rule on representative val
   ];
   rules.forEach((rule, i) => {
     values.forEach((value, j) => {
-      const cel = run(rule.rule, { self: new Map(Object.entries(value)) });
+      const cel = run(rule.rule, { self: new Map(Object.entries(value) as [string, string][]) });
       assert.equal(cel, want[i]?.[j], `${rule.rule} on ${JSON.stringify(value)}`);
       assert.equal(rule.holds(value), cel, `twin of ${rule.rule} on ${JSON.stringify(value)}`);
     });
