@@ -157,7 +157,8 @@ function metered(f: CelFunc): CelFunc {
     if (isCelError(result)) throw result;
     if (m !== undefined) {
       checkSize(result, `${f.name} built`);
-      m.budget.stepForSizes(sizeOf(result));
+      const units = sizeOf(result);
+      if (units >= 64) m.budget.stepForSizes(units - 64);
     }
     return result;
   };
