@@ -22,7 +22,7 @@
 import { type CelValue, isCelError, parse, plan } from "@bufbuild/cel";
 import { MAX_EXPRESSION_LENGTH } from "../api/schema.ts";
 import { SinkerError } from "../errors.ts";
-import type { WorkBudget } from "./budget.ts";
+import { WorkBudget } from "./budget.ts";
 import { ExpressionBudget } from "./cel-budget.ts";
 import { functionNames, meteredEnvironment, TICK_FUNCTION, withMeter } from "./cel-functions.ts";
 import { resourceSyncVariable, sanitize, toCelInput, toJson } from "./cel-values.ts";
@@ -307,5 +307,19 @@ export function evaluateCel(
   if (work.spent.regexWork > work.maxRegexWork) work.spendRegex(0);
   return result;
 }
+
+/** Runs the engine once when loaded (lazy initialisation, JIT), so that this is not charged to a tenant's budget. */
+function warmUp(): void {
+  const text =
+    "object.data.map(k, k + 'x').exists(k, k.matches('^a')) ? base64.encode(bytes(object.data.a)) : ''";
+  try {
+    const input = { object: { data: { a: "b" } }, resourceSync: {} };
+    evaluateExpression(compileExpression(text), input, new ExpressionBudget(), new WorkBudget());
+  } catch {
+    // Only a warm-up: the real evaluations report their own errors.
+  }
+  cache.delete(text);
+}
+warmUp();
 
 export { ExpressionBudget, resourceSyncVariable, toCelInput };
