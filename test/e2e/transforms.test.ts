@@ -173,7 +173,7 @@ describe("transforms", () => {
     const n = await spaces.create("a", "cel-hostile");
     const keys: Record<string, string> = {};
     for (let i = 0; i < 1000; i++) keys[`k${i}`] = "v";
-    keys.subject = `${"a".repeat(5000)}!`; // exponential for a backtracking engine
+    keys.subject = `${"a".repeat(10_000)}!`; // exponential for a backtracking engine
     await a.apply(configMap(n, "big", keys));
     await a.apply(configMap(n, "canary-src", { tick: "0" }));
     await a.apply(resourceSync(n, "canary", { source: cmRef("canary-src"), target: cmRef("canary-dst") }));
@@ -186,8 +186,8 @@ describe("transforms", () => {
       deeper: "object.data.all(a, object.data.all(b, object.data.all(c, object.data.all(d, true))))",
       // 1000 × 44^4 characters: refused before the string is built
       repeat: `'${"x".repeat(1000)}'.replace('x', '${"x".repeat(44)}').replace('x', '${"x".repeat(44)}')`,
-      // a match is charged subject length × program size before it runs: 5002 × 5000 is over the regex budget
-      regexCost: "object.data.subject.matches('(a{1000}){5}b')",
+      // a match is charged subject length × program size before it runs: 10 002 × 4 000 is over the regex budget
+      regexCost: "object.data.subject.matches('a{1000}b{1000}c{1000}d{1000}')",
     };
     for (const [name, expression] of Object.entries(hostile)) {
       await a.apply(
