@@ -122,14 +122,29 @@ function growth(name: string, target: unknown, args: readonly unknown[]): [numbe
       const from = Math.max(1, sizeOf(args[0]));
       return strings(s + (Math.floor(s / from) + 1) * sizeOf(args[1]));
     }
-    case "format": {
-      let n = sizeOf(target);
-      if (isCelList(args[0])) for (const item of args[0]) n += 32 + sizeOf(item);
-      return strings(n);
-    }
+    case "format":
+      // The arguments are printed whole: their deep size, walked no further than the cap.
+      return strings(sizeOf(target) + deepSize(args[0], MAX_CEL_STRING_LENGTH));
+    case "split":
+      // With an empty separator, one entry per character (otherwise the result is checked once built).
+      return args[0] === "" ? [sizeOf(target), MAX_CEL_COLLECTION_SIZE] : [0, 0];
     default:
       return [0, 0];
   }
+}
+
+/** Characters and entries of a value, all levels, counting no further than `limit`. */
+function deepSize(root: unknown, limit: number): number {
+  let n = 0;
+  const stack: unknown[] = [root];
+  while (stack.length > 0 && n <= limit) {
+    const v = stack.pop();
+    n += 1 + sizeOf(v); // characters, or entries, counted before any entry is pushed
+    if (n > limit) break;
+    if (isCelList(v)) for (const e of v) stack.push(e);
+    else if (isCelMap(v)) for (const [k, e] of v) stack.push(k, e);
+  }
+  return n;
 }
 
 function checkSize(v: unknown, why: string): void {

@@ -58,11 +58,20 @@ function convert(value: unknown, depth: number): unknown {
   return map;
 }
 
-/** A CEL result as JSON for the target object; counts the values made in `counter.n`. */
-export function toJson(v: CelValue, counter: { n: number }): unknown {
+/**
+ * Most characters of the strings (and bytes) in one expression's result: entries of a list or map may share one
+ * large string, which the JSON of the target would hold as many times.
+ */
+export const MAX_CEL_RESULT_CHARS = 2 * 1024 * 1024;
+
+/** A CEL result as JSON for the target object; counts the values made in `counter.n`, characters in `chars`. */
+export function toJson(v: CelValue, counter: { n: number; chars: number }): unknown {
   counter.n++;
   switch (typeof v) {
     case "string":
+      counter.chars += v.length;
+      if (counter.chars > MAX_CEL_RESULT_CHARS) throw tooLarge();
+      return v;
     case "boolean":
       return v;
     case "bigint":
@@ -75,7 +84,11 @@ export function toJson(v: CelValue, counter: { n: number }): unknown {
       return v;
   }
   if (v === null) return null;
-  if (v instanceof Uint8Array) return Buffer.from(v).toString("base64");
+  if (v instanceof Uint8Array) {
+    counter.chars += Math.ceil(v.length / 3) * 4;
+    if (counter.chars > MAX_CEL_RESULT_CHARS) throw tooLarge();
+    return Buffer.from(v).toString("base64");
+  }
   if (isCelUint(v)) return toJson(v.value, counter);
   if (isCelList(v)) return Array.from(v, (e) => toJson(e, counter));
   if (isCelMap(v)) {
@@ -92,6 +105,13 @@ export function toJson(v: CelValue, counter: { n: number }): unknown {
     return out;
   }
   throw failed("returns a value that is not JSON (a timestamp, duration or type)");
+}
+
+function tooLarge(): SinkerError {
+  return new SinkerError(
+    "ExpressionBudgetExceeded",
+    `the expression returns more than ${MAX_CEL_RESULT_CHARS} characters of strings`,
+  );
 }
 
 function failed(why: string): SinkerError {

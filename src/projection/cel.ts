@@ -285,7 +285,7 @@ export function evaluateExpression(
   if (isCelError(result)) {
     throw new SinkerError("ExpressionFailed", `the expression failed: ${sanitize(result.message)}`);
   }
-  const counter = { n: 0 };
+  const counter = { n: 0, chars: 0 };
   const out = toJson(result, counter);
   work.spend(counter.n);
   return out === null ? undefined : out;

@@ -276,3 +276,12 @@ test("one budget for all the expressions of a projection", () => {
     /^ExpressionBudgetExceeded: spec\.mappings\[\d\]: /,
   );
 });
+
+test("hostile: a result or a format() of shared large strings is refused before it is built", () => {
+  const shared = `object.spec.big.map(i, '${"w".repeat(3000)}')`; // 1000 references to one string
+  assert.match(stepsOnly(shared).error ?? "", /returns more than 2097152 characters of strings$/);
+  const printed = `'%s'.format([${shared}])`;
+  assert.match(stepsOnly(printed).error ?? "", /format would build a value larger than 1048576$/);
+  const split = `'${"v".repeat(3000)}'.replace('v', '${"v".repeat(40)}').split('')`; // 120 000 characters
+  assert.match(stepsOnly(split).error ?? "", /split would build a value larger than 100000$/);
+});
