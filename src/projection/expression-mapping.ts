@@ -12,6 +12,18 @@ export function newExpressionBudget(): ExpressionBudget {
   return new ExpressionBudget();
 }
 
+const variables = new WeakMap<object, unknown>();
+
+/** The `resourceSync` variable, made once per ResourceSync object (informer caches keep them unchanged). */
+function variableOf(resourceSync: ResourceSync): unknown {
+  let v = variables.get(resourceSync.metadata);
+  if (v === undefined) {
+    v = resourceSyncVariable(resourceSync.metadata);
+    variables.set(resourceSync.metadata, v);
+  }
+  return v;
+}
+
 /** The value a mapping's expression computes for `source`, or undefined to leave toFieldPath out. */
 export function expressionValue(
   mapping: Mapping,
@@ -27,6 +39,6 @@ export function expressionValue(
     throw new SinkerError("InvalidMapping", "a mapping with an expression must set toFieldPath");
   }
   const program = compileExpression(mapping.expression ?? "");
-  const input = { object: source, resourceSync: resourceSyncVariable(resourceSync.metadata) };
+  const input = { object: source, resourceSync: variableOf(resourceSync) };
   return evaluateExpression(program, input, budget, work);
 }
