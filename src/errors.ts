@@ -37,6 +37,10 @@ export type ErrorReason =
   | "TargetNotOwned"
   | "TargetConflict"
   | "TargetIsSource"
+  /** The kubeconfig Secret of a recorded target now reaches another cluster (issue 20). */
+  | "ClusterChanged"
+  // another writer keeps rewriting the target (contest.ts): repaired with back-off
+  | "TargetContested"
   // the world is not (yet) as we need it
   | "SourceNotFound"
   | "ClusterUnreachable"

@@ -5,6 +5,8 @@
  * time and what the controller refuses are the same thing.
  */
 
+import { targetMetadataProperties } from "./metadata-schema.ts";
+
 /** The longest `fromFieldPath`/`toFieldPath` accepted (CRD `maxLength` and the JSONPath entry point's bound). */
 export const MAX_FIELD_PATH_LENGTH = 1024;
 /** The longest mapping `expression` accepted (CRD `maxLength` and the CEL compiler's bound). */
@@ -171,11 +173,13 @@ export const endSchema = (end: "source" | "target"): Schema => ({
       ? "The object Sinker reads and keeps watching."
       : "The object Sinker server-side-applies the projection of the source onto (field manager " +
         "sinker.influxdata.io) and keeps watching, undoing drift. A target in the local cluster gets an owner " +
-        "reference to the ResourceSync unless it is cluster-scoped.",
+        "reference to the ResourceSync unless it is cluster-scoped or the ResourceSync has the annotation " +
+        'sinker.influxdata.io/disable-target-deletion: "true" (a target Sinker keeps is never garbage-collected).',
   required: ["resourceRef"],
   properties: {
     resourceRef: resourceRefSchema(end),
     cluster: clusterSchema,
+    ...(end === "target" ? targetMetadataProperties() : {}),
   },
 });
 
@@ -257,7 +261,8 @@ export const resourceSyncSpecSchema: Schema = {
       description:
         "Field mappings, applied in order onto an object holding only the target's apiVersion, kind, name and " +
         "namespace. Absent or empty: the target is a clone of the source (every top-level field except " +
-        "apiVersion, kind and metadata, plus the source's labels and annotations). At most 256 mappings.",
+        "apiVersion, kind and metadata, plus the source's labels and annotations as target.labels and " +
+        "target.annotations let them through). At most 256 mappings.",
       items: mappingSchema,
       maxItems: MAX_MAPPINGS,
     },
@@ -325,6 +330,33 @@ export const resourceSyncStatusSchema: Schema = {
                 namespace: nonEmpty("Namespace of the Secret."),
                 name: nonEmpty("Name of the Secret."),
                 key: nonEmpty("Key of the kubeconfig in the Secret."),
+              },
+            },
+            identity: {
+              type: "object",
+              description:
+                "Which cluster the Secret reached when the object was applied, as the cluster itself says: " +
+                "two Secrets (or an alias of the local cluster) with the same identity name one cluster. " +
+                "Compared by the strongest fact both sides know. A changed identity is handled like a new target.",
+              properties: {
+                kubeSystemUID: {
+                  type: "string",
+                  maxLength: 64,
+                  description:
+                    "UID of the cluster's kube-system namespace (when the kubeconfig's user may read it).",
+                },
+                caSHA256: {
+                  type: "string",
+                  pattern: "^[0-9a-f]{64}$",
+                  description:
+                    "SHA-256 (hex) of the CA certificates the kubeconfig trusts for the API server.",
+                },
+                serverSHA256: {
+                  type: "string",
+                  pattern: "^[0-9a-f]{64}$",
+                  description:
+                    "SHA-256 (hex) of the API server's origin (scheme, host, port): the weakest fact.",
+                },
               },
             },
           },

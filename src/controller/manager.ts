@@ -7,6 +7,7 @@ import type { Logger } from "pino";
 import type { Metrics } from "../admin/metrics.ts";
 import { type Fanout, startFanout } from "../fanout/controller.ts";
 import type { ClusterClient } from "../kube/client.ts";
+import { ClusterIdentities } from "../kube/cluster-identity.ts";
 import { ApiEventRecorder } from "../kube/events.ts";
 import { Informer, stripForCache } from "../kube/informer.ts";
 import { AddressPolicy } from "../kube/kubeconfig-policy.ts";
@@ -15,6 +16,8 @@ import { RemoteClusters } from "../kube/remote-clusters.ts";
 import { withRequestSignal } from "../kube/request-signal.ts";
 import { ClaimIndex } from "./claims.ts";
 import { ClusterShare, defaultClusterShare } from "./cluster-share.ts";
+import { watchIdentity } from "./context.ts";
+import { DriftState } from "./drift.ts";
 import { checkCrd, isEcho, resourceSyncChangeMatters } from "./event-filters.ts";
 import { WorkQueue } from "./queue.ts";
 import {
@@ -24,7 +27,7 @@ import {
   reconcile,
   writtenSuperseded,
 } from "./reconciler.ts";
-import { Watches, type WatchInfo } from "./watches.ts";
+import { type WatchChange, Watches, type WatchInfo } from "./watches.ts";
 
 export { checkCrd, isEcho, resourceSyncChangeMatters } from "./event-filters.ts";
 
@@ -122,6 +125,8 @@ export async function startController(options: ControllerOptions): Promise<Runni
   /** When a watched source or target changed, per key, for the source-change → applied latency. */
   const changedAt = new Map<string, number>();
   const applied = new Map<string, AppliedMemo>();
+  const drift = new DriftState();
+  drift.onContested = (n) => metrics.contestedResourceSyncs.set(n);
 
   const widening = options.watchWidening ?? { at: 32, minShare: 0.5 };
   let fanout: Fanout | undefined;
@@ -147,14 +152,24 @@ export async function startController(options: ControllerOptions): Promise<Runni
     onChange: (keys, event) => {
       const now = Date.now();
       for (const key of keys) {
-        if (isEcho(applied.get(key), event)) continue;
+        const memo = applied.get(key);
+        if (isEcho(memo, event)) continue;
+        // a contested repair waits for its timer: the other writer's changes of the target need not wake it
+        if (drift.holding(key, now) && memo && isTargetOf(memo, event)) continue;
         if (!changedAt.has(key)) changedAt.set(key, now);
         queue.add(key);
       }
     },
   });
 
-  const claims = new ClaimIndex();
+  // The local cluster's identity, once: a remote target reached through an alias of it is the local cluster.
+  const identities = new ClusterIdentities();
+  const localFacts = await identities.of(local);
+  if (!localFacts.kubeSystemUID)
+    logger.warn(
+      "cannot read namespace kube-system: the local cluster's identity falls back to its CA (see README, cluster identity)",
+    );
+  const claims = new ClaimIndex(localFacts);
   const resourceSyncs = new Informer({
     client: local,
     resource: resourceSyncResource,
@@ -185,6 +200,7 @@ export async function startController(options: ControllerOptions): Promise<Runni
     logger: logger.child({ module: "sinker::remote-clusters" }),
     addressPolicy: new AddressPolicy(options.denyRemoteCidrs ?? []),
     ...(options.requestTimeoutMs ? { requestTimeoutMs: options.requestTimeoutMs } : {}),
+    identities,
   });
   /** Remote cluster name → when a request to it was last answered (reachability). */
   const lastAnswerAt = new Map<string, number>();
@@ -200,6 +216,9 @@ export async function startController(options: ControllerOptions): Promise<Runni
     written,
     claims,
     applied,
+    drift,
+    pending: (key) => queue.pending(key),
+    onRepair: () => metrics.driftRepairs.inc(),
     onApplied: (key) => {
       const since = changedAt.get(key);
       changedAt.delete(key);
@@ -263,7 +282,7 @@ export async function startController(options: ControllerOptions): Promise<Runni
             ...ctx,
             logger: log,
             hold: (client) => {
-              lease.enter(client.server);
+              lease.enter(remoteClusters.identities.shareKey(client));
               releases.push(remoteClusters.hold(client));
             },
           }),
@@ -288,6 +307,14 @@ export async function startController(options: ControllerOptions): Promise<Runni
             queue.forget(key);
             queue.addAfter(key, result.afterMs);
             metrics.reconcileTotal.inc({ controller: CONTROLLER_NAME, result: "requeue_after" });
+            break;
+          case "contested":
+            // the contest's own back-off (contest.ts), not the failure back-off
+            queue.forget(key);
+            queue.addAfter(key, result.afterMs);
+            setOutcome(key, false);
+            metrics.reconcileTotal.inc({ controller: CONTROLLER_NAME, result: "requeue_after" });
+            log.debug({ retryInMs: result.afterMs }, "target contested");
             break;
           case "requeue":
             queue.addAfter(key, result.afterMs);
@@ -411,6 +438,19 @@ export async function startController(options: ControllerOptions): Promise<Runni
       logger.info("controller stopped");
     },
   };
+}
+
+/** Whether a watch event is about the object a ResourceSync applied last (its target). */
+function isTargetOf(memo: AppliedMemo, event: WatchChange): boolean {
+  const meta = event.object.metadata;
+  return (
+    watchIdentity({
+      client: { id: event.clientId },
+      resource: event.resource,
+      namespace: meta?.namespace,
+      name: meta?.name ?? "",
+    }) === memo.target
+  );
 }
 
 function keyOf(object: KubeObject): string {

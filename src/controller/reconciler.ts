@@ -6,19 +6,19 @@
  * functions of decisions.ts from the API's state, never from process memory. Every failure is a SinkerError
  * whose stable reason becomes the Ready condition's reason.
  */
-import { createHash } from "node:crypto";
 import {
   ANNOTATION_DISABLE_TARGET_DELETION,
   annotationIsTrue,
-  FIELD_MANAGER,
   FINALIZER,
   type ResourceSync,
 } from "../api/types.ts";
 import { validateResourceSync } from "../api/validate.ts";
 import { asSinkerError, SinkerError } from "../errors.ts";
+import type { ClusterFacts } from "../kube/cluster-identity.ts";
 import type { KubeObject } from "../kube/object.ts";
 import { project } from "../projection/index.ts";
 import { ClusterBusy } from "./cluster-share.ts";
+import { contestMessage } from "./contest.ts";
 import {
   forget,
   GrantUndecided,
@@ -28,13 +28,27 @@ import {
   type ReconcileResult,
   RefSet,
   ResourceSyncConflict,
-  track,
-  watchIdentity,
   writtenSuperseded,
 } from "./context.ts";
-import { ANNOTATION_ADOPT_TARGET, decideTargetChange, decideWrite } from "./decisions.ts";
-import { deleteOldTarget, finalize, sweepLocalLeftovers } from "./finalize.ts";
-import { describeEnd, identityOf, inSyncMessage, type ResolvedEnd, resolveEnd, watchRef } from "./resolve.ts";
+import {
+  ANNOTATION_ADOPT_TARGET,
+  decideTargetChange,
+  decideWrite,
+  type ObjectRef,
+  sameObject,
+} from "./decisions.ts";
+import { CONTESTED, writeTarget } from "./drift.ts";
+import { deleteOldTarget, finalize, keepOldTarget, sweepLocalLeftovers } from "./finalize.ts";
+import {
+  describeEnd,
+  factsOf,
+  type IdentifiedEnd,
+  identify,
+  identityOf,
+  inSyncMessage,
+  resolveEnd,
+  watchRef,
+} from "./resolve.ts";
 import {
   findCondition,
   nextStatus,
@@ -44,7 +58,7 @@ import {
   statusDiffers,
   syncedEventWorthIt,
 } from "./status.ts";
-import { type AppliedTarget, describeTarget, nextRecord, readRecord, sameTarget } from "./sync-record.ts";
+import { type AppliedTarget, nextRecord, readRecord, sameTarget } from "./sync-record.ts";
 
 export type { AppliedMemo, ReconcileContext, ReconcileResult, ReconcilerOptions } from "./context.ts";
 export { liveOf, rvNewer, watchIdentity, writtenSuperseded } from "./context.ts";
@@ -93,11 +107,14 @@ async function sync(
 ): Promise<ReconcileResult> {
   const spec = validated(cached);
   const rs = await ensureFinalizer(key, cached, ctx);
-  const source = await resolveEnd(spec, "source", refs, ctx);
-  const target = await resolveEnd(spec, "target", refs, ctx);
+  const sourceEnd = await resolveEnd(spec, "source", refs, ctx);
+  const targetEnd = await resolveEnd(spec, "target", refs, ctx);
+  // watched first: a cluster that cannot be listed fails here, with its own error, before it is asked who it is
+  await refs.add(watchRef(sourceEnd), watchRef(targetEnd));
+  const source = await identify(sourceEnd, ctx);
+  const target = await identify(targetEnd, ctx);
   const targetId = identityOf(spec, target);
-  refuseSelfReference(spec, source, target, ctx);
-  await refs.add(watchRef(source), watchRef(target));
+  refuseSelfReference(spec, source, target, await factsOf(ctx.local, ctx), ctx);
 
   const record = readRecord(rs.status);
   const disable = annotationIsTrue(rs.metadata, ANNOTATION_DISABLE_TARGET_DELETION);
@@ -108,13 +125,7 @@ async function sync(
       nextRec = null;
       break;
     case "forget-old":
-      if (record)
-        ctx.events.record(
-          rs,
-          "Normal",
-          "OldTargetKept",
-          `target changed; ${describeTarget(record)} left in place`,
-        );
+      if (record) await keepOldTarget(key, rs, record, refs, ctx);
       nextRec = null;
       break;
     case "none":
@@ -156,80 +167,55 @@ async function sync(
   });
   if (refusal) throw refusal;
 
-  const hash = createHash("sha1").update(JSON.stringify(desired)).digest("base64");
-  const memo = ctx.applied.get(key);
-  const targetWatch = watchIdentity(target);
-  let uid = live.exists ? live.uid : "";
-  const unchanged =
-    memo !== undefined &&
-    memo.target === targetWatch &&
-    memo.hash === hash &&
-    liveObject?.metadata?.resourceVersion === memo.resourceVersion &&
-    currentRecord?.uid === uid &&
-    // a cache that no longer follows its cluster (watch down) proves nothing: apply, and learn the truth
-    ctx.watches.live(target.client, target.resource, target.namespace, target.name);
-  if (!unchanged) {
-    const result = await track(
-      target.client,
-      ctx,
-      target.client.apply(target.resource, desired, { fieldManager: FIELD_MANAGER, force: true }),
-    );
-    uid = result.metadata?.uid ?? "";
-    ctx.applied.set(key, {
-      target: targetWatch,
-      resourceVersion: result.metadata?.resourceVersion ?? "",
-      hash,
-    });
-    ctx.onApplied?.(key);
-  }
-
-  await reportSuccess(
-    key,
-    rs,
-    inSyncMessage(spec, source, target),
-    uid ? nextRecord(currentRecord, targetId, uid, new Date()) : (nextRec ?? undefined),
+  const written = await writeTarget(
+    { key, rs, desired, source, sourceObject, target, liveObject, recordUid: currentRecord?.uid },
     ctx,
   );
+  if (written.kind === "defer") return { kind: "requeue", afterMs: written.afterMs };
+  const newRecord = written.uid
+    ? nextRecord(currentRecord, targetId, written.uid, new Date())
+    : (nextRec ?? undefined);
+  if (written.kind === "contested") {
+    const message = contestMessage(describeEnd(spec.spec.target.resourceRef.kind, target), written.writer);
+    await reportFailure(key, rs, new SinkerError(CONTESTED, message), ctx, newRecord);
+    return { kind: "contested", afterMs: written.afterMs };
+  }
+  await reportSuccess(key, rs, inSyncMessage(spec, source, target), newRecord, ctx);
   return { kind: "synced" };
 }
 
-/** Source == target, or a target that is the ResourceSync itself, are refused (SPEC 3). */
+/**
+ * Source == target, or a target that is the ResourceSync itself, are refused (SPEC 3): the same object in the
+ * same cluster, whatever Secret or alias of the server each end is reached through.
+ */
 function refuseSelfReference(
   spec: ResourceSync,
-  source: ResolvedEnd,
-  target: ResolvedEnd,
+  source: IdentifiedEnd,
+  target: IdentifiedEnd,
+  localFacts: ClusterFacts,
   ctx: ReconcileContext,
 ): void {
-  const same = (
-    a: ResolvedEnd,
-    b: { server: string; group: string; kind: string; ns?: string; name: string },
-  ) =>
-    a.client.server === b.server &&
-    a.resource.group === b.group &&
-    a.resource.kind === b.kind &&
-    (a.namespace ?? "") === (b.ns ?? "") &&
-    a.name === b.name;
-  const src = {
-    server: source.client.server,
-    group: source.resource.group,
-    kind: source.resource.kind,
-    name: source.name,
-    ...(source.namespace ? { ns: source.namespace } : {}),
-  };
-  if (same(target, src)) {
+  const end = (e: IdentifiedEnd): ObjectRef => ({
+    facts: e.facts,
+    group: e.resource.group,
+    kind: e.resource.kind,
+    namespace: e.namespace,
+    name: e.name,
+  });
+  if (sameObject(end(target), end(source))) {
     throw new SinkerError(
       "TargetIsSource",
       "the target is the source itself; a ResourceSync cannot sync an object onto itself",
     );
   }
-  const self = {
-    server: ctx.local.server,
+  const self: ObjectRef = {
+    facts: localFacts,
     group: ctx.resourceSyncResource.group,
     kind: ctx.resourceSyncResource.kind,
-    ns: spec.metadata.namespace ?? "",
+    namespace: spec.metadata.namespace ?? "",
     name: spec.metadata.name,
   };
-  if (same(target, self)) {
+  if (sameObject(end(target), self)) {
     throw new SinkerError("TargetIsSource", "the target is this ResourceSync itself");
   }
 }
@@ -268,13 +254,14 @@ async function reportFailure(
   rs: KubeObject,
   error: SinkerError,
   ctx: ReconcileContext,
+  record?: AppliedTarget | null,
 ): Promise<void> {
   const ready = findCondition(rs.status as SyncStatus | undefined, READY);
   if (ready === undefined || ready.status === "True" || ready.reason !== error.reason) {
     ctx.events.record(rs, "Warning", error.reason, error.message);
   }
   try {
-    await writeStatus(key, rs, { ok: false, reason: error.reason, message: error.message }, undefined, ctx);
+    await writeStatus(key, rs, { ok: false, reason: error.reason, message: error.message }, record, ctx);
   } catch (err) {
     ctx.logger.warn(
       { error: err instanceof Error ? err.message : String(err) },

@@ -3,15 +3,18 @@
  * through the watch); a 409 from the target is a failure like any other, so it backs off. Runs reconcile()
  * on a fake context: caches and clients as plain objects.
  */
+
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import pino from "pino";
 import { FINALIZER } from "../../src/api/types.ts";
 import { ClaimIndex } from "../../src/controller/claims.ts";
+import { DriftState } from "../../src/controller/drift.ts";
 import { type ReconcileContext, reconcile } from "../../src/controller/reconciler.ts";
 import type { Watches } from "../../src/controller/watches.ts";
 import { SinkerError } from "../../src/errors.ts";
 import type { ClusterClient, ResourceInfo } from "../../src/kube/client.ts";
+import { ClusterIdentities } from "../../src/kube/cluster-identity.ts";
 import type { Informer } from "../../src/kube/informer.ts";
 import type { KubeObject } from "../../src/kube/object.ts";
 import type { RemoteClusters } from "../../src/kube/remote-clusters.ts";
@@ -85,9 +88,10 @@ function fakeContext(failures: { apply?: SinkerError; statusPatch?: SinkerError 
     resourceSyncs: { get: () => rs } as unknown as Informer,
     resourceSyncResource: resourceSyncs,
     watches,
-    remoteClusters: {} as RemoteClusters,
+    remoteClusters: { identities: new ClusterIdentities() } as unknown as RemoteClusters,
     events: { record: () => {} },
     options: { allowClusterScoped: false },
+    drift: new DriftState(),
     logger: pino({ level: "silent" }),
     written: new Map(),
     claims: new ClaimIndex(),
