@@ -1,10 +1,12 @@
 /**
- * Micro-benchmark of the projection: prints projections per second for a realistic ConfigMap with 5 mappings, with
+ * Micro-benchmark of the projection: prints projections per second for a realistic ConfigMap with 5 mappings, the
+ * same 5 as CEL expressions, CEL transforms (string building, base64, regex) beside a JSONPath mapping, with
  * match()/search() mappings, for a clone of a 1 MiB object, and the cost of the source bounds check.
  * `npm run bench:projection`. Figures only, no assertions.
  */
 import type { ResourceSync } from "../src/api/types.ts";
 import type { KubeObject } from "../src/kube/object.ts";
+import { toCelInput } from "../src/projection/cel.ts";
 import { project } from "../src/projection/index.ts";
 import { checkSourceBounds } from "../src/projection/source-bounds.ts";
 
@@ -111,6 +113,34 @@ const withRegex = resourceSync([
 bench("ConfigMap, match() + search() mappings", () =>
   project({ resourceSync: withRegex, source: cm, target }),
 );
+const fiveExpressions = resourceSync([
+  { expression: "object.data['key-1']", toFieldPath: "data.first" },
+  { expression: "object.data['app.properties']", toFieldPath: "data.app\\.properties" },
+  { expression: "object.metadata.labels", toFieldPath: "metadata.labels" },
+  { expression: "object.metadata.labels.team", toFieldPath: "metadata.annotations.team" },
+  { expression: "has(object.data.missing) ? object.data.missing : null", toFieldPath: "data.optional" },
+]);
+bench("ConfigMap, the same 5 mappings as CEL expressions", () =>
+  project({ resourceSync: fiveExpressions, source: cm, target }),
+);
+const oneJsonPath = resourceSync([{ fromFieldPath: "metadata.labels.team", toFieldPath: "data.team" }]);
+bench("ConfigMap, 1 JSONPath mapping", () => project({ resourceSync: oneJsonPath, source: cm, target }));
+const transforms: [string, string][] = [
+  ["constant", "'kubernetes.io/tls'"],
+  [
+    "string building",
+    "object.metadata.labels.team + '-' + object.metadata.name + '.' + resourceSync.metadata.namespace",
+  ],
+  ["base64 out", "base64.encode(bytes(object.data['key-1']))"],
+  ["regex pick", "object.data['app.properties'].find('setting[.]3[0-9]=[0-9]+')"],
+  ["format", "'%s/%s:%d'.format([object.metadata.namespace, object.metadata.name, size(object.data)])"],
+];
+for (const [name, expression] of transforms) {
+  const rs = resourceSync([{ expression, toFieldPath: "data.out" }]);
+  bench(`ConfigMap, 1 CEL transform: ${name}`, () => project({ resourceSync: rs, source: cm, target }));
+}
+// CEL reads the source converted once per source object version (cached by identity); this is that once.
+bench("CEL input conversion of the ConfigMap (once per version)", () => toCelInput({ ...cm }));
 // The bounds check runs once per source object version (cached by identity); this is that once, on 1 MiB.
 bench("source bounds check of a 1 MiB object (once per version)", () =>
   checkSourceBounds(shallowCopyOfBig()),

@@ -28,6 +28,8 @@ export interface LinearRegex {
   matchesWhole(subject: string): boolean;
   /** Does the pattern match somewhere in the subject? */
   matchesPart(subject: string): boolean;
+  /** The first `limit` non-overlapping matches, left to right (CEL `find`/`findAll`). */
+  findAll(subject: string, limit: number): string[];
   /** An upper estimate of the steps one match on `subject` takes (subject length × program size). */
   cost(subject: string): number;
 }
@@ -80,6 +82,12 @@ function compileUncached(pattern: string, dialect: RegexDialect): CompiledRegex 
     regex: {
       matchesWhole: (subject) => re.testExact(subject),
       matchesPart: (subject) => re.test(subject),
+      findAll: (subject, limit) => {
+        const found: string[] = [];
+        const m = re.matcher(subject);
+        while (found.length < limit && m.find()) found.push(m.group() ?? "");
+        return found;
+      },
       cost: (subject) => (subject.length + 1) * size,
     },
   };

@@ -13,4 +13,5 @@ export const EXPECTED_SYNCS = [
   "mappings-from-cluster-b",
   "sinkercontainer-to-cluster-b",
   "keep-target-on-deletion",
+  "transforms",
 ];

@@ -199,6 +199,16 @@ export async function scenario(): Promise<void> {
     JSON.stringify(handed?.data),
   );
 
+  const transformed = await get("a", path.cm("db-settings"));
+  check(
+    "transforms: ConfigMap db-settings in a computed by CEL from Secret db-login (decoded, regex, built string)",
+    transformed?.data?.user === "app" &&
+      transformed.data.host === "db-1.example.com" &&
+      transformed.data.connection === `app@db-1.example.com:5432/${NS}` &&
+      transformed.metadata?.labels?.owner === "shop-transforms",
+    JSON.stringify(transformed?.data),
+  );
+
   step("A source edit propagating");
   await timed(
     "source edited in a → clone in a updated (clone-in-cluster)",

@@ -9,6 +9,8 @@ import { targetMetadataProperties } from "./metadata-schema.ts";
 
 /** The longest `fromFieldPath`/`toFieldPath` accepted (CRD `maxLength` and the JSONPath entry point's bound). */
 export const MAX_FIELD_PATH_LENGTH = 1024;
+/** The longest mapping `expression` accepted (CRD `maxLength` and the CEL compiler's bound). */
+export const MAX_EXPRESSION_LENGTH = 4096;
 /** The most mappings one ResourceSync may have (CRD `maxItems`, the validator and the projection). */
 export const MAX_MAPPINGS = 256;
 
@@ -94,6 +96,8 @@ export const namespaceName = (description: string): Schema => ({
 });
 
 export const MAPPING_RULE_MESSAGE = "a mapping must set fromFieldPath, toFieldPath or both";
+export const EXPRESSION_EXCLUSIVE_MESSAGE = "a mapping sets fromFieldPath or expression, not both";
+export const EXPRESSION_TARGET_MESSAGE = "a mapping with an expression must set toFieldPath";
 
 export const resourceRefSchema = (end: "source" | "target"): Schema => ({
   type: "object",
@@ -186,7 +190,8 @@ export const mappingSchema: Schema = {
     "written at toFieldPath; when fromFieldPath selects nothing, toFieldPath is left out (and so removed from " +
     "the target if Sinker wrote it before). With only fromFieldPath: the selected node must be a whole " +
     "Kubernetes object (apiVersion and kind equal to the target's) and the target becomes a clone of it. With " +
-    "only toFieldPath: the whole source object is written there.",
+    "only toFieldPath: the whole source object is written there. With expression and toFieldPath: the value the " +
+    "CEL expression computes is written at toFieldPath (null: left out).",
   properties: {
     fromFieldPath: {
       type: "string",
@@ -210,12 +215,36 @@ export const mappingSchema: Schema = {
       patternMessage:
         'must be a dotted path of non-empty field names, e.g. "data.foo" (a dot in a name is written "\\.")',
     },
+    expression: {
+      type: "string",
+      description:
+        "A CEL expression computing the value written at toFieldPath, instead of fromFieldPath. Variables: " +
+        "object (the source object) and resourceSync (metadata.name, namespace, labels, annotations of this " +
+        "ResourceSync). Besides the CEL standard library: the strings extension (replace, split, join, format, " +
+        "lowerAscii, ...), base64.encode(bytes)/base64.decode(string), and RE2 regular expressions (matches, " +
+        "find, findAll). A null result leaves toFieldPath out; bytes are written base64-encoded. Bounded: " +
+        "an expression that does not compile fails with InvalidExpression, one that fails at evaluation with " +
+        "ExpressionFailed, one that needs too much work with ExpressionBudgetExceeded. " +
+        'Example: "base64.decode(object.data.token).string().upperAscii()".',
+      minLength: 1,
+      maxLength: MAX_EXPRESSION_LENGTH,
+    },
   },
   validations: [
     {
       rule: "has(self.fromFieldPath) || has(self.toFieldPath)",
       message: MAPPING_RULE_MESSAGE,
       holds: (self) => self.fromFieldPath != null || self.toFieldPath != null,
+    },
+    {
+      rule: "!has(self.expression) || !has(self.fromFieldPath)",
+      message: EXPRESSION_EXCLUSIVE_MESSAGE,
+      holds: (self) => self.expression == null || self.fromFieldPath == null,
+    },
+    {
+      rule: "!has(self.expression) || has(self.toFieldPath)",
+      message: EXPRESSION_TARGET_MESSAGE,
+      holds: (self) => self.expression == null || self.toFieldPath != null,
     },
   ],
 };

@@ -92,6 +92,8 @@ export interface Mapping {
   fromFieldPath?: string;
   /** Dotted path into the target; absent = the selected node is a whole Kubernetes object to clone. */
   toFieldPath?: string;
+  /** CEL over the source (`object`) computing the value written at toFieldPath; exclusive with fromFieldPath. */
+  expression?: string;
 }
 
 export interface ResourceSyncSpec {

@@ -18,6 +18,7 @@ import {
 import { SinkerError } from "../errors.ts";
 import { isPlainObject, type KubeObject, type ObjectMeta, type OwnerReference } from "../kube/object.ts";
 import { WorkBudget } from "./budget.ts";
+import { type ExpressionBudget, expressionValue, newExpressionBudget } from "./expression-mapping.ts";
 import { setFieldPath } from "./fieldpath.ts";
 import { compilePath, selectOne } from "./jsonpath.ts";
 import { applyMetadataRule } from "./metadata-policy.ts";
@@ -59,8 +60,8 @@ const SERVER_METADATA = [
 /**
  * The object to apply onto the target. Throws SinkerError (a mapping's error message starts with
  * `spec.mappings[i]: `): InvalidMapping, InvalidJSONPath, AmbiguousJSONPath,
- * JSONPathLimitExceeded, NotAKubernetesObject, KindMismatch, InvalidFieldPath, InvalidSpec (owner reference
- * asked for a ResourceSync without uid).
+ * JSONPathLimitExceeded, NotAKubernetesObject, KindMismatch, InvalidFieldPath, InvalidExpression,
+ * ExpressionFailed, ExpressionBudgetExceeded, InvalidSpec (owner reference asked for a ResourceSync without uid).
  */
 export function project(input: ProjectionInput): KubeObject {
   const { resourceSync, source, target } = input;
@@ -75,6 +76,8 @@ export function project(input: ProjectionInput): KubeObject {
   checkSourceBounds(source);
   // One budget for every mapping of this projection (SinkerError ProjectionBudgetExceeded when spent).
   const budget = new WorkBudget();
+  // Likewise one budget for every expression (made at the first one).
+  let expressions: ExpressionBudget | undefined;
 
   const identity = (): Record<string, unknown> => {
     const metadata: Record<string, unknown> = { name: ref.name };
@@ -84,6 +87,12 @@ export function project(input: ProjectionInput): KubeObject {
   let out = mappings.length === 0 ? cloneKubeObject(source, identity()) : identity();
   mappings.forEach((mapping, index) => {
     try {
+      if (mapping.expression != null) {
+        expressions ??= newExpressionBudget();
+        const value = expressionValue(mapping, resourceSync, source, expressions, budget);
+        if (value !== undefined && mapping.toFieldPath != null) setFieldPath(out, mapping.toFieldPath, value);
+        return;
+      }
       const next = applyMapping(out, mapping, source, ref, identity, budget);
       if (next !== undefined) out = next;
     } catch (err) {

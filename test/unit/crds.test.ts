@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { test } from "node:test";
+import { run } from "@bufbuild/cel";
 import { parseAllDocuments } from "yaml";
 import { crdObjects, crdYaml } from "../../src/api/crds.ts";
 import { mappingSchema, resourceSyncSpecSchema, type Schema } from "../../src/api/schema.ts";
@@ -65,6 +66,14 @@ test("ResourceSync CRD: short name, status subresource, printer columns, CEL rul
       rule: "has(self.fromFieldPath) || has(self.toFieldPath)",
       message: "a mapping must set fromFieldPath, toFieldPath or both",
     },
+    {
+      rule: "!has(self.expression) || !has(self.fromFieldPath)",
+      message: "a mapping sets fromFieldPath or expression, not both",
+    },
+    {
+      rule: "!has(self.expression) || has(self.toFieldPath)",
+      message: "a mapping with an expression must set toFieldPath",
+    },
   ]);
   assert.equal(spec.properties.source.properties.resourceRef.properties.name.minLength, 1);
 });
@@ -93,16 +102,30 @@ test("every schema node has a description (kubectl explain)", () => {
 });
 
 test("each CEL rule's TypeScript twin agrees with the rule on representative values", () => {
-  // The CEL rule is `has(self.fromFieldPath) || has(self.toFieldPath)`: presence, whatever the value.
-  const [rule] = mappingSchema.validations ?? [];
-  assert.ok(rule);
-  const table: [Record<string, unknown>, boolean][] = [
-    [{}, false],
-    [{ fromFieldPath: "" }, true],
-    [{ toFieldPath: "a" }, true],
-    [{ fromFieldPath: "a", toFieldPath: "b" }, true],
+  // The rules test presence (has), whatever the value; each is run through a CEL engine and its twin.
+  const rules = mappingSchema.validations ?? [];
+  assert.equal(rules.length, 3);
+  const values: Record<string, unknown>[] = [
+    {},
+    { fromFieldPath: "" },
+    { toFieldPath: "a" },
+    { fromFieldPath: "a", toFieldPath: "b" },
+    { expression: "1", toFieldPath: "a" },
+    { expression: "1" },
+    { expression: "1", fromFieldPath: "a", toFieldPath: "b" },
   ];
-  for (const [value, want] of table) assert.equal(rule.holds(value), want, JSON.stringify(value));
+  const want = [
+    [false, true, true, true, true, false, true],
+    [true, true, true, true, true, true, false],
+    [true, true, true, true, true, false, true],
+  ];
+  rules.forEach((rule, i) => {
+    values.forEach((value, j) => {
+      const cel = run(rule.rule, { self: new Map(Object.entries(value) as [string, string][]) });
+      assert.equal(cel, want[i]?.[j], `${rule.rule} on ${JSON.stringify(value)}`);
+      assert.equal(rule.holds(value), cel, `twin of ${rule.rule} on ${JSON.stringify(value)}`);
+    });
+  });
 });
 
 test("the validator interprets the same schema the CRD is generated from", () => {

@@ -162,6 +162,35 @@ test("render: namespace defaults and owner reference rules", async () => {
   }
 });
 
+test("render: CEL expression mappings show transformed output; a bad one fails as the controller would", async () => {
+  const source = file(
+    "cm-cel.yaml",
+    "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: app-config, labels: {team: pay}}\ndata: {url: 'https://db.example.com:5432'}\n",
+  );
+  const mappings = `  mappings:
+    - {expression: "'fixed'", toFieldPath: data.constant}
+    - {expression: "base64.encode(bytes(object.data.url))", toFieldPath: data.encoded}
+    - {expression: "object.data.url.find('[a-z.]+[.]com')", toFieldPath: data.host}
+    - {expression: "object.metadata.labels.team + '-' + resourceSync.metadata.namespace", toFieldPath: data.owner}
+`;
+  const r = await render(["--resource-sync", file("rs-cel.yaml", rsDoc(mappings)), "--source", source]);
+  assert.equal(r.stderr, "");
+  assert.equal(r.code, 0);
+  assert.deepEqual(parse(r.stdout).data, {
+    constant: "fixed",
+    encoded: Buffer.from("https://db.example.com:5432").toString("base64"),
+    host: "db.example.com",
+    owner: "pay-team-a",
+  });
+  const bad = `  mappings:\n    - {expression: "object.data.missing", toFieldPath: data.x}\n`;
+  const failed = await render(["--resource-sync", file("rs-cel-bad.yaml", rsDoc(bad)), "--source", source]);
+  assert.equal(failed.code, 1);
+  assert.equal(
+    failed.stderr,
+    "sinker render: spec.mappings[0]: the expression failed: no such key or field\n",
+  );
+});
+
 test("render --help", async () => {
   const r = await render(["--help"]);
   assert.equal(r.code, 0);
