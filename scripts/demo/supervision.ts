@@ -97,7 +97,8 @@ export async function startSinker(): Promise<void> {
       }
       return (await httpStatus(`http://127.0.0.1:${adminPort}/ready`)) === 200;
     },
-    30_000,
+    // a second or two when the machine is quiet; generous for a machine busy with other work
+    120_000,
     50,
   );
   okLine(`controller ready in ${ms(performance.now() - t)} (GET http://127.0.0.1:${adminPort}/ready → 200)`);

@@ -98,7 +98,7 @@ describe("examples/", () => {
 
 describe("npm run demo -- --once", () => {
   it("runs the scenario against the real controller, reuses the running control plane and cleans up", async () => {
-    const { code, output } = await run(["--once"], 240_000);
+    const { code, output } = await run(["--once"], 480_000);
     assert.equal(code, 0, output);
     const expected = [
       /clusters a and b already up: reusing them/,
