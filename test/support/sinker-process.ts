@@ -110,10 +110,10 @@ export class Sinker {
   }
 }
 
-/** Runs sinker to completion (for start-up failures); kills it after 30 s. */
+/** Runs sinker to completion (for start-up failures); kills it after 120 s (generous for a loaded machine). */
 export async function runToExit(args: string[]) {
   const s = new Sinker(args);
-  const timer = setTimeout(() => s.proc.kill("SIGKILL"), 30_000);
+  const timer = setTimeout(() => s.proc.kill("SIGKILL"), 120_000);
   const r = await s.exited;
   clearTimeout(timer);
   return { code: r.code, stderr: s.stderr, records: s.records };
