@@ -10,9 +10,9 @@ import { createHash } from "node:crypto";
 import {
   ANNOTATION_DISABLE_TARGET_DELETION,
   annotationIsTrue,
-  FIELD_MANAGER,
   FINALIZER,
   type ResourceSync,
+  type WritePolicy,
 } from "../api/types.ts";
 import { validateResourceSync } from "../api/validate.ts";
 import { asSinkerError, SinkerError } from "../errors.ts";
@@ -28,13 +28,20 @@ import {
   type ReconcileResult,
   RefSet,
   ResourceSyncConflict,
-  track,
   watchIdentity,
   writtenSuperseded,
 } from "./context.ts";
 import { ANNOTATION_ADOPT_TARGET, decideTargetChange, decideWrite } from "./decisions.ts";
 import { deleteOldTarget, finalize, sweepLocalLeftovers } from "./finalize.ts";
-import { describeEnd, identityOf, inSyncMessage, type ResolvedEnd, resolveEnd, watchRef } from "./resolve.ts";
+import {
+  createOnlyMessage,
+  describeEnd,
+  identityOf,
+  inSyncMessage,
+  type ResolvedEnd,
+  resolveEnd,
+  watchRef,
+} from "./resolve.ts";
 import {
   findCondition,
   nextStatus,
@@ -45,6 +52,8 @@ import {
   syncedEventWorthIt,
 } from "./status.ts";
 import { type AppliedTarget, describeTarget, nextRecord, readRecord, sameTarget } from "./sync-record.ts";
+import { decideWriteAction } from "./write-policy.ts";
+import { writeTarget } from "./write-target.ts";
 
 export type { AppliedMemo, ReconcileContext, ReconcileResult, ReconcilerOptions } from "./context.ts";
 export { liveOf, rvNewer, watchIdentity, writtenSuperseded } from "./context.ts";
@@ -156,6 +165,8 @@ async function sync(
   });
   if (refusal) throw refusal;
 
+  const writePolicy = spec.spec.writePolicy ?? "Apply";
+  const action = decideWriteAction(writePolicy, live);
   const hash = createHash("sha1").update(JSON.stringify(desired)).digest("base64");
   const memo = ctx.applied.get(key);
   const targetWatch = watchIdentity(target);
@@ -168,11 +179,11 @@ async function sync(
     currentRecord?.uid === uid &&
     // a cache that no longer follows its cluster (watch down) proves nothing: apply, and learn the truth
     ctx.watches.live(target.client, target.resource, target.namespace, target.name);
-  if (!unchanged) {
-    const result = await track(
-      target.client,
+  if (action !== "leave" && !unchanged) {
+    const result = await writeTarget(
+      action,
+      { key, rs, spec, target, targetId, record: currentRecord, live, desired, source: sourceObject },
       ctx,
-      target.client.apply(target.resource, desired, { fieldManager: FIELD_MANAGER, force: true }),
     );
     uid = result.metadata?.uid ?? "";
     ctx.applied.set(key, {
@@ -186,9 +197,12 @@ async function sync(
   await reportSuccess(
     key,
     rs,
-    inSyncMessage(spec, source, target),
+    writePolicy === "CreateOnly"
+      ? createOnlyMessage(spec, source, target)
+      : inSyncMessage(spec, source, target),
     uid ? nextRecord(currentRecord, targetId, uid, new Date()) : (nextRec ?? undefined),
     ctx,
+    writePolicy,
   );
   return { kind: "synced" };
 }
@@ -257,10 +271,11 @@ async function reportSuccess(
   message: string,
   record: AppliedTarget | null | undefined,
   ctx: ReconcileContext,
+  writePolicy: WritePolicy,
 ): Promise<void> {
   const ready = findCondition(rs.status as SyncStatus | undefined, READY);
   if (syncedEventWorthIt(ready)) ctx.events.record(rs, "Normal", "Synced", message);
-  await writeStatus(key, rs, { ok: true, message }, record, ctx);
+  await writeStatus(key, rs, { ok: true, message, writePolicy }, record, ctx);
 }
 
 async function reportFailure(
