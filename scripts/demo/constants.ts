@@ -13,4 +13,6 @@ export const EXPECTED_SYNCS = [
   "mappings-from-cluster-b",
   "sinkercontainer-to-cluster-b",
   "keep-target-on-deletion",
+  "create-only",
+  "replace-on-immutable-change",
 ];

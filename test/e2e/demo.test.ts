@@ -70,7 +70,7 @@ describe("examples/", () => {
       assert.match(ra.stdout, new RegExp(`^${kind}/\\S+ created \\(server dry run\\)$`, "m"));
     }
     const syncs = ra.stdout.match(/^resourcesync\.sinker\.influxdata\.io\/\S+ created/gm) ?? [];
-    assert.equal(syncs.length, 5, ra.stdout);
+    assert.equal(syncs.length, 7, ra.stdout);
     const rb = await env.kubectl("b", [
       "apply",
       "--dry-run=server",
@@ -109,6 +109,8 @@ describe("npm run demo -- --once", () => {
         "mappings-from-cluster-b",
         "sinkercontainer-to-cluster-b",
         "keep-target-on-deletion",
+        "create-only",
+        "replace-on-immutable-change",
       ].map((n) => new RegExp(`^${n} +.* True +Synced +\\d+ ms$`, "m")),
       /✓ source edited in a → clone in a updated \(clone-in-cluster\): \d+ ms/,
       /✓ source edited in b → mapped copy in a updated \(mappings-from-cluster-b\): \d+ ms/,
