@@ -156,7 +156,10 @@ describe("ResourceSync CRD on a real API server", () => {
     assert.match(explain.stdout, /toFieldPath/);
     const policy = await env.kubectl("b", ["explain", "resourcesync.spec.writePolicy"]);
     assert.equal(policy.code, 0, policy.stderr);
-    assert.match(policy.stdout, /CreateOnly: created from the source whenever Sinker finds it absent/);
+    assert.match(
+      policy.stdout.replace(/\s+/g, " "),
+      /CreateOnly: created from the source whenever Sinker finds it absent/,
+    );
     const replace = await env.kubectl("b", ["explain", "resourcesync.status.replacement"]);
     assert.equal(replace.code, 0, replace.stderr);
     assert.match(replace.stdout, /attempts/);
