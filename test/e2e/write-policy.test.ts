@@ -165,6 +165,37 @@ describe("writePolicy CreateOnly", () => {
     assert.deepEqual(kept?.metadata?.ownerReferences ?? [], [], "no owner reference left to collect it");
   });
 
+  it("a ClusterResourceSyncSet passes it to its children, which act under it", async () => {
+    const src = await ns("a", "create-set-src");
+    const dest = await ns("a", "create-set-dst");
+    await a.apply(configMap(src, "shared", { k: "v1" }));
+    const name = `create-only-${dest}`;
+    await a.apply({
+      apiVersion: RS_API,
+      kind: "ClusterResourceSyncSet",
+      metadata: { name },
+      spec: {
+        source: { ...cmRef("shared"), namespace: src },
+        target: cmRef("shared"),
+        namespaceSelector: { include: [dest] },
+        writePolicy: "CreateOnly",
+      },
+    });
+    try {
+      const child = await waitFor(
+        "the child acting under CreateOnly",
+        async () =>
+          (await a.list(RS_API, "ResourceSync", dest)).find((o) => statusOf(o).writePolicy === "CreateOnly"),
+        { timeoutMs: BOUND_MS },
+      );
+      assert.equal((child.spec as { writePolicy?: string }).writePolicy, "CreateOnly");
+      assert.equal((await a.get("v1", "ConfigMap", dest, "shared"))?.data?.k, "v1");
+    } finally {
+      await a.delete(RS_API, "ClusterResourceSyncSet", undefined, name);
+      await a.waitGone(RS_API, "ClusterResourceSyncSet", undefined, name, BOUND_MS);
+    }
+  });
+
   it("does not take over a target it did not create (TargetNotOwned)", async () => {
     const n = await ns("a", "create-theirs");
     await a.apply(configMap(n, "src", { k: "v" }));
