@@ -34,6 +34,8 @@ export type ErrorReason =
   | "TargetNotOwned"
   | "TargetConflict"
   | "TargetIsSource"
+  /** The kubeconfig Secret of a recorded target now reaches another cluster (issue 20). */
+  | "ClusterChanged"
   // replacing a target on an immutable change (spec.onImmutableChange: Replace)
   | "ReplaceLimitReached"
   // the world is not (yet) as we need it

@@ -357,6 +357,33 @@ export const resourceSyncStatusSchema: Schema = {
                 key: nonEmpty("Key of the kubeconfig in the Secret."),
               },
             },
+            identity: {
+              type: "object",
+              description:
+                "Which cluster the Secret reached when the object was applied, as the cluster itself says: " +
+                "two Secrets (or an alias of the local cluster) with the same identity name one cluster. " +
+                "Compared by the strongest fact both sides know. A changed identity is handled like a new target.",
+              properties: {
+                kubeSystemUID: {
+                  type: "string",
+                  maxLength: 64,
+                  description:
+                    "UID of the cluster's kube-system namespace (when the kubeconfig's user may read it).",
+                },
+                caSHA256: {
+                  type: "string",
+                  pattern: "^[0-9a-f]{64}$",
+                  description:
+                    "SHA-256 (hex) of the CA certificates the kubeconfig trusts for the API server.",
+                },
+                serverSHA256: {
+                  type: "string",
+                  pattern: "^[0-9a-f]{64}$",
+                  description:
+                    "SHA-256 (hex) of the API server's origin (scheme, host, port): the weakest fact.",
+                },
+              },
+            },
           },
         },
         apiVersion: nonEmpty("API group and version the object was applied with."),

@@ -10,6 +10,7 @@
  * ready (it is healthy and able to take over; a never-ready standby would block rolling updates) and the leader
  * is ready once its initial list is in. Always 503 once shutting down.
  */
+
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Logger } from "pino";
@@ -19,6 +20,7 @@ import { LeaderElector } from "../controller/leader-election.ts";
 import { checkCrd, type RunningController, startController } from "../controller/manager.ts";
 import { asSinkerError } from "../errors.ts";
 import { ClusterClient } from "../kube/client.ts";
+import { registerKubeConfig } from "../kube/cluster-identity.ts";
 import { loadLocalKubeConfig, SERVICE_ACCOUNT_DIR } from "../kube/kubeconfig.ts";
 import { createLogger, moduleLogger } from "../log.ts";
 import { type ControllerConfig, parseControllerFlags } from "./flags.ts";
@@ -76,6 +78,7 @@ export async function runController(
       impersonate: { ...(config.as !== undefined ? { user: config.as } : {}), groups: config.asGroups },
       userAgent: `sinker/${info.version}`,
     });
+    registerKubeConfig(local, kubeConfig); // its CA: the local cluster's identity when kube-system is not readable
     log.info(
       {
         version: info.version,

@@ -2,67 +2,113 @@
  * Which ResourceSyncs name which target, derived from the ResourceSync cache (their sync records and specs),
  * so that two ResourceSyncs on one target are told apart without a request: the one that holds it first wins,
  * the others report TargetConflict (SPEC 3, ownership). An index over the cache, kept up to date from its
- * events: nothing here is truth of its own.
+ * events: nothing here is truth of its own. The claims are the sync records in the API, so a claim holds across
+ * restarts, replicas, tenants and Secrets.
+ *
+ * One cluster is one cluster whatever Secret reaches it: a record carries its cluster's identity (its
+ * kube-system UID, CA, server; see cluster-identity.ts) and is indexed under each of them, the local cluster
+ * under its own, so a target reached through another Secret or an alias finds it; `sameTarget` then decides.
  *
  * A spec names its target before any record exists; for a local target the identity assumes a namespaced kind
- * in the ResourceSync's namespace, for a remote one it is known only when `cluster.namespace` is set. Targets
- * the spec does not pin down are told apart by their records alone.
+ * in the ResourceSync's namespace, for a remote one it is known only when `cluster.namespace` is set, and only
+ * by its Secret (the cluster's identity is known once it is reached). Targets the spec does not pin down are
+ * told apart by their records alone.
  */
+import type { ClusterFacts } from "../kube/cluster-identity.ts";
+import { factKeys } from "../kube/cluster-identity.ts";
 import type { KubeObject } from "../kube/object.ts";
 import { type Claimant, claimWinner } from "./decisions.ts";
-import { identityKey, readRecord, type TargetIdentity } from "./sync-record.ts";
+import {
+  clusterKey,
+  factsOf,
+  objectKey,
+  readRecord,
+  sameTarget,
+  type TargetIdentity,
+} from "./sync-record.ts";
+
+interface Claim {
+  claimant: Claimant;
+  target: TargetIdentity;
+}
 
 export class ClaimIndex {
-  /** identity key → rsKey → claimant */
-  readonly #byTarget = new Map<string, Map<string, Claimant>>();
-  /** rsKey → identity keys it claims */
+  /** The local cluster's identity (a record of a local target carries none). */
+  readonly #local: ClusterFacts | undefined;
+  /** index key → `rsKey\0n` → claim */
+  readonly #byKey = new Map<string, Map<string, Claim>>();
+  /** rsKey → index keys it claims under */
   readonly #byRs = new Map<string, string[]>();
+
+  constructor(local?: ClusterFacts) {
+    this.#local = local;
+  }
+
+  /** Index keys of a target: how it is reached (Secret or local), then each fact of its cluster. */
+  #keysOf(t: TargetIdentity): string[] {
+    const obj = objectKey(t);
+    const facts = factsOf(t.cluster, this.#local);
+    return [clusterKey(t.cluster), ...(facts ? factKeys(facts) : [])].map((c) => `${c}|${obj}`);
+  }
 
   /** (Re)indexes one ResourceSync from its cached object. */
   update(rs: KubeObject): void {
     const key = `${rs.metadata?.namespace ?? ""}/${rs.metadata?.name ?? ""}`;
     this.remove(key);
     const createdAt = rs.metadata?.creationTimestamp ?? "";
-    const claims = new Map<string, Claimant>();
+    const claims: Claim[] = [];
     const record = readRecord(rs.status);
-    if (record) claims.set(identityKey(record), { key, appliedAt: record.appliedAt, createdAt });
+    if (record) claims.push({ claimant: { key, appliedAt: record.appliedAt, createdAt }, target: record });
     const fromSpec = specTarget(rs);
-    if (fromSpec) {
-      const k = identityKey(fromSpec);
-      if (!claims.has(k)) claims.set(k, { key, createdAt });
-    }
-    for (const [k, c] of claims) {
-      let m = this.#byTarget.get(k);
-      if (!m) {
-        m = new Map();
-        this.#byTarget.set(k, m);
+    if (fromSpec && !(record && sameTarget(record, fromSpec, this.#local)))
+      claims.push({ claimant: { key, createdAt }, target: fromSpec });
+    const keys = new Set<string>();
+    claims.forEach((c, i) => {
+      for (const k of this.#keysOf(c.target)) {
+        let m = this.#byKey.get(k);
+        if (!m) {
+          m = new Map();
+          this.#byKey.set(k, m);
+        }
+        m.set(`${key}\u0000${i}`, c);
+        keys.add(k);
       }
-      m.set(key, c);
-    }
-    if (claims.size > 0) this.#byRs.set(key, [...claims.keys()]);
+    });
+    if (keys.size > 0) this.#byRs.set(key, [...keys]);
   }
 
   /** Drops one ResourceSync; returns the others that named one of its targets (they may write it now). */
   remove(key: string): string[] {
     const others = new Set<string>();
     for (const k of this.#byRs.get(key) ?? []) {
-      const m = this.#byTarget.get(k);
-      m?.delete(key);
-      if (m?.size === 0) this.#byTarget.delete(k);
-      for (const other of m?.keys() ?? []) others.add(other);
+      const m = this.#byKey.get(k);
+      for (const id of [...(m?.keys() ?? [])]) if (id.startsWith(`${key}\u0000`)) m?.delete(id);
+      if (m?.size === 0) this.#byKey.delete(k);
+      for (const c of m?.values() ?? []) others.add(c.claimant.key);
     }
     this.#byRs.delete(key);
     return [...others];
   }
 
-  /** Another ResourceSync that holds this target before `key` does, if any. */
+  /** Another ResourceSync that holds this target (in whatever cluster's terms) before `key` does, if any. */
   claimedBy(key: string, target: TargetIdentity, self: Claimant): string | undefined {
-    const m = this.#byTarget.get(identityKey(target));
-    const claimants = new Map(m ?? []);
+    const claimants = new Map<string, Claimant>();
+    let indexedSelf: Claimant | undefined;
+    for (const k of this.#keysOf(target)) {
+      for (const c of this.#byKey.get(k)?.values() ?? []) {
+        if (!sameTarget(c.target, target, this.#local)) continue;
+        if (c.claimant.key === key) {
+          if (c.claimant.appliedAt !== undefined) indexedSelf = c.claimant;
+          continue;
+        }
+        const known = claimants.get(c.claimant.key);
+        if (!known || (known.appliedAt === undefined && c.claimant.appliedAt !== undefined))
+          claimants.set(c.claimant.key, c.claimant);
+      }
+    }
+    if (claimants.size === 0) return undefined;
     // the reconciling ResourceSync with what it knows now (the cache may lag behind its own record)
-    const indexed = claimants.get(key);
-    claimants.set(key, indexed?.appliedAt !== undefined && self.appliedAt === undefined ? indexed : self);
-    if (claimants.size < 2) return undefined;
+    claimants.set(key, indexedSelf !== undefined && self.appliedAt === undefined ? indexedSelf : self);
     const winner = claimWinner([...claimants.values()]);
     return winner === key ? undefined : winner;
   }

@@ -11,10 +11,12 @@
  * key anyway after a while, so no key depends on a wake-up alone. Level-triggered: a parked key is simply
  * reconciled again later, from the caches.
  *
- * The key is the API server's origin (scheme, host, port), not the kubeconfig Secret: copies of one kubeconfig
- * in many Secrets (each with a circuit breaker of its own) still share one server's slots. A tenant who controls
- * a server can give it several names or ports, each with a share of its own; the share bounds one server, the
- * circuit breaker and the request deadlines bound what each of those costs (README, Security model).
+ * The key is the cluster, not the kubeconfig Secret: the CA its kubeconfig trusts (cluster-identity.ts
+ * `shareKey`, known without a request), else the API server's origin (scheme, host, port). Copies of one
+ * kubeconfig in many Secrets (each with a circuit breaker of its own) and aliases of one server (`localhost`, an
+ * IP, a DNS name) share one cluster's slots. A tenant who controls a server can give it several CAs, names or
+ * ports, each with a share of its own; the share bounds one cluster, the circuit breaker and the request
+ * deadlines bound what each of those costs (README, Security model).
  */
 
 /** The share when `--max-concurrent-reconciles-per-cluster` is not given: half the workers, at least one. */
@@ -25,7 +27,7 @@ export function defaultClusterShare(concurrency: number): number {
 /**
  * What identifies one API server for the share: `https://host:port`, host lower-case without a trailing dot,
  * the default port written out, no path (one server behind several paths is still one server). A string that is
- * not a URL is its own key.
+ * not an http(s) URL (e.g. a CA key, `ca:…`) is its own key.
  */
 export function serverKey(server: string): string {
   let url: URL;
@@ -34,6 +36,7 @@ export function serverKey(server: string): string {
   } catch {
     return server;
   }
+  if (url.protocol !== "https:" && url.protocol !== "http:") return server;
   const host = url.hostname.toLowerCase().replace(/\.$/, "");
   const port = url.port || (url.protocol === "http:" ? "80" : "443");
   return `${url.protocol}//${host}:${port}`;

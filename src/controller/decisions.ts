@@ -5,6 +5,7 @@
  * (test/unit/decisions.test.ts).
  */
 import { SinkerError } from "../errors.ts";
+import { type ClusterFacts, sameCluster } from "../kube/cluster-identity.ts";
 import { type AppliedTarget, describeTarget, sameTarget, type TargetIdentity } from "./sync-record.ts";
 
 /** The live target, as far as ownership is concerned. */
@@ -28,11 +29,13 @@ export function isOurs(
   claimedByOther: string | undefined,
 ): boolean {
   if (!live.exists) return false;
+  // another ResourceSync holds it first (its record, maybe through another Secret of the same cluster)
+  if (claimedByOther !== undefined) return false;
   if (record && record.uid === live.uid) return true;
   if (live.ownedByThis) return true;
   // Written with Sinker's field manager (the Rust controller, or a crash between apply and status write), and
   // no other ResourceSync records it as its own.
-  return live.appliedBySinker && claimedByOther === undefined;
+  return live.appliedBySinker;
 }
 
 export interface WriteFacts {
@@ -61,6 +64,29 @@ export function decideWrite(f: WriteFacts): SinkerError | undefined {
     "TargetNotOwned",
     `target ${what} exists and was not written by Sinker; set the annotation ` +
       `${ANNOTATION_ADOPT_TARGET}: "true" on the ResourceSync to take it over`,
+  );
+}
+
+/** One object as a resolved end names it: its cluster (as the cluster says), group, kind, namespace, name. */
+export interface ObjectRef {
+  facts: ClusterFacts;
+  group: string;
+  kind: string;
+  namespace?: string | undefined;
+  name: string;
+}
+
+/**
+ * Do two ends name one object? In one cluster by its identity, not by the Secret or URL it is reached through
+ * (a `localhost` alias of the local cluster is the local cluster).
+ */
+export function sameObject(a: ObjectRef, b: ObjectRef): boolean {
+  return (
+    a.group === b.group &&
+    a.kind === b.kind &&
+    (a.namespace ?? "") === (b.namespace ?? "") &&
+    a.name === b.name &&
+    sameCluster(a.facts, b.facts)
   );
 }
 
@@ -111,8 +137,11 @@ export type FinalizeAction =
   | { kind: "force-release"; error: SinkerError }
   | { kind: "fail"; error: SinkerError };
 
-/** Reasons that mean the recorded object cannot exist any more. */
-const GONE_FOR_GOOD = new Set(["UnknownKind"]);
+/**
+ * Reasons that mean the recorded object cannot exist any more, or cannot be reached any more (its Secret now
+ * reaches another cluster: nothing there is the recorded object).
+ */
+const GONE_FOR_GOOD = new Set(["UnknownKind", "ClusterChanged"]);
 
 export function decideFinalize(f: FinalizeFacts): FinalizeAction {
   if (!f.hasFinalizer) return { kind: "none" };

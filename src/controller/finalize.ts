@@ -18,7 +18,7 @@ import {
   track,
 } from "./context.ts";
 import { type Candidate, decideFinalize } from "./decisions.ts";
-import { identityOf, type ResolvedEnd, resolveEnd, resolveRecorded, watchRef } from "./resolve.ts";
+import { identify, identityOf, type ResolvedEnd, resolveEnd, resolveRecorded, watchRef } from "./resolve.ts";
 import { type AppliedTarget, describeTarget, readRecord, sameTarget } from "./sync-record.ts";
 
 /** Safety net while waiting for a watch to report a target gone (the watch event is what normally ends it). */
@@ -32,7 +32,16 @@ export async function deleteOldTarget(
   refs: RefSet,
   ctx: ReconcileContext,
 ): Promise<void> {
-  const old = await resolveRecorded(key, record, rs, refs, ctx);
+  let old: ResolvedEnd;
+  try {
+    old = await resolveRecorded(key, record, rs, refs, ctx);
+  } catch (err) {
+    const error = asSinkerError(err);
+    if (error.reason !== "ClusterChanged") throw err;
+    // the Secret now reaches another cluster: the old target cannot be reached any more, like a new target
+    ctx.events.record(rs, "Normal", "OldTargetKept", `target changed; ${error.message}`);
+    return;
+  }
   // A live read of an object no longer watched (one request, only when the target changes).
   const existing = await track(old.client, ctx, old.client.get(old.resource, old.namespace, old.name));
   if (!existing || existing.metadata?.uid !== record.uid) return;
@@ -110,13 +119,15 @@ export async function finalize(
       } catch (err) {
         if (err instanceof ClusterBusy) throw err; // not unreachable: its share of workers is in use
         c.unresolved = asSinkerError(err);
+        if (c.unresolved.reason === "ClusterChanged")
+          ctx.events.record(rs, "Warning", "ClusterChanged", c.unresolved.message);
       }
       candidates.push(c);
     }
     const parsed = validateResourceSync(rs);
     if (parsed.ok) {
       try {
-        const end = await resolveEnd(parsed.value, "target", refs, ctx);
+        const end = await identify(await resolveEnd(parsed.value, "target", refs, ctx), ctx);
         const id = identityOf(parsed.value, end);
         if (!sameTarget(id, record)) {
           const c: Candidate = { target: id };

@@ -7,6 +7,7 @@ import type { Logger } from "pino";
 import type { Metrics } from "../admin/metrics.ts";
 import { type Fanout, startFanout } from "../fanout/controller.ts";
 import type { ClusterClient } from "../kube/client.ts";
+import { ClusterIdentities } from "../kube/cluster-identity.ts";
 import { ApiEventRecorder } from "../kube/events.ts";
 import { Informer, stripForCache } from "../kube/informer.ts";
 import { AddressPolicy } from "../kube/kubeconfig-policy.ts";
@@ -154,7 +155,14 @@ export async function startController(options: ControllerOptions): Promise<Runni
     },
   });
 
-  const claims = new ClaimIndex();
+  // The local cluster's identity, once: a remote target reached through an alias of it is the local cluster.
+  const identities = new ClusterIdentities();
+  const localFacts = await identities.of(local);
+  if (!localFacts.kubeSystemUID)
+    logger.warn(
+      "cannot read namespace kube-system: the local cluster's identity falls back to its CA (see README, cluster identity)",
+    );
+  const claims = new ClaimIndex(localFacts);
   const resourceSyncs = new Informer({
     client: local,
     resource: resourceSyncResource,
@@ -185,6 +193,7 @@ export async function startController(options: ControllerOptions): Promise<Runni
     logger: logger.child({ module: "sinker::remote-clusters" }),
     addressPolicy: new AddressPolicy(options.denyRemoteCidrs ?? []),
     ...(options.requestTimeoutMs ? { requestTimeoutMs: options.requestTimeoutMs } : {}),
+    identities,
   });
   /** Remote cluster name → when a request to it was last answered (reachability). */
   const lastAnswerAt = new Map<string, number>();
@@ -263,7 +272,7 @@ export async function startController(options: ControllerOptions): Promise<Runni
             ...ctx,
             logger: log,
             hold: (client) => {
-              lease.enter(client.server);
+              lease.enter(remoteClusters.identities.shareKey(client));
               releases.push(remoteClusters.hold(client));
             },
           }),

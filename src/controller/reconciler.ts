@@ -16,6 +16,7 @@ import {
 } from "../api/types.ts";
 import { validateResourceSync } from "../api/validate.ts";
 import { asSinkerError, SinkerError } from "../errors.ts";
+import type { ClusterFacts } from "../kube/cluster-identity.ts";
 import type { KubeObject } from "../kube/object.ts";
 import { project } from "../projection/index.ts";
 import { ClusterBusy } from "./cluster-share.ts";
@@ -31,14 +32,22 @@ import {
   watchIdentity,
   writtenSuperseded,
 } from "./context.ts";
-import { ANNOTATION_ADOPT_TARGET, decideTargetChange, decideWrite } from "./decisions.ts";
+import {
+  ANNOTATION_ADOPT_TARGET,
+  decideTargetChange,
+  decideWrite,
+  type ObjectRef,
+  sameObject,
+} from "./decisions.ts";
 import { deleteOldTarget, finalize, sweepLocalLeftovers } from "./finalize.ts";
 import {
   createOnlyMessage,
   describeEnd,
+  factsOf,
+  type IdentifiedEnd,
+  identify,
   identityOf,
   inSyncMessage,
-  type ResolvedEnd,
   resolveEnd,
   watchRef,
 } from "./resolve.ts";
@@ -102,11 +111,14 @@ async function sync(
 ): Promise<ReconcileResult> {
   const spec = validated(cached);
   const rs = await ensureFinalizer(key, cached, ctx);
-  const source = await resolveEnd(spec, "source", refs, ctx);
-  const target = await resolveEnd(spec, "target", refs, ctx);
+  const sourceEnd = await resolveEnd(spec, "source", refs, ctx);
+  const targetEnd = await resolveEnd(spec, "target", refs, ctx);
+  // watched first: a cluster that cannot be listed fails here, with its own error, before it is asked who it is
+  await refs.add(watchRef(sourceEnd), watchRef(targetEnd));
+  const source = await identify(sourceEnd, ctx);
+  const target = await identify(targetEnd, ctx);
   const targetId = identityOf(spec, target);
-  refuseSelfReference(spec, source, target, ctx);
-  await refs.add(watchRef(source), watchRef(target));
+  refuseSelfReference(spec, source, target, await factsOf(ctx.local, ctx), ctx);
 
   const record = readRecord(rs.status);
   const disable = annotationIsTrue(rs.metadata, ANNOTATION_DISABLE_TARGET_DELETION);
@@ -207,43 +219,38 @@ async function sync(
   return { kind: "synced" };
 }
 
-/** Source == target, or a target that is the ResourceSync itself, are refused (SPEC 3). */
+/**
+ * Source == target, or a target that is the ResourceSync itself, are refused (SPEC 3): the same object in the
+ * same cluster, whatever Secret or alias of the server each end is reached through.
+ */
 function refuseSelfReference(
   spec: ResourceSync,
-  source: ResolvedEnd,
-  target: ResolvedEnd,
+  source: IdentifiedEnd,
+  target: IdentifiedEnd,
+  localFacts: ClusterFacts,
   ctx: ReconcileContext,
 ): void {
-  const same = (
-    a: ResolvedEnd,
-    b: { server: string; group: string; kind: string; ns?: string; name: string },
-  ) =>
-    a.client.server === b.server &&
-    a.resource.group === b.group &&
-    a.resource.kind === b.kind &&
-    (a.namespace ?? "") === (b.ns ?? "") &&
-    a.name === b.name;
-  const src = {
-    server: source.client.server,
-    group: source.resource.group,
-    kind: source.resource.kind,
-    name: source.name,
-    ...(source.namespace ? { ns: source.namespace } : {}),
-  };
-  if (same(target, src)) {
+  const end = (e: IdentifiedEnd): ObjectRef => ({
+    facts: e.facts,
+    group: e.resource.group,
+    kind: e.resource.kind,
+    namespace: e.namespace,
+    name: e.name,
+  });
+  if (sameObject(end(target), end(source))) {
     throw new SinkerError(
       "TargetIsSource",
       "the target is the source itself; a ResourceSync cannot sync an object onto itself",
     );
   }
-  const self = {
-    server: ctx.local.server,
+  const self: ObjectRef = {
+    facts: localFacts,
     group: ctx.resourceSyncResource.group,
     kind: ctx.resourceSyncResource.kind,
-    ns: spec.metadata.namespace ?? "",
+    namespace: spec.metadata.namespace ?? "",
     name: spec.metadata.name,
   };
-  if (same(target, self)) {
+  if (sameObject(end(target), self)) {
     throw new SinkerError("TargetIsSource", "the target is this ResourceSync itself");
   }
 }

@@ -1,11 +1,12 @@
+import { setOwner } from "../api/ownership.ts";
 import {
   ANNOTATION_SOURCE_NAMESPACE,
   CLUSTER_RESOURCE_SYNC_SET_KIND,
   type ResourceSync,
 } from "../api/types.ts";
 import { asSinkerError, SinkerError } from "../errors.ts";
-import { setOwner } from "../fanout/children.ts";
 import type { ClusterClient, ResourceInfo } from "../kube/client.ts";
+import { type ClusterFacts, sameCluster } from "../kube/cluster-identity.ts";
 import type { KubeObject } from "../kube/object.ts";
 import { checkSecretAccess } from "../kube/remote-clusters.ts";
 import { GrantUndecided, type ReconcileContext, type RefSet, trackFailure } from "./context.ts";
@@ -20,6 +21,27 @@ export interface ResolvedEnd {
   namespace: string | undefined;
   name: string;
   local: boolean;
+}
+
+/** A resolved end with its cluster's identity (`cluster.identity` set for a remote one). */
+export interface IdentifiedEnd extends ResolvedEnd {
+  /** Which cluster the client reaches, as the cluster says (cluster-identity.ts). */
+  facts: ClusterFacts;
+}
+
+/** Completes a resolved end with its cluster's identity (cached per client: its first use costs one GET). */
+export async function identify(end: ResolvedEnd, ctx: ReconcileContext): Promise<IdentifiedEnd> {
+  const facts = await factsOf(end.client, ctx);
+  return {
+    ...end,
+    cluster: end.cluster.secretRef ? { ...end.cluster, identity: facts } : end.cluster,
+    facts,
+  };
+}
+
+/** The identity of the cluster a client reaches (fetched once per client; a failure counts as unreachable). */
+export function factsOf(client: ClusterClient, ctx: ReconcileContext): Promise<ClusterFacts> {
+  return trackFailure(client, ctx, ctx.remoteClusters.identities.of(client));
 }
 
 /** The client of a cluster: the local one, or the one of a kubeconfig Secret (access checked before watching). */
@@ -174,6 +196,16 @@ export async function resolveRecorded(
     secretGoneFallback: true,
     ...(granted !== undefined ? { grantedSecretNamespace: granted } : {}),
   });
+  const facts = await factsOf(client, ctx);
+  const recorded = record.cluster.identity;
+  if (record.cluster.secretRef && recorded && !sameCluster(recorded, facts)) {
+    const s = record.cluster.secretRef;
+    throw new SinkerError(
+      "ClusterChanged",
+      `kubeconfig Secret ${s.namespace}/${s.name} now reaches another cluster than the one the recorded target ` +
+        `${record.kind} ${record.namespace ? `${record.namespace}/` : ""}${record.name} was applied to; it is left there`,
+    );
+  }
   const resource = await trackFailure(client, ctx, client.resolve(record.apiVersion, record.kind));
   return {
     client,

@@ -1,4 +1,5 @@
 import type { WritePolicy } from "../api/types.ts";
+import { truncateMessage } from "../kube/api-message.ts";
 import type { AppliedTarget } from "./sync-record.ts";
 
 /**
@@ -33,12 +34,7 @@ export const READY = "Ready";
 /** The condition the Rust controller reports; kept with the same type and reason for alert compatibility. */
 export const FAILING = "ResourceSyncFailing";
 
-/** Longest message written to a condition or Event (the API server caps Event messages at 1 KiB). */
-const MAX_MESSAGE = 1024;
-
-export function truncateMessage(message: string): string {
-  return message.length <= MAX_MESSAGE ? message : `${message.slice(0, MAX_MESSAGE - 3)}...`;
-}
+export { truncateMessage };
 
 function rfc3339(now: Date): string {
   // metav1.Time has second precision.

@@ -3,15 +3,22 @@
  * (`status.appliedTarget`), so that what Sinker wrote lives in the API and not in process memory. Finalization,
  * a change of `spec.target` and "delete only what I wrote" are decided from it together with the live objects.
  *
- * A target's identity is its cluster (the local one, or the kubeconfig Secret reference it is reached through),
- * its API group and kind (not the version: one object is served under several), namespace and name.
+ * A target's identity is its cluster, its API group and kind (not the version: one object is served under
+ * several), namespace and name. The cluster is the local one, or one reached through a kubeconfig Secret; which
+ * cluster that is, is said by the cluster itself (cluster-identity.ts: its kube-system UID, else its CA, else its
+ * server), recorded as `cluster.identity` so that two Secrets (or a Secret and the local cluster) naming one
+ * cluster name one target. Records written before identities were recorded compare by Secret reference.
  */
+
 import { parseApiVersion } from "../kube/client.ts";
+import { type ClusterFacts, readFacts, sameCluster } from "../kube/cluster-identity.ts";
 import { isPlainObject } from "../kube/object.ts";
 
 export interface ClusterIdentity {
   /** The kubeconfig Secret the cluster is reached through; absent: the cluster Sinker runs in. */
   secretRef?: { namespace: string; name: string; key: string };
+  /** Which cluster that Secret reaches, as the cluster says (absent: not known, or the local cluster). */
+  identity?: ClusterFacts;
 }
 
 export interface TargetIdentity {
@@ -36,19 +43,50 @@ export function clusterKey(cluster: ClusterIdentity): string {
   return s ? `secret:${s.namespace}/${s.name}/${s.key}` : "local";
 }
 
-/** A string equal for two identities of the same object (whatever the version). */
-export function identityKey(t: TargetIdentity): string {
+/** A string equal for two identities of the same object in one cluster (whatever the version), cluster aside. */
+export function objectKey(t: TargetIdentity): string {
   let group = "";
   try {
     group = parseApiVersion(t.apiVersion).group;
   } catch {
     group = t.apiVersion;
   }
-  return `${clusterKey(t.cluster)}|${group}|${t.kind}|${t.namespace ?? ""}|${t.name}`;
+  return `${group}|${t.kind}|${t.namespace ?? ""}|${t.name}`;
 }
 
-export function sameTarget(a: TargetIdentity | undefined, b: TargetIdentity | undefined): boolean {
-  return a !== undefined && b !== undefined && identityKey(a) === identityKey(b);
+/** A string equal for two identities reached the same way (same Secret, or both local). */
+export function identityKey(t: TargetIdentity): string {
+  return `${clusterKey(t.cluster)}|${objectKey(t)}`;
+}
+
+/** The facts of a cluster: the recorded identity, the local cluster's, or none (an old record). */
+export function factsOf(cluster: ClusterIdentity, local: ClusterFacts | undefined): ClusterFacts | undefined {
+  return cluster.secretRef ? cluster.identity : (local ?? cluster.identity);
+}
+
+/**
+ * Do two clusters name one? By what the clusters say when both are known (`local`: the local cluster's facts);
+ * else (a record from before identities were recorded) by how they are reached: the same Secret, or both local.
+ */
+export function sameClusterOf(a: ClusterIdentity, b: ClusterIdentity, local?: ClusterFacts): boolean {
+  const fa = factsOf(a, local);
+  const fb = factsOf(b, local);
+  if (fa && fb) return sameCluster(fa, fb);
+  return clusterKey(a) === clusterKey(b);
+}
+
+/** One object: same group, kind, namespace and name, in one cluster (see sameClusterOf). */
+export function sameTarget(
+  a: TargetIdentity | undefined,
+  b: TargetIdentity | undefined,
+  local?: ClusterFacts,
+): boolean {
+  return (
+    a !== undefined &&
+    b !== undefined &&
+    objectKey(a) === objectKey(b) &&
+    sameClusterOf(a.cluster, b.cluster, local)
+  );
 }
 
 /** Human-readable, for messages and Events: `ConfigMap ns/name in cluster Secret ns/name`. */
@@ -77,6 +115,8 @@ export function readRecord(status: unknown): AppliedTarget | undefined {
     const key = str(s.key);
     if (!namespace || !secretName || !key) return undefined;
     cluster.secretRef = { namespace, name: secretName, key };
+    const identity = readFacts(r.cluster.identity);
+    if (identity) cluster.identity = identity;
   }
   const namespace = str(r.namespace);
   return {
@@ -90,22 +130,28 @@ export function readRecord(status: unknown): AppliedTarget | undefined {
   };
 }
 
-/** The record after applying `target` (uid from the apply's answer): kept as is when nothing changed. */
+/**
+ * The record after applying `target` (uid from the apply's answer): kept as is when nothing changed; a record
+ * from before identities were recorded gets the cluster's identity (its appliedAt kept).
+ */
 export function nextRecord(
   previous: AppliedTarget | undefined,
   target: TargetIdentity,
   uid: string,
   now: Date,
 ): AppliedTarget {
+  const cluster = recordedCluster(target.cluster);
   if (
     previous &&
     sameTarget(previous, target) &&
     previous.uid === uid &&
     previous.apiVersion === target.apiVersion
-  )
-    return previous;
+  ) {
+    if (previous.cluster.identity || !cluster.identity) return previous;
+    return { ...previous, cluster };
+  }
   return {
-    cluster: target.cluster.secretRef ? { secretRef: { ...target.cluster.secretRef } } : {},
+    cluster,
     apiVersion: target.apiVersion,
     kind: target.kind,
     ...(target.namespace ? { namespace: target.namespace } : {}),
@@ -113,4 +159,10 @@ export function nextRecord(
     uid,
     appliedAt: `${now.toISOString().slice(0, 19)}Z`,
   };
+}
+
+/** What a record keeps of a cluster: the Secret and the remote cluster's identity (never the local one's). */
+function recordedCluster(c: ClusterIdentity): ClusterIdentity {
+  if (!c.secretRef) return {};
+  return { secretRef: { ...c.secretRef }, ...(c.identity ? { identity: { ...c.identity } } : {}) };
 }

@@ -11,6 +11,7 @@
  * - ClusterResourceSyncSet, remote destination: in the source's namespace (the Secret may be elsewhere: granted).
  */
 import { createHash } from "node:crypto";
+import { type Grant, setOwner } from "../api/ownership.ts";
 import {
   ANNOTATION_DISABLE_TARGET_DELETION,
   ANNOTATION_SOURCE_NAMESPACE,
@@ -22,13 +23,14 @@ import {
   LABEL_SET_KIND,
   LABEL_SET_NAME,
   RESOURCE_SYNC_KIND,
-  RESOURCE_SYNC_SET_KIND,
   type ResourceSync,
   type ResourceSyncSet,
   type ResourceSyncSpec,
 } from "../api/types.ts";
 import type { OwnerReference } from "../kube/object.ts";
 import { labelsMatch, type NamespaceInfo, namespaceSelected } from "./selector.ts";
+
+export { type Grant, setOwner };
 
 /** A kubeconfig Secret as the set controller caches it: its name and labels only, never its data. */
 export interface SecretInfo {
@@ -250,18 +252,6 @@ export function desiredChildren(set: AnySet, d: Destinations): Desired {
   return { children: [...local, ...remoteChildren(set, d.remoteNamespaces, undecided)], undecided };
 }
 
-/** The controller owner reference of a ResourceSync, when a set of either kind made it. */
-export function setOwner(rs: {
-  metadata?: { ownerReferences?: OwnerReference[] };
-}): OwnerReference | undefined {
-  return rs.metadata?.ownerReferences?.find(
-    (o) =>
-      o.controller === true &&
-      o.apiVersion === GROUP_VERSION &&
-      (o.kind === CLUSTER_RESOURCE_SYNC_SET_KIND || o.kind === RESOURCE_SYNC_SET_KIND),
-  );
-}
-
 /** Deep equality of JSON values, ignoring the order of object keys (the API server may reorder them). */
 export function sameJson(a: unknown, b: unknown): boolean {
   if (a === b) return true;
@@ -275,14 +265,6 @@ export function sameJson(a: unknown, b: unknown): boolean {
   const ak = Object.keys(ao).filter((k) => ao[k] !== undefined);
   const bk = Object.keys(bo).filter((k) => bo[k] !== undefined);
   return ak.length === bk.length && ak.every((k) => Object.hasOwn(bo, k) && sameJson(ao[k], bo[k]));
-}
-
-/** What a ClusterResourceSyncSet lets one of its children do beyond a plain ResourceSync. */
-export interface Grant {
-  /** Read the source in this namespace instead of the child's own. */
-  sourceNamespace?: string;
-  /** Use the kubeconfig Secret of this namespace without the allowed-namespaces annotation. */
-  secretNamespace?: string;
 }
 
 /**

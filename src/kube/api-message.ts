@@ -16,6 +16,14 @@
  */
 
 export const MAX_API_MESSAGE_LENGTH = 1024;
+
+/** Longest message written to a condition or Event (the API server caps Event messages at 1 KiB). */
+const MAX_WRITTEN_MESSAGE = 1024;
+
+/** A message Sinker writes (a condition, an Event), cut to what the API server takes. */
+export function truncateMessage(message: string): string {
+  return message.length <= MAX_WRITTEN_MESSAGE ? message : `${message.slice(0, MAX_WRITTEN_MESSAGE - 3)}...`;
+}
 const REDACTED = "<value omitted>";
 const FIELD_ERROR_VALUE = /\b(Invalid value|Unsupported value|Duplicate value|Not found): /g;
 /** A quoted thing that may stay: a Kubernetes-style name (DNS-ish, with `:`, `@`, `/` for users and groups). */

@@ -4,7 +4,7 @@
  */
 import { randomBytes } from "node:crypto";
 import type { Logger } from "pino";
-import { truncateMessage } from "../controller/status.ts";
+import { truncateMessage } from "./api-message.ts";
 import type { ClusterClient, ResourceInfo } from "./client.ts";
 import type { KubeObject } from "./object.ts";
 

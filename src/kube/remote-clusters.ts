@@ -23,6 +23,7 @@ import { compileRegex } from "../regex.ts";
 import { CircuitBreaker } from "./circuit-breaker.ts";
 import { ClusterClient } from "./client.ts";
 import { KubeConfig } from "./client-node.ts";
+import { ClusterIdentities, registerKubeConfig } from "./cluster-identity.ts";
 import { AddressPolicy, kubeconfigFindings, serverUrlProblem } from "./kubeconfig-policy.ts";
 import { isPlainObject, type KubeObject } from "./object.ts";
 
@@ -90,6 +91,8 @@ export interface RemoteClustersOptions {
   addressPolicy?: AddressPolicy;
   /** Total deadline of one non-watch request (default: the client's, 30 s). */
   requestTimeoutMs?: number;
+  /** Where the clusters' identities are kept (default: a registry of its own). */
+  identities?: ClusterIdentities;
 }
 
 export interface RemoteCluster {
@@ -212,6 +215,8 @@ export class RemoteClusters {
   readonly #userAgent: string | undefined;
   readonly #addressPolicy: AddressPolicy;
   readonly #requestTimeoutMs: number | undefined;
+  /** Which cluster each client reaches (fetched once per client, see cluster-identity.ts). */
+  readonly identities: ClusterIdentities;
   /** `${uid}/${resourceVersion}/${key}` → client */
   readonly #cache = new Map<string, CacheEntry>();
   /**
@@ -234,6 +239,7 @@ export class RemoteClusters {
     this.#userAgent = opts.userAgent;
     this.#addressPolicy = opts.addressPolicy ?? DEFAULT_ADDRESS_POLICY;
     this.#requestTimeoutMs = opts.requestTimeoutMs;
+    this.identities = opts.identities ?? new ClusterIdentities();
   }
 
   /**
@@ -281,6 +287,7 @@ export class RemoteClusters {
       },
       ...(this.#requestTimeoutMs ? { limits: { requestTimeoutMs: this.#requestTimeoutMs } } : {}),
     });
+    registerKubeConfig(client, kubeConfig);
     const cluster: RemoteCluster = { client, namespace };
     const entry: CacheEntry = { cluster, secretUid: uid, key, secretRef };
     this.#cache.set(cacheKey, entry);

@@ -34,11 +34,20 @@ export const MAX_REGEX_WORK = 20_000_000;
 /** Compiled paths kept (least recently used ones are dropped). */
 export const CACHE_SIZE = 1000;
 
-/** Counts object members visited while a query runs; reset before each evaluation. */
-let visits = 0;
-let regexWork = 0;
-/** The budget of the projection the running evaluation belongs to, if any (shared by all its mappings). */
-let budget: WorkBudget | undefined;
+/** The work of one evaluation, counted per call. */
+interface Evaluation {
+  /** Nodes and object members visited. */
+  visits: number;
+  regexWork: number;
+  /** The budget of the projection this evaluation belongs to, if any (shared by all its mappings). */
+  budget: WorkBudget | undefined;
+}
+
+/**
+ * The evaluation running now. json-p3 calls the hooks below without a context, so they find the call's counts
+ * here; evaluations are synchronous, and `selectAll` sets it for the span of one and restores it after.
+ */
+let running: Evaluation | undefined;
 
 class BoundedEnvironment extends JSONPathEnvironment {
   override entries(obj: { [key: string]: JSONValue }): Array<[string, JSONValue]> {
@@ -75,9 +84,11 @@ function linearRegexFunction(name: "match" | "search", original: FilterFunction)
       const compiled = compileRegex(pattern, "iregexp");
       if (!compiled.ok) return false;
       const cost = compiled.regex.cost(subject);
-      regexWork += cost;
-      if (regexWork > MAX_REGEX_WORK) throw new VisitLimitError();
-      budget?.spendRegex(cost);
+      if (running !== undefined) {
+        running.regexWork += cost;
+        if (running.regexWork > MAX_REGEX_WORK) throw new VisitLimitError();
+        running.budget?.spendRegex(cost);
+      }
       return whole ? compiled.regex.matchesWhole(subject) : compiled.regex.matchesPart(subject);
     },
   };
@@ -85,9 +96,10 @@ function linearRegexFunction(name: "match" | "search", original: FilterFunction)
 
 /** Adds work to the current evaluation's count; throws once the budget is spent. */
 function charge(work: number): void {
-  visits += work;
-  if (visits > MAX_VISITS) throw new VisitLimitError();
-  budget?.spend(work);
+  if (running === undefined) return;
+  running.visits += work;
+  if (running.visits > MAX_VISITS) throw new VisitLimitError();
+  running.budget?.spend(work);
 }
 
 const environment = new BoundedEnvironment({ maxRecursionDepth: MAX_DESCENDANT_DEPTH });
@@ -222,15 +234,14 @@ function countDescendantSegments(canonical: string): number {
  */
 export function selectAll(path: CompiledPath, document: unknown, workBudget?: WorkBudget): unknown[] {
   if (path.query === null) return [document];
-  visits = 0;
-  regexWork = 0;
-  budget = workBudget;
+  const outer = running;
+  running = { visits: 0, regexWork: 0, budget: workBudget };
   try {
     return path.query.query(document as JSONValue).values();
   } catch (err) {
     throw evaluationError(path, err);
   } finally {
-    budget = undefined;
+    running = outer;
   }
 }
 

@@ -135,17 +135,17 @@ function applyMapping(
       `the object at ${path} is a ${inner.apiVersion} ${inner.kind}, but the target is a ${ref.apiVersion} ${ref.kind}`,
     );
   }
-  copied = 0;
-  const clone = cloneKubeObject(inner as KubeObject, identity());
-  budget.spend(copied);
+  const copier = new Copier();
+  const clone = cloneKubeObject(inner as KubeObject, identity(), copier);
+  budget.spend(copier.count);
   return clone;
 }
 
 /** A deep copy whose size (in values copied) is charged to the budget once made. */
 function copyCharged(value: unknown, budget: WorkBudget): unknown {
-  copied = 0;
-  const copy = deepCopy(value);
-  budget.spend(copied);
+  const copier = new Copier();
+  const copy = copier.copy(value);
+  budget.spend(copier.count);
   return copy;
 }
 
@@ -153,16 +153,20 @@ function copyCharged(value: unknown, budget: WorkBudget): unknown {
  * Adds to `out` (the target's identity) the top-level fields of `obj` except apiVersion/kind/metadata, and its
  * labels and annotations; all deep copies.
  */
-function cloneKubeObject(obj: KubeObject, out: Record<string, unknown>): Record<string, unknown> {
+function cloneKubeObject(
+  obj: KubeObject,
+  out: Record<string, unknown>,
+  copier = new Copier(),
+): Record<string, unknown> {
   const meta = out.metadata as Record<string, unknown>;
   const m = obj.metadata;
   if (isPlainObject(m)) {
-    if (m.labels != null) meta.labels = deepCopy(m.labels);
-    if (m.annotations != null) meta.annotations = deepCopy(m.annotations);
+    if (m.labels != null) meta.labels = copier.copy(m.labels);
+    if (m.annotations != null) meta.annotations = copier.copy(m.annotations);
   }
   for (const key of Object.keys(obj)) {
     if (key === "apiVersion" || key === "kind" || key === "metadata") continue;
-    define(out, key, deepCopy(obj[key]));
+    define(out, key, copier.copy(obj[key]));
   }
   return out;
 }
@@ -230,54 +234,61 @@ export function ownerReference(resourceSync: ResourceSync): OwnerReference {
  * levels, iterative below, so no document is too deep for it. A `__proto__` key stays an own field.
  */
 export function deepCopy<T>(value: T): T {
-  return copyRecursive(value, 0) as T;
+  return new Copier().copy(value);
 }
 
 const RECURSIVE_DEPTH = 200;
 
-/** Values copied since last reset (the projection charges its budget with it). */
-let copied = 0;
+/** Deep copies that count the values they copy (the projection charges its budget with the count). */
+class Copier {
+  /** Values copied so far by this copier, scalars included. */
+  count = 0;
 
-function copyRecursive(value: unknown, depth: number): unknown {
-  copied++;
-  if (value === null || typeof value !== "object") return value;
-  if (depth > RECURSIVE_DEPTH) return copyIterative(value);
-  if (Array.isArray(value)) {
-    const out: unknown[] = new Array(value.length);
-    for (let i = 0; i < value.length; i++) out[i] = copyRecursive(value[i], depth + 1);
+  copy<T>(value: T): T {
+    return this.#recursive(value, 0) as T;
+  }
+
+  #recursive(value: unknown, depth: number): unknown {
+    this.count++;
+    if (value === null || typeof value !== "object") return value;
+    if (depth > RECURSIVE_DEPTH) return this.#iterative(value);
+    if (Array.isArray(value)) {
+      const out: unknown[] = new Array(value.length);
+      for (let i = 0; i < value.length; i++) out[i] = this.#recursive(value[i], depth + 1);
+      return out;
+    }
+    const out: Record<string, unknown> = {};
+    for (const key of Object.keys(value)) {
+      const copied = this.#recursive((value as Record<string, unknown>)[key], depth + 1);
+      if (key === "__proto__") define(out, key, copied);
+      else out[key] = copied;
+    }
     return out;
   }
-  const out: Record<string, unknown> = {};
-  for (const key of Object.keys(value)) {
-    const copied = copyRecursive((value as Record<string, unknown>)[key], depth + 1);
-    if (key === "__proto__") define(out, key, copied);
-    else out[key] = copied;
-  }
-  return out;
-}
 
-function copyIterative(root: object): unknown {
-  const emptyLike = (v: object): Record<string, unknown> | unknown[] =>
-    Array.isArray(v) ? new Array(v.length) : {};
-  const result = emptyLike(root);
-  const stack: [Record<string, unknown>, Record<string, unknown>][] = [
-    [root as Record<string, unknown>, result as Record<string, unknown>],
-  ];
-  for (let top = stack.pop(); top !== undefined; top = stack.pop()) {
-    const [from, to] = top;
-    for (const key of Object.keys(from)) {
-      const v = from[key];
-      let copiedValue: unknown = v;
-      copied++;
-      if (v !== null && typeof v === "object") {
-        copiedValue = emptyLike(v);
-        stack.push([v as Record<string, unknown>, copiedValue as Record<string, unknown>]);
+  #iterative(root: object): unknown {
+    const emptyLike = (v: object): Record<string, unknown> | unknown[] =>
+      Array.isArray(v) ? new Array(v.length) : {};
+    const result = emptyLike(root);
+    const stack: [Record<string, unknown>, Record<string, unknown>][] = [
+      [root as Record<string, unknown>, result as Record<string, unknown>],
+    ];
+    for (let top = stack.pop(); top !== undefined; top = stack.pop()) {
+      const [from, to] = top;
+      for (const key of Object.keys(from)) {
+        const v = from[key];
+        let copiedValue: unknown = v;
+        this.count++;
+        if (v !== null && typeof v === "object") {
+          copiedValue = emptyLike(v);
+          stack.push([v as Record<string, unknown>, copiedValue as Record<string, unknown>]);
+        }
+        if (key === "__proto__") define(to, key, copiedValue);
+        else to[key] = copiedValue;
       }
-      if (key === "__proto__") define(to, key, copiedValue);
-      else to[key] = copiedValue;
     }
+    return result;
   }
-  return result;
 }
 
 function define(obj: object, name: string, value: unknown): void {

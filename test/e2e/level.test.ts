@@ -43,7 +43,10 @@ interface Record {
   kind: string;
   apiVersion: string;
   appliedAt: string;
-  cluster: { secretRef?: { namespace: string; name: string; key: string } };
+  cluster: {
+    secretRef?: { namespace: string; name: string; key: string };
+    identity?: { kubeSystemUID?: string; caSHA256?: string };
+  };
 }
 
 async function record(n: string, name: string): Promise<Record | undefined> {
@@ -126,7 +129,9 @@ describe("the sync record and what is decided from it", () => {
     );
     assert.match(lr.appliedAt, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/);
     const rr = await record(n, "remote");
-    assert.deepEqual(rr?.cluster, { secretRef: { namespace: n, name: "cluster-b", key: "value" } });
+    assert.deepEqual(rr?.cluster.secretRef, { namespace: n, name: "cluster-b", key: "value" });
+    // which cluster the Secret reached, as the cluster says (issue 20)
+    assert.match(rr?.cluster.identity?.kubeSystemUID ?? "", /^[0-9a-f-]{36}$/);
     assert.equal(rr?.uid, remoteTarget?.metadata?.uid);
     assert.equal(rr?.namespace, nb);
   });

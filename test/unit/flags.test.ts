@@ -1,7 +1,12 @@
 import assert from "node:assert/strict";
+import { readdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
 import { describe, it } from "node:test";
+import { fileURLToPath } from "node:url";
+import { FLAGS } from "../../src/cli/flag-table.ts";
 import {
   type ControllerConfig,
+  HELP,
   parseAddress,
   parseControllerFlags,
   parseDuration,
@@ -255,4 +260,65 @@ describe("parseControllerFlags", () => {
   for (const [name, argv, re, env] of bad) {
     it(`refuses ${name}`, () => assert.match(error(argv, env), re));
   }
+});
+
+/** The rows of the controller's flag table (`| Flag | Default | Meaning |`) in the README or under docs/. */
+function documentedFlagRows(): Array<{ flags: string; default: string }> {
+  const repo = fileURLToPath(new URL("../..", import.meta.url));
+  const docs = readdirSync(join(repo, "docs"), { recursive: true, encoding: "utf8" })
+    .filter((f) => f.endsWith(".md"))
+    .map((f) => join("docs", f));
+  for (const file of ["README.md", ...docs]) {
+    const lines = readFileSync(join(repo, file), "utf8").split("\n");
+    const start = lines.indexOf("| Flag | Default | Meaning |");
+    if (start < 0) continue;
+    const rows: Array<{ flags: string; default: string }> = [];
+    for (const line of lines.slice(start + 2)) {
+      if (!line.startsWith("|")) break;
+      const [flags = "", def = ""] = line
+        .split(/(?<!\\)\|/)
+        .slice(1)
+        .map((c) => c.trim().replaceAll("\\|", "|"));
+      rows.push({ flags, default: def });
+    }
+    return rows;
+  }
+  return assert.fail("no flag table (| Flag | Default | Meaning |) in README.md or docs/");
+}
+
+describe("the documented flag table matches the flag declarations", () => {
+  const rows = documentedFlagRows();
+  const documented = new Map<string, { span: string; default: string }>();
+  for (const row of rows) {
+    for (const [, span = ""] of row.flags.matchAll(/`([^`]+)`/g)) {
+      const name = /^--([a-z-]+)/.exec(span)?.[1];
+      if (name !== undefined) documented.set(name, { span, default: row.default });
+    }
+  }
+
+  it("documents every flag, and no flag that does not exist", () => {
+    assert.deepEqual([...documented.keys()].sort(), [...FLAGS.map((f) => f.name), "help"].sort());
+  });
+
+  for (const f of FLAGS) {
+    it(`--${f.name}: placeholder and default`, () => {
+      const doc = documented.get(f.name);
+      assert.ok(doc, `--${f.name} is documented`);
+      assert.equal(doc.span, f.value === undefined ? `--${f.name}` : `--${f.name} ${f.value}`);
+      if (f.type === "boolean") assert.equal(doc.default, "off");
+      else if (f.default !== undefined) assert.ok(doc.default.includes(`\`${f.default}\``), doc.default);
+      else if (f.defaultText !== undefined) assert.notEqual(doc.default, "");
+      else assert.equal(doc.default, "");
+      if (f.env !== undefined) assert.ok(doc.default.includes(`\`${f.env}\``), `mentions ${f.env}`);
+    });
+  }
+
+  it("the help text lists every flag with its default", () => {
+    for (const f of FLAGS) {
+      assert.ok(HELP.includes(`  --${f.name}${f.value === undefined ? "" : ` ${f.value}`}`), f.name);
+      const d = f.default;
+      const text = HELP.replace(/\s+/g, " ");
+      if (d !== undefined) assert.ok(text.includes(`default ${d})`) || text.includes(`default "${d}")`), d);
+    }
+  });
 });

@@ -142,8 +142,9 @@ describe("watch line bounds (issue 10 item 3)", () => {
     const line = `{"type":"ADDED","object":{"data":{"v":"${value}"}}}\n`;
     const started = performance.now();
     for (let i = 0; i < line.length; i += 1024) d.write(line.slice(i, i + 1024));
-    // quadratic concatenation and re-scanning take minutes here; linear splitting well under a second
-    assert.ok(performance.now() - started < 10_000, `took ${Math.round(performance.now() - started)} ms`);
+    // quadratic concatenation and re-scanning take many minutes here; linear splitting well under a second (the
+    // bound is generous for a loaded machine)
+    assert.ok(performance.now() - started < 60_000, `took ${Math.round(performance.now() - started)} ms`);
     assert.equal(events.length, 1);
     const data = events[0]?.object.data as { v: string } | undefined;
     assert.equal(data?.v.length, value.length);

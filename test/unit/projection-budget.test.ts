@@ -39,15 +39,14 @@ function deep(levels: number): unknown {
 
 const target = { namespace: "default", ownerReference: false };
 
+// The bound is the budget's error, not a clock: a timed assertion fails on a loaded machine.
 function fails(f: () => unknown, reason: string, message: RegExp): void {
-  const started = performance.now();
   assert.throws(f, (err: unknown) => {
     assert.ok(err instanceof SinkerError, String(err));
     assert.equal(err.reason, reason, err.message);
     assert.match(err.message, message);
     return true;
   });
-  assert.ok(performance.now() - started < 10_000, "took too long");
 }
 
 test("one budget spans all mappings: each mapping alone is fine, all together are not", () => {

@@ -12,6 +12,7 @@ import { type ReconcileContext, reconcile } from "../../src/controller/reconcile
 import type { Watches } from "../../src/controller/watches.ts";
 import { SinkerError } from "../../src/errors.ts";
 import type { ClusterClient, ResourceInfo } from "../../src/kube/client.ts";
+import { ClusterIdentities } from "../../src/kube/cluster-identity.ts";
 import type { Informer } from "../../src/kube/informer.ts";
 import type { KubeObject } from "../../src/kube/object.ts";
 import type { RemoteClusters } from "../../src/kube/remote-clusters.ts";
@@ -85,7 +86,7 @@ function fakeContext(failures: { apply?: SinkerError; statusPatch?: SinkerError 
     resourceSyncs: { get: () => rs } as unknown as Informer,
     resourceSyncResource: resourceSyncs,
     watches,
-    remoteClusters: {} as RemoteClusters,
+    remoteClusters: { identities: new ClusterIdentities() } as unknown as RemoteClusters,
     events: { record: () => {} },
     options: { allowClusterScoped: false },
     logger: pino({ level: "silent" }),

@@ -15,7 +15,7 @@ import {
   readReplacement,
 } from "../../src/controller/write-policy.ts";
 import { SinkerError } from "../../src/errors.ts";
-import { apiError, immutableFieldsOf } from "../../src/kube/client.ts";
+import { apiError, immutableFieldsOf } from "../../src/kube/api-errors.ts";
 
 const absent: LiveTarget = { exists: false };
 const present = (more: Partial<Extract<LiveTarget, { exists: true }>> = {}): LiveTarget => ({
