@@ -36,6 +36,8 @@ export type ErrorReason =
   | "TargetIsSource"
   /** The kubeconfig Secret of a recorded target now reaches another cluster (issue 20). */
   | "ClusterChanged"
+  // another writer keeps rewriting the target (contest.ts): repaired with back-off
+  | "TargetContested"
   // replacing a target on an immutable change (spec.onImmutableChange: Replace)
   | "ReplaceLimitReached"
   // the world is not (yet) as we need it

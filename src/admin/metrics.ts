@@ -86,6 +86,10 @@ export class Metrics {
   readonly parkedReconciles: Counter;
   /** sinker_parked_resourcesyncs: ResourceSyncs parked right now, waiting for a slot of a remote cluster. */
   readonly parkedKeys: Gauge;
+  /** sinker_contested_resourcesyncs: ResourceSyncs whose target another writer keeps rewriting (contest.ts). */
+  readonly contestedResourceSyncs: Gauge;
+  /** sinker_drift_repairs_total: applies that undid another writer's change of a target. */
+  readonly driftRepairs: Counter;
   /** sinker_leader{identity?}: 1 while this process holds the leader-election Lease (or runs without election). */
   readonly leader: Gauge;
   /** leader_election_master_status{name}: client-go's leader gauge (name = the Lease), only with --leader-elect. */
@@ -262,6 +266,17 @@ export class Metrics {
       registers,
     });
     this.parkedKeys.set(0);
+    this.contestedResourceSyncs = new Gauge({
+      name: "sinker_contested_resourcesyncs",
+      help: "ResourceSyncs whose target another writer keeps rewriting (Ready=False, reason TargetContested)",
+      registers,
+    });
+    this.contestedResourceSyncs.set(0);
+    this.driftRepairs = new Counter({
+      name: "sinker_drift_repairs_total",
+      help: "Applies that undid another writer's change of a target while its source was unchanged",
+      registers,
+    });
     this.leader = new Gauge({
       name: "sinker_leader",
       help: "1 while this process is the leader (holds the Lease, or runs without leader election), else 0",

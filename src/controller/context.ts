@@ -9,6 +9,7 @@ import type { KubeObject } from "../kube/object.ts";
 import type { RemoteClusters } from "../kube/remote-clusters.ts";
 import type { ClaimIndex } from "./claims.ts";
 import type { LiveTarget } from "./decisions.ts";
+import type { DriftState } from "./drift.ts";
 import type { Watches, WatchRef } from "./watches.ts";
 
 export interface ReconcilerOptions {
@@ -23,6 +24,8 @@ export interface AppliedMemo {
   resourceVersion: string;
   /** Hash of the applied projection. */
   hash: string;
+  /** Hash of the set of fields it sets (noop-apply.ts `fieldShape`). */
+  shape?: string;
 }
 
 export interface ReconcileContext {
@@ -46,6 +49,12 @@ export interface ReconcileContext {
   applied: Map<string, AppliedMemo>;
   /** Called after a successful apply (metrics: sync latency). */
   onApplied?: (key: string) => void;
+  /** Contests and rings of ResourceSyncs (drift.ts): in memory, an optimisation. */
+  drift: DriftState;
+  /** Whether a ResourceSync is queued or being reconciled (the ring rule of cycles.ts). */
+  pending?: (key: string) => boolean;
+  /** Called after an apply that undid another writer's change (metrics). */
+  onRepair?: (key: string) => void;
   /**
    * Marks a remote client as in use by this reconcile (it is not pruned before the reconcile ends) and takes a
    * slot of its server's share of the workers: throws ClusterBusy (cluster-share.ts) when that share is in use.
@@ -66,6 +75,8 @@ export type ReconcileResult =
   /** Nothing to do until a watch reports a change (e.g. a target being deleted); afterMs: a safety net. */
   | { kind: "waiting"; afterMs: number }
   | { kind: "requeue"; afterMs: number }
+  /** Another writer keeps rewriting the target (drift.ts): status reported; look again after afterMs. */
+  | { kind: "contested"; afterMs: number }
   /** The share of workers for this remote server is in use (cluster-share.ts): nothing was sent; park the key. */
   | { kind: "busy"; server: string }
   | { kind: "failed"; error: SinkerError };
@@ -129,6 +140,7 @@ export async function patchResourceSync(
 /** Sinker no longer manages this ResourceSync: drop its watches and what this process remembers of it. */
 export async function forget(key: string, ctx: ReconcileContext): Promise<void> {
   ctx.applied.delete(key);
+  ctx.drift.forget(key);
   await ctx.watches.release(key);
 }
 

@@ -16,6 +16,8 @@ import { RemoteClusters } from "../kube/remote-clusters.ts";
 import { withRequestSignal } from "../kube/request-signal.ts";
 import { ClaimIndex } from "./claims.ts";
 import { ClusterShare, defaultClusterShare } from "./cluster-share.ts";
+import { watchIdentity } from "./context.ts";
+import { DriftState } from "./drift.ts";
 import { checkCrd, isEcho, resourceSyncChangeMatters } from "./event-filters.ts";
 import { WorkQueue } from "./queue.ts";
 import {
@@ -25,7 +27,7 @@ import {
   reconcile,
   writtenSuperseded,
 } from "./reconciler.ts";
-import { Watches, type WatchInfo } from "./watches.ts";
+import { type WatchChange, Watches, type WatchInfo } from "./watches.ts";
 
 export { checkCrd, isEcho, resourceSyncChangeMatters } from "./event-filters.ts";
 
@@ -123,6 +125,8 @@ export async function startController(options: ControllerOptions): Promise<Runni
   /** When a watched source or target changed, per key, for the source-change → applied latency. */
   const changedAt = new Map<string, number>();
   const applied = new Map<string, AppliedMemo>();
+  const drift = new DriftState();
+  drift.onContested = (n) => metrics.contestedResourceSyncs.set(n);
 
   const widening = options.watchWidening ?? { at: 32, minShare: 0.5 };
   let fanout: Fanout | undefined;
@@ -148,7 +152,10 @@ export async function startController(options: ControllerOptions): Promise<Runni
     onChange: (keys, event) => {
       const now = Date.now();
       for (const key of keys) {
-        if (isEcho(applied.get(key), event)) continue;
+        const memo = applied.get(key);
+        if (isEcho(memo, event)) continue;
+        // a contested repair waits for its timer: the other writer's changes of the target need not wake it
+        if (drift.holding(key, now) && memo && isTargetOf(memo, event)) continue;
         if (!changedAt.has(key)) changedAt.set(key, now);
         queue.add(key);
       }
@@ -209,6 +216,9 @@ export async function startController(options: ControllerOptions): Promise<Runni
     written,
     claims,
     applied,
+    drift,
+    pending: (key) => queue.pending(key),
+    onRepair: () => metrics.driftRepairs.inc(),
     onApplied: (key) => {
       const since = changedAt.get(key);
       changedAt.delete(key);
@@ -297,6 +307,14 @@ export async function startController(options: ControllerOptions): Promise<Runni
             queue.forget(key);
             queue.addAfter(key, result.afterMs);
             metrics.reconcileTotal.inc({ controller: CONTROLLER_NAME, result: "requeue_after" });
+            break;
+          case "contested":
+            // the contest's own back-off (contest.ts), not the failure back-off
+            queue.forget(key);
+            queue.addAfter(key, result.afterMs);
+            setOutcome(key, false);
+            metrics.reconcileTotal.inc({ controller: CONTROLLER_NAME, result: "requeue_after" });
+            log.debug({ retryInMs: result.afterMs }, "target contested");
             break;
           case "requeue":
             queue.addAfter(key, result.afterMs);
@@ -420,6 +438,19 @@ export async function startController(options: ControllerOptions): Promise<Runni
       logger.info("controller stopped");
     },
   };
+}
+
+/** Whether a watch event is about the object a ResourceSync applied last (its target). */
+function isTargetOf(memo: AppliedMemo, event: WatchChange): boolean {
+  const meta = event.object.metadata;
+  return (
+    watchIdentity({
+      client: { id: event.clientId },
+      resource: event.resource,
+      namespace: meta?.namespace,
+      name: meta?.name ?? "",
+    }) === memo.target
+  );
 }
 
 function keyOf(object: KubeObject): string {

@@ -107,6 +107,11 @@ export class WorkQueue {
     this.failures.delete(key);
   }
 
+  /** Whether the key waits in the queue or a worker holds it (not: a delayed add). */
+  pending(key: string): boolean {
+    return this.dirty.has(key) || this.processing.has(key);
+  }
+
   retries(key: string): number {
     return this.failures.get(key) ?? 0;
   }

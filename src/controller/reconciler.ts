@@ -6,7 +6,6 @@
  * functions of decisions.ts from the API's state, never from process memory. Every failure is a SinkerError
  * whose stable reason becomes the Ready condition's reason.
  */
-import { createHash } from "node:crypto";
 import {
   ANNOTATION_DISABLE_TARGET_DELETION,
   annotationIsTrue,
@@ -20,6 +19,7 @@ import type { ClusterFacts } from "../kube/cluster-identity.ts";
 import type { KubeObject } from "../kube/object.ts";
 import { project } from "../projection/index.ts";
 import { ClusterBusy } from "./cluster-share.ts";
+import { contestMessage } from "./contest.ts";
 import {
   forget,
   GrantUndecided,
@@ -29,7 +29,6 @@ import {
   type ReconcileResult,
   RefSet,
   ResourceSyncConflict,
-  watchIdentity,
   writtenSuperseded,
 } from "./context.ts";
 import {
@@ -39,6 +38,7 @@ import {
   type ObjectRef,
   sameObject,
 } from "./decisions.ts";
+import { CONTESTED, writeTarget } from "./drift.ts";
 import { deleteOldTarget, finalize, sweepLocalLeftovers } from "./finalize.ts";
 import {
   createOnlyMessage,
@@ -62,7 +62,7 @@ import {
 } from "./status.ts";
 import { type AppliedTarget, describeTarget, nextRecord, readRecord, sameTarget } from "./sync-record.ts";
 import { decideWriteAction } from "./write-policy.ts";
-import { writeTarget } from "./write-target.ts";
+import { createTarget, replaceOrFail, type WriteInput } from "./write-target.ts";
 
 export type { AppliedMemo, ReconcileContext, ReconcileResult, ReconcilerOptions } from "./context.ts";
 export { liveOf, rvNewer, watchIdentity, writtenSuperseded } from "./context.ts";
@@ -176,46 +176,65 @@ async function sync(
     }),
   });
   if (refusal) throw refusal;
-
-  const writePolicy = spec.spec.writePolicy ?? "Apply";
-  const action = decideWriteAction(writePolicy, live);
-  const hash = createHash("sha1").update(JSON.stringify(desired)).digest("base64");
-  const memo = ctx.applied.get(key);
-  const targetWatch = watchIdentity(target);
-  let uid = live.exists ? live.uid : "";
-  const unchanged =
-    memo !== undefined &&
-    memo.target === targetWatch &&
-    memo.hash === hash &&
-    liveObject?.metadata?.resourceVersion === memo.resourceVersion &&
-    currentRecord?.uid === uid &&
-    // a cache that no longer follows its cluster (watch down) proves nothing: apply, and learn the truth
-    ctx.watches.live(target.client, target.resource, target.namespace, target.name);
-  if (action !== "leave" && !unchanged) {
-    const result = await writeTarget(
-      action,
-      { key, rs, spec, target, targetId, record: currentRecord, live, desired, source: sourceObject },
-      ctx,
-    );
-    uid = result.metadata?.uid ?? "";
-    ctx.applied.set(key, {
-      target: targetWatch,
-      resourceVersion: result.metadata?.resourceVersion ?? "",
-      hash,
-    });
-    ctx.onApplied?.(key);
-  }
-
-  await reportSuccess(
+  const input = {
     key,
     rs,
-    writePolicy === "CreateOnly"
-      ? createOnlyMessage(spec, source, target)
-      : inSyncMessage(spec, source, target),
-    uid ? nextRecord(currentRecord, targetId, uid, new Date()) : (nextRec ?? undefined),
+    spec,
+    target,
+    targetId,
+    record: currentRecord,
+    live,
+    desired,
+    source: sourceObject,
+  };
+  return await writeAndReport({ ...input, sourceEnd: source, liveObject, nextRec }, ctx);
+}
+
+/** The step after every check: the target written as the write policy says, and the status reported. */
+interface WriteStep extends WriteInput {
+  target: IdentifiedEnd;
+  sourceEnd: IdentifiedEnd;
+  liveObject: KubeObject | undefined;
+  /** null: the record of an old target was dropped (spec.target changed). */
+  nextRec: AppliedTarget | null | undefined;
+}
+
+async function writeAndReport(w: WriteStep, ctx: ReconcileContext): Promise<ReconcileResult> {
+  const { key, rs, spec, target, targetId, record, sourceEnd: source } = w;
+  const writePolicy = spec.spec.writePolicy ?? "Apply";
+  const action = decideWriteAction(writePolicy, w.live);
+  if (action !== "apply") {
+    // CreateOnly: created when absent, else left as it is (never repaired, so never contested)
+    ctx.drift.forget(key);
+    const uid = action === "create" ? await createTarget(w, ctx) : w.live.exists ? w.live.uid : "";
+    const next = uid ? nextRecord(record, targetId, uid, new Date()) : (w.nextRec ?? undefined);
+    await reportSuccess(key, rs, createOnlyMessage(spec, source, target), next, ctx, writePolicy);
+    return { kind: "synced" };
+  }
+  const written = await writeTarget(
+    {
+      key,
+      rs,
+      desired: w.desired,
+      source,
+      sourceObject: w.source,
+      target,
+      liveObject: w.liveObject,
+      recordUid: record?.uid,
+      onRefused: (err) => replaceOrFail(w, err, ctx),
+    },
     ctx,
-    writePolicy,
   );
+  if (written.kind === "defer") return { kind: "requeue", afterMs: written.afterMs };
+  const newRecord = written.uid
+    ? nextRecord(record, targetId, written.uid, new Date())
+    : (w.nextRec ?? undefined);
+  if (written.kind === "contested") {
+    const message = contestMessage(describeEnd(spec.spec.target.resourceRef.kind, target), written.writer);
+    await reportFailure(key, rs, new SinkerError(CONTESTED, message), ctx, newRecord);
+    return { kind: "contested", afterMs: written.afterMs };
+  }
+  await reportSuccess(key, rs, inSyncMessage(spec, source, target), newRecord, ctx, writePolicy);
   return { kind: "synced" };
 }
 
@@ -290,13 +309,14 @@ async function reportFailure(
   rs: KubeObject,
   error: SinkerError,
   ctx: ReconcileContext,
+  record?: AppliedTarget | null,
 ): Promise<void> {
   const ready = findCondition(rs.status as SyncStatus | undefined, READY);
   if (ready === undefined || ready.status === "True" || ready.reason !== error.reason) {
     ctx.events.record(rs, "Warning", error.reason, error.message);
   }
   try {
-    await writeStatus(key, rs, { ok: false, reason: error.reason, message: error.message }, undefined, ctx);
+    await writeStatus(key, rs, { ok: false, reason: error.reason, message: error.message }, record, ctx);
   } catch (err) {
     ctx.logger.warn(
       { error: err instanceof Error ? err.message : String(err) },

@@ -9,7 +9,7 @@ import { patchResourceSync, type ReconcileContext, track } from "./context.ts";
 import { isOurs, type LiveTarget } from "./decisions.ts";
 import { describeEnd, type ResolvedEnd } from "./resolve.ts";
 import { type AppliedTarget, sameTarget, type TargetIdentity } from "./sync-record.ts";
-import { decideReplace, MAX_REPLACE_ATTEMPTS, readReplacement, type WriteAction } from "./write-policy.ts";
+import { decideReplace, MAX_REPLACE_ATTEMPTS, readReplacement } from "./write-policy.ts";
 
 export interface WriteInput {
   key: string;
@@ -24,38 +24,24 @@ export interface WriteInput {
   source: KubeObject;
 }
 
-/** Writes the target (`action` is "apply" or "create"); returns the object the API server answered with. */
-export async function writeTarget(
-  action: Exclude<WriteAction, "leave">,
-  w: WriteInput,
-  ctx: ReconcileContext,
-): Promise<KubeObject> {
+/** writePolicy CreateOnly, target absent: a plain create, which never overwrites. Returns the new uid. */
+export async function createTarget(w: WriteInput, ctx: ReconcileContext): Promise<string> {
   const { target } = w;
-  if (action === "create") {
-    try {
-      return await track(
-        target.client,
-        ctx,
-        target.client.create(target.resource, target.namespace, w.desired, { fieldManager: FIELD_MANAGER }),
-      );
-    } catch (err) {
-      const e = asSinkerError(err);
-      if (e.reason !== "Conflict") throw err;
-      // Someone created it since the cache said absent: it is theirs unless the watch says otherwise.
-      throw new SinkerError(
-        "Conflict",
-        `${describe(w)} appeared before Sinker could create it; not written`,
-        {
-          cause: err,
-          status: 409,
-        },
-      );
-    }
-  }
   try {
-    return await apply(w, ctx);
+    const created = await track(
+      target.client,
+      ctx,
+      target.client.create(target.resource, target.namespace, w.desired, { fieldManager: FIELD_MANAGER }),
+    );
+    ctx.onApplied?.(w.key);
+    return created.metadata?.uid ?? "";
   } catch (err) {
-    return await replaceOrFail(w, asSinkerError(err), ctx);
+    if (asSinkerError(err).reason !== "Conflict") throw err;
+    // Someone created it since the cache said absent: it is theirs unless the watch says otherwise.
+    throw new SinkerError("Conflict", `${describe(w)} appeared before Sinker could create it; not written`, {
+      cause: err,
+      status: 409,
+    });
   }
 }
 
@@ -69,8 +55,9 @@ function apply(w: WriteInput, ctx: ReconcileContext): Promise<KubeObject> {
 }
 
 /** The apply was refused: when it was for an immutable field and the spec opts in, replace the target. */
-async function replaceOrFail(w: WriteInput, error: SinkerError, ctx: ReconcileContext): Promise<KubeObject> {
-  if (error.immutableFields === undefined) throw error;
+export async function replaceOrFail(w: WriteInput, err: unknown, ctx: ReconcileContext): Promise<KubeObject> {
+  const error = asSinkerError(err);
+  if (error.immutableFields === undefined) throw err;
   const decision = decideReplace(
     {
       policy: w.spec.spec.onImmutableChange ?? "Fail",

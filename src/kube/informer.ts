@@ -445,8 +445,9 @@ export class Informer {
 }
 
 /**
- * The cache transform of Sinker's informers: managedFields reduced to the names of the managers that applied
- * (only "is this Sinker's?" is ever asked of them, never which fields) and the last-applied annotation dropped.
+ * The cache transform of Sinker's informers: managedFields reduced to each manager's name, operation and time
+ * (only "is this Sinker's?" and "who wrote last?" are ever asked of them, never which fields) and the
+ * last-applied annotation dropped.
  */
 export function stripForCache(object: KubeObject): KubeObject {
   const meta = object.metadata;
@@ -456,9 +457,13 @@ export function stripForCache(object: KubeObject): KubeObject {
   if (meta.managedFields === undefined && !hasLastApplied) return object;
   const { managedFields, ...rest } = meta;
   const slim: KubeObject["metadata"] = { ...rest };
-  const appliers = (managedFields ?? []).filter((m) => m.operation === "Apply" && !m.subresource);
-  if (appliers.length > 0)
-    slim.managedFields = appliers.map((m) => ({ manager: m.manager, operation: "Apply" }));
+  const writers = (managedFields ?? []).filter((m) => !m.subresource);
+  if (writers.length > 0)
+    slim.managedFields = writers.map((m) => ({
+      manager: m.manager,
+      operation: m.operation,
+      ...(m.time ? { time: m.time } : {}),
+    }));
   if (hasLastApplied && annotations) {
     const { [LAST_APPLIED]: _dropped, ...kept } = annotations;
     slim.annotations = kept;

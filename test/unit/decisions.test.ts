@@ -410,7 +410,7 @@ describe("liveOf and resourceVersion order", () => {
 });
 
 describe("stripForCache", () => {
-  it("keeps only the appliers' names of managedFields and drops the last-applied annotation", () => {
+  it("keeps only the managers' names, operations and times of managedFields and drops the last-applied annotation", () => {
     const o = {
       apiVersion: "v1",
       kind: "ConfigMap",
@@ -429,7 +429,10 @@ describe("stripForCache", () => {
     assert.deepEqual(slim.metadata, {
       name: "x",
       annotations: { keep: "1" },
-      managedFields: [{ manager: "sinker.influxdata.io", operation: "Apply" }],
+      managedFields: [
+        { manager: "sinker.influxdata.io", operation: "Apply", time: "t" },
+        { manager: "kubectl", operation: "Update" },
+      ],
     });
     assert.deepEqual(slim.data, { k: "v" });
     assert.equal(o.metadata.managedFields.length, 3, "the input is not changed");

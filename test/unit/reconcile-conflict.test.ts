@@ -3,11 +3,13 @@
  * through the watch); a 409 from the target is a failure like any other, so it backs off. Runs reconcile()
  * on a fake context: caches and clients as plain objects.
  */
+
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import pino from "pino";
 import { FINALIZER } from "../../src/api/types.ts";
 import { ClaimIndex } from "../../src/controller/claims.ts";
+import { DriftState } from "../../src/controller/drift.ts";
 import { type ReconcileContext, reconcile } from "../../src/controller/reconciler.ts";
 import type { Watches } from "../../src/controller/watches.ts";
 import { SinkerError } from "../../src/errors.ts";
@@ -89,6 +91,7 @@ function fakeContext(failures: { apply?: SinkerError; statusPatch?: SinkerError 
     remoteClusters: { identities: new ClusterIdentities() } as unknown as RemoteClusters,
     events: { record: () => {} },
     options: { allowClusterScoped: false },
+    drift: new DriftState(),
     logger: pino({ level: "silent" }),
     written: new Map(),
     claims: new ClaimIndex(),

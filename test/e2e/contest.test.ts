@@ -1,0 +1,209 @@
+/**
+ * Issue 20, items 3 and 4, against the real control plane: a second field manager that keeps flipping a key of
+ * the target is detected (TargetContested, an Event naming it, a metric), Sinker's writes are bounded while it
+ * lasts, and drift is repaired at once again after it stops; a ring of two ResourceSyncs (clone, and mapping)
+ * settles after one user edit with a handful of writes and keeps the user's value.
+ */
+import assert from "node:assert/strict";
+import { after, before, describe, it } from "node:test";
+import {
+  createRing,
+  editRing,
+  FLIPPER,
+  readyOf,
+  settled,
+  sinkerWrites,
+  startFlipper,
+} from "../../bench/support/contest-scenario.ts";
+import { load, type TestEnv, waitFor } from "../controlplane/testenv.ts";
+import {
+  Cluster,
+  cmRef,
+  configMap,
+  deleteResourceSyncs,
+  installCrds,
+  resourceSync,
+  startTestController,
+  type TestController,
+  TestNamespaces,
+  waitReady,
+} from "./support/cluster.ts";
+
+let env: TestEnv;
+let a: Cluster;
+const spaces = new TestNamespaces(() => env);
+
+before(async () => {
+  env = load();
+  a = new Cluster(env, "a");
+  await installCrds(env, "a");
+});
+
+after(async () => {
+  await spaces.deleteAll();
+});
+
+async function metric(ctrl: TestController, name: string): Promise<number> {
+  const m = await ctrl.metrics.registry.getSingleMetric(name)?.get();
+  return m?.values.reduce((sum, v) => sum + v.value, 0) ?? Number.NaN;
+}
+
+async function events(
+  n: string,
+  name: string,
+): Promise<Array<{ reason?: string; type?: string; message?: string }>> {
+  return (await a.list("v1", "Event", n)).filter(
+    (e) => (e.involvedObject as { name?: string }).name === name,
+  ) as Array<{ reason?: string; type?: string; message?: string }>;
+}
+
+describe("a writer contest", () => {
+  let ctrl: TestController;
+  const requests = new Map<string, number>();
+  before(async () => {
+    ctrl = await startTestController(env, { requests });
+  });
+  after(async () => {
+    await deleteResourceSyncs(a, spaces.in("a")).catch(() => undefined);
+    await ctrl.stop();
+  });
+
+  it("is detected, named, backed off, and ends when the other writer stops", {
+    timeout: 300_000,
+  }, async () => {
+    const n = await spaces.create("a", "contest");
+    await a.apply(configMap(n, "src", { k: "ours", other: "x" }));
+    await a.apply(resourceSync(n, "rs", { source: cmRef("src"), target: cmRef("dst") }));
+    await waitReady(a, n, "rs", "True", undefined, 60_000);
+
+    const flipper = startFlipper(a, n, "dst", "k", "theirs");
+    let stopped = false;
+    try {
+      const ready = await waitReady(a, n, "rs", "False", "TargetContested", 60_000);
+      assert.match(ready.message, /field manager "flipper"/);
+      const warning = await waitFor(
+        "a TargetContested Event",
+        async () =>
+          (await events(n, "rs")).find((e) => e.reason === "TargetContested" && e.type === "Warning"),
+        { timeoutMs: 30_000 },
+      );
+      assert.match(warning.message ?? "", new RegExp(`"${FLIPPER}"`));
+      assert.equal(await metric(ctrl, "sinker_contested_resourcesyncs"), 1);
+
+      // Once detected, each repair waits a growing delay: two more repairs take seconds, and the flipper, which
+      // flips only after a write of Sinker's, flips about as often.
+      const repairs = await metric(ctrl, "sinker_drift_repairs_total");
+      const flipsBefore = flipper.flips();
+      const writesBefore = sinkerWrites(requests);
+      await waitFor(
+        "two more (delayed) repairs",
+        async () => (await metric(ctrl, "sinker_drift_repairs_total")) >= repairs + 2,
+        { timeoutMs: 90_000, intervalMs: 200 },
+      );
+      const writes = sinkerWrites(requests) - writesBefore;
+      const flips = flipper.flips() - flipsBefore;
+      assert.ok(writes <= 4, `Sinker's writes while contested: ${writes}`);
+      assert.ok(flips <= 5, `flips while contested: ${flips}`);
+      assert.equal((await readyOf(a, n, "rs")).reason, "TargetContested", "still reported while it lasts");
+
+      await flipper.stop();
+      stopped = true;
+      await waitReady(a, n, "rs", "True", "Synced", 120_000);
+      assert.equal((await a.get("v1", "ConfigMap", n, "dst"))?.data?.k, "ours");
+      assert.equal(await metric(ctrl, "sinker_contested_resourcesyncs"), 0);
+      assert.ok((await events(n, "rs")).some((e) => e.reason === "Synced" && e.type === "Normal"));
+
+      // Drift is repaired at once again: one edit, one repair, Ready stays True.
+      const repairsAfter = await metric(ctrl, "sinker_drift_repairs_total");
+      await a.mergePatch("v1", "ConfigMap", n, "dst", { data: { k: "hand" } });
+      await a.waitFor(
+        "the drift repaired",
+        "v1",
+        "ConfigMap",
+        n,
+        "dst",
+        (o) => o?.data?.k === "ours",
+        30_000,
+      );
+      assert.equal(await metric(ctrl, "sinker_drift_repairs_total"), repairsAfter + 1);
+      assert.deepEqual(await readyOf(a, n, "rs").then((r) => [r.status, r.reason]), ["True", "Synced"]);
+    } finally {
+      if (!stopped) await flipper.stop();
+    }
+  });
+});
+
+describe("a ring of two ResourceSyncs", () => {
+  let ctrl: TestController;
+  const requests = new Map<string, number>();
+  before(async () => {
+    ctrl = await startTestController(env, { requests });
+  });
+  after(async () => {
+    await deleteResourceSyncs(a, spaces.in("a")).catch(() => undefined);
+    await ctrl.stop();
+  });
+
+  for (const kind of ["clone", "mapping"] as const) {
+    it(`${kind}: one edit settles with a handful of writes and the user's value survives`, {
+      timeout: 300_000,
+    }, async () => {
+      const n = await spaces.create("a", `ring-${kind}`);
+      await createRing(a, n, kind);
+      await settled(() => sinkerWrites(requests), 2_000);
+      for (let edit = 0; edit < 3; edit++) {
+        const r = await editRing(a, n, kind, () => sinkerWrites(requests), edit);
+        assert.equal(r.cm1, `e${edit}`, `edit ${edit}: the user's value on cm1`);
+        assert.equal(r.cm2, `e${edit}`, `edit ${edit}: carried to cm2`);
+        assert.equal(r.reverted, false, `edit ${edit}: cm1 was never seen reverted`);
+        assert.ok(r.writes <= 3, `edit ${edit}: Sinker's writes after one edit: ${r.writes}`);
+      }
+      assert.deepEqual(await readyOf(a, n, "a").then((r) => [r.status, r.reason]), ["True", "Synced"]);
+      assert.deepEqual(await readyOf(a, n, "b").then((r) => [r.status, r.reason]), ["True", "Synced"]);
+    });
+  }
+});
+
+describe("a writer contest across a restart", () => {
+  it("stays reported and backed off: the status, not memory, says it is contested", {
+    timeout: 300_000,
+  }, async () => {
+    const n = await spaces.create("a", "contest-restart");
+    await a.apply(configMap(n, "src", { k: "ours" }));
+    await a.apply(resourceSync(n, "rs", { source: cmRef("src"), target: cmRef("dst") }));
+    let ctrl = await startTestController(env);
+    await waitReady(a, n, "rs", "True", undefined, 60_000);
+    const flipper = startFlipper(a, n, "dst", "k", "theirs");
+    try {
+      await waitReady(a, n, "rs", "False", "TargetContested", 60_000);
+      await ctrl.stop();
+
+      const requests = new Map<string, number>();
+      ctrl = await startTestController(env, { requests });
+      // The new process applies once, finds it undone, and goes on with back-off: two repairs take seconds.
+      let sawSynced = false;
+      await waitFor(
+        "two repairs by the new process",
+        async () => {
+          if ((await readyOf(a, n, "rs")).reason !== "TargetContested") sawSynced = true;
+          return (await metric(ctrl, "sinker_drift_repairs_total")) >= 2;
+        },
+        { timeoutMs: 90_000, intervalMs: 200 },
+      );
+      assert.equal(sawSynced, false, "the ResourceSync was reported contested throughout");
+      // (a first success records no Synced Event: one now would be a recovery reported by the new process)
+      assert.deepEqual(
+        (await events(n, "rs")).filter((e) => e.reason === "Synced"),
+        [],
+        "no recovery was reported in between",
+      );
+      const writes = sinkerWrites(requests);
+      assert.ok(writes <= 4, `the new process's writes: ${writes}`);
+      assert.equal(await metric(ctrl, "sinker_contested_resourcesyncs"), 1);
+    } finally {
+      await flipper.stop();
+      await deleteResourceSyncs(a, [n]).catch(() => undefined);
+      await ctrl.stop();
+    }
+  });
+});
