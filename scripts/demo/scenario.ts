@@ -166,11 +166,11 @@ export async function scenario(): Promise<void> {
   step("What the examples produced");
   const copy = await get("a", path.cm("app-settings-copy"));
   check(
-    "clone-in-cluster: ConfigMap app-settings-copy in a = app-settings (data and labels)",
+    "clone-in-cluster: ConfigMap app-settings-copy in a = app-settings (data and labels, not Argo CD's tracking label, one added)",
     copy?.data?.greeting === "hello" &&
       copy.data["log-level"] === "info" &&
-      copy.metadata?.labels?.app === "demo",
-    JSON.stringify(copy?.data),
+      JSON.stringify(copy.metadata?.labels) === JSON.stringify({ app: "demo", "copied-by": "sinker" }),
+    JSON.stringify({ data: copy?.data, labels: copy?.metadata?.labels }),
   );
   const secretB = await get("b", path.secret("db-credentials"));
   check(

@@ -5,6 +5,8 @@
  * time and what the controller refuses are the same thing.
  */
 
+import { targetMetadataProperties } from "./metadata-schema.ts";
+
 /** The longest `fromFieldPath`/`toFieldPath` accepted (CRD `maxLength` and the JSONPath entry point's bound). */
 export const MAX_FIELD_PATH_LENGTH = 1024;
 /** The most mappings one ResourceSync may have (CRD `maxItems`, the validator and the projection). */
@@ -167,11 +169,13 @@ export const endSchema = (end: "source" | "target"): Schema => ({
       ? "The object Sinker reads and keeps watching."
       : "The object Sinker server-side-applies the projection of the source onto (field manager " +
         "sinker.influxdata.io) and keeps watching, undoing drift. A target in the local cluster gets an owner " +
-        "reference to the ResourceSync unless it is cluster-scoped.",
+        "reference to the ResourceSync unless it is cluster-scoped or the ResourceSync has the annotation " +
+        'sinker.influxdata.io/disable-target-deletion: "true" (a target Sinker keeps is never garbage-collected).',
   required: ["resourceRef"],
   properties: {
     resourceRef: resourceRefSchema(end),
     cluster: clusterSchema,
+    ...(end === "target" ? targetMetadataProperties() : {}),
   },
 });
 
@@ -261,7 +265,8 @@ export const resourceSyncSpecSchema: Schema = {
       description:
         "Field mappings, applied in order onto an object holding only the target's apiVersion, kind, name and " +
         "namespace. Absent or empty: the target is a clone of the source (every top-level field except " +
-        "apiVersion, kind and metadata, plus the source's labels and annotations). At most 256 mappings.",
+        "apiVersion, kind and metadata, plus the source's labels and annotations as target.labels and " +
+        "target.annotations let them through). At most 256 mappings.",
       items: mappingSchema,
       maxItems: MAX_MAPPINGS,
     },

@@ -3,6 +3,7 @@
  * (cluster-scoped, for platform teams). They reuse the ResourceSync's building blocks, so a set's source, target
  * and mappings are checked exactly as a ResourceSync's are.
  */
+import { targetMetadataProperties } from "./metadata-schema.ts";
 import {
   clusterSchema,
   conditionSchema,
@@ -104,7 +105,7 @@ const setTargetSchema: Schema = {
     "The object written at every destination: its group/version, kind and name. Its namespace is the " +
     "destination's.",
   required: ["resourceRef"],
-  properties: { resourceRef: resourceRefSchema("target") },
+  properties: { resourceRef: resourceRefSchema("target"), ...targetMetadataProperties() },
 };
 
 const mappingsSchema: Schema = {

@@ -68,6 +68,25 @@ export interface ClusterResourceRef {
   cluster?: ClusterRef;
 }
 
+/**
+ * Which of the source's labels (or annotations) the target gets, and fixed ones to add (issue 20 item 5). Keys
+ * are exact, or end in `*` to match every key starting with what precedes it.
+ */
+export interface MetadataRule {
+  /** Only these keys are copied (absent: all; a tool-tracking key only when named here exactly). */
+  include?: string[];
+  /** These keys are never copied. */
+  exclude?: string[];
+  /** Fixed keys and values, set whatever the source says. */
+  add?: Record<string, string>;
+}
+
+/** The target end: where it is, and the policy for its labels and annotations. */
+export interface TargetRef extends ClusterResourceRef {
+  labels?: MetadataRule;
+  annotations?: MetadataRule;
+}
+
 export interface Mapping {
   /** RFC 9535 JSONPath into the source; relative paths get `$.` prefixed; empty or absent = the whole source. */
   fromFieldPath?: string;
@@ -88,7 +107,7 @@ export interface WriteFields {
 
 export interface ResourceSyncSpec extends WriteFields {
   source: ClusterResourceRef;
-  target: ClusterResourceRef;
+  target: TargetRef;
   mappings?: Mapping[];
 }
 
@@ -179,6 +198,8 @@ export interface SetClusterSelector extends LabelSelector {
 
 export interface SetTarget {
   resourceRef: ResourceRef;
+  labels?: MetadataRule;
+  annotations?: MetadataRule;
 }
 
 export interface ResourceSyncSetSpec extends WriteFields {

@@ -14,8 +14,7 @@
  * by its Secret (the cluster's identity is known once it is reached). Targets the spec does not pin down are
  * told apart by their records alone.
  */
-import type { ClusterFacts } from "../kube/cluster-identity.ts";
-import { factKeys } from "../kube/cluster-identity.ts";
+import { type ClusterFacts, factKeys, sameCluster } from "../kube/cluster-identity.ts";
 import type { KubeObject } from "../kube/object.ts";
 import { type Claimant, claimWinner } from "./decisions.ts";
 import {
@@ -44,11 +43,17 @@ export class ClaimIndex {
     this.#local = local;
   }
 
-  /** Index keys of a target: how it is reached (Secret or local), then each fact of its cluster. */
+  /**
+   * Index keys of a target: how it is reached (Secret or local), then its cluster: `local` for the local cluster
+   * (also through an alias), else each fact of its identity.
+   */
   #keysOf(t: TargetIdentity): string[] {
     const obj = objectKey(t);
+    const keys = [clusterKey(t.cluster)];
     const facts = factsOf(t.cluster, this.#local);
-    return [clusterKey(t.cluster), ...(facts ? factKeys(facts) : [])].map((c) => `${c}|${obj}`);
+    if (facts && this.#local && sameCluster(facts, this.#local)) keys.push("local");
+    else if (facts) keys.push(...factKeys(facts));
+    return [...new Set(keys)].map((c) => `${c}|${obj}`);
   }
 
   /** (Re)indexes one ResourceSync from its cached object. */

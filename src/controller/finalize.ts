@@ -18,8 +18,15 @@ import {
   track,
 } from "./context.ts";
 import { type Candidate, decideFinalize } from "./decisions.ts";
+import { releaseFromOwner } from "./release.ts";
 import { identify, identityOf, type ResolvedEnd, resolveEnd, resolveRecorded, watchRef } from "./resolve.ts";
-import { type AppliedTarget, describeTarget, readRecord, sameTarget } from "./sync-record.ts";
+import {
+  type AppliedTarget,
+  describeTarget,
+  readRecord,
+  sameTarget,
+  type TargetIdentity,
+} from "./sync-record.ts";
 
 /** Safety net while waiting for a watch to report a target gone (the watch event is what normally ends it). */
 const WAIT_SAFETY_MS = 60_000;
@@ -175,7 +182,7 @@ export async function finalize(
         return { kind: "gone" };
       case "orphan":
         log.info("target deletion disabled by annotation; leaving the target in place");
-        await orphanLocalTarget(rs, record, ctx);
+        await orphanLocalTargets(rs, record, ctx);
         await releaseAndRemoveFinalizer(key, rs, ctx);
         return { kind: "gone" };
       case "release":
@@ -251,36 +258,81 @@ async function forceRelease(
 }
 
 /**
- * A local target carries an ownerReference to its ResourceSync, so the garbage collector would delete it once
- * the ResourceSync is gone, whatever disable-target-deletion says. Remove that reference first (a JSON patch that
- * tests the uid, so a concurrent change to the list cannot make it remove the wrong entry).
+ * disable-target-deletion: the local targets (the recorded one, and the spec's when it differs: applied but not
+ * yet recorded) keep no ownerReference to the ResourceSync, or the garbage collector would delete them once it is
+ * gone, whatever the annotation says. Says so in an Event on the ResourceSync.
  */
-async function orphanLocalTarget(
+async function orphanLocalTargets(
   rs: KubeObject,
   record: AppliedTarget | undefined,
   ctx: ReconcileContext,
 ): Promise<void> {
-  let target: { apiVersion: string; kind: string; name: string } | undefined;
-  if (record && !record.cluster.secretRef) target = record;
-  else {
-    const parsed = validateResourceSync(rs);
-    if (parsed.ok && !parsed.value.spec.target.cluster) target = parsed.value.spec.target.resourceRef;
+  const targets: TargetIdentity[] = [];
+  if (record && !record.cluster.secretRef) targets.push(record);
+  const parsed = validateResourceSync(rs);
+  if (parsed.ok && !parsed.value.spec.target.cluster) {
+    const ref = parsed.value.spec.target.resourceRef;
+    const id: TargetIdentity = { cluster: {}, ...ref, namespace: rs.metadata?.namespace ?? "" };
+    if (!targets.some((t) => sameTarget(t, id))) targets.push(id);
   }
-  if (!target) return;
-  const resource = await ctx.local.resolve(target.apiVersion, target.kind);
-  if (!resource.namespaced) return;
-  const namespace = rs.metadata?.namespace;
-  const live = await ctx.local.get(resource, namespace, target.name);
-  const index = (live?.metadata?.ownerReferences ?? []).findIndex((o) => o.uid === rs.metadata?.uid);
-  if (index < 0) return;
-  await ctx.local.patch(
-    resource,
-    namespace,
-    target.name,
-    [
-      { op: "test", path: `/metadata/ownerReferences/${index}/uid`, value: rs.metadata?.uid },
-      { op: "remove", path: `/metadata/ownerReferences/${index}` },
-    ],
-    "json",
+  const uid = rs.metadata?.uid ?? "";
+  const kept = record ? [describeTarget(record)] : [];
+  const released: string[] = [];
+  for (const t of targets) {
+    const resource = await ctx.local.resolve(t.apiVersion, t.kind).catch(noObjectOfUnknownKind);
+    if (!resource?.namespaced) continue;
+    const namespace = rs.metadata?.namespace;
+    if ((await releaseFromOwner(ctx.local, resource, namespace, t.name, uid)) === "released")
+      released.push(describeTarget({ ...t, namespace }));
+  }
+  if (kept.length === 0 && released.length === 0) return;
+  const what = [...new Set([...kept, ...released])].join(", ");
+  ctx.events.record(
+    rs,
+    "Normal",
+    "TargetKept",
+    `target deletion disabled: ${what} left in place` +
+      (released.length > 0
+        ? `; released (owner reference to this ResourceSync removed): ${released.join(", ")}`
+        : ""),
   );
+}
+
+/**
+ * spec.target changed under disable-target-deletion: the old target stays, released from the ResourceSync (a local
+ * one loses its ownerReference to it), and an Event says so. Throws when the release fails: the record still names
+ * the old target, so the next attempt releases it again.
+ */
+export async function keepOldTarget(
+  key: string,
+  rs: KubeObject,
+  record: AppliedTarget,
+  refs: RefSet,
+  ctx: ReconcileContext,
+): Promise<void> {
+  let released = false;
+  if (!record.cluster.secretRef) {
+    const old = await resolveRecorded(key, record, rs, refs, ctx).catch(noObjectOfUnknownKind);
+    if (old?.resource.namespaced) {
+      released =
+        (await track(
+          old.client,
+          ctx,
+          releaseFromOwner(old.client, old.resource, old.namespace, old.name, rs.metadata?.uid ?? ""),
+        )) === "released";
+    }
+  }
+  ctx.events.record(
+    rs,
+    "Normal",
+    "OldTargetKept",
+    `target changed; ${describeTarget(record)} left in place` +
+      (released ? " and released (owner reference to this ResourceSync removed)" : ""),
+  );
+}
+
+/** A kind the cluster no longer serves has no object left to release. */
+function noObjectOfUnknownKind(err: unknown): undefined {
+  if (asSinkerError(err).reason === "UnknownKind") return undefined;
+  throw err;
 }

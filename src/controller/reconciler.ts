@@ -29,6 +29,7 @@ import {
   type ReconcileResult,
   RefSet,
   ResourceSyncConflict,
+  track,
   writtenSuperseded,
 } from "./context.ts";
 import {
@@ -39,7 +40,8 @@ import {
   sameObject,
 } from "./decisions.ts";
 import { CONTESTED, writeTarget } from "./drift.ts";
-import { deleteOldTarget, finalize, sweepLocalLeftovers } from "./finalize.ts";
+import { deleteOldTarget, finalize, keepOldTarget, sweepLocalLeftovers } from "./finalize.ts";
+import { releaseFromOwner } from "./release.ts";
 import {
   createOnlyMessage,
   describeEnd,
@@ -60,7 +62,7 @@ import {
   statusDiffers,
   syncedEventWorthIt,
 } from "./status.ts";
-import { type AppliedTarget, describeTarget, nextRecord, readRecord, sameTarget } from "./sync-record.ts";
+import { type AppliedTarget, nextRecord, readRecord, sameTarget } from "./sync-record.ts";
 import { decideWriteAction } from "./write-policy.ts";
 import { createTarget, replaceOrFail, type WriteInput } from "./write-target.ts";
 
@@ -129,13 +131,7 @@ async function sync(
       nextRec = null;
       break;
     case "forget-old":
-      if (record)
-        ctx.events.record(
-          rs,
-          "Normal",
-          "OldTargetKept",
-          `target changed; ${describeTarget(record)} left in place`,
-        );
+      if (record) await keepOldTarget(key, rs, record, refs, ctx);
       nextRec = null;
       break;
     case "none":
@@ -206,6 +202,23 @@ async function writeAndReport(w: WriteStep, ctx: ReconcileContext): Promise<Reco
   if (action !== "apply") {
     // CreateOnly: created when absent, else left as it is (never repaired, so never contested)
     ctx.drift.forget(key);
+    // kept means kept: a target never applied again loses this ResourceSync's ownerReference here
+    if (
+      w.live.exists &&
+      w.live.ownedByThis &&
+      annotationIsTrue(rs.metadata, ANNOTATION_DISABLE_TARGET_DELETION)
+    )
+      await track(
+        target.client,
+        ctx,
+        releaseFromOwner(
+          target.client,
+          target.resource,
+          target.namespace,
+          target.name,
+          rs.metadata?.uid ?? "",
+        ),
+      );
     const uid = action === "create" ? await createTarget(w, ctx) : w.live.exists ? w.live.uid : "";
     const next = uid ? nextRecord(record, targetId, uid, new Date()) : (w.nextRec ?? undefined);
     await reportSuccess(key, rs, createOnlyMessage(spec, source, target), next, ctx, writePolicy);

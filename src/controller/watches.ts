@@ -313,26 +313,6 @@ export class Watches {
     );
   }
 
-  /** Whether an informer holding this object (single-object or namespace-wide) has its first list. */
-  watching(
-    client: ClusterClient,
-    resource: ResourceInfo,
-    namespace: string | undefined,
-    name: string,
-  ): boolean {
-    const ns = resource.namespaced ? namespace : undefined;
-    const entry = this.#entryFor(client, resource, ns, name);
-    return entry?.informer.hasSynced() ?? false;
-  }
-
-  /** True when setRefs started an informer for this (client, resource, namespace) and it has its first list. */
-  isSynced(client: ClusterClient, resource: ResourceInfo, namespace: string | undefined): boolean {
-    const entry = this.#entries.get(
-      entryKeyOf(client, resource, resource.namespaced ? namespace : undefined),
-    );
-    return entry?.informer.hasSynced() ?? false;
-  }
-
   /** Number of running informers (= watch connections) per cluster name. */
   connections(): Map<string, number> {
     const out = new Map<string, number>();

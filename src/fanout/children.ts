@@ -26,6 +26,7 @@ import {
   type ResourceSync,
   type ResourceSyncSet,
   type ResourceSyncSpec,
+  type TargetRef,
 } from "../api/types.ts";
 import type { OwnerReference } from "../kube/object.ts";
 import { labelsMatch, type NamespaceInfo, namespaceSelected } from "./selector.ts";
@@ -85,6 +86,12 @@ export function childName(set: AnySet, destinationKey: string): string {
   const hash = shortHash(`${set.kind}/${set.metadata.name}/${destinationKey}`, NAME_HASH_LENGTH);
   const prefix = set.metadata.name.slice(0, 253 - NAME_HASH_LENGTH - 1).replace(/[-.]+$/, "");
   return `${prefix}-${hash}`;
+}
+
+/** The set's policy for the target's labels and annotations, carried by every child (issue 20 item 5). */
+function targetPolicy(set: AnySet): Pick<TargetRef, "labels" | "annotations"> {
+  const { labels, annotations } = set.spec.target;
+  return { ...(labels ? { labels } : {}), ...(annotations ? { annotations } : {}) };
 }
 
 export function controllerReference(set: AnySet): OwnerReference {
@@ -148,6 +155,7 @@ function tenantSetChildren(set: ResourceSyncSet, d: Destinations): DesiredChild[
       source: set.spec.source,
       target: {
         resourceRef: set.spec.target.resourceRef,
+        ...targetPolicy(set),
         cluster: {
           kubeConfig: { secretRef: { ...secretRef } },
           ...(remoteNs === undefined ? {} : { namespace: remoteNs }),
@@ -185,7 +193,7 @@ function isSourceItself(set: ClusterResourceSyncSet, namespace: string): boolean
 function localChild(set: ClusterResourceSyncSet, ns: string): DesiredChild {
   const spec: ResourceSyncSpec = {
     source: { resourceRef: set.spec.source.resourceRef },
-    target: { resourceRef: set.spec.target.resourceRef },
+    target: { resourceRef: set.spec.target.resourceRef, ...targetPolicy(set) },
   };
   const c = child(set, ns, `local|ns:${ns}`, spec, {
     [ANNOTATION_SOURCE_NAMESPACE]: set.spec.source.namespace,
@@ -222,6 +230,7 @@ function remoteChildren(
         source: { resourceRef: set.spec.source.resourceRef },
         target: {
           resourceRef: set.spec.target.resourceRef,
+          ...targetPolicy(set),
           cluster: {
             kubeConfig: { secretRef: { ...secretRef } },
             ...(remoteNs === undefined ? {} : { namespace: remoteNs }),

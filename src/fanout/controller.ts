@@ -282,7 +282,11 @@ export async function startFanout(options: FanoutOptions): Promise<Fanout | unde
           set,
           "Normal",
           "DestinationsChanged",
-          `${created} destination(s) added, ${plan.remove.length} removed; ${desired.length} selected`,
+          `${created} destination(s) added, ${plan.remove.length} removed` +
+            (plan.remove.length > 0 && (set.spec.pruning ?? "Delete") === "Orphan"
+              ? " (their copies kept, without owner reference: pruning Orphan)"
+              : "") +
+            `; ${desired.length} selected`,
         );
     }
     await writeStatus(resource, set, summarize(desired, plan.taken, lookupChild, destinationFailures));

@@ -13,4 +13,5 @@ export {
   selectOne,
   toExpression,
 } from "./jsonpath.ts";
+export { applyMetadataRule, isToolTrackingKey, TOOL_TRACKING_KEYS } from "./metadata-policy.ts";
 export { deepCopy, ownerReference, type ProjectionInput, type ProjectionTarget, project } from "./project.ts";

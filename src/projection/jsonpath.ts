@@ -96,10 +96,11 @@ function linearRegexFunction(name: "match" | "search", original: FilterFunction)
 
 /** Adds work to the current evaluation's count; throws once the budget is spent. */
 function charge(work: number): void {
-  if (running === undefined) return;
-  running.visits += work;
-  if (running.visits > MAX_VISITS) throw new VisitLimitError();
-  running.budget?.spend(work);
+  const e = running;
+  if (e === undefined) return;
+  e.visits += work;
+  if (e.visits > MAX_VISITS) throw new VisitLimitError();
+  e.budget?.spend(work);
 }
 
 const environment = new BoundedEnvironment({ maxRecursionDepth: MAX_DESCENDANT_DEPTH });

@@ -6,6 +6,8 @@
 
 import { MAX_MAPPINGS } from "../api/schema.ts";
 import {
+  ANNOTATION_DISABLE_TARGET_DELETION,
+  annotationIsTrue,
   GROUP_VERSION,
   LAST_APPLIED_ANNOTATION,
   type Mapping,
@@ -18,12 +20,16 @@ import { isPlainObject, type KubeObject, type ObjectMeta, type OwnerReference } 
 import { WorkBudget } from "./budget.ts";
 import { setFieldPath } from "./fieldpath.ts";
 import { compilePath, selectOne } from "./jsonpath.ts";
+import { applyMetadataRule } from "./metadata-policy.ts";
 import { checkSourceBounds } from "./source-bounds.ts";
 
 export interface ProjectionTarget {
   /** The resolved namespace of a namespaced target; undefined for a cluster-scoped kind. */
   namespace: string | undefined;
-  /** True only for a target in the local cluster of a namespaced kind. Needs resourceSync.metadata.uid. */
+  /**
+   * True only for a target in the local cluster of a namespaced kind. Needs resourceSync.metadata.uid. Left out
+   * all the same while the ResourceSync has disable-target-deletion.
+   */
   ownerReference: boolean;
 }
 
@@ -89,7 +95,7 @@ export function project(input: ProjectionInput): KubeObject {
     }
   });
 
-  return finish(out, resourceSync, target);
+  return finish(out, resourceSync, target, budget);
 }
 
 /**
@@ -176,6 +182,7 @@ function finish(
   out: Record<string, unknown>,
   resourceSync: ResourceSync,
   target: ProjectionTarget,
+  budget: WorkBudget,
 ): KubeObject {
   const ref = resourceSync.spec.target.resourceRef;
   const mapped = out.metadata ?? {};
@@ -192,13 +199,23 @@ function finish(
       continue;
     define(meta, key, mapped[key]);
   }
+  // The metadata policy (spec.target.labels/annotations and the tool-tracking list), whatever wrote the keys.
+  const policy = resourceSync.spec.target;
+  for (const field of ["labels", "annotations"] as const) {
+    const kept = applyMetadataRule(meta[field], policy[field], field, budget);
+    if (kept === undefined) delete meta[field];
+    else meta[field] = kept as Record<string, string>;
+  }
   if (isPlainObject(meta.annotations) && Object.hasOwn(meta.annotations, LAST_APPLIED_ANNOTATION)) {
     const { [LAST_APPLIED_ANNOTATION]: _dropped, ...rest } = meta.annotations;
     meta.annotations = rest;
   }
   if (isPlainObject(meta.labels) && Object.keys(meta.labels).length === 0) delete meta.labels;
   if (isPlainObject(meta.annotations) && Object.keys(meta.annotations).length === 0) delete meta.annotations;
-  if (target.ownerReference && target.namespace !== undefined) {
+  // A target Sinker keeps when the ResourceSync goes carries no owner reference: the garbage collector would
+  // delete it anyway (also during a Foreground deletion, before Sinker's finalizer runs). Issue 20 item 6.
+  const kept = annotationIsTrue(resourceSync.metadata, ANNOTATION_DISABLE_TARGET_DELETION);
+  if (target.ownerReference && target.namespace !== undefined && !kept) {
     meta.ownerReferences = [ownerReference(resourceSync)];
   }
 

@@ -164,6 +164,44 @@ describe("a ring of two ResourceSyncs", () => {
   }
 });
 
+describe("a ring of three ResourceSyncs", () => {
+  let ctrl: TestController;
+  const requests = new Map<string, number>();
+  before(async () => {
+    ctrl = await startTestController(env, { requests });
+  });
+  after(async () => {
+    await deleteResourceSyncs(a, spaces.in("a")).catch(() => undefined);
+    await ctrl.stop();
+  });
+
+  it("cm1 → cm2 → cm3 → cm1: an edit of cm1 goes round once and stays", { timeout: 300_000 }, async () => {
+    const n = await spaces.create("a", "ring-three");
+    await a.apply(configMap(n, "cm1", { x: "1" }));
+    await a.apply(resourceSync(n, "a", { source: cmRef("cm1"), target: cmRef("cm2") }));
+    await a.apply(resourceSync(n, "c", { source: cmRef("cm2"), target: cmRef("cm3") }));
+    await waitReady(a, n, "a", "True", undefined, 60_000);
+    await waitReady(a, n, "c", "True", undefined, 60_000);
+    await a.apply(
+      resourceSync(
+        n,
+        "b",
+        { source: cmRef("cm3"), target: cmRef("cm1") },
+        { "sinker.influxdata.io/adopt-target": "true" },
+      ),
+    );
+    await waitReady(a, n, "b", "True", undefined, 60_000);
+    await settled(() => sinkerWrites(requests), 2_000);
+    const before = sinkerWrites(requests);
+    await a.mergePatch("v1", "ConfigMap", n, "cm1", { data: { x: "2" } });
+    await a.waitFor("cm3 to hold the edit", "v1", "ConfigMap", n, "cm3", (o) => o?.data?.x === "2", 60_000);
+    const writes = (await settled(() => sinkerWrites(requests), 3_000)) - before;
+    assert.ok(writes <= 3, `Sinker's writes after one edit: ${writes}`);
+    for (const cm of ["cm1", "cm2", "cm3"])
+      assert.equal((await a.get("v1", "ConfigMap", n, cm))?.data?.x, "2", `${cm} holds the user's value`);
+  });
+});
+
 describe("a writer contest across a restart", () => {
   it("stays reported and backed off: the status, not memory, says it is contested", {
     timeout: 300_000,

@@ -165,6 +165,31 @@ describe("writePolicy CreateOnly", () => {
     assert.deepEqual(kept?.metadata?.ownerReferences ?? [], [], "no owner reference left to collect it");
   });
 
+  it("disable-target-deletion added later releases the created target at once: kept means kept", async () => {
+    const n = await ns("a", "create-release");
+    await a.apply(configMap(n, "src", { k: "v" }));
+    await a.apply(
+      resourceSync(n, "rs", { source: cmRef("src"), target: cmRef("dst"), writePolicy: "CreateOnly" }),
+    );
+    await waitReady(a, n, "rs", "True", "Synced", BOUND_MS);
+    assert.equal((await a.get("v1", "ConfigMap", n, "dst"))?.metadata?.ownerReferences?.length, 1);
+    await a.mergePatch(RS_API, "ResourceSync", n, "rs", {
+      metadata: { annotations: { "sinker.influxdata.io/disable-target-deletion": "true" } },
+    });
+    await a.waitFor(
+      "owner reference removed",
+      "v1",
+      "ConfigMap",
+      n,
+      "dst",
+      (o) => o && (o.metadata?.ownerReferences ?? []).length === 0,
+      BOUND_MS,
+    );
+    await a.delete(RS_API, "ResourceSync", n, "rs");
+    await a.waitGone(RS_API, "ResourceSync", n, "rs", BOUND_MS);
+    assert.equal((await a.get("v1", "ConfigMap", n, "dst"))?.data?.k, "v");
+  });
+
   it("a ClusterResourceSyncSet passes it to its children, which act under it", async () => {
     const src = await ns("a", "create-set-src");
     const dest = await ns("a", "create-set-dst");

@@ -13,11 +13,16 @@ import {
   sameTarget,
   type TargetIdentity,
 } from "../../src/controller/sync-record.ts";
+import * as errors from "../../src/errors.ts";
+import type { ClusterClient } from "../../src/kube/client.ts";
+import { KubeConfig } from "../../src/kube/client-node.ts";
 import {
   type ClusterFacts,
+  ClusterIdentities,
   caFingerprint,
   factKeys,
   readFacts,
+  registerKubeConfig,
   sameCluster,
   serverOrigin,
 } from "../../src/kube/cluster-identity.ts";
@@ -314,5 +319,85 @@ describe("isOurs and the sync record with identities", () => {
     const local = nextRecord(undefined, { ...cm({}), cluster: { identity: LOCAL } }, "x", new Date());
     assert.deepEqual(local.cluster, {});
     assert.deepEqual(readRecord({ appliedTarget: { ...next } })?.cluster.identity, B, "read back");
+  });
+});
+
+describe("ClusterIdentities: asked once per client", () => {
+  const fakeClient = (answers: Array<() => unknown>, server = "https://127.0.0.1:6443") => {
+    const calls: string[] = [];
+    const client = {
+      server,
+      get: async (_res: unknown, _ns: unknown, name: string) => {
+        calls.push(name);
+        const next = answers.shift();
+        return next?.();
+      },
+    };
+    return { client: client as unknown as ClusterClient, calls };
+  };
+  const { SinkerError } = errors;
+
+  it("reads the kube-system uid once, then answers from its cache", async () => {
+    const ids = new ClusterIdentities();
+    const { client, calls } = fakeClient([() => ({ metadata: { uid: "uid-x" } })]);
+    const first = await ids.of(client);
+    const second = await ids.of(client);
+    assert.equal(first.kubeSystemUID, "uid-x");
+    assert.equal(second, first);
+    assert.deepEqual(calls, ["kube-system"]);
+    assert.equal(ids.known(client), first);
+  });
+
+  it("a user who may not read kube-system: the identity without uid (cached); the server origin at least", async () => {
+    const ids = new ClusterIdentities();
+    const { client, calls } = fakeClient([
+      () => {
+        throw new SinkerError("Forbidden", "forbidden");
+      },
+    ]);
+    const facts = await ids.of(client);
+    assert.equal(facts.kubeSystemUID, undefined);
+    assert.match(facts.serverSHA256 ?? "", /^[0-9a-f]{64}$/);
+    await ids.of(client);
+    assert.equal(calls.length, 1);
+  });
+
+  it("an unreachable cluster is an error, asked again next time", async () => {
+    const ids = new ClusterIdentities();
+    const { client, calls } = fakeClient([
+      () => {
+        throw new SinkerError("ClusterUnreachable", "down");
+      },
+      () => ({ metadata: { uid: "uid-y" } }),
+    ]);
+    await assert.rejects(ids.of(client), /down/);
+    assert.equal((await ids.of(client)).kubeSystemUID, "uid-y");
+    assert.equal(calls.length, 2);
+  });
+
+  it("the share key: the kubeconfig's CA when it has one (aliases share it), else the server origin", () => {
+    const ids = new ClusterIdentities();
+    const ca = Buffer.from("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n").toString(
+      "base64",
+    );
+    const kc = (server: string, withCa: boolean) => {
+      const k = new KubeConfig();
+      k.loadFromOptions({
+        clusters: [{ name: "c", server, ...(withCa ? { caData: ca } : {}) }],
+        users: [{ name: "u" }],
+        contexts: [{ name: "x", cluster: "c", user: "u" }],
+        currentContext: "x",
+      });
+      return k;
+    };
+    const one = fakeClient([], "https://127.0.0.1:6443").client;
+    const alias = fakeClient([], "https://localhost:6443").client;
+    const noCa = fakeClient([], "https://LOCALHOST:6443").client;
+    registerKubeConfig(one, kc("https://127.0.0.1:6443", true));
+    registerKubeConfig(alias, kc("https://localhost:6443", true));
+    registerKubeConfig(noCa, kc("https://LOCALHOST:6443", false));
+    assert.equal(ids.shareKey(one), ids.shareKey(alias));
+    assert.match(ids.shareKey(one), /^ca:[0-9a-f]{64}$/);
+    assert.equal(ids.shareKey(noCa), "https://localhost:6443");
   });
 });

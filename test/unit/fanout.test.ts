@@ -568,3 +568,39 @@ describe("remote namespaces selected by label", () => {
     );
   });
 });
+
+describe("the target's metadata policy (issue 20 item 5)", () => {
+  const policy = { labels: { exclude: ["team"], add: { copy: "yes" } }, annotations: { include: ["note"] } };
+  const target = { ...cm("bundle"), ...policy };
+
+  test("every child of either kind carries the set's policy on its target", () => {
+    const cset = clusterSet({
+      target,
+      clusters: [{ kubeConfig: { secretRef: { name: "b", namespace: "infra", key: "value" } } }],
+    });
+    const tset = tenantSet({
+      target,
+      clusters: [{ kubeConfig: { secretRef: { name: "b", key: "value" } } }],
+    });
+    const all = [
+      ...kids(cset, { namespaces: [ns("a", { team: "x" })], secrets: [] }),
+      ...kids(tset, { namespaces: [], secrets: [] }),
+    ];
+    assert.equal(all.length, 3);
+    for (const c of all) {
+      assert.deepEqual(c.object.spec.target.labels, policy.labels);
+      assert.deepEqual(c.object.spec.target.annotations, policy.annotations);
+    }
+  });
+
+  test("a child whose policy was edited loses its grant", () => {
+    const set = clusterSet({ target });
+    const child = kids(set, { namespaces: [ns("a", { team: "x" })], secrets: [] })[0]?.object as ResourceSync;
+    const nsOf = () => ns("a", { team: "x" });
+    const lookup = () => set;
+    assert.deepEqual(grantFor(child, lookup, nsOf, noRemote), { sourceNamespace: "platform" });
+    const edited = structuredClone(child);
+    edited.spec.target.labels = { include: ["*"] };
+    assert.equal(grantFor(edited, lookup, nsOf, noRemote), undefined);
+  });
+});

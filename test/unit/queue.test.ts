@@ -37,6 +37,19 @@ describe("WorkQueue", () => {
     assert.equal(second, "k");
   });
 
+  it("pending: a key waiting or in flight, not one only delayed (the ring rule of cycles.ts)", async () => {
+    const q = new WorkQueue();
+    q.addAfter("later", 60_000);
+    assert.equal(q.pending("later"), false);
+    q.add("k");
+    assert.equal(q.pending("k"), true, "waiting");
+    await q.get();
+    assert.equal(q.pending("k"), true, "in flight");
+    q.done("k");
+    assert.equal(q.pending("k"), false, "done");
+    q.shutdown();
+  });
+
   it("hands a key to a waiting worker as soon as it is added", async () => {
     const q = new WorkQueue();
     const pending = q.get();
