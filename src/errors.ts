@@ -41,6 +41,8 @@ export type ErrorReason =
   | "ClusterChanged"
   // another writer keeps rewriting the target (contest.ts): repaired with back-off
   | "TargetContested"
+  // replacing a target on an immutable change (spec.onImmutableChange: Replace)
+  | "ReplaceLimitReached"
   // the world is not (yet) as we need it
   | "SourceNotFound"
   | "ClusterUnreachable"
@@ -56,12 +58,19 @@ export class SinkerError extends Error {
   readonly reason: ErrorReason;
   /** HTTP status of the API server response this error comes from, when there was one. */
   readonly status?: number;
+  /** A 422 refusing a change of immutable fields: their paths as the API server named them (maybe none). */
+  readonly immutableFields?: readonly string[];
 
-  constructor(reason: ErrorReason, message: string, options?: { cause?: unknown; status?: number }) {
+  constructor(
+    reason: ErrorReason,
+    message: string,
+    options?: { cause?: unknown; status?: number; immutableFields?: readonly string[] },
+  ) {
     super(message, options?.cause === undefined ? undefined : { cause: options.cause });
     this.name = "SinkerError";
     this.reason = reason;
     if (options?.status !== undefined) this.status = options.status;
+    if (options?.immutableFields !== undefined) this.immutableFields = options.immutableFields;
   }
 }
 

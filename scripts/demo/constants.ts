@@ -14,4 +14,6 @@ export const EXPECTED_SYNCS = [
   "sinkercontainer-to-cluster-b",
   "keep-target-on-deletion",
   "transforms",
+  "create-only",
+  "replace-on-immutable-change",
 ];

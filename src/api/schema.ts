@@ -249,6 +249,39 @@ export const mappingSchema: Schema = {
   ],
 };
 
+export const WRITE_POLICY_RULE_MESSAGE =
+  "onImmutableChange: Replace needs writePolicy Apply (a CreateOnly target is never updated)";
+
+/** `writePolicy` and `onImmutableChange`, shared by a ResourceSync and the sets' child template (issue 21). */
+export const writeFieldsSchemas = (what: string): Record<string, Schema> => ({
+  writePolicy: {
+    type: "string",
+    description:
+      `How Sinker writes ${what}. Apply (default): server-side-applied on every change of the source or the ` +
+      "spec, drift undone. CreateOnly: created from the source whenever Sinker finds it absent (at first, and " +
+      "again after it is deleted), never updated: later source changes and edits of the target are left alone. " +
+      "Deletion follows the finalizer and annotations either way.",
+    enum: ["Apply", "CreateOnly"],
+  },
+  onImmutableChange: {
+    type: "string",
+    description:
+      "What happens when the API server refuses an update of the target because a field is immutable (a " +
+      "Secret's type, the data of an immutable ConfigMap or Secret, ...). Fail (default): the ResourceSync " +
+      "fails with reason Invalid, naming the field. Replace: Sinker deletes the object it wrote (uid " +
+      "precondition) and creates it again (Event TargetReplaced), at most 3 times per source version and " +
+      "generation of the ResourceSync (status.replacement).",
+    enum: ["Fail", "Replace"],
+  },
+});
+
+/** CreateOnly never updates, so it never meets an immutable field: Replace with it is a mistake. */
+export const writeFieldsRule: ValidationRule = {
+  rule: "!(has(self.writePolicy) && self.writePolicy == 'CreateOnly' && has(self.onImmutableChange) && self.onImmutableChange == 'Replace')",
+  message: WRITE_POLICY_RULE_MESSAGE,
+  holds: (self) => !(self.writePolicy === "CreateOnly" && self.onImmutableChange === "Replace"),
+};
+
 export const resourceSyncSpecSchema: Schema = {
   type: "object",
   description: "Which object to copy, where to, and how.",
@@ -266,7 +299,9 @@ export const resourceSyncSpecSchema: Schema = {
       items: mappingSchema,
       maxItems: MAX_MAPPINGS,
     },
+    ...writeFieldsSchemas("the target"),
   },
+  validations: [writeFieldsRule],
 };
 
 export const conditionSchema: Schema = {
@@ -308,6 +343,30 @@ export const resourceSyncStatusSchema: Schema = {
       type: "integer",
       format: "int64",
       description: "The .metadata.generation Sinker last acted on.",
+    },
+    writePolicy: {
+      type: "string",
+      description:
+        "The write policy the last successful reconcile acted under (spec.writePolicy): Apply or CreateOnly.",
+      enum: ["Apply", "CreateOnly"],
+    },
+    replacement: {
+      type: "object",
+      description:
+        "Replacements of the target on an immutable change (spec.onImmutableChange: Replace) for one source " +
+        "version and ResourceSync generation, counted before each attempt so that a restart does not reset the " +
+        "bound. A new source version or generation starts a new count.",
+      required: ["attempts"],
+      properties: {
+        generation: { type: "integer", format: "int64", description: "The ResourceSync's generation." },
+        sourceResourceVersion: {
+          type: "string",
+          description: "The source's resourceVersion.",
+          maxLength: 256,
+        },
+        attempts: { type: "integer", description: "Replacements attempted for them." },
+        lastAttemptTime: { type: "string", format: "date-time", description: "When the last one started." },
+      },
     },
     appliedTarget: {
       type: "object",

@@ -13,6 +13,8 @@ import {
   namespaceName,
   resourceRefSchema,
   type Schema,
+  writeFieldsRule,
+  writeFieldsSchemas,
 } from "./schema.ts";
 
 /** Most explicit clusters of one set, and most names in one include/exclude list (bounded work per reconcile). */
@@ -162,7 +164,9 @@ export const resourceSyncSetSpecSchema: Schema = {
       },
     },
     pruning: pruningSchema,
+    ...writeFieldsSchemas("every copy (passed to each child ResourceSync)"),
   },
+  validations: [writeFieldsRule],
 };
 
 export const clusterResourceSyncSetSpecSchema: Schema = {
@@ -221,7 +225,9 @@ export const clusterResourceSyncSetSpecSchema: Schema = {
       },
     },
     pruning: pruningSchema,
+    ...writeFieldsSchemas("every copy (passed to each child ResourceSync)"),
   },
+  validations: [writeFieldsRule],
 };
 
 export const setStatusSchema: Schema = {

@@ -96,7 +96,18 @@ export interface Mapping {
   expression?: string;
 }
 
-export interface ResourceSyncSpec {
+/** How Sinker writes the target (issue 21): `Apply` (default) on every change, or `CreateOnly` when it is absent. */
+export type WritePolicy = "Apply" | "CreateOnly";
+/** What an update refused because a field is immutable leads to: `Fail` (default), or `Replace` the target. */
+export type ImmutableChangePolicy = "Fail" | "Replace";
+
+/** The write fields a ResourceSync and the sets' child template share. */
+export interface WriteFields {
+  writePolicy?: WritePolicy;
+  onImmutableChange?: ImmutableChangePolicy;
+}
+
+export interface ResourceSyncSpec extends WriteFields {
   source: ClusterResourceRef;
   target: TargetRef;
   mappings?: Mapping[];
@@ -193,7 +204,7 @@ export interface SetTarget {
   annotations?: MetadataRule;
 }
 
-export interface ResourceSyncSetSpec {
+export interface ResourceSyncSetSpec extends WriteFields {
   source: ClusterResourceRef;
   target: SetTarget;
   mappings?: Mapping[];
@@ -211,7 +222,7 @@ export interface ClusterSetClusterRef {
   namespaceSelector?: NamespaceSelector;
 }
 
-export interface ClusterResourceSyncSetSpec {
+export interface ClusterResourceSyncSetSpec extends WriteFields {
   source: { resourceRef: ResourceRef; namespace: string };
   target: SetTarget;
   mappings?: Mapping[];

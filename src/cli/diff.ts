@@ -20,6 +20,7 @@ import { liveOf } from "../controller/context.ts";
 import { ANNOTATION_ADOPT_TARGET, decideWrite } from "../controller/decisions.ts";
 import { identityOf } from "../controller/resolve.ts";
 import { type ClusterIdentity, readRecord } from "../controller/sync-record.ts";
+import { decideWriteAction } from "../controller/write-policy.ts";
 import { asSinkerError, SinkerError } from "../errors.ts";
 import { ClusterClient, type ResourceInfo } from "../kube/client.ts";
 import { loadLocalKubeConfig } from "../kube/kubeconfig.ts";
@@ -255,6 +256,9 @@ async function diffOne(
     claimedBy: undefined,
   });
   if (refusal) throw refusal;
+  // writePolicy CreateOnly: an existing target is never updated, so applying would change nothing.
+  if (decideWriteAction(rs.spec.writePolicy ?? "Apply", liveOf(live, obj.metadata?.uid)) === "leave")
+    return "";
   const merged = await target.client.apply(target.resource, desired, {
     fieldManager: FIELD_MANAGER,
     force: true,

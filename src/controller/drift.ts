@@ -86,6 +86,8 @@ export interface TargetWrite {
   liveObject: KubeObject | undefined;
   /** uid of the sync record that holds for this target, if any. */
   recordUid: string | undefined;
+  /** The apply was refused: what to do instead (write-target.ts replaces on an immutable change), or rethrow. */
+  onRefused?: (err: unknown) => Promise<KubeObject>;
 }
 
 export type WriteOutcome =
@@ -137,7 +139,10 @@ export async function writeTarget(w: TargetWrite, ctx: ReconcileContext): Promis
     target.client,
     ctx,
     target.client.apply(target.resource, desired, { fieldManager: FIELD_MANAGER, force: true }),
-  );
+  ).catch((err: unknown) => {
+    if (!w.onRefused) throw err;
+    return w.onRefused(err);
+  });
   const appliedRv = result.metadata?.resourceVersion ?? "";
   ctx.applied.set(key, { target: targetWatch, resourceVersion: appliedRv, hash, shape });
   drift.flows.update(key, { appliedRv });

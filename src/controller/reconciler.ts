@@ -11,6 +11,7 @@ import {
   annotationIsTrue,
   FINALIZER,
   type ResourceSync,
+  type WritePolicy,
 } from "../api/types.ts";
 import { validateResourceSync } from "../api/validate.ts";
 import { asSinkerError, SinkerError } from "../errors.ts";
@@ -28,6 +29,7 @@ import {
   type ReconcileResult,
   RefSet,
   ResourceSyncConflict,
+  track,
   writtenSuperseded,
 } from "./context.ts";
 import {
@@ -39,7 +41,9 @@ import {
 } from "./decisions.ts";
 import { CONTESTED, writeTarget } from "./drift.ts";
 import { deleteOldTarget, finalize, keepOldTarget, sweepLocalLeftovers } from "./finalize.ts";
+import { releaseFromOwner } from "./release.ts";
 import {
+  createOnlyMessage,
   describeEnd,
   factsOf,
   type IdentifiedEnd,
@@ -59,6 +63,8 @@ import {
   syncedEventWorthIt,
 } from "./status.ts";
 import { type AppliedTarget, nextRecord, readRecord, sameTarget } from "./sync-record.ts";
+import { decideWriteAction } from "./write-policy.ts";
+import { createTarget, replaceOrFail, type WriteInput } from "./write-target.ts";
 
 export type { AppliedMemo, ReconcileContext, ReconcileResult, ReconcilerOptions } from "./context.ts";
 export { liveOf, rvNewer, watchIdentity, writtenSuperseded } from "./context.ts";
@@ -166,21 +172,82 @@ async function sync(
     }),
   });
   if (refusal) throw refusal;
+  const input = {
+    key,
+    rs,
+    spec,
+    target,
+    targetId,
+    record: currentRecord,
+    live,
+    desired,
+    source: sourceObject,
+  };
+  return await writeAndReport({ ...input, sourceEnd: source, liveObject, nextRec }, ctx);
+}
 
+/** The step after every check: the target written as the write policy says, and the status reported. */
+interface WriteStep extends WriteInput {
+  target: IdentifiedEnd;
+  sourceEnd: IdentifiedEnd;
+  liveObject: KubeObject | undefined;
+  /** null: the record of an old target was dropped (spec.target changed). */
+  nextRec: AppliedTarget | null | undefined;
+}
+
+async function writeAndReport(w: WriteStep, ctx: ReconcileContext): Promise<ReconcileResult> {
+  const { key, rs, spec, target, targetId, record, sourceEnd: source } = w;
+  const writePolicy = spec.spec.writePolicy ?? "Apply";
+  const action = decideWriteAction(writePolicy, w.live);
+  if (action !== "apply") {
+    // CreateOnly: created when absent, else left as it is (never repaired, so never contested)
+    ctx.drift.forget(key);
+    // kept means kept: a target never applied again loses this ResourceSync's ownerReference here
+    if (
+      w.live.exists &&
+      w.live.ownedByThis &&
+      annotationIsTrue(rs.metadata, ANNOTATION_DISABLE_TARGET_DELETION)
+    )
+      await track(
+        target.client,
+        ctx,
+        releaseFromOwner(
+          target.client,
+          target.resource,
+          target.namespace,
+          target.name,
+          rs.metadata?.uid ?? "",
+        ),
+      );
+    const uid = action === "create" ? await createTarget(w, ctx) : w.live.exists ? w.live.uid : "";
+    const next = uid ? nextRecord(record, targetId, uid, new Date()) : (w.nextRec ?? undefined);
+    await reportSuccess(key, rs, createOnlyMessage(spec, source, target), next, ctx, writePolicy);
+    return { kind: "synced" };
+  }
   const written = await writeTarget(
-    { key, rs, desired, source, sourceObject, target, liveObject, recordUid: currentRecord?.uid },
+    {
+      key,
+      rs,
+      desired: w.desired,
+      source,
+      sourceObject: w.source,
+      target,
+      liveObject: w.liveObject,
+      recordUid: record?.uid,
+      onRefused: (err) => replaceOrFail(w, err, ctx),
+    },
     ctx,
   );
   if (written.kind === "defer") return { kind: "requeue", afterMs: written.afterMs };
   const newRecord = written.uid
-    ? nextRecord(currentRecord, targetId, written.uid, new Date())
-    : (nextRec ?? undefined);
+    ? nextRecord(record, targetId, written.uid, new Date())
+    : (w.nextRec ?? undefined);
   if (written.kind === "contested") {
     const message = contestMessage(describeEnd(spec.spec.target.resourceRef.kind, target), written.writer);
     await reportFailure(key, rs, new SinkerError(CONTESTED, message), ctx, newRecord);
     return { kind: "contested", afterMs: written.afterMs };
   }
-  await reportSuccess(key, rs, inSyncMessage(spec, source, target), newRecord, ctx);
+  await reportSuccess(key, rs, inSyncMessage(spec, source, target), newRecord, ctx, writePolicy);
   return { kind: "synced" };
 }
 
@@ -243,10 +310,11 @@ async function reportSuccess(
   message: string,
   record: AppliedTarget | null | undefined,
   ctx: ReconcileContext,
+  writePolicy: WritePolicy,
 ): Promise<void> {
   const ready = findCondition(rs.status as SyncStatus | undefined, READY);
   if (syncedEventWorthIt(ready)) ctx.events.record(rs, "Normal", "Synced", message);
-  await writeStatus(key, rs, { ok: true, message }, record, ctx);
+  await writeStatus(key, rs, { ok: true, message, writePolicy }, record, ctx);
 }
 
 async function reportFailure(

@@ -246,3 +246,8 @@ export function describeEnd(kind: string, end: DescribedEnd): string {
 export function inSyncMessage(spec: ResourceSync, source: DescribedEnd, target: DescribedEnd): string {
   return `target ${describeEnd(spec.spec.target.resourceRef.kind, target)} is in sync with source ${describeEnd(spec.spec.source.resourceRef.kind, source)}`;
 }
+
+/** The Ready condition's message under writePolicy CreateOnly: one message whether it was created now or not. */
+export function createOnlyMessage(spec: ResourceSync, source: DescribedEnd, target: DescribedEnd): string {
+  return `target ${describeEnd(spec.spec.target.resourceRef.kind, target)} exists (writePolicy CreateOnly: created from source ${describeEnd(spec.spec.source.resourceRef.kind, source)} when absent, never updated)`;
+}

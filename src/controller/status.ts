@@ -1,3 +1,4 @@
+import type { WritePolicy } from "../api/types.ts";
 import { truncateMessage } from "../kube/api-message.ts";
 import type { AppliedTarget } from "./sync-record.ts";
 
@@ -21,9 +22,13 @@ export interface SyncStatus {
   observedGeneration?: number;
   /** The sync record (see sync-record.ts); null in a patch removes it. */
   appliedTarget?: AppliedTarget | null;
+  /** The write policy the last success acted under (spec.writePolicy, default Apply). */
+  writePolicy?: WritePolicy;
 }
 
-export type Outcome = { ok: true; message: string } | { ok: false; reason: string; message: string };
+export type Outcome =
+  | { ok: true; message: string; writePolicy?: WritePolicy }
+  | { ok: false; reason: string; message: string };
 
 export const READY = "Ready";
 /** The condition the Rust controller reports; kept with the same type and reason for alert compatibility. */
@@ -92,6 +97,8 @@ export function nextStatus(
   }
   const status: SyncStatus = { conditions };
   if (generation !== undefined) status.observedGeneration = generation;
+  const writePolicy = (outcome.ok ? outcome.writePolicy : undefined) ?? previous?.writePolicy;
+  if (writePolicy) status.writePolicy = writePolicy;
   const applied = record === undefined ? previous?.appliedTarget : record;
   if (applied) status.appliedTarget = applied;
   else if (record === null && previous?.appliedTarget) status.appliedTarget = null;
@@ -102,6 +109,7 @@ export function nextStatus(
 export function statusDiffers(previous: SyncStatus | undefined, next: SyncStatus): boolean {
   const normalize = (s: SyncStatus | undefined) => ({
     observedGeneration: s?.observedGeneration,
+    writePolicy: s?.writePolicy,
     appliedTarget: s?.appliedTarget ? sortedJson(s.appliedTarget) : undefined,
     conditions: [...(s?.conditions ?? [])]
       .map((c) => ({

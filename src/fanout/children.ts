@@ -131,7 +131,12 @@ function child(
         // Sinker's finalizer comes with the child, so the child's first reconcile need not write it (a write less).
         finalizers: [FINALIZER],
       },
-      spec: mappings.length > 0 ? { ...spec, mappings } : spec,
+      spec: {
+        ...spec,
+        ...(mappings.length > 0 ? { mappings } : {}),
+        ...(set.spec.writePolicy ? { writePolicy: set.spec.writePolicy } : {}),
+        ...(set.spec.onImmutableChange ? { onImmutableChange: set.spec.onImmutableChange } : {}),
+      },
     },
   };
 }

@@ -74,7 +74,40 @@ export function apiError(
   const reason = reasonForStatus(status);
   const prefix =
     reason === "ClusterUnreachable" ? `cluster "${cluster}" failed ${what}` : `cluster "${cluster}"`;
-  return new SinkerError(reason, `${prefix}: ${message}`, { status });
+  const immutableFields = status === 422 ? immutableFieldsOf(parsed) : undefined;
+  return new SinkerError(reason, `${prefix}: ${message}`, {
+    status,
+    ...(immutableFields ? { immutableFields } : {}),
+  });
+}
+
+const IMMUTABLE = /\bfield is immutable\b/;
+/** A field path as API servers write them (`type`, `spec.selector`, `data[key]`); anything else is dropped. */
+const FIELD_PATH = /^[A-Za-z0-9_.\-[\]/]{1,256}$/;
+const MAX_IMMUTABLE_FIELDS = 8;
+
+/**
+ * The fields a 422 Status refuses as immutable: its `details.causes` whose message says "field is immutable"
+ * (`type`, or `data` of an immutable ConfigMap or Secret), or [] when only its message says so. undefined: not
+ * an immutability refusal. Bounded and filtered, as the answer may come from a hostile server.
+ */
+export function immutableFieldsOf(status: unknown): readonly string[] | undefined {
+  if (!isPlainObject(status)) return undefined;
+  const fields: string[] = [];
+  const details = status.details;
+  const causes = isPlainObject(details) && Array.isArray(details.causes) ? details.causes : [];
+  for (const cause of causes.slice(0, 64)) {
+    if (!isPlainObject(cause) || typeof cause.message !== "string") continue;
+    if (!IMMUTABLE.test(cause.message.slice(0, 1024))) continue;
+    const field = typeof cause.field === "string" && FIELD_PATH.test(cause.field) ? cause.field : "";
+    if (field && !fields.includes(field) && fields.length < MAX_IMMUTABLE_FIELDS) fields.push(field);
+  }
+  if (fields.length > 0) return fields;
+  const anyCause = causes.some(
+    (c) => isPlainObject(c) && typeof c.message === "string" && IMMUTABLE.test(c.message.slice(0, 1024)),
+  );
+  const inMessage = typeof status.message === "string" && IMMUTABLE.test(status.message.slice(0, 4096));
+  return anyCause || inMessage ? [] : undefined;
 }
 
 /** Wraps a transport error (connection refused, TLS, timeouts) into ClusterUnreachable. */

@@ -277,10 +277,16 @@ export class ClusterClient {
     });
   }
 
-  async create(res: ResourceInfo, namespace: string | undefined, obj: KubeObject): Promise<KubeObject> {
+  async create(
+    res: ResourceInfo,
+    namespace: string | undefined,
+    obj: KubeObject,
+    opts: { fieldManager?: string } = {},
+  ): Promise<KubeObject> {
+    const query = opts.fieldManager ? new URLSearchParams({ fieldManager: opts.fieldManager }) : undefined;
     return this.#write(res, {
       method: "POST",
-      path: resourcePath(res, { namespace }),
+      path: resourcePath(res, { namespace, ...(query ? { query } : {}) }),
       body: JSON.stringify(withTypeMeta(res, { ...obj })),
       contentType: "application/json",
       what: `create ${res.plural}`,

@@ -107,6 +107,22 @@ describe("ResourceSync CRD on a real API server", () => {
       },
       message: /spec\.mappings: Too many: 257: must have at most 256 items/,
     },
+    // issue 21: the write policy
+    {
+      name: "create-only",
+      spec: { source: ref("a"), target: ref("b"), writePolicy: "CreateOnly", onImmutableChange: "Fail" },
+    },
+    { name: "replace", spec: { source: ref("a"), target: ref("b"), onImmutableChange: "Replace" } },
+    {
+      name: "unknown-write-policy",
+      spec: { source: ref("a"), target: ref("b"), writePolicy: "IfNotExists" },
+      message: /spec\.writePolicy: Unsupported value/,
+    },
+    {
+      name: "create-only-with-replace",
+      spec: { source: ref("a"), target: ref("b"), writePolicy: "CreateOnly", onImmutableChange: "Replace" },
+      message: /onImmutableChange: Replace needs writePolicy Apply/,
+    },
   ];
 
   for (const c of cases) {
@@ -138,5 +154,14 @@ describe("ResourceSync CRD on a real API server", () => {
     assert.equal(explain.code, 0, explain.stderr);
     assert.match(explain.stdout, /fromFieldPath/);
     assert.match(explain.stdout, /toFieldPath/);
+    const policy = await env.kubectl("b", ["explain", "resourcesync.spec.writePolicy"]);
+    assert.equal(policy.code, 0, policy.stderr);
+    assert.match(
+      policy.stdout.replace(/\s+/g, " "),
+      /CreateOnly: created from the source whenever Sinker finds it absent/,
+    );
+    const replace = await env.kubectl("b", ["explain", "resourcesync.status.replacement"]);
+    assert.equal(replace.code, 0, replace.stderr);
+    assert.match(replace.stdout, /attempts/);
   });
 });

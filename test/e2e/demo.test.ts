@@ -110,6 +110,8 @@ describe("npm run demo -- --once", () => {
         "mappings-from-cluster-b",
         "sinkercontainer-to-cluster-b",
         "keep-target-on-deletion",
+        "create-only",
+        "replace-on-immutable-change",
       ].map((n) => new RegExp(`^${n} +.* True +Synced +\\d+ ms$`, "m")),
       /✓ source edited in a → clone in a updated \(clone-in-cluster\): \d+ ms/,
       /✓ source edited in b → mapped copy in a updated \(mappings-from-cluster-b\): \d+ ms/,

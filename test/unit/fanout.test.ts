@@ -185,6 +185,32 @@ describe("desired children", () => {
     }
   });
 
+  test("the write policy fields pass to every child, local and remote, and only when set", () => {
+    const plain = kids(clusterSet(), { namespaces: [ns("a", { team: "x" })], secrets: [] });
+    assert.equal(plain[0]?.object.spec.writePolicy, undefined);
+    assert.equal(plain[0]?.object.spec.onImmutableChange, undefined);
+    const sets = [
+      clusterSet({
+        writePolicy: "CreateOnly",
+        clusters: [{ kubeConfig: { secretRef: { name: "b", namespace: "infra", key: "value" } } }],
+      }),
+      tenantSet({
+        writePolicy: "CreateOnly",
+        clusters: [{ kubeConfig: { secretRef: { name: "b", key: "v" } } }],
+      }),
+    ];
+    for (const set of sets) {
+      const children = kids(set, { namespaces: [ns("a", { team: "x" })], secrets: [] });
+      assert.ok(children.length > 0);
+      for (const c of children) assert.equal(c.object.spec.writePolicy, "CreateOnly");
+    }
+    const replace = kids(clusterSet({ onImmutableChange: "Replace" }), {
+      namespaces: [ns("a", { team: "x" })],
+      secrets: [],
+    });
+    assert.equal(replace[0]?.object.spec.onImmutableChange, "Replace");
+  });
+
   test("names: stable, distinct per destination, valid for long set names; label values at most 63", () => {
     const set = clusterSet();
     assert.equal(childName(set, "local|ns:a"), childName(set, "local|ns:a"));
@@ -417,6 +443,12 @@ describe("validation", () => {
       "spec.namespaceSelector.matchLabels.a",
     ],
     ["pruning", clusterSet({ pruning: "Keep" as "Orphan" }), "spec.pruning"],
+    ["writePolicy", clusterSet({ writePolicy: "IfNotExists" as "CreateOnly" }), "spec.writePolicy"],
+    [
+      "CreateOnly with Replace",
+      clusterSet({ writePolicy: "CreateOnly", onImmutableChange: "Replace" }),
+      "spec",
+    ],
     [
       "remote Secret namespace required",
       clusterSet({ clusters: [{ kubeConfig: { secretRef: { name: "b", key: "v" } } } as never] }),
