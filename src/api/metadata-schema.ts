@@ -1,5 +1,5 @@
 /**
- * Schema of the target's metadata policy (`spec.target.labels`, `spec.target.annotations`, issue 20 item 5), in
+ * Schema of the target's metadata policy (`spec.target.labels`, `spec.target.annotations`; README "Labels and annotations of the target"), in
  * a block of its own shared by ResourceSync and the sets' target. Keys are checked as the API server checks label
  * and annotation keys (qualified names), so a bad key is refused at `kubectl apply` time, not on every apply.
  */

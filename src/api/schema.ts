@@ -252,7 +252,7 @@ export const mappingSchema: Schema = {
 export const WRITE_POLICY_RULE_MESSAGE =
   "onImmutableChange: Replace needs writePolicy Apply (a CreateOnly target is never updated)";
 
-/** `writePolicy` and `onImmutableChange`, shared by a ResourceSync and the sets' child template (issue 21). */
+/** `writePolicy` and `onImmutableChange`, shared by a ResourceSync and the sets' child template. */
 export const writeFieldsSchemas = (what: string): Record<string, Schema> => ({
   writePolicy: {
     type: "string",

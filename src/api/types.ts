@@ -69,7 +69,7 @@ export interface ClusterResourceRef {
 }
 
 /**
- * Which of the source's labels (or annotations) the target gets, and fixed ones to add (issue 20 item 5). Keys
+ * Which of the source's labels (or annotations) the target gets, and fixed ones to add. Keys
  * are exact, or end in `*` to match every key starting with what precedes it.
  */
 export interface MetadataRule {
@@ -96,7 +96,7 @@ export interface Mapping {
   expression?: string;
 }
 
-/** How Sinker writes the target (issue 21): `Apply` (default) on every change, or `CreateOnly` when it is absent. */
+/** How Sinker writes the target: `Apply` (default) on every change, or `CreateOnly` when it is absent. */
 export type WritePolicy = "Apply" | "CreateOnly";
 /** What an update refused because a field is immutable leads to: `Fail` (default), or `Replace` the target. */
 export type ImmutableChangePolicy = "Fail" | "Replace";

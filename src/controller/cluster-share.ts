@@ -1,5 +1,5 @@
 /**
- * The per-cluster share of the workers (issue 10): at most `limit` reconciles may be in flight against one remote
+ * The per-cluster share of the workers (README "Performance"): at most `limit` reconciles may be in flight against one remote
  * API server at once, so ResourceSyncs of a dead, slow or malicious cluster, each holding a worker up to a
  * request's total deadline, never hold them all. The local cluster is not limited.
  *

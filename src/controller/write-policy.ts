@@ -1,5 +1,5 @@
 /**
- * The write policy and replacement on an immutable change (issue 21), as pure decisions over what the API says
+ * The write policy and replacement on an immutable change (README "Write policy and immutable fields"), as pure decisions over what the API says
  * (the spec, the live target, the apply's refusal, status.replacement). write-target.ts does what they decide.
  *
  * - `writePolicy: Apply` (default): server-side apply on every change, as always.

@@ -88,7 +88,7 @@ export function childName(set: AnySet, destinationKey: string): string {
   return `${prefix}-${hash}`;
 }
 
-/** The set's policy for the target's labels and annotations, carried by every child (issue 20 item 5). */
+/** The set's policy for the target's labels and annotations, carried by every child. */
 function targetPolicy(set: AnySet): Pick<TargetRef, "labels" | "annotations"> {
   const { labels, annotations } = set.spec.target;
   return { ...(labels ? { labels } : {}), ...(annotations ? { annotations } : {}) };

@@ -1,5 +1,5 @@
 /**
- * Which labels and annotations reach the target (issue 20 item 5). GitOps tools recognise "their" objects by
+ * Which labels and annotations reach the target. GitOps tools recognise "their" objects by
  * tracking labels and annotations; copied onto a target, those make the tool prune the copy or report its
  * application out of sync. So by default the projection drops a documented list of tool-tracking keys, and a
  * ResourceSync can narrow (include), widen (include names a listed key exactly), drop (exclude) and add keys.
