@@ -20,7 +20,23 @@ export const MAX_NAMESPACE_NAMES = 1024;
 /** Failing destinations listed in a set's status. */
 export const MAX_STATUS_FAILURES = 5;
 
-const labelValue: Schema = { type: "string", description: "A label value.", maxLength: 63 };
+/** Label values and keys as Kubernetes accepts them in a selector (refused at admission otherwise). */
+const LABEL_VALUE_PATTERN = "^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$";
+const LABEL_KEY_PATTERN =
+  "^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$";
+const LABEL_KEY_MESSAGE =
+  "must be a label key: an optional DNS subdomain prefix and '/', then a name of at most 63 letters, digits, " +
+  "'-', '_' or '.', starting and ending with a letter or digit";
+const labelKeyRegExp = new RegExp(LABEL_KEY_PATTERN, "u");
+
+const labelValue: Schema = {
+  type: "string",
+  description: "A label value.",
+  maxLength: 63,
+  pattern: LABEL_VALUE_PATTERN,
+  patternMessage:
+    "must be a label value: at most 63 letters, digits, '-', '_' or '.', starting and ending with a letter or digit",
+};
 
 const labelSelectorProperties: Record<string, Schema> = {
   matchLabels: {
@@ -28,6 +44,13 @@ const labelSelectorProperties: Record<string, Schema> = {
     description: "Labels that must all be present with these values.",
     additionalProperties: labelValue,
     maxProperties: 64,
+    validations: [
+      {
+        rule: `self.all(k, size(k) <= 317 && k.matches('${LABEL_KEY_PATTERN.replaceAll("\\", "\\\\")}'))`,
+        message: `every key ${LABEL_KEY_MESSAGE}`,
+        holds: (self) => Object.keys(self).every((k) => k.length <= 317 && labelKeyRegExp.test(k)),
+      },
+    ],
   },
   matchExpressions: {
     type: "array",
@@ -38,7 +61,14 @@ const labelSelectorProperties: Record<string, Schema> = {
       description: "One requirement: key, operator (In, NotIn, Exists, DoesNotExist) and values.",
       required: ["key", "operator"],
       properties: {
-        key: { type: "string", description: "The label key.", minLength: 1, maxLength: 317 },
+        key: {
+          type: "string",
+          description: "The label key.",
+          minLength: 1,
+          maxLength: 317,
+          pattern: LABEL_KEY_PATTERN,
+          patternMessage: LABEL_KEY_MESSAGE,
+        },
         operator: {
           type: "string",
           description: "In, NotIn, Exists or DoesNotExist.",
@@ -232,9 +262,39 @@ export const setStatusSchema: Schema = {
       format: "int64",
       description: "The .metadata.generation Sinker last acted on.",
     },
-    desired: { type: "integer", description: "Destinations the set selects right now." },
+    desired: {
+      type: "integer",
+      description:
+        "Destinations the set selects right now (one ResourceSync each), including those of a remote cluster " +
+        "whose namespaces cannot be listed at the moment (the destinations it had are kept and counted).",
+    },
     synced: { type: "integer", description: "Destinations whose ResourceSync is Ready." },
-    failing: { type: "integer", description: "Destinations whose ResourceSync reports a failure." },
+    failing: {
+      type: "integer",
+      description:
+        "Destinations whose ResourceSync reports a failure, or that the set cannot make (NameTaken, " +
+        "TargetCollision, ChildLimitReached). A cluster that cannot be listed is counted in failingClusters.",
+    },
+    failingClusters: {
+      type: "integer",
+      description:
+        "Remote clusters whose namespaces a namespaceSelector needs and that cannot be listed now.",
+    },
+    clusterFailures: {
+      type: "array",
+      description: `The first ${MAX_STATUS_FAILURES} failing clusters (by kubeconfig Secret), with their reasons.`,
+      maxItems: MAX_STATUS_FAILURES,
+      items: {
+        type: "object",
+        description: "A remote cluster whose namespaces cannot be listed.",
+        required: ["cluster", "reason", "message"],
+        properties: {
+          cluster: { type: "string", description: "The cluster's kubeconfig Secret (namespace/name)." },
+          reason: { type: "string", description: "Why its namespaces cannot be listed (e.g. Forbidden)." },
+          message: { type: "string", description: "What failed.", maxLength: 1024 },
+        },
+      },
+    },
     failures: {
       type: "array",
       description: `The first ${MAX_STATUS_FAILURES} failing destinations (by namespace and name), with their reasons.`,
@@ -258,7 +318,8 @@ export const setStatusSchema: Schema = {
     conditions: {
       type: "array",
       description:
-        "Ready: True when every destination is synced, else False (reason Progressing or Failing).",
+        "Ready: True when every destination is synced and every cluster listed, else False (reason " +
+        "Progressing, Failing, ClustersFailing, InvalidSpec or ChildLimitReached).",
       items: conditionSchema,
       listType: "map",
       listMapKeys: ["type"],

@@ -206,12 +206,21 @@ export interface SetFailure {
   message: string;
 }
 
+/** A remote cluster whose namespaces a set cannot list: counted apart from its destinations. */
+export interface SetClusterFailure {
+  cluster: string;
+  reason: string;
+  message: string;
+}
+
 export interface ResourceSyncSetStatus {
   observedGeneration?: number;
   desired?: number;
   synced?: number;
   failing?: number;
   failures?: SetFailure[];
+  failingClusters?: number;
+  clusterFailures?: SetClusterFailure[];
   conditions?: Condition[];
 }
 

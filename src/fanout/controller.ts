@@ -33,8 +33,15 @@ import { Informer, type InformerEvent, stripForCache } from "../kube/informer.ts
 import type { RemoteClusters } from "../kube/remote-clusters.ts";
 import { pool } from "../pool.ts";
 import { desiredChildren, type Grant, grantFor, type SecretInfo, setOwner } from "./children.ts";
-import { nextSetStatus, planChildren, setStatusDiffers, summarize, transitionEvent } from "./plan.ts";
+import { planChildren } from "./plan.ts";
 import { namespaceInfo, RemoteNamespaces, type SecretKeyRef } from "./remote-namespaces.ts";
+import {
+  nextSetStatus,
+  type SetSummary,
+  setStatusDiffers,
+  summarize,
+  transitionEvent,
+} from "./set-status.ts";
 import { secretMetadataOnly, TenantSecrets } from "./tenant-secrets.ts";
 
 export interface FanoutOptions {
@@ -205,15 +212,13 @@ export async function startFanout(options: FanoutOptions): Promise<Fanout | unde
       tenantSecrets.release(key);
       remote.sync(key, []);
       const message = `invalid ${kind}:\n${formatValidationErrors(validated.errors)}`;
-      await writeStatus(
-        resource,
-        raw as AnySet,
-        { desired: 0, synced: 0, failing: 0, failures: [] },
-        {
-          reason: "InvalidSpec",
-          message: truncateMessage(message),
-        },
-      );
+      await writeStatus(resource, raw as AnySet, {
+        desired: 0,
+        synced: 0,
+        failing: 0,
+        failures: [],
+        blocked: { reason: "InvalidSpec", message: truncateMessage(message) },
+      });
       return "done";
     }
     const set = validated.value as AnySet;
@@ -235,9 +240,7 @@ export async function startFanout(options: FanoutOptions): Promise<Fanout | unde
         ? (set.spec.clusters ?? []).filter((c) => c.namespaceSelector).map((c) => c.kubeConfig.secretRef)
         : [];
     const clusterNamespaces = remote.sync(key, selecting);
-    const destinationFailures = [...clusterNamespaces.values()].flatMap((c) =>
-      c.failure ? [{ resourceSync: "", ...c.failure }] : [],
-    );
+    const clusterFailures = [...clusterNamespaces.values()].flatMap((c) => (c.failure ? [c.failure] : []));
     const { children: desired, undecided } = desiredChildren(set, {
       namespaces: set.kind === CLUSTER_RESOURCE_SYNC_SET_KIND ? namespaces.list().map(namespaceInfo) : [],
       secrets,
@@ -285,7 +288,7 @@ export async function startFanout(options: FanoutOptions): Promise<Fanout | unde
           `${created} destination(s) added, ${plan.remove.length} removed; ${desired.length} selected`,
         );
     }
-    await writeStatus(resource, set, summarize(desired, plan.taken, lookupChild, destinationFailures));
+    await writeStatus(resource, set, summarize(desired, plan.taken, lookupChild, clusterFailures, plan.kept));
     if (failed) {
       log.warn({ set: key, reason: failed.reason }, reduceApiMessage(failed.message));
       return "retry";
@@ -293,13 +296,8 @@ export async function startFanout(options: FanoutOptions): Promise<Fanout | unde
     return "done";
   }
 
-  async function writeStatus(
-    resource: ResourceInfo,
-    set: AnySet,
-    summary: Parameters<typeof nextSetStatus>[1],
-    invalid?: { reason: string; message: string },
-  ): Promise<void> {
-    const next = nextSetStatus(set, summary, new Date(), invalid);
+  async function writeStatus(resource: ResourceInfo, set: AnySet, summary: SetSummary): Promise<void> {
+    const next = nextSetStatus(set, summary, new Date());
     if (!setStatusDiffers(set.status, next)) return;
     await local.patch(resource, set.metadata.namespace, set.metadata.name, { status: next }, "merge", {
       subresource: "status",
@@ -308,8 +306,8 @@ export async function startFanout(options: FanoutOptions): Promise<Fanout | unde
     const after = next.conditions?.[0];
     const event = after ? transitionEvent(before, after) : undefined;
     if (event) options.events.record(set, event.type, event.reason, event.message);
-    else if (invalid && before?.reason !== invalid.reason)
-      options.events.record(set, "Warning", invalid.reason, invalid.message);
+    else if (summary.blocked && before?.reason !== summary.blocked.reason)
+      options.events.record(set, "Warning", summary.blocked.reason, summary.blocked.message);
   }
 
   let stopped = false;

@@ -2,16 +2,11 @@ import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import type { ClusterResourceSyncSet, ResourceSync, ResourceSyncSet } from "../../src/api/types.ts";
 import { validateClusterResourceSyncSet, validateResourceSyncSet } from "../../src/api/validate.ts";
+import { resourceSyncChangeMatters } from "../../src/controller/event-filters.ts";
 import { childName, desiredChildren, grantFor, sameJson, setLabelValue } from "../../src/fanout/children.ts";
-
-import {
-  childState,
-  planChildren,
-  readyCondition,
-  summarize,
-  transitionEvent,
-} from "../../src/fanout/plan.ts";
+import { planChildren } from "../../src/fanout/plan.ts";
 import { labelsMatch, type NamespaceInfo, namespaceSelected } from "../../src/fanout/selector.ts";
+import { childState, readyCondition, summarize, transitionEvent } from "../../src/fanout/set-status.ts";
 
 const API = "sinker.influxdata.io/v1alpha1";
 const kids = (...args: Parameters<typeof desiredChildren>) => desiredChildren(...args).children;
@@ -382,6 +377,92 @@ describe("plan and status", () => {
   });
 });
 
+describe("destinations and clusters counted apart", () => {
+  const set = clusterSet();
+  const [child] = kids(set, { namespaces: [ns("a", { team: "x" })], secrets: [] }) as [
+    ReturnType<typeof kids>[0],
+  ];
+  const synced = structuredClone(child.object);
+  synced.metadata.generation = 1;
+  synced.status = {
+    observedGeneration: 1,
+    conditions: [
+      {
+        type: "Ready",
+        status: "True",
+        reason: "Synced",
+        message: "",
+        lastTransitionTime: "2026-01-01T00:00:00Z",
+      },
+    ],
+  };
+  const forbidden = {
+    cluster: "ops/b",
+    reason: "Forbidden",
+    message: "cannot list the namespaces of cluster ops/b",
+  };
+  const now = new Date("2026-11-25T10:00:00Z");
+
+  test("a cluster that cannot be listed is not a failing destination", () => {
+    const summary = summarize([child], [], () => synced, [forbidden]);
+    assert.deepEqual(
+      [summary.desired, summary.synced, summary.failing, summary.failingClusters],
+      [1, 1, 0, 1],
+    );
+    assert.deepEqual(summary.failures, []);
+    assert.deepEqual(summary.clusterFailures, [forbidden]);
+    const ready = readyCondition(summary, 1, undefined, now);
+    assert.deepEqual(
+      [ready.status, ready.reason, ready.message],
+      ["False", "ClustersFailing", "1 of 1 destinations synced; 1 cluster failing"],
+    );
+    assert.equal(transitionEvent(undefined, ready)?.reason, "ClustersFailing");
+  });
+
+  test("children kept while their cluster is unknown are still counted as destinations", () => {
+    const remote = structuredClone(synced);
+    remote.metadata.name = "ca-remote";
+    remote.spec.target.cluster = {
+      namespace: "nb",
+      kubeConfig: { secretRef: { name: "b", key: "v", namespace: "ops" } },
+    };
+    remote.status = {
+      observedGeneration: 1,
+      conditions: [
+        {
+          type: "Ready",
+          status: "False",
+          reason: "ClusterUnreachable",
+          message: "down",
+          lastTransitionTime: "2026-01-01T00:00:00Z",
+        },
+      ],
+    };
+    const plan = planChildren(set, [], [remote], () => undefined, new Set(["ops/b"]));
+    assert.deepEqual(plan.remove, []);
+    assert.deepEqual(plan.kept, [remote]);
+    const summary = summarize(
+      [],
+      [],
+      () => remote,
+      [{ ...forbidden, reason: "ClusterUnreachable" }],
+      plan.kept,
+    );
+    assert.deepEqual(
+      [summary.desired, summary.synced, summary.failing, summary.failingClusters],
+      [1, 0, 1, 1],
+    );
+    assert.deepEqual(
+      summary.failures.map((f) => [f.cluster, f.namespace, f.reason]),
+      [["ops/b", "nb", "ClusterUnreachable"]],
+    );
+    assert.equal(
+      readyCondition(summary, 1, undefined, now).message,
+      "1 of 1 destinations failing; 1 cluster failing",
+    );
+  });
+});
+
 describe("validation", () => {
   test("a valid ClusterResourceSyncSet and ResourceSyncSet pass", () => {
     assert.equal(validateClusterResourceSyncSet(clusterSet()).ok, true);
@@ -418,6 +499,28 @@ describe("validation", () => {
     ],
     ["pruning", clusterSet({ pruning: "Keep" as "Orphan" }), "spec.pruning"],
     [
+      "label key that Kubernetes refuses",
+      clusterSet({ namespaceSelector: { matchLabels: { "bad key!": "x" } } }),
+      "spec.namespaceSelector.matchLabels",
+    ],
+    [
+      "label value that Kubernetes refuses",
+      clusterSet({ namespaceSelector: { matchLabels: { good: "not valid!" } } }),
+      "spec.namespaceSelector.matchLabels.good",
+    ],
+    [
+      "expression key that Kubernetes refuses",
+      clusterSet({ namespaceSelector: { matchExpressions: [{ key: "bad key!", operator: "Exists" }] } }),
+      "spec.namespaceSelector.matchExpressions[0].key",
+    ],
+    [
+      "expression value that Kubernetes refuses",
+      clusterSet({
+        namespaceSelector: { matchExpressions: [{ key: "a", operator: "In", values: ["-x"] }] },
+      }),
+      "spec.namespaceSelector.matchExpressions[0].values[0]",
+    ],
+    [
       "remote Secret namespace required",
       clusterSet({ clusters: [{ kubeConfig: { secretRef: { name: "b", key: "v" } } } as never] }),
       "spec.clusters[0].kubeConfig.secretRef.namespace",
@@ -434,6 +537,18 @@ describe("validation", () => {
         );
     });
   }
+
+  test("label keys and values Kubernetes accepts pass", () => {
+    const r = validateClusterResourceSyncSet(
+      clusterSet({
+        namespaceSelector: {
+          matchLabels: { "example.com/team": "a.b_c-1", "kubernetes.io/metadata.name": "", A_b: "Z" },
+          matchExpressions: [{ key: "x.io/y", operator: "NotIn", values: ["1", "a-b"] }],
+        },
+      }),
+    );
+    assert.equal(r.ok, true, JSON.stringify(r));
+  });
 
   test("a ResourceSyncSet clusterSelector needs the kubeconfig key", () => {
     const r = validateResourceSyncSet(tenantSet({ clusterSelector: { matchLabels: { a: "b" } } as never }));
@@ -534,5 +649,27 @@ describe("remote namespaces selected by label", () => {
       ),
       "undecided",
     );
+  });
+});
+
+describe("ResourceSync events worth a reconcile", () => {
+  test("losing the set's owner reference (kubectl delete --cascade=orphan) reconciles the child", () => {
+    const child: ResourceSync = {
+      apiVersion: API,
+      kind: "ResourceSync",
+      metadata: {
+        name: "c",
+        namespace: "n",
+        generation: 1,
+        ownerReferences: [
+          { apiVersion: API, kind: "ClusterResourceSyncSet", name: "ca", uid: "u", controller: true },
+        ],
+      },
+      spec: { source: cm("x"), target: cm("x") },
+    };
+    const orphaned = structuredClone(child);
+    delete orphaned.metadata.ownerReferences;
+    assert.equal(resourceSyncChangeMatters(child, orphaned), true);
+    assert.equal(resourceSyncChangeMatters(child, structuredClone(child)), false);
   });
 });
