@@ -126,14 +126,58 @@ const pruningSchema: Schema = {
   enum: ["Delete", "Orphan"],
 };
 
+const targetRef = resourceRefSchema("target");
 const setTargetSchema: Schema = {
   type: "object",
   description:
     "The object written at every destination: its group/version, kind and name. Its namespace is the " +
-    "destination's.",
+    "destination's. With sourceSelector the name may be left out: each copy then takes its source's name.",
   required: ["resourceRef"],
-  properties: { resourceRef: resourceRefSchema("target") },
+  properties: {
+    resourceRef: {
+      ...targetRef,
+      description:
+        "The object to write: its group/version, kind and name (with sourceSelector: optional, default the " +
+        "source's name; a name given there is the name of every copy, so two selected sources collide).",
+      required: ["apiVersion", "kind"],
+    },
+  },
 };
+
+const sourceSelectorSchema = (namespace: boolean): Schema => ({
+  type: "object",
+  description:
+    "Many sources instead of one: every object of this kind whose labels match (matchLabels and " +
+    "matchExpressions, all of which must hold; an empty selector selects nothing) " +
+    (namespace ? "in namespace `namespace`" : "in the set's namespace") +
+    " of the local cluster. Each selected source × each destination is one ResourceSync; a source that stops " +
+    "matching or is deleted has its copies pruned per `pruning`. Exclusive with source.",
+  required: namespace ? ["apiVersion", "kind", "namespace"] : ["apiVersion", "kind"],
+  properties: {
+    apiVersion: targetRef.properties?.apiVersion as Schema,
+    kind: targetRef.properties?.kind as Schema,
+    ...labelSelectorProperties,
+    ...(namespace ? { namespace: namespaceName("Namespace of the sources.") } : {}),
+  },
+});
+
+/** Exactly one of source and sourceSelector; a named source needs a named target. */
+const sourceRules = [
+  {
+    rule: "has(self.source) != has(self.sourceSelector)",
+    message: "exactly one of source and sourceSelector must be set",
+    holds: (self: Record<string, unknown>) =>
+      (self.source !== undefined) !== (self.sourceSelector !== undefined),
+  },
+  {
+    rule: "!has(self.source) || has(self.target.resourceRef.name)",
+    message: "with source, target.resourceRef.name is required",
+    holds: (self: Record<string, unknown>) => {
+      const target = self.target as { resourceRef?: { name?: unknown } } | undefined;
+      return self.source === undefined || target?.resourceRef?.name !== undefined;
+    },
+  },
+];
 
 const mappingsSchema: Schema = {
   type: "array",
@@ -156,9 +200,11 @@ export const resourceSyncSetSpecSchema: Schema = {
   description:
     "One source copied to every remote cluster this namespace holds a kubeconfig Secret for (listed, or " +
     "selected by label). Each destination becomes a ResourceSync in the set's namespace.",
-  required: ["source", "target"],
+  required: ["target"],
+  validations: sourceRules,
   properties: {
     source: endSchema("source"),
+    sourceSelector: sourceSelectorSchema(false),
     target: setTargetSchema,
     mappings: mappingsSchema,
     clusters: {
@@ -200,8 +246,10 @@ export const clusterResourceSyncSetSpecSchema: Schema = {
     "One source copied to every selected namespace of the local cluster and to namespaces of remote clusters. " +
     "Each destination becomes a ResourceSync: in the destination namespace for a local one, in the source's " +
     "namespace for a remote one.",
-  required: ["source", "target"],
+  required: ["target"],
+  validations: sourceRules,
   properties: {
+    sourceSelector: sourceSelectorSchema(true),
     source: {
       type: "object",
       description: "The object to copy, in the local cluster.",
@@ -310,7 +358,13 @@ export const setStatusSchema: Schema = {
             type: "string",
             description: "The destination cluster's kubeconfig Secret (namespace/name).",
           },
-          reason: { type: "string", description: "The ResourceSync's failure reason." },
+          source: { type: "string", description: "The selected source copied there (sourceSelector)." },
+          reason: {
+            type: "string",
+            description:
+              "The ResourceSync's failure reason, or why the set did not make it (NameTaken, TargetCollision, " +
+              "ChildLimitReached).",
+          },
           message: { type: "string", description: "The ResourceSync's failure message.", maxLength: 1024 },
         },
       },

@@ -167,11 +167,21 @@ export interface SetClusterSelector extends LabelSelector {
 }
 
 export interface SetTarget {
+  /** With sourceSelector, `name` may be absent: each copy takes its source's name. */
   resourceRef: ResourceRef;
 }
 
+/** Many sources, by kind and labels, in one namespace of the local cluster (instead of one named `source`). */
+export interface SourceSelector extends LabelSelector {
+  apiVersion: string;
+  kind: string;
+}
+
 export interface ResourceSyncSetSpec {
-  source: ClusterResourceRef;
+  /** One named source; exactly one of source and sourceSelector is set. */
+  source?: ClusterResourceRef;
+  /** The objects of the set's namespace this selector picks. */
+  sourceSelector?: SourceSelector;
   target: SetTarget;
   mappings?: Mapping[];
   clusters?: SetClusterRef[];
@@ -189,7 +199,10 @@ export interface ClusterSetClusterRef {
 }
 
 export interface ClusterResourceSyncSetSpec {
-  source: { resourceRef: ResourceRef; namespace: string };
+  /** One named source; exactly one of source and sourceSelector is set. */
+  source?: { resourceRef: ResourceRef; namespace: string };
+  /** The objects of one namespace this selector picks. */
+  sourceSelector?: SourceSelector & { namespace: string };
   target: SetTarget;
   mappings?: Mapping[];
   /** Local namespaces to copy into. Absent: none. */

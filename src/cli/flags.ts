@@ -49,6 +49,8 @@ export interface ControllerConfig {
   maxConcurrentPerCluster: number;
   /** Every synced ResourceSync is reconciled again after about this long (jittered ±10 %). */
   resyncPeriodMs: number;
+  /** Most child ResourceSyncs one ResourceSyncSet or ClusterResourceSyncSet may create. */
+  maxChildrenPerSet: number;
   leaderElection: LeaderElectionConfig;
 }
 
@@ -70,6 +72,7 @@ export const DEFAULTS = {
   adminAddr: "0.0.0.0:8080",
   concurrency: 8,
   resyncPeriod: "10m",
+  maxChildrenPerSet: 1000,
   leaderElectionId: "sinker",
   leaseDuration: "15s",
   renewDeadline: "10s",
@@ -116,6 +119,9 @@ Controller:
   --resync-period <duration>    reconcile every synced ResourceSync again after about this long (±10 % jitter),
                                 repairing what a missed event would leave; costs no request while the target
                                 matches (default ${DEFAULTS.resyncPeriod})
+  --max-children-per-set <n>    most child ResourceSyncs one ResourceSyncSet or ClusterResourceSyncSet may create
+                                (selected sources × destinations); beyond it the set reports ChildLimitReached
+                                (default ${DEFAULTS.maxChildrenPerSet})
   --allow-cluster-scoped        allow local cluster-scoped kinds as source or target (security: any tenant who can
                                 create a ResourceSync then reads/writes them with the controller's rights)
   --allow-unsafe-kubeconfigs    allow kubeconfigs from Secrets that run programs (exec, auth-provider), read local
@@ -221,6 +227,7 @@ const FLAGS: Readonly<Record<string, FlagSpec>> = {
   concurrency: { kind: "string" },
   "max-concurrent-reconciles-per-cluster": { kind: "string" },
   "resync-period": { kind: "string" },
+  "max-children-per-set": { kind: "string" },
   "allow-cluster-scoped": { kind: "bool" },
   "allow-unsafe-kubeconfigs": { kind: "bool" },
   "deny-remote-cidr": { kind: "list" },
@@ -368,6 +375,11 @@ function buildConfig(
     );
   }
 
+  const childrenText = strings.get("max-children-per-set") ?? String(DEFAULTS.maxChildrenPerSet);
+  if (!/^\d+$/.test(childrenText) || Number(childrenText) < 1 || Number(childrenText) > 1_000_000) {
+    throw flagError("max-children-per-set", `"${childrenText}" is not a whole number from 1 to 1000000`);
+  }
+
   const denyRemoteCidrs = lists.get("deny-remote-cidr") ?? [];
   for (const c of denyRemoteCidrs) {
     try {
@@ -417,6 +429,7 @@ function buildConfig(
     maxConcurrentPerCluster:
       shareText === undefined ? defaultClusterShare(Number(concurrencyText)) : Number(shareText),
     resyncPeriodMs: duration("resync-period", DEFAULTS.resyncPeriod),
+    maxChildrenPerSet: Number(childrenText),
     leaderElection: {
       enabled: bools.get("leader-elect") ?? false,
       id,

@@ -1,7 +1,7 @@
 import type { Logger } from "pino";
 import { FIELD_MANAGER, FINALIZER, type ResourceSync } from "../api/types.ts";
 import { asSinkerError, type SinkerError } from "../errors.ts";
-import type { Grant } from "../fanout/children.ts";
+import type { Grant } from "../fanout/grant.ts";
 import type { ClusterClient, ResourceInfo } from "../kube/client.ts";
 import type { EventRecorder } from "../kube/events.ts";
 import { type Informer, stripForCache } from "../kube/informer.ts";

@@ -32,6 +32,12 @@ import type { ClusterClient, ResourceInfo } from "../kube/client.ts";
 import { Informer, type InformerEvent, type InformerHealth, stripForCache } from "../kube/informer.ts";
 import { type KubeObject, objectKey } from "../kube/object.ts";
 
+/**
+ * The name of a reference to every object of a kind in one namespace (a set's sourceSelector): its user hears of
+ * each object's changes through the namespace's shared informer (never a watch of its own); not a valid name.
+ */
+export const EVERY_OBJECT = "*";
+
 export interface WatchRef {
   client: ClusterClient;
   resource: ResourceInfo;
@@ -243,7 +249,8 @@ export class Watches {
       );
     }
     const wide = entryKeyOf(ref.client, ref.resource, namespace);
-    const single = ref.single || this.#narrowed.has(wide);
+    // (every object of a namespace cannot be watched by name: such a reference stays namespace-wide)
+    const single = ref.name !== EVERY_OBJECT && (ref.single || this.#narrowed.has(wide));
     if (!single && namespace !== undefined && this.#wide.has(kindKey(ref.client, ref.resource))) {
       return {
         entryKey: entryKeyOf(ref.client, ref.resource, undefined),
@@ -460,8 +467,10 @@ export class Watches {
     const meta = e.object.metadata;
     const name = meta?.name;
     if (!name) return;
-    const objKey = objectKey(entry.resource.namespaced ? meta?.namespace : undefined, name);
-    const keys = entry.index.get(objKey);
+    const ns = entry.resource.namespaced ? meta?.namespace : undefined;
+    const exact = entry.index.get(objectKey(ns, name));
+    const every = entry.index.get(objectKey(ns, EVERY_OBJECT));
+    const keys = every && every.size > 0 ? new Set([...(exact ?? []), ...every]) : exact;
     if (!keys || keys.size === 0) return;
     const change: WatchChange = {
       cluster: entry.client.name,

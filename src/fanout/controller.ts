@@ -25,18 +25,22 @@ import {
 } from "../api/validate.ts";
 import { WorkQueue } from "../controller/queue.ts";
 import { truncateMessage } from "../controller/status.ts";
-import { asSinkerError, type SinkerError } from "../errors.ts";
+import type { WatchChange, Watches } from "../controller/watches.ts";
+import { asSinkerError, SinkerError } from "../errors.ts";
 import { reduceApiMessage } from "../kube/api-message.ts";
 import type { ClusterClient, ResourceInfo } from "../kube/client.ts";
 import type { EventRecorder } from "../kube/events.ts";
 import { Informer, type InformerEvent, stripForCache } from "../kube/informer.ts";
 import type { RemoteClusters } from "../kube/remote-clusters.ts";
 import { pool } from "../pool.ts";
-import { desiredChildren, type Grant, grantFor, type SecretInfo, setOwner } from "./children.ts";
-import { planChildren } from "./plan.ts";
+import { desiredChildren, type SecretInfo, setOwner } from "./children.ts";
+import { type Grant, grantFor } from "./grant.ts";
+import { type ChildPlan, capChildren, planChildren } from "./plan.ts";
 import { namespaceInfo, RemoteNamespaces, type SecretKeyRef } from "./remote-namespaces.ts";
+import { SetSources } from "./set-sources.ts";
 import {
   nextSetStatus,
+  refusedDestinations,
   type SetSummary,
   setStatusDiffers,
   summarize,
@@ -56,7 +60,14 @@ export interface FanoutOptions {
   informerOptions?: { backoff?: { initialMs: number; maxMs: number } };
   /** Every set is reconciled again after about this long (default 10 min). */
   resyncPeriodMs?: number;
+  /** The ResourceSync controller's shared watches: a sourceSelector reads its sources through them. */
+  watches: Watches;
+  /** Most children one set may create (sources × destinations); default DEFAULT_MAX_CHILDREN_PER_SET. */
+  maxChildrenPerSet?: number;
 }
+
+/** Default of --max-children-per-set. */
+export const DEFAULT_MAX_CHILDREN_PER_SET = 1000;
 
 export interface Fanout {
   /** Resolves once both set kinds and the namespaces are cached (grants can be decided). */
@@ -66,6 +77,10 @@ export interface Fanout {
   grant(rs: ResourceSync): Grant | "undecided" | undefined;
   /** Fed by the manager with every ResourceSync event. */
   onResourceSync(event: InformerEvent): void;
+  /** Whether a key of the shared watches is one of this controller's (a set's sources), not a ResourceSync. */
+  ownsWatchKey(key: string): boolean;
+  /** A change (or trouble, recovery: no change) of a set's sources seen by the shared watches. */
+  onWatch(key: string, change?: WatchChange): void;
   /** Remote clients this controller watches Namespaces through (not to be closed as unused). */
   clients(): ClusterClient[];
   /** Namespaces of the local cluster (from the cache; Infinity before its first list). */
@@ -102,6 +117,7 @@ export async function startFanout(options: FanoutOptions): Promise<Fanout | unde
   const namespaceResource = await local.resolve("v1", "Namespace");
   const secretResource = await local.resolve("v1", "Secret");
   const resyncMs = options.resyncPeriodMs ?? 10 * 60_000;
+  const maxChildren = options.maxChildrenPerSet ?? DEFAULT_MAX_CHILDREN_PER_SET;
   const informer = (
     resource: ResourceInfo,
     module: string,
@@ -142,6 +158,8 @@ export async function startFanout(options: FanoutOptions): Promise<Fanout | unde
     },
     ...(options.informerOptions?.backoff ? { backoff: options.informerOptions.backoff } : {}),
   });
+
+  const sources = new SetSources(local, options.watches, (key) => queue.add(key));
 
   const enqueueAll = (kind: SetKind) => {
     const source = kind === RESOURCE_SYNC_SET_KIND ? sets : clusterSets;
@@ -203,6 +221,7 @@ export async function startFanout(options: FanoutOptions): Promise<Fanout | unde
       // disable-target-deletion already, so their copies stay
       tenantSecrets.release(key);
       remote.sync(key, []);
+      sources.release(key);
       return "gone";
     }
     const validated =
@@ -211,6 +230,7 @@ export async function startFanout(options: FanoutOptions): Promise<Fanout | unde
     if (!validated.ok) {
       tenantSecrets.release(key);
       remote.sync(key, []);
+      sources.release(key);
       const message = `invalid ${kind}:\n${formatValidationErrors(validated.errors)}`;
       await writeStatus(resource, raw as AnySet, {
         desired: 0,
@@ -222,34 +242,88 @@ export async function startFanout(options: FanoutOptions): Promise<Fanout | unde
       return "done";
     }
     const set = validated.value as AnySet;
+    const selection = await select(key, set);
+    if (selection === undefined) return "done"; // a list is on its way: its arrival requeues the set
+    if (selection instanceof SinkerError) {
+      await writeStatus(resource, set, {
+        desired: 0,
+        synced: 0,
+        failing: 0,
+        failures: [],
+        blocked: { reason: "SourcesUnavailable", message: truncateMessage(selection.message) },
+      });
+      return "retry";
+    }
+    const { desired, over, plan, clusterFailures, collisions } = selection;
+    const failed = await writeChildren(key, set, plan, desired.length);
+    const refused = refusedDestinations(collisions, over, maxChildren);
+    const summary = summarize(desired, plan.taken, lookupChild, clusterFailures, plan.kept, refused);
+    if (over.length > 0) {
+      summary.blocked = {
+        reason: "ChildLimitReached",
+        message:
+          `${desired.length + over.length} destinations selected (sources × destinations), over the limit of ` +
+          `${maxChildren} children per set (--max-children-per-set): ${over.length} not made`,
+      };
+    }
+    await writeStatus(resource, set, summary);
+    if (failed) {
+      log.warn({ set: key, reason: failed.reason }, reduceApiMessage(failed.message));
+      return "retry";
+    }
+    return "done";
+  }
+
+  /** What the set wants now, from the caches; undefined while one of them is being filled. */
+  async function select(key: string, set: AnySet) {
     let secrets: SecretInfo[] = [];
     if (set.kind === CLUSTER_RESOURCE_SYNC_SET_KIND && !namespaces.hasSynced()) {
       // the namespace list is on its way (a worker never waits for it)
       watchNamespaces();
       void namespaces.synced.then(() => queue.add(key));
-      return "done";
+      return undefined;
     }
     if (set.kind === RESOURCE_SYNC_SET_KIND && set.spec.clusterSelector) {
       const cached = tenantSecrets.of(set.metadata.namespace, key);
       // the Secret list is on its way: its first list requeues this set (a worker never waits for it)
-      if (cached === undefined) return "done";
+      if (cached === undefined) return undefined;
       secrets = cached;
     } else tenantSecrets.release(key);
+    const sourceObjects = await sources.objects(key, set);
+    if (sourceObjects === undefined || sourceObjects instanceof SinkerError) return sourceObjects;
     const selecting: SecretKeyRef[] =
       set.kind === CLUSTER_RESOURCE_SYNC_SET_KIND
         ? (set.spec.clusters ?? []).filter((c) => c.namespaceSelector).map((c) => c.kubeConfig.secretRef)
         : [];
     const clusterNamespaces = remote.sync(key, selecting);
     const clusterFailures = [...clusterNamespaces.values()].flatMap((c) => (c.failure ? [c.failure] : []));
-    const { children: desired, undecided } = desiredChildren(set, {
+    const uid = set.metadata.uid;
+    const made = (namespace: string, name: string) =>
+      setOwner(lookupChild(namespace, name) ?? {})?.uid === uid;
+    const wanted = desiredChildren(set, {
       namespaces: set.kind === CLUSTER_RESOURCE_SYNC_SET_KIND ? namespaces.list().map(namespaceInfo) : [],
       secrets,
       remoteNamespaces: (id) => clusterNamespaces.get(id)?.namespaces,
+      sources: sourceObjects,
+      exists: made,
     });
-    const owned = [...(childrenOf.get(set.metadata.uid ?? "") ?? [])]
+    const { children: desired, over } = capChildren(wanted.children, maxChildren, (d) =>
+      made(d.namespace, d.name),
+    );
+    const owned = [...(childrenOf.get(uid ?? "") ?? [])]
       .map((k) => lookupChild(k.slice(0, k.indexOf("/")), k.slice(k.indexOf("/") + 1)))
       .filter((c): c is ResourceSync => c !== undefined);
-    const plan = planChildren(set, desired, owned, lookupChild, undecided);
+    const plan = planChildren(set, desired, owned, lookupChild, wanted.undecided);
+    return { desired, over, plan, clusterFailures, collisions: wanted.collisions };
+  }
+
+  /** Applies and prunes children as planned; the first failure, if any (the others are retried with it). */
+  async function writeChildren(
+    key: string,
+    set: AnySet,
+    plan: ChildPlan,
+    selected: number,
+  ): Promise<SinkerError | undefined> {
     let failed: SinkerError | undefined;
     const note = (err: unknown) => {
       failed ??= asSinkerError(err);
@@ -285,15 +359,10 @@ export async function startFanout(options: FanoutOptions): Promise<Fanout | unde
           set,
           "Normal",
           "DestinationsChanged",
-          `${created} destination(s) added, ${plan.remove.length} removed; ${desired.length} selected`,
+          `${created} destination(s) added, ${plan.remove.length} removed; ${selected} selected`,
         );
     }
-    await writeStatus(resource, set, summarize(desired, plan.taken, lookupChild, clusterFailures, plan.kept));
-    if (failed) {
-      log.warn({ set: key, reason: failed.reason }, reduceApiMessage(failed.message));
-      return "retry";
-    }
-    return "done";
+    return failed;
   }
 
   async function writeStatus(resource: ResourceInfo, set: AnySet, summary: SetSummary): Promise<void> {
@@ -368,9 +437,12 @@ export async function startFanout(options: FanoutOptions): Promise<Fanout | unde
           return ns ? namespaceInfo(ns) : undefined;
         },
         (id) => remote.namespacesOf(id),
+        (set) => sources.cached(setKey(CLUSTER_RESOURCE_SYNC_SET_KIND, undefined, set.metadata.name)),
       );
     },
     onResourceSync,
+    ownsWatchKey: (key) => SetSources.owns(key),
+    onWatch: (key, change) => sources.onChange(key, change),
     clients: () => remote.clients(),
     namespaceCount: () => (namespaces.hasSynced() ? namespaces.size : Number.POSITIVE_INFINITY),
     async stop() {

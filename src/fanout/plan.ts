@@ -78,3 +78,26 @@ export function planChildren(
   }
   return plan;
 }
+
+/**
+ * The cap on the children one set may create: every child already made is kept (a lowered cap never prunes
+ * copies), new ones only up to `cap` in all; the rest are `over`, reported and not made.
+ */
+export function capChildren(
+  desired: readonly DesiredChild[],
+  cap: number,
+  exists: (d: DesiredChild) => boolean,
+): { children: DesiredChild[]; over: DesiredChild[] } {
+  if (desired.length <= cap) return { children: [...desired], over: [] };
+  let room = cap - desired.filter(exists).length;
+  const children: DesiredChild[] = [];
+  const over: DesiredChild[] = [];
+  for (const d of desired) {
+    if (exists(d)) children.push(d);
+    else if (room > 0) {
+      children.push(d);
+      room--;
+    } else over.push(d);
+  }
+  return { children, over };
+}

@@ -12,7 +12,7 @@ import type {
   SetFailure,
 } from "../api/types.ts";
 import { READY, truncateMessage, withCondition } from "../controller/status.ts";
-import { type DesiredChild, sameJson } from "./children.ts";
+import { type Collision, type DesiredChild, sameJson } from "./children.ts";
 
 export type ChildState = "synced" | "failing" | "pending";
 
@@ -53,6 +53,23 @@ function keptDestination(child: ResourceSync): DesiredChild["destination"] {
   };
 }
 
+/** A failing destination as the status lists it. */
+export function destinationFailure(
+  resourceSync: string,
+  destination: DesiredChild["destination"],
+  reason: string,
+  message: string,
+): SetFailure {
+  return {
+    resourceSync,
+    ...(destination.namespace ? { namespace: destination.namespace } : {}),
+    ...(destination.cluster ? { cluster: destination.cluster } : {}),
+    ...(destination.source ? { source: destination.source } : {}),
+    reason,
+    message: truncateMessage(message),
+  };
+}
+
 const byKey =
   <T>(key: (t: T) => string) =>
   (a: T, b: T) =>
@@ -66,8 +83,8 @@ export function summarize(
   clusterFailures: readonly SetClusterFailure[] = [],
   /** Children kept (not pruned, not re-derived) while their cluster's namespaces are unknown. */
   kept: readonly ResourceSync[] = [],
-  /** Destinations the set would want but does not make (over the cap, colliding targets): failing. */
-  refused: readonly SetFailure[] = [],
+  /** Destinations the set would want but does not make (over the cap, colliding targets): failing, a few listed. */
+  refused: { count: number; failures: readonly SetFailure[] } = { count: 0, failures: [] },
 ): SetSummary {
   const takenKeys = new Set(taken.map((d) => `${d.namespace}/${d.name}`));
   const entries = [
@@ -78,21 +95,16 @@ export function summarize(
     })),
   ];
   const summary: SetSummary = {
-    desired: entries.length + refused.length,
+    desired: entries.length + refused.count,
     synced: 0,
     failing: 0,
     failures: [],
   };
-  const failures: SetFailure[] = [...refused];
-  summary.failing += refused.length;
+  const failures: SetFailure[] = refused.failures.slice(0, MAX_STATUS_FAILURES);
+  summary.failing += refused.count;
   for (const { key, destination } of entries) {
-    const failure = (reason: string, message: string): SetFailure => ({
-      resourceSync: key,
-      ...(destination.namespace ? { namespace: destination.namespace } : {}),
-      ...(destination.cluster ? { cluster: destination.cluster } : {}),
-      reason,
-      message: truncateMessage(message),
-    });
+    const failure = (reason: string, message: string): SetFailure =>
+      destinationFailure(key, destination, reason, message);
     if (takenKeys.has(key)) {
       summary.failing++;
       failures.push(
@@ -219,4 +231,36 @@ export function transitionEvent(
   if (after.reason === "ClustersFailing")
     return { type: "Warning", reason: "ClustersFailing", message: after.message };
   return undefined;
+}
+
+/** Destinations the set selects and does not make: colliding targets and those over the cap (a few listed). */
+export function refusedDestinations(
+  collisions: readonly Collision[],
+  over: readonly DesiredChild[],
+  cap = 0,
+): { count: number; failures: SetFailure[] } {
+  const failures: SetFailure[] = [];
+  for (const { child, winner } of collisions.slice(0, MAX_STATUS_FAILURES)) {
+    const t = child.object.spec.target.resourceRef;
+    failures.push(
+      destinationFailure(
+        `${child.namespace}/${child.name}`,
+        child.destination,
+        "TargetCollision",
+        `source ${child.destination.source ?? "?"} would write the same ${t.kind} ${t.name} as source ` +
+          `${winner.destination.source ?? "?"}, which keeps it: not copied`,
+      ),
+    );
+  }
+  for (const d of over.slice(0, MAX_STATUS_FAILURES)) {
+    failures.push(
+      destinationFailure(
+        `${d.namespace}/${d.name}`,
+        d.destination,
+        "ChildLimitReached",
+        `not made: the set has reached the limit of ${cap} children per set (--max-children-per-set)`,
+      ),
+    );
+  }
+  return { count: collisions.length + over.length, failures };
 }
