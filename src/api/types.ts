@@ -215,6 +215,8 @@ export interface SetFailure {
   resourceSync: string;
   namespace?: string;
   cluster?: string;
+  /** The selected source (sourceSelector) this destination copies. */
+  source?: string;
   reason: string;
   message: string;
 }

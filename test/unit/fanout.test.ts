@@ -3,11 +3,23 @@ import { describe, test } from "node:test";
 import type { ClusterResourceSyncSet, ResourceSync, ResourceSyncSet } from "../../src/api/types.ts";
 import { validateClusterResourceSyncSet, validateResourceSyncSet } from "../../src/api/validate.ts";
 import { resourceSyncChangeMatters } from "../../src/controller/event-filters.ts";
-import { childName, desiredChildren, sameJson, setLabelValue } from "../../src/fanout/children.ts";
+import {
+  childName,
+  desiredChildren,
+  sameJson,
+  setLabelValue,
+  setSources,
+} from "../../src/fanout/children.ts";
 import { grantFor } from "../../src/fanout/grant.ts";
-import { planChildren } from "../../src/fanout/plan.ts";
+import { capChildren, planChildren } from "../../src/fanout/plan.ts";
 import { labelsMatch, type NamespaceInfo, namespaceSelected } from "../../src/fanout/selector.ts";
-import { childState, readyCondition, summarize, transitionEvent } from "../../src/fanout/set-status.ts";
+import {
+  childState,
+  readyCondition,
+  refusedDestinations,
+  summarize,
+  transitionEvent,
+} from "../../src/fanout/set-status.ts";
 
 const API = "sinker.influxdata.io/v1alpha1";
 const kids = (...args: Parameters<typeof desiredChildren>) => desiredChildren(...args).children;
@@ -672,5 +684,193 @@ describe("ResourceSync events worth a reconcile", () => {
     delete orphaned.metadata.ownerReferences;
     assert.equal(resourceSyncChangeMatters(child, orphaned), true);
     assert.equal(resourceSyncChangeMatters(child, structuredClone(child)), false);
+  });
+});
+
+describe("sources selected by label", () => {
+  const selecting = (target: Record<string, string> = { apiVersion: "v1", kind: "Secret" }) =>
+    clusterSet({
+      source: undefined,
+      sourceSelector: {
+        apiVersion: "v1",
+        kind: "Secret",
+        namespace: "platform",
+        matchLabels: { team: "pay" },
+      },
+      target: { resourceRef: target as never },
+      namespaceSelector: { include: ["a", "b"] },
+    });
+  const objects = [
+    { name: "db", labels: { team: "pay" } },
+    { name: "api", labels: { team: "pay" } },
+    { name: "other", labels: { team: "web" } },
+  ];
+  const destinations = { namespaces: [ns("a"), ns("b"), ns("platform")], secrets: [], sources: objects };
+
+  test("setSources: the matching objects by name, each target named after its source unless the set names one", () => {
+    const set = selecting();
+    assert.deepEqual(
+      setSources(set, objects).map((s) => [s.resourceRef.name, s.target.name, s.namespace]),
+      [
+        ["api", "api", "platform"],
+        ["db", "db", "platform"],
+      ],
+    );
+    assert.deepEqual(
+      setSources(selecting({ apiVersion: "v1", kind: "Secret", name: "fixed" }), objects).map(
+        (s) => s.target.name,
+      ),
+      ["fixed", "fixed"],
+    );
+    // a named source is one source, whatever the objects
+    assert.deepEqual(
+      setSources(clusterSet(), objects).map((s) => [s.resourceRef.name, s.key]),
+      [["bundle", ""]],
+    );
+  });
+
+  test("one child per source × destination, in the destination namespace, reading its source by name", () => {
+    const out = desiredChildren(selecting(), destinations);
+    assert.deepEqual(
+      out.children.map((c) => [
+        c.namespace,
+        c.object.spec.source.resourceRef.name,
+        c.object.spec.target.resourceRef.name,
+      ]),
+      [
+        ["a", "api", "api"],
+        ["b", "api", "api"],
+        ["a", "db", "db"],
+        ["b", "db", "db"],
+      ],
+    );
+    assert.equal(new Set(out.children.map((c) => c.name)).size, 4);
+    assert.deepEqual(out.collisions, []);
+    assert.equal(out.children[0]?.destination.source, "api");
+  });
+
+  test("two sources onto one target: the child already made keeps it, else the first by name", () => {
+    const fixed = selecting({ apiVersion: "v1", kind: "Secret", name: "merged" });
+    const fresh = desiredChildren(fixed, { ...destinations, namespaces: [ns("a")] });
+    assert.deepEqual(
+      fresh.children.map((c) => c.destination.source),
+      ["api"],
+    );
+    assert.deepEqual(
+      fresh.collisions.map((x) => [x.child.destination.source, x.winner.destination.source]),
+      [["db", "api"]],
+    );
+    const dbChild = fresh.collisions[0]?.child as (typeof fresh.children)[0];
+    const made = desiredChildren(fixed, {
+      ...destinations,
+      namespaces: [ns("a")],
+      exists: (_n, name) => name === dbChild.name,
+    });
+    assert.deepEqual(
+      made.children.map((c) => c.destination.source),
+      ["db"],
+    );
+    const refused = refusedDestinations(made.collisions, []);
+    assert.equal(refused.count, 1);
+    assert.equal(refused.failures[0]?.reason, "TargetCollision");
+    assert.equal(refused.failures[0]?.source, "api");
+  });
+
+  test("the source's namespace gets no copy of a source onto itself", () => {
+    const out = desiredChildren(
+      clusterSet({
+        source: undefined,
+        sourceSelector: {
+          apiVersion: "v1",
+          kind: "Secret",
+          namespace: "platform",
+          matchLabels: { team: "pay" },
+        },
+        target: { resourceRef: { apiVersion: "v1", kind: "Secret" } as never },
+        namespaceSelector: { include: ["platform"] },
+      }),
+      destinations,
+    );
+    assert.deepEqual(out.children, []);
+  });
+
+  test("the grant follows the selection: a source that stops matching grants nothing", () => {
+    const set = selecting();
+    const [child] = desiredChildren(set, destinations).children as [ReturnType<typeof kids>[0]];
+    const lookup = () => set;
+    const nsOf = (name: string) => ns(name);
+    assert.deepEqual(
+      grantFor(child.object, lookup, nsOf, undefined, () => objects),
+      { sourceNamespace: "platform" },
+    );
+    const unlabelled = objects.map((o) => (o.name === "api" ? { ...o, labels: {} } : o));
+    assert.equal(
+      grantFor(child.object, lookup, nsOf, undefined, () => unlabelled),
+      undefined,
+    );
+    assert.equal(
+      grantFor(child.object, lookup, nsOf, undefined, () => undefined),
+      "undecided",
+    );
+  });
+
+  test("schema: exactly one of source and sourceSelector; a named source needs a named target", () => {
+    assert.equal(validateClusterResourceSyncSet(selecting()).ok, true);
+    const both = { ...selecting(), spec: { ...selecting().spec, source: clusterSet().spec.source } };
+    assert.equal(validateClusterResourceSyncSet(both).ok, false);
+    const neither = { ...selecting(), spec: { ...selecting().spec, sourceSelector: undefined } };
+    assert.equal(validateClusterResourceSyncSet(neither).ok, false);
+    const unnamed = clusterSet({ target: { resourceRef: { apiVersion: "v1", kind: "ConfigMap" } as never } });
+    assert.equal(validateClusterResourceSyncSet(unnamed).ok, false);
+    assert.equal(
+      validateResourceSyncSet(
+        tenantSet({
+          source: undefined,
+          sourceSelector: { apiVersion: "v1", kind: "ConfigMap", matchLabels: { a: "b" } },
+          target: { resourceRef: { apiVersion: "v1", kind: "ConfigMap" } as never },
+        }),
+      ).ok,
+      true,
+    );
+  });
+});
+
+describe("the cap on children per set", () => {
+  const set = clusterSet({ namespaceSelector: { include: ["a", "b", "c", "d"] } });
+  const desired = kids(set, { namespaces: ["a", "b", "c", "d"].map((n) => ns(n)), secrets: [] });
+
+  test("under the cap: everything", () => {
+    assert.deepEqual(
+      capChildren(desired, 4, () => false),
+      { children: desired, over: [] },
+    );
+  });
+
+  test("over it: children already made first, new ones up to the cap, the rest over", () => {
+    const { children, over } = capChildren(desired, 2, (d) => d.namespace === "d");
+    assert.deepEqual(
+      children.map((c) => c.namespace),
+      ["a", "d"],
+    );
+    assert.deepEqual(
+      over.map((c) => c.namespace),
+      ["b", "c"],
+    );
+  });
+
+  test("a lowered cap never prunes children already made", () => {
+    const { children, over } = capChildren(desired, 1, () => true);
+    assert.equal(children.length, 4);
+    assert.deepEqual(over, []);
+  });
+
+  test("the children over the cap are failing destinations, and the condition names the cap", () => {
+    const refused = refusedDestinations([], desired.slice(2), 2);
+    const summary = summarize(desired.slice(0, 2), [], () => undefined, [], [], refused);
+    assert.deepEqual([summary.desired, summary.failing], [4, 2]);
+    assert.match(
+      summary.failures[0]?.message ?? "",
+      /limit of 2 children per set \(--max-children-per-set\)/,
+    );
   });
 });
