@@ -369,6 +369,12 @@ export const setStatusSchema: Schema = {
         },
       },
     },
+    childSelector: {
+      type: "string",
+      description:
+        "The label selector of the set's child ResourceSyncs, for kubectl get rsync -A -l (set names over 63 " +
+        "characters are shortened in the label).",
+    },
     conditions: {
       type: "array",
       description:

@@ -236,6 +236,8 @@ export interface ResourceSyncSetStatus {
   failures?: SetFailure[];
   failingClusters?: number;
   clusterFailures?: SetClusterFailure[];
+  /** The label selector of the set's children (`kubectl get rsync -A -l ...`). */
+  childSelector?: string;
   conditions?: Condition[];
 }
 

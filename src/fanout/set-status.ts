@@ -4,15 +4,17 @@
  * cannot be listed is not a failing destination, and the destinations it had keep being counted meanwhile.
  */
 import { MAX_STATUS_FAILURES } from "../api/set-schema.ts";
-import type {
-  Condition,
-  ResourceSync,
-  ResourceSyncSetStatus,
-  SetClusterFailure,
-  SetFailure,
+import {
+  type Condition,
+  LABEL_SET_KIND,
+  LABEL_SET_NAME,
+  type ResourceSync,
+  type ResourceSyncSetStatus,
+  type SetClusterFailure,
+  type SetFailure,
 } from "../api/types.ts";
 import { READY, truncateMessage, withCondition } from "../controller/status.ts";
-import { type Collision, type DesiredChild, sameJson } from "./children.ts";
+import { type Collision, type DesiredChild, sameJson, setLabelValue } from "./children.ts";
 
 export type ChildState = "synced" | "failing" | "pending";
 
@@ -180,7 +182,11 @@ export function readyCondition(
 }
 
 export function nextSetStatus(
-  set: { metadata: { generation?: number }; status?: ResourceSyncSetStatus },
+  set: {
+    kind: string;
+    metadata: { name: string; generation?: number };
+    status?: ResourceSyncSetStatus;
+  },
   summary: SetSummary,
   now: Date,
 ): ResourceSyncSetStatus {
@@ -194,6 +200,7 @@ export function nextSetStatus(
     failures: summary.failures,
     failingClusters: summary.failingClusters ?? 0,
     clusterFailures: summary.clusterFailures ?? [],
+    childSelector: `${LABEL_SET_NAME}=${setLabelValue(set.metadata.name)},${LABEL_SET_KIND}=${set.kind}`,
     conditions: [readyCondition(summary, generation, previous, now)],
   };
 }
@@ -211,6 +218,7 @@ export function setStatusDiffers(
     failures: s?.failures ?? [],
     failingClusters: s?.failingClusters ?? 0,
     clusterFailures: s?.clusterFailures ?? [],
+    childSelector: s?.childSelector ?? "",
     conditions: (s?.conditions ?? []).map((c) => ({ ...c })),
   });
   return !sameJson(norm(previous), norm(next));

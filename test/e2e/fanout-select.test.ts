@@ -180,6 +180,15 @@ describe("a ClusterResourceSyncSet selecting Secrets by label (pruning Delete)",
       "name",
     ]);
     assert.equal(r.stdout.trim().split("\n").length, 3, r.stdout + r.stderr);
+    const selector = String(
+      (await waitStatus("ClusterResourceSyncSet", undefined, SET, () => true)).childSelector,
+    );
+    assert.equal(
+      selector,
+      `sinker.influxdata.io/set=${SET},sinker.influxdata.io/set-kind=ClusterResourceSyncSet`,
+    );
+    const bySelector = await env.kubectl("a", ["get", "rsync", "-A", "-l", selector, "-o", "name"]);
+    assert.equal(bySelector.stdout.trim().split("\n").length, 3, bySelector.stdout + bySelector.stderr);
   });
 });
 

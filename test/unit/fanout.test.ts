@@ -15,6 +15,7 @@ import { capChildren, planChildren } from "../../src/fanout/plan.ts";
 import { labelsMatch, type NamespaceInfo, namespaceSelected } from "../../src/fanout/selector.ts";
 import {
   childState,
+  nextSetStatus,
   readyCondition,
   refusedDestinations,
   summarize,
@@ -871,6 +872,23 @@ describe("the cap on children per set", () => {
     assert.match(
       summary.failures[0]?.message ?? "",
       /limit of 2 children per set \(--max-children-per-set\)/,
+    );
+  });
+});
+
+describe("the children's label selector in the set's status", () => {
+  test("names the set (shortened past 63 characters) and its kind", () => {
+    const long = clusterSet();
+    long.metadata.name = "a".repeat(70);
+    const summary = { desired: 0, synced: 0, failing: 0, failures: [] };
+    const selector = nextSetStatus(long, summary, new Date()).childSelector ?? "";
+    const value = /set=([^,]*),/.exec(selector)?.[1] ?? "";
+    assert.equal(value, setLabelValue(long.metadata.name));
+    assert.equal(value.length, 63);
+    assert.ok(selector.endsWith(",sinker.influxdata.io/set-kind=ClusterResourceSyncSet"));
+    assert.equal(
+      nextSetStatus(tenantSet(), summary, new Date()).childSelector,
+      "sinker.influxdata.io/set=fleet,sinker.influxdata.io/set-kind=ResourceSyncSet",
     );
   });
 });
