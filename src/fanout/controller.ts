@@ -9,11 +9,9 @@
  */
 import type { Logger } from "pino";
 import {
-  ANNOTATION_DISABLE_TARGET_DELETION,
   type AnySet,
   CLUSTER_RESOURCE_SYNC_SET_KIND,
   type ClusterResourceSyncSet,
-  FIELD_MANAGER,
   GROUP_VERSION,
   RESOURCE_SYNC_SET_KIND,
   type ResourceSync,
@@ -32,10 +30,9 @@ import type { ClusterClient, ResourceInfo } from "../kube/client.ts";
 import type { EventRecorder } from "../kube/events.ts";
 import { Informer, type InformerEvent, stripForCache } from "../kube/informer.ts";
 import type { RemoteClusters } from "../kube/remote-clusters.ts";
-import { pool } from "../pool.ts";
 import { desiredChildren, type SecretInfo, setOwner } from "./children.ts";
 import { type Grant, grantFor } from "./grant.ts";
-import { type ChildPlan, capChildren, planChildren } from "./plan.ts";
+import { capChildren, planChildren } from "./plan.ts";
 import { namespaceInfo, RemoteNamespaces, type SecretKeyRef } from "./remote-namespaces.ts";
 import { SetSources } from "./set-sources.ts";
 import {
@@ -47,6 +44,7 @@ import {
   transitionEvent,
 } from "./set-status.ts";
 import { secretMetadataOnly, TenantSecrets } from "./tenant-secrets.ts";
+import { type ChildWriter, writeChildren } from "./write-children.ts";
 
 export interface FanoutOptions {
   local: ClusterClient;
@@ -88,8 +86,6 @@ export interface Fanout {
   stop(): Promise<void>;
 }
 
-/** Parallel child writes per set reconcile: bounded, so one huge set cannot flood the API server. */
-const WRITE_PARALLELISM = 8;
 /** Children's status changes come in bursts; one set status write per burst. */
 const CHILD_EVENT_DELAY_MS = 250;
 
@@ -160,6 +156,13 @@ export async function startFanout(options: FanoutOptions): Promise<Fanout | unde
   });
 
   const sources = new SetSources(local, options.watches, (key) => queue.add(key));
+  const childWriter: ChildWriter = {
+    local,
+    resource: options.resourceSyncResource,
+    events: options.events,
+    log,
+    lookup: (namespace, name) => options.resourceSyncs.get(namespace, name) as ResourceSync | undefined,
+  };
 
   const enqueueAll = (kind: SetKind) => {
     const source = kind === RESOURCE_SYNC_SET_KIND ? sets : clusterSets;
@@ -255,7 +258,7 @@ export async function startFanout(options: FanoutOptions): Promise<Fanout | unde
       return "retry";
     }
     const { desired, over, plan, clusterFailures, collisions } = selection;
-    const failed = await writeChildren(key, set, plan, desired.length);
+    const failed = await writeChildren(childWriter, key, set, plan, desired.length);
     const refused = refusedDestinations(collisions, over, maxChildren);
     const summary = summarize(desired, plan.taken, lookupChild, clusterFailures, plan.kept, refused);
     if (over.length > 0) {
@@ -315,54 +318,6 @@ export async function startFanout(options: FanoutOptions): Promise<Fanout | unde
       .filter((c): c is ResourceSync => c !== undefined);
     const plan = planChildren(set, desired, owned, lookupChild, wanted.undecided);
     return { desired, over, plan, clusterFailures, collisions: wanted.collisions };
-  }
-
-  /** Applies and prunes children as planned; the first failure, if any (the others are retried with it). */
-  async function writeChildren(
-    key: string,
-    set: AnySet,
-    plan: ChildPlan,
-    selected: number,
-  ): Promise<SinkerError | undefined> {
-    let failed: SinkerError | undefined;
-    const note = (err: unknown) => {
-      failed ??= asSinkerError(err);
-    };
-    // counted before the writes: the cache learns of the new children while they are being made
-    const created = plan.apply.filter((d) => !lookupChild(d.namespace, d.name)).length;
-    await pool(plan.apply, WRITE_PARALLELISM, (d) =>
-      local
-        .apply(options.resourceSyncResource, d.object, { fieldManager: FIELD_MANAGER, force: true })
-        .then(() => {}),
-    ).catch(note);
-    const orphanFirst = new Set(plan.orphanFirst);
-    await pool(plan.remove, WRITE_PARALLELISM, async (child) => {
-      const ns = child.metadata.namespace ?? "";
-      if (orphanFirst.has(child)) {
-        await local.patch(
-          options.resourceSyncResource,
-          ns,
-          child.metadata.name,
-          { metadata: { annotations: { [ANNOTATION_DISABLE_TARGET_DELETION]: "true" } } },
-          "merge",
-        );
-      }
-      await local.delete(options.resourceSyncResource, ns, child.metadata.name, {
-        preconditions: { uid: child.metadata.uid ?? "" },
-        propagationPolicy: "Background",
-      });
-    }).catch(note);
-    if (plan.apply.length > 0 || plan.remove.length > 0) {
-      log.info({ set: key, added: plan.apply.length, removed: plan.remove.length }, "children changed");
-      if (created > 0 || plan.remove.length > 0)
-        options.events.record(
-          set,
-          "Normal",
-          "DestinationsChanged",
-          `${created} destination(s) added, ${plan.remove.length} removed; ${selected} selected`,
-        );
-    }
-    return failed;
   }
 
   async function writeStatus(resource: ResourceInfo, set: AnySet, summary: SetSummary): Promise<void> {
