@@ -2,12 +2,13 @@
  * Fan-out benchmark: one ClusterResourceSyncSet over N labelled namespaces of the test control plane, beside a
  * loop that does nothing but server-side-apply the N copies (8 at once, as many as Sinker's workers).
  *
- *   npm run bench:fanout -- [--n 100,1000] [--json bench-fanout.json]
+ *   npm run bench:fanout -- [--n 100,1000] [--selected 20x50] [--json bench-fanout.json]
  *
  * For each N it reports: the time from the set's creation to the last copy present; a source edit reaching the
  * last copy; the same two for the plain apply loop (first write, then a rewrite of every copy); a namespace
  * labelled afterwards getting its copy; and the watches Sinker holds. Copies are observed through one watch of
- * every namespace (field selector on the copy's name). Starts the control plane when it is not running.
+ * every namespace (field selector on the copy's name). `--selected SxD` adds the selected-sources case
+ * (fanout-selected.ts; `--selected 0` skips it). Starts the control plane when it is not running.
  */
 import { writeFileSync } from "node:fs";
 import { performance } from "node:perf_hooks";
@@ -20,6 +21,7 @@ import { Informer } from "../src/kube/informer.ts";
 import { createLogger } from "../src/log.ts";
 import { pool } from "../src/pool.ts";
 import { load, releaseTestRun, type TestEnv, upForTestRun } from "../test/controlplane/testenv.ts";
+import { runSelected, type SelectedFigures, selectedTable } from "./fanout-selected.ts";
 
 const LOOP_PARALLELISM = 8;
 const log = (line: string) => process.stderr.write(`[bench:fanout] ${line}\n`);
@@ -246,11 +248,13 @@ async function main(): Promise<number> {
     options: {
       n: { type: "string", default: "100,1000" },
       json: { type: "string", default: "bench-fanout.json" },
+      selected: { type: "string", default: "20x50" },
     },
   });
   const ns = (values.n ?? "").split(",").map(Number);
-  if (ns.length === 0 || ns.some((x) => !Number.isInteger(x) || x < 1)) {
-    process.stderr.write("usage: npm run bench:fanout -- [--n 100,1000] [--json FILE]\n");
+  const selected = values.selected === "0" ? undefined : /^(\d+)x(\d+)$/.exec(values.selected ?? "");
+  if (ns.length === 0 || ns.some((x) => !Number.isInteger(x) || x < 1) || selected === null) {
+    process.stderr.write("usage: npm run bench:fanout -- [--n 100,1000] [--selected SxD|0] [--json FILE]\n");
     return 2;
   }
   await upForTestRun({ log });
@@ -268,8 +272,25 @@ async function main(): Promise<number> {
     ]);
     const results: Figures[] = [];
     for (const n of ns) results.push(await runOnce(env, n));
+    let selectedResult: SelectedFigures | undefined;
+    if (selected) {
+      const a = ClusterClient.fromKubeConfig(env.kubeConfig("a"), { name: "local" });
+      const logger = createLogger(
+        { level: process.env.SINKER_BENCH_LOG ?? "silent", format: "plain" },
+        process.stderr,
+      );
+      try {
+        selectedResult = await runSelected(a, logger, Number(selected[1]), Number(selected[2]), log);
+      } finally {
+        await a.close();
+      }
+    }
     process.stdout.write(`${table(results)}\n`);
-    writeFileSync(values.json ?? "bench-fanout.json", `${JSON.stringify({ results }, null, 2)}\n`);
+    if (selectedResult) process.stdout.write(`\n${selectedTable(selectedResult)}\n`);
+    writeFileSync(
+      values.json ?? "bench-fanout.json",
+      `${JSON.stringify({ results, ...(selectedResult ? { selected: selectedResult } : {}) }, null, 2)}\n`,
+    );
     return 0;
   } finally {
     await releaseTestRun({ log });

@@ -23,7 +23,23 @@ export const MAX_NAMESPACE_NAMES = 1024;
 /** Failing destinations listed in a set's status. */
 export const MAX_STATUS_FAILURES = 5;
 
-const labelValue: Schema = { type: "string", description: "A label value.", maxLength: 63 };
+/** Label values and keys as Kubernetes accepts them in a selector (refused at admission otherwise). */
+const LABEL_VALUE_PATTERN = "^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$";
+const LABEL_KEY_PATTERN =
+  "^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$";
+const LABEL_KEY_MESSAGE =
+  "must be a label key: an optional DNS subdomain prefix and '/', then a name of at most 63 letters, digits, " +
+  "'-', '_' or '.', starting and ending with a letter or digit";
+const labelKeyRegExp = new RegExp(LABEL_KEY_PATTERN, "u");
+
+const labelValue: Schema = {
+  type: "string",
+  description: "A label value.",
+  maxLength: 63,
+  pattern: LABEL_VALUE_PATTERN,
+  patternMessage:
+    "must be a label value: at most 63 letters, digits, '-', '_' or '.', starting and ending with a letter or digit",
+};
 
 const labelSelectorProperties: Record<string, Schema> = {
   matchLabels: {
@@ -31,6 +47,13 @@ const labelSelectorProperties: Record<string, Schema> = {
     description: "Labels that must all be present with these values.",
     additionalProperties: labelValue,
     maxProperties: 64,
+    validations: [
+      {
+        rule: `self.all(k, size(k) <= 317 && k.matches('${LABEL_KEY_PATTERN.replaceAll("\\", "\\\\")}'))`,
+        message: `every key ${LABEL_KEY_MESSAGE}`,
+        holds: (self) => Object.keys(self).every((k) => k.length <= 317 && labelKeyRegExp.test(k)),
+      },
+    ],
   },
   matchExpressions: {
     type: "array",
@@ -41,7 +64,14 @@ const labelSelectorProperties: Record<string, Schema> = {
       description: "One requirement: key, operator (In, NotIn, Exists, DoesNotExist) and values.",
       required: ["key", "operator"],
       properties: {
-        key: { type: "string", description: "The label key.", minLength: 1, maxLength: 317 },
+        key: {
+          type: "string",
+          description: "The label key.",
+          minLength: 1,
+          maxLength: 317,
+          pattern: LABEL_KEY_PATTERN,
+          patternMessage: LABEL_KEY_MESSAGE,
+        },
         operator: {
           type: "string",
           description: "In, NotIn, Exists or DoesNotExist.",
@@ -99,14 +129,59 @@ const pruningSchema: Schema = {
   enum: ["Delete", "Orphan"],
 };
 
+const targetRef = resourceRefSchema("target");
 const setTargetSchema: Schema = {
   type: "object",
   description:
     "The object written at every destination: its group/version, kind and name. Its namespace is the " +
-    "destination's.",
+    "destination's. With sourceSelector the name may be left out: each copy then takes its source's name.",
   required: ["resourceRef"],
-  properties: { resourceRef: resourceRefSchema("target"), ...targetMetadataProperties() },
+  properties: {
+    resourceRef: {
+      ...targetRef,
+      description:
+        "The object to write: its group/version, kind and name (with sourceSelector: optional, default the " +
+        "source's name; a name given there is the name of every copy, so two selected sources collide).",
+      required: ["apiVersion", "kind"],
+    },
+    ...targetMetadataProperties(),
+  },
 };
+
+const sourceSelectorSchema = (namespace: boolean): Schema => ({
+  type: "object",
+  description:
+    "Many sources instead of one: every object of this kind whose labels match (matchLabels and " +
+    "matchExpressions, all of which must hold; an empty selector selects nothing) " +
+    (namespace ? "in namespace `namespace`" : "in the set's namespace") +
+    " of the local cluster. Each selected source × each destination is one ResourceSync; a source that stops " +
+    "matching or is deleted has its copies pruned per `pruning`. Exclusive with source.",
+  required: namespace ? ["apiVersion", "kind", "namespace"] : ["apiVersion", "kind"],
+  properties: {
+    apiVersion: targetRef.properties?.apiVersion as Schema,
+    kind: targetRef.properties?.kind as Schema,
+    ...labelSelectorProperties,
+    ...(namespace ? { namespace: namespaceName("Namespace of the sources.") } : {}),
+  },
+});
+
+/** Exactly one of source and sourceSelector; a named source needs a named target. */
+const sourceRules = [
+  {
+    rule: "has(self.source) != has(self.sourceSelector)",
+    message: "exactly one of source and sourceSelector must be set",
+    holds: (self: Record<string, unknown>) =>
+      (self.source !== undefined) !== (self.sourceSelector !== undefined),
+  },
+  {
+    rule: "!has(self.source) || has(self.target.resourceRef.name)",
+    message: "with source, target.resourceRef.name is required",
+    holds: (self: Record<string, unknown>) => {
+      const target = self.target as { resourceRef?: { name?: unknown } } | undefined;
+      return self.source === undefined || target?.resourceRef?.name !== undefined;
+    },
+  },
+];
 
 const mappingsSchema: Schema = {
   type: "array",
@@ -129,9 +204,10 @@ export const resourceSyncSetSpecSchema: Schema = {
   description:
     "One source copied to every remote cluster this namespace holds a kubeconfig Secret for (listed, or " +
     "selected by label). Each destination becomes a ResourceSync in the set's namespace.",
-  required: ["source", "target"],
+  required: ["target"],
   properties: {
     source: endSchema("source"),
+    sourceSelector: sourceSelectorSchema(false),
     target: setTargetSchema,
     mappings: mappingsSchema,
     clusters: {
@@ -166,7 +242,7 @@ export const resourceSyncSetSpecSchema: Schema = {
     pruning: pruningSchema,
     ...writeFieldsSchemas("every copy (passed to each child ResourceSync)"),
   },
-  validations: [writeFieldsRule],
+  validations: [...sourceRules, writeFieldsRule],
 };
 
 export const clusterResourceSyncSetSpecSchema: Schema = {
@@ -175,8 +251,9 @@ export const clusterResourceSyncSetSpecSchema: Schema = {
     "One source copied to every selected namespace of the local cluster and to namespaces of remote clusters. " +
     "Each destination becomes a ResourceSync: in the destination namespace for a local one, in the source's " +
     "namespace for a remote one.",
-  required: ["source", "target"],
+  required: ["target"],
   properties: {
+    sourceSelector: sourceSelectorSchema(true),
     source: {
       type: "object",
       description: "The object to copy, in the local cluster.",
@@ -227,7 +304,7 @@ export const clusterResourceSyncSetSpecSchema: Schema = {
     pruning: pruningSchema,
     ...writeFieldsSchemas("every copy (passed to each child ResourceSync)"),
   },
-  validations: [writeFieldsRule],
+  validations: [...sourceRules, writeFieldsRule],
 };
 
 export const setStatusSchema: Schema = {
@@ -239,9 +316,39 @@ export const setStatusSchema: Schema = {
       format: "int64",
       description: "The .metadata.generation Sinker last acted on.",
     },
-    desired: { type: "integer", description: "Destinations the set selects right now." },
+    desired: {
+      type: "integer",
+      description:
+        "Destinations the set selects right now (one ResourceSync each), including those of a remote cluster " +
+        "whose namespaces cannot be listed at the moment (the destinations it had are kept and counted).",
+    },
     synced: { type: "integer", description: "Destinations whose ResourceSync is Ready." },
-    failing: { type: "integer", description: "Destinations whose ResourceSync reports a failure." },
+    failing: {
+      type: "integer",
+      description:
+        "Destinations whose ResourceSync reports a failure, or that the set cannot make (NameTaken, " +
+        "TargetCollision, ChildLimitReached). A cluster that cannot be listed is counted in failingClusters.",
+    },
+    failingClusters: {
+      type: "integer",
+      description:
+        "Remote clusters whose namespaces a namespaceSelector needs and that cannot be listed now.",
+    },
+    clusterFailures: {
+      type: "array",
+      description: `The first ${MAX_STATUS_FAILURES} failing clusters (by kubeconfig Secret), with their reasons.`,
+      maxItems: MAX_STATUS_FAILURES,
+      items: {
+        type: "object",
+        description: "A remote cluster whose namespaces cannot be listed.",
+        required: ["cluster", "reason", "message"],
+        properties: {
+          cluster: { type: "string", description: "The cluster's kubeconfig Secret (namespace/name)." },
+          reason: { type: "string", description: "Why its namespaces cannot be listed (e.g. Forbidden)." },
+          message: { type: "string", description: "What failed.", maxLength: 1024 },
+        },
+      },
+    },
     failures: {
       type: "array",
       description: `The first ${MAX_STATUS_FAILURES} failing destinations (by namespace and name), with their reasons.`,
@@ -257,15 +364,28 @@ export const setStatusSchema: Schema = {
             type: "string",
             description: "The destination cluster's kubeconfig Secret (namespace/name).",
           },
-          reason: { type: "string", description: "The ResourceSync's failure reason." },
+          source: { type: "string", description: "The selected source copied there (sourceSelector)." },
+          reason: {
+            type: "string",
+            description:
+              "The ResourceSync's failure reason, or why the set did not make it (NameTaken, TargetCollision, " +
+              "ChildLimitReached).",
+          },
           message: { type: "string", description: "The ResourceSync's failure message.", maxLength: 1024 },
         },
       },
     },
+    childSelector: {
+      type: "string",
+      description:
+        "The label selector of the set's child ResourceSyncs, for kubectl get rsync -A -l (set names over 63 " +
+        "characters are shortened in the label).",
+    },
     conditions: {
       type: "array",
       description:
-        "Ready: True when every destination is synced, else False (reason Progressing or Failing).",
+        "Ready: True when every destination is synced and every cluster listed, else False (reason " +
+        "Progressing, Failing, ClustersFailing, InvalidSpec or ChildLimitReached).",
       items: conditionSchema,
       listType: "map",
       listMapKeys: ["type"],

@@ -199,13 +199,23 @@ export interface SetClusterSelector extends LabelSelector {
 }
 
 export interface SetTarget {
+  /** With sourceSelector, `name` may be absent: each copy takes its source's name. */
   resourceRef: ResourceRef;
   labels?: MetadataRule;
   annotations?: MetadataRule;
 }
 
+/** Many sources, by kind and labels, in one namespace of the local cluster (instead of one named `source`). */
+export interface SourceSelector extends LabelSelector {
+  apiVersion: string;
+  kind: string;
+}
+
 export interface ResourceSyncSetSpec extends WriteFields {
-  source: ClusterResourceRef;
+  /** One named source; exactly one of source and sourceSelector is set. */
+  source?: ClusterResourceRef;
+  /** The objects of the set's namespace this selector picks. */
+  sourceSelector?: SourceSelector;
   target: SetTarget;
   mappings?: Mapping[];
   clusters?: SetClusterRef[];
@@ -223,7 +233,10 @@ export interface ClusterSetClusterRef {
 }
 
 export interface ClusterResourceSyncSetSpec extends WriteFields {
-  source: { resourceRef: ResourceRef; namespace: string };
+  /** One named source; exactly one of source and sourceSelector is set. */
+  source?: { resourceRef: ResourceRef; namespace: string };
+  /** The objects of one namespace this selector picks. */
+  sourceSelector?: SourceSelector & { namespace: string };
   target: SetTarget;
   mappings?: Mapping[];
   /** Local namespaces to copy into. Absent: none. */
@@ -236,6 +249,15 @@ export interface SetFailure {
   resourceSync: string;
   namespace?: string;
   cluster?: string;
+  /** The selected source (sourceSelector) this destination copies. */
+  source?: string;
+  reason: string;
+  message: string;
+}
+
+/** A remote cluster whose namespaces a set cannot list: counted apart from its destinations. */
+export interface SetClusterFailure {
+  cluster: string;
   reason: string;
   message: string;
 }
@@ -246,6 +268,10 @@ export interface ResourceSyncSetStatus {
   synced?: number;
   failing?: number;
   failures?: SetFailure[];
+  failingClusters?: number;
+  clusterFailures?: SetClusterFailure[];
+  /** The label selector of the set's children (`kubectl get rsync -A -l ...`). */
+  childSelector?: string;
   conditions?: Condition[];
 }
 

@@ -127,6 +127,16 @@ export const FLAGS: readonly FlagSpec[] = [
       "missed event would leave; costs no request while the target matches",
   },
   {
+    name: "max-children-per-set",
+    type: "string",
+    value: "<n>",
+    default: "1000",
+    section: "controller",
+    help:
+      "most child ResourceSyncs one ResourceSyncSet or ClusterResourceSyncSet may create (selected sources × " +
+      "destinations); beyond it the set reports ChildLimitReached",
+  },
+  {
     name: "allow-cluster-scoped",
     type: "boolean",
     section: "controller",

@@ -50,6 +50,8 @@ export interface ControllerConfig {
   maxConcurrentPerCluster: number;
   /** Every synced ResourceSync is reconciled again after about this long (jittered ±10 %). */
   resyncPeriodMs: number;
+  /** Most child ResourceSyncs one ResourceSyncSet or ClusterResourceSyncSet may create. */
+  maxChildrenPerSet: number;
   leaderElection: LeaderElectionConfig;
 }
 
@@ -177,10 +179,10 @@ class FlagValues {
     if (ms <= 0) throw flagError(flag, `duration "${text}" must be greater than 0`);
     return ms;
   }
-  /** A whole number from 1 to 1000. */
-  count(flag: string, text: string): number {
-    if (!/^\d+$/.test(text) || Number(text) < 1 || Number(text) > 1000) {
-      throw flagError(flag, `"${text}" is not a whole number from 1 to 1000`);
+  /** A whole number from 1 to `max` (1000 unless said). */
+  count(flag: string, text: string, max = 1000): number {
+    if (!/^\d+$/.test(text) || Number(text) < 1 || Number(text) > max) {
+      throw flagError(flag, `"${text}" is not a whole number from 1 to ${max}`);
     }
     return Number(text);
   }
@@ -228,6 +230,7 @@ function buildConfig(given: Given, env: NodeJS.ProcessEnv, environment: ParseEnv
     concurrency,
     maxConcurrentPerCluster,
     resyncPeriodMs: v.duration("resync-period"),
+    maxChildrenPerSet: v.count("max-children-per-set", v.text("max-children-per-set"), 1_000_000),
     leaderElection,
   };
   for (const key of ["kubeconfig", "context", "cluster", "user"] as const) {

@@ -213,6 +213,7 @@ class Controller {
         metrics: this.#metrics,
         concurrency: config.concurrency,
         maxConcurrentPerCluster: config.maxConcurrentPerCluster,
+        maxChildrenPerSet: config.maxChildrenPerSet,
         allowClusterScoped: config.allowClusterScoped,
         allowUnsafeKubeconfigs: config.allowUnsafeKubeconfigs,
         denyRemoteCidrs: config.denyRemoteCidrs,

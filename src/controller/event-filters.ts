@@ -44,8 +44,9 @@ export async function checkCrd(local: ClusterClient): Promise<ResourceInfo> {
 }
 
 /**
- * A ResourceSync change is worth a reconcile when its spec (generation), annotations or deletion changed, or
- * when someone removed Sinker's finalizer (it is put back). Status writes and our own finalizer add are not.
+ * A ResourceSync change is worth a reconcile when its spec (generation), annotations, owner references (a set's
+ * grant follows its controller owner: `--cascade=orphan` removes it) or deletion changed, or when someone removed
+ * Sinker's finalizer (it is put back). Status writes and our own finalizer add are not.
  */
 export function resourceSyncChangeMatters(old: KubeObject, next: KubeObject): boolean {
   const a = old.metadata ?? {};
@@ -54,6 +55,7 @@ export function resourceSyncChangeMatters(old: KubeObject, next: KubeObject): bo
     a.generation !== b.generation ||
     a.deletionTimestamp !== b.deletionTimestamp ||
     JSON.stringify(a.annotations ?? {}) !== JSON.stringify(b.annotations ?? {}) ||
+    JSON.stringify(a.ownerReferences ?? []) !== JSON.stringify(b.ownerReferences ?? []) ||
     (Boolean(a.finalizers?.includes(FINALIZER)) && !b.finalizers?.includes(FINALIZER))
   );
 }

@@ -45,6 +45,8 @@ export interface ControllerOptions {
    * default `defaultClusterShare(concurrency)`, half the workers. The local cluster is not limited.
    */
   maxConcurrentPerCluster?: number;
+  /** Most children one ResourceSyncSet or ClusterResourceSyncSet may create (--max-children-per-set). */
+  maxChildrenPerSet?: number;
   /** Opt-in: allow ResourceSyncs whose local source or target is a cluster-scoped kind. */
   allowClusterScoped: boolean;
   /** Opt-in: allow kubeconfigs from Secrets that run programs, read files or use proxies. */
@@ -144,14 +146,23 @@ export async function startController(options: ControllerOptions): Promise<Runni
       : {}),
     ...(options.informerOptions ? { informerOptions: options.informerOptions } : {}),
     onRecovered: (keys) => {
-      for (const key of keys) queue.add(key);
+      for (const key of keys)
+        if (fanout?.ownsWatchKey(key)) fanout.onWatch(key);
+        else queue.add(key);
     },
     onTrouble: (keys) => {
-      for (const key of keys) queue.add(key);
+      for (const key of keys)
+        if (fanout?.ownsWatchKey(key)) fanout.onWatch(key);
+        else queue.add(key);
     },
     onChange: (keys, event) => {
       const now = Date.now();
       for (const key of keys) {
+        // a set's sources (sourceSelector) share these watches
+        if (fanout?.ownsWatchKey(key)) {
+          fanout.onWatch(key, event);
+          continue;
+        }
         const memo = applied.get(key);
         if (isEcho(memo, event)) continue;
         // a contested repair waits for its timer: the other writer's changes of the target need not wake it
@@ -242,6 +253,8 @@ export async function startController(options: ControllerOptions): Promise<Runni
       ? { informerOptions: { backoff: options.informerOptions.backoff } }
       : {}),
     resyncPeriodMs: resyncMs,
+    watches,
+    ...(options.maxChildrenPerSet !== undefined ? { maxChildrenPerSet: options.maxChildrenPerSet } : {}),
   });
   if (fanout) ctx.grant = fanout.grant;
 

@@ -32,6 +32,12 @@ import type { ClusterClient, ResourceInfo } from "../kube/client.ts";
 import { Informer, type InformerEvent, type InformerHealth, stripForCache } from "../kube/informer.ts";
 import { type KubeObject, objectKey } from "../kube/object.ts";
 
+/**
+ * The name of a reference to every object of a kind in one namespace (a set's sourceSelector): its user hears of
+ * each object's changes through the namespace's shared informer (never a watch of its own); not a valid name.
+ */
+export const EVERY_OBJECT = "*";
+
 export interface WatchRef {
   client: ClusterClient;
   resource: ResourceInfo;
@@ -243,7 +249,8 @@ export class Watches {
       );
     }
     const wide = entryKeyOf(ref.client, ref.resource, namespace);
-    const single = ref.single || this.#narrowed.has(wide);
+    // (every object of a namespace cannot be watched by name: such a reference stays namespace-wide)
+    const single = ref.name !== EVERY_OBJECT && (ref.single || this.#narrowed.has(wide));
     if (!single && namespace !== undefined && this.#wide.has(kindKey(ref.client, ref.resource))) {
       return {
         entryKey: entryKeyOf(ref.client, ref.resource, undefined),
@@ -280,6 +287,17 @@ export class Watches {
     const entry = this.#entryFor(client, resource, ns, name);
     if (!entry?.informer.hasSynced()) return undefined;
     return entry.informer.get(ns, name);
+  }
+
+  /** Whether an informer holding this object (single-object or namespace-wide) has its first list. */
+  hasSynced(
+    client: ClusterClient,
+    resource: ResourceInfo,
+    namespace: string | undefined,
+    name: string,
+  ): boolean {
+    const ns = resource.namespaced ? namespace : undefined;
+    return this.#entryFor(client, resource, ns, name)?.informer.hasSynced() ?? false;
   }
 
   /** Whether the informer holding this object has an open watch right now (its cache follows the cluster). */
@@ -440,8 +458,10 @@ export class Watches {
     const meta = e.object.metadata;
     const name = meta?.name;
     if (!name) return;
-    const objKey = objectKey(entry.resource.namespaced ? meta?.namespace : undefined, name);
-    const keys = entry.index.get(objKey);
+    const ns = entry.resource.namespaced ? meta?.namespace : undefined;
+    const exact = entry.index.get(objectKey(ns, name));
+    const every = entry.index.get(objectKey(ns, EVERY_OBJECT));
+    const keys = every && every.size > 0 ? new Set([...(exact ?? []), ...every]) : exact;
     if (!keys || keys.size === 0) return;
     const change: WatchChange = {
       cluster: entry.client.name,

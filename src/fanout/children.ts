@@ -17,12 +17,14 @@ import {
   ANNOTATION_SOURCE_NAMESPACE,
   type AnySet,
   CLUSTER_RESOURCE_SYNC_SET_KIND,
+  type ClusterRef,
   type ClusterResourceSyncSet,
   FINALIZER,
   GROUP_VERSION,
   LABEL_SET_KIND,
   LABEL_SET_NAME,
   RESOURCE_SYNC_KIND,
+  type ResourceRef,
   type ResourceSync,
   type ResourceSyncSet,
   type ResourceSyncSpec,
@@ -50,6 +52,10 @@ export interface Destinations {
    * ClusterResourceSyncSet's cluster with a namespaceSelector; undefined while they are not known.
    */
   remoteNamespaces?: (secret: string) => readonly NamespaceInfo[] | undefined;
+  /** The objects of the sourceSelector's kind in its namespace (a set with a sourceSelector). */
+  sources?: readonly SourceInfo[];
+  /** Whether the set already made this child (of colliding children, the one made first keeps its target). */
+  exists?: (namespace: string, name: string) => boolean;
 }
 
 /** What a set wants: its children, and the clusters (`namespace/name` of their Secret) not decided yet. */
@@ -57,6 +63,8 @@ export interface Desired {
   children: DesiredChild[];
   /** Clusters whose namespaces are not known right now: their existing children are kept, never pruned. */
   undecided: Set<string>;
+  /** Children not made: another selected source writes the same target. */
+  collisions: Collision[];
 }
 
 /** One ResourceSync the set wants. */
@@ -64,7 +72,7 @@ export interface DesiredChild {
   namespace: string;
   name: string;
   /** Where the copy goes, for people: the local namespace, or the cluster's Secret and its namespace. */
-  destination: { namespace?: string; cluster?: string };
+  destination: { namespace?: string; cluster?: string; source?: string };
   object: ResourceSync;
 }
 
@@ -141,7 +149,55 @@ function child(
   };
 }
 
-function tenantSetChildren(set: ResourceSyncSet, d: Destinations): DesiredChild[] {
+/** One source of a set as its children read it: the named source, or one object the sourceSelector picks. */
+export interface SetSource {
+  resourceRef: ResourceRef;
+  /** ClusterResourceSyncSet: the source's namespace. */
+  namespace?: string;
+  /** ResourceSyncSet: a remote cluster holding the named source. */
+  cluster?: ClusterRef;
+  /** The target's reference, its name resolved (a selected source's own name unless the set names one). */
+  target: ResourceRef;
+  /** Part of each child's name hash: "" for the named source (children keep the names they always had). */
+  key: string;
+}
+
+/** An object of the sourceSelector's kind and namespace, as the caches show it: name and labels only. */
+export interface SourceInfo {
+  name: string;
+  labels: Readonly<Record<string, string>>;
+}
+
+/** The sources of a set right now: the named one, or those of `objects` its sourceSelector picks (by name). */
+export function setSources(set: AnySet, objects: readonly SourceInfo[]): SetSource[] {
+  const target = set.spec.target.resourceRef;
+  if (set.spec.source) {
+    const named = set.spec.source as { resourceRef: ResourceRef; namespace?: string; cluster?: ClusterRef };
+    return [
+      {
+        resourceRef: named.resourceRef,
+        ...(named.namespace !== undefined ? { namespace: named.namespace } : {}),
+        ...(named.cluster !== undefined ? { cluster: named.cluster } : {}),
+        target,
+        key: "",
+      },
+    ];
+  }
+  const selector = set.spec.sourceSelector;
+  if (!selector) return [];
+  const namespace = "namespace" in selector ? (selector.namespace as string) : undefined;
+  return objects
+    .filter((o) => labelsMatch(selector, o.labels))
+    .sort((x, y) => (x.name < y.name ? -1 : x.name > y.name ? 1 : 0))
+    .map((o) => ({
+      resourceRef: { apiVersion: selector.apiVersion, kind: selector.kind, name: o.name },
+      ...(namespace !== undefined ? { namespace } : {}),
+      target: { apiVersion: target.apiVersion, kind: target.kind, name: target.name || o.name },
+      key: `src:${o.name}|`,
+    }));
+}
+
+function tenantSetChildren(set: ResourceSyncSet, src: SetSource, d: Destinations): DesiredChild[] {
   const ns = set.metadata.namespace;
   const out = new Map<string, DesiredChild>();
   const add = (
@@ -152,9 +208,9 @@ function tenantSetChildren(set: ResourceSyncSet, d: Destinations): DesiredChild[
     const key = `cluster:${secretNs}/${secretRef.name}/${secretRef.key}|ns:${remoteNs ?? ""}`;
     if (out.has(key)) return;
     const spec: ResourceSyncSpec = {
-      source: set.spec.source,
+      source: { resourceRef: src.resourceRef, ...(src.cluster ? { cluster: src.cluster } : {}) },
       target: {
-        resourceRef: set.spec.target.resourceRef,
+        resourceRef: src.target,
         ...targetPolicy(set),
         cluster: {
           kubeConfig: { secretRef: { ...secretRef } },
@@ -162,10 +218,14 @@ function tenantSetChildren(set: ResourceSyncSet, d: Destinations): DesiredChild[
         },
       },
     };
-    const c = child(set, ns, key, spec, {});
+    const c = child(set, ns, `${src.key}${key}`, spec, {});
     out.set(key, {
       ...c,
-      destination: { cluster: `${secretNs}/${secretRef.name}`, ...(remoteNs ? { namespace: remoteNs } : {}) },
+      destination: {
+        cluster: `${secretNs}/${secretRef.name}`,
+        ...(remoteNs ? { namespace: remoteNs } : {}),
+        ...(src.key ? { source: src.resourceRef.name } : {}),
+      },
     });
   };
   for (const cluster of set.spec.clusters ?? []) add(cluster.kubeConfig.secretRef, cluster.namespace);
@@ -179,34 +239,32 @@ function tenantSetChildren(set: ResourceSyncSet, d: Destinations): DesiredChild[
   return [...out.values()];
 }
 
-function isSourceItself(set: ClusterResourceSyncSet, namespace: string): boolean {
-  const s = set.spec.source.resourceRef;
-  const t = set.spec.target.resourceRef;
+export function isSourceItself(src: SetSource, namespace: string): boolean {
+  const s = src.resourceRef;
+  const t = src.target;
   return (
-    namespace === set.spec.source.namespace &&
-    s.apiVersion === t.apiVersion &&
-    s.kind === t.kind &&
-    s.name === t.name
+    namespace === src.namespace && s.apiVersion === t.apiVersion && s.kind === t.kind && s.name === t.name
   );
 }
 
-function localChild(set: ClusterResourceSyncSet, ns: string): DesiredChild {
+export function localChild(set: ClusterResourceSyncSet, src: SetSource, ns: string): DesiredChild {
   const spec: ResourceSyncSpec = {
-    source: { resourceRef: set.spec.source.resourceRef },
-    target: { resourceRef: set.spec.target.resourceRef, ...targetPolicy(set) },
+    source: { resourceRef: src.resourceRef },
+    target: { resourceRef: src.target, ...targetPolicy(set) },
   };
-  const c = child(set, ns, `local|ns:${ns}`, spec, {
-    [ANNOTATION_SOURCE_NAMESPACE]: set.spec.source.namespace,
+  const c = child(set, ns, `${src.key}local|ns:${ns}`, spec, {
+    [ANNOTATION_SOURCE_NAMESPACE]: src.namespace ?? "",
   });
-  return { ...c, destination: { namespace: ns } };
+  return { ...c, destination: { namespace: ns, ...(src.key ? { source: src.resourceRef.name } : {}) } };
 }
 
 /**
- * The remote children of a ClusterResourceSyncSet. `remote` answers a cluster's namespaces (namespaceSelector);
- * `undefined` from it marks the cluster undecided (`namespace/name` of its Secret).
+ * The remote children of a ClusterResourceSyncSet for one source. `remote` answers a cluster's namespaces
+ * (namespaceSelector); `undefined` from it marks the cluster undecided (`namespace/name` of its Secret).
  */
-function remoteChildren(
+export function remoteChildren(
   set: ClusterResourceSyncSet,
+  src: SetSource,
   remote: Destinations["remoteNamespaces"],
   undecided: Set<string>,
   clusters = set.spec.clusters ?? [],
@@ -227,9 +285,9 @@ function remoteChildren(
       const key = `cluster:${secretRef.namespace}/${secretRef.name}/${secretRef.key}|ns:${remoteNs ?? ""}`;
       if (out.has(key)) continue;
       const spec: ResourceSyncSpec = {
-        source: { resourceRef: set.spec.source.resourceRef },
+        source: { resourceRef: src.resourceRef },
         target: {
-          resourceRef: set.spec.target.resourceRef,
+          resourceRef: src.target,
           ...targetPolicy(set),
           cluster: {
             kubeConfig: { secretRef: { ...secretRef } },
@@ -237,12 +295,13 @@ function remoteChildren(
           },
         },
       };
-      const c = child(set, set.spec.source.namespace, key, spec, {});
+      const c = child(set, src.namespace ?? "", `${src.key}${key}`, spec, {});
       out.set(key, {
         ...c,
         destination: {
           cluster: `${secretRef.namespace}/${secretRef.name}`,
           ...(remoteNs ? { namespace: remoteNs } : {}),
+          ...(src.key ? { source: src.resourceRef.name } : {}),
         },
       });
     }
@@ -250,15 +309,65 @@ function remoteChildren(
   return [...out.values()];
 }
 
+/** Where a child writes: two children writing the same target collide. */
+function targetKey(c: DesiredChild): string {
+  const t = c.object.spec.target;
+  const ref = t.cluster?.kubeConfig.secretRef;
+  const where = ref
+    ? `${ref.namespace ?? c.namespace}/${ref.name}/${ref.key}|${t.cluster?.namespace ?? ""}`
+    : `local|${c.namespace}`;
+  return `${where}|${t.resourceRef.apiVersion}/${t.resourceRef.kind}/${t.resourceRef.name}`;
+}
+
+/**
+ * Of children writing the same target (two selected sources, one target name), one is kept: the one already made
+ * (it is never overwritten by a newcomer), else the first by source name; the others collide.
+ */
+function splitCollisions(
+  children: DesiredChild[],
+  exists: (c: DesiredChild) => boolean,
+): { children: DesiredChild[]; collisions: Collision[] } {
+  const byTarget = new Map<string, DesiredChild[]>();
+  for (const c of children) {
+    const k = targetKey(c);
+    byTarget.set(k, [...(byTarget.get(k) ?? []), c]);
+  }
+  const losers = new Map<DesiredChild, DesiredChild>();
+  for (const group of byTarget.values()) {
+    if (group.length < 2) continue;
+    const winner = group.find(exists) ?? (group[0] as DesiredChild);
+    for (const c of group) if (c !== winner) losers.set(c, winner);
+  }
+  return {
+    children: children.filter((c) => !losers.has(c)),
+    collisions: [...losers].map(([child, winner]) => ({ child, winner })),
+  };
+}
+
+/** A child not made because another source writes its target. */
+export interface Collision {
+  child: DesiredChild;
+  winner: DesiredChild;
+}
+
 /** Every ResourceSync the set wants right now, in a stable order. */
 export function desiredChildren(set: AnySet, d: Destinations): Desired {
   const undecided = new Set<string>();
-  if (set.kind !== CLUSTER_RESOURCE_SYNC_SET_KIND) return { children: tenantSetChildren(set, d), undecided };
-  const local = d.namespaces
-    .filter((ns) => namespaceSelected(set.spec.namespaceSelector, ns) && !isSourceItself(set, ns.name))
-    .map((ns) => localChild(set, ns.name))
-    .sort((a, b) => (a.namespace < b.namespace ? -1 : 1));
-  return { children: [...local, ...remoteChildren(set, d.remoteNamespaces, undecided)], undecided };
+  const sources = setSources(set, d.sources ?? []);
+  const all: DesiredChild[] = [];
+  for (const src of sources) {
+    if (set.kind !== CLUSTER_RESOURCE_SYNC_SET_KIND) {
+      all.push(...tenantSetChildren(set, src, d));
+      continue;
+    }
+    const local = d.namespaces
+      .filter((ns) => namespaceSelected(set.spec.namespaceSelector, ns) && !isSourceItself(src, ns.name))
+      .map((ns) => localChild(set, src, ns.name))
+      .sort((a, b) => (a.namespace < b.namespace ? -1 : 1));
+    all.push(...local, ...remoteChildren(set, src, d.remoteNamespaces, undecided));
+  }
+  const { children, collisions } = splitCollisions(all, (c) => d.exists?.(c.namespace, c.name) ?? false);
+  return { children, undecided, collisions };
 }
 
 /** Deep equality of JSON values, ignoring the order of object keys (the API server may reorder them). */
@@ -274,57 +383,4 @@ export function sameJson(a: unknown, b: unknown): boolean {
   const ak = Object.keys(ao).filter((k) => ao[k] !== undefined);
   const bk = Object.keys(bo).filter((k) => bo[k] !== undefined);
   return ak.length === bk.length && ak.every((k) => Object.hasOwn(bo, k) && sameJson(ao[k], bo[k]));
-}
-
-/**
- * Whether `rs` is, right now, exactly a child that the ClusterResourceSyncSet owning it (by uid) wants: same
- * name, namespace, spec and annotations, for a destination the set selects. Only then does it get the set's
- * grant; anything else (a hand-made copy in another namespace, an edited child, a set that no longer selects the
- * namespace) is a plain ResourceSync.
- */
-export function grantFor(
-  rs: ResourceSync,
-  lookupSet: (name: string) => ClusterResourceSyncSet | undefined,
-  namespace: (name: string) => NamespaceInfo | undefined,
-  remoteNamespaces: Destinations["remoteNamespaces"],
-): Grant | "undecided" | undefined {
-  const owner = setOwner(rs);
-  if (!owner || owner.kind !== CLUSTER_RESOURCE_SYNC_SET_KIND) return undefined;
-  const set = lookupSet(owner.name);
-  if (!set || set.metadata.uid !== owner.uid || set.metadata.deletionTimestamp) return undefined;
-  const ns = rs.metadata.namespace ?? "";
-  const candidates: DesiredChild[] = [];
-  const nsInfo = namespace(ns);
-  if (nsInfo && namespaceSelected(set.spec.namespaceSelector, nsInfo) && !isSourceItself(set, ns))
-    candidates.push(localChild(set, ns));
-  // Only the set's entries for the child's own Secret: one candidate per namespace there, not the whole set.
-  const undecided = new Set<string>();
-  const ref = rs.spec.target.cluster?.kubeConfig.secretRef;
-  if (ns === set.spec.source.namespace && ref) {
-    const clusters = (set.spec.clusters ?? []).filter((c) => sameJson(c.kubeConfig.secretRef, ref));
-    candidates.push(...remoteChildren(set, remoteNamespaces, undecided, clusters));
-  }
-  const match = candidates.find(
-    (c) =>
-      c.name === rs.metadata.name &&
-      sameJson(c.object.spec, rs.spec) &&
-      sameJson(c.object.metadata.annotations ?? {}, pickAnnotations(rs, c.object.metadata.annotations ?? {})),
-  );
-  // A remote namespace a selector may pick, while that cluster's namespaces are not known yet: ask again later
-  if (!match) return undecided.size > 0 ? "undecided" : undefined;
-  const secretNs = match.object.spec.target.cluster?.kubeConfig.secretRef.namespace;
-  return {
-    ...(match.destination.cluster === undefined ? { sourceNamespace: set.spec.source.namespace } : {}),
-    ...(secretNs !== undefined ? { secretNamespace: secretNs } : {}),
-  };
-}
-
-/** The child's values of the annotations the set sets (others, e.g. kubectl's, do not matter). */
-function pickAnnotations(rs: ResourceSync, wanted: Record<string, string>): Record<string, string> {
-  const have = rs.metadata.annotations ?? {};
-  const out: Record<string, string> = {};
-  for (const k of [...Object.keys(wanted), ANNOTATION_SOURCE_NAMESPACE, ANNOTATION_DISABLE_TARGET_DELETION]) {
-    if (have[k] !== undefined) out[k] = have[k];
-  }
-  return out;
 }

@@ -9,11 +9,9 @@
  */
 import type { Logger } from "pino";
 import {
-  ANNOTATION_DISABLE_TARGET_DELETION,
   type AnySet,
   CLUSTER_RESOURCE_SYNC_SET_KIND,
   type ClusterResourceSyncSet,
-  FIELD_MANAGER,
   GROUP_VERSION,
   RESOURCE_SYNC_SET_KIND,
   type ResourceSync,
@@ -25,17 +23,28 @@ import {
 } from "../api/validate.ts";
 import { WorkQueue } from "../controller/queue.ts";
 import { truncateMessage } from "../controller/status.ts";
-import { asSinkerError, type SinkerError } from "../errors.ts";
+import type { WatchChange, Watches } from "../controller/watches.ts";
+import { asSinkerError, SinkerError } from "../errors.ts";
 import { reduceApiMessage } from "../kube/api-message.ts";
 import type { ClusterClient, ResourceInfo } from "../kube/client.ts";
 import type { EventRecorder } from "../kube/events.ts";
 import { Informer, type InformerEvent, stripForCache } from "../kube/informer.ts";
 import type { RemoteClusters } from "../kube/remote-clusters.ts";
-import { pool } from "../pool.ts";
-import { desiredChildren, type Grant, grantFor, type SecretInfo, setOwner } from "./children.ts";
-import { nextSetStatus, planChildren, setStatusDiffers, summarize, transitionEvent } from "./plan.ts";
+import { desiredChildren, type SecretInfo, setOwner } from "./children.ts";
+import { type Grant, grantFor } from "./grant.ts";
+import { capChildren, planChildren } from "./plan.ts";
 import { namespaceInfo, RemoteNamespaces, type SecretKeyRef } from "./remote-namespaces.ts";
+import { SetSources } from "./set-sources.ts";
+import {
+  nextSetStatus,
+  refusedDestinations,
+  type SetSummary,
+  setStatusDiffers,
+  summarize,
+  transitionEvent,
+} from "./set-status.ts";
 import { secretMetadataOnly, TenantSecrets } from "./tenant-secrets.ts";
+import { type ChildWriter, writeChildren } from "./write-children.ts";
 
 export interface FanoutOptions {
   local: ClusterClient;
@@ -49,7 +58,14 @@ export interface FanoutOptions {
   informerOptions?: { backoff?: { initialMs: number; maxMs: number } };
   /** Every set is reconciled again after about this long (default 10 min). */
   resyncPeriodMs?: number;
+  /** The ResourceSync controller's shared watches: a sourceSelector reads its sources through them. */
+  watches: Watches;
+  /** Most children one set may create (sources × destinations); default DEFAULT_MAX_CHILDREN_PER_SET. */
+  maxChildrenPerSet?: number;
 }
+
+/** Default of --max-children-per-set. */
+export const DEFAULT_MAX_CHILDREN_PER_SET = 1000;
 
 export interface Fanout {
   /** Resolves once both set kinds and the namespaces are cached (grants can be decided). */
@@ -59,6 +75,10 @@ export interface Fanout {
   grant(rs: ResourceSync): Grant | "undecided" | undefined;
   /** Fed by the manager with every ResourceSync event. */
   onResourceSync(event: InformerEvent): void;
+  /** Whether a key of the shared watches is one of this controller's (a set's sources), not a ResourceSync. */
+  ownsWatchKey(key: string): boolean;
+  /** A change (or trouble, recovery: no change) of a set's sources seen by the shared watches. */
+  onWatch(key: string, change?: WatchChange): void;
   /** Remote clients this controller watches Namespaces through (not to be closed as unused). */
   clients(): ClusterClient[];
   /** Namespaces of the local cluster (from the cache; Infinity before its first list). */
@@ -66,8 +86,6 @@ export interface Fanout {
   stop(): Promise<void>;
 }
 
-/** Parallel child writes per set reconcile: bounded, so one huge set cannot flood the API server. */
-const WRITE_PARALLELISM = 8;
 /** Children's status changes come in bursts; one set status write per burst. */
 const CHILD_EVENT_DELAY_MS = 250;
 
@@ -95,6 +113,7 @@ export async function startFanout(options: FanoutOptions): Promise<Fanout | unde
   const namespaceResource = await local.resolve("v1", "Namespace");
   const secretResource = await local.resolve("v1", "Secret");
   const resyncMs = options.resyncPeriodMs ?? 10 * 60_000;
+  const maxChildren = options.maxChildrenPerSet ?? DEFAULT_MAX_CHILDREN_PER_SET;
   const informer = (
     resource: ResourceInfo,
     module: string,
@@ -135,6 +154,15 @@ export async function startFanout(options: FanoutOptions): Promise<Fanout | unde
     },
     ...(options.informerOptions?.backoff ? { backoff: options.informerOptions.backoff } : {}),
   });
+
+  const sources = new SetSources(local, options.watches, (key) => queue.add(key));
+  const childWriter: ChildWriter = {
+    local,
+    resource: options.resourceSyncResource,
+    events: options.events,
+    log,
+    lookup: (namespace, name) => options.resourceSyncs.get(namespace, name) as ResourceSync | undefined,
+  };
 
   const enqueueAll = (kind: SetKind) => {
     const source = kind === RESOURCE_SYNC_SET_KIND ? sets : clusterSets;
@@ -196,6 +224,7 @@ export async function startFanout(options: FanoutOptions): Promise<Fanout | unde
       // disable-target-deletion already, so their copies stay
       tenantSecrets.release(key);
       remote.sync(key, []);
+      sources.release(key);
       return "gone";
     }
     const validated =
@@ -204,92 +233,43 @@ export async function startFanout(options: FanoutOptions): Promise<Fanout | unde
     if (!validated.ok) {
       tenantSecrets.release(key);
       remote.sync(key, []);
+      sources.release(key);
       const message = `invalid ${kind}:\n${formatValidationErrors(validated.errors)}`;
-      await writeStatus(
-        resource,
-        raw as AnySet,
-        { desired: 0, synced: 0, failing: 0, failures: [] },
-        {
-          reason: "InvalidSpec",
-          message: truncateMessage(message),
-        },
-      );
+      await writeStatus(resource, raw as AnySet, {
+        desired: 0,
+        synced: 0,
+        failing: 0,
+        failures: [],
+        blocked: { reason: "InvalidSpec", message: truncateMessage(message) },
+      });
       return "done";
     }
     const set = validated.value as AnySet;
-    let secrets: SecretInfo[] = [];
-    if (set.kind === CLUSTER_RESOURCE_SYNC_SET_KIND && !namespaces.hasSynced()) {
-      // the namespace list is on its way (a worker never waits for it)
-      watchNamespaces();
-      void namespaces.synced.then(() => queue.add(key));
-      return "done";
-    }
-    if (set.kind === RESOURCE_SYNC_SET_KIND && set.spec.clusterSelector) {
-      const cached = tenantSecrets.of(set.metadata.namespace, key);
-      // the Secret list is on its way: its first list requeues this set (a worker never waits for it)
-      if (cached === undefined) return "done";
-      secrets = cached;
-    } else tenantSecrets.release(key);
-    const selecting: SecretKeyRef[] =
-      set.kind === CLUSTER_RESOURCE_SYNC_SET_KIND
-        ? (set.spec.clusters ?? []).filter((c) => c.namespaceSelector).map((c) => c.kubeConfig.secretRef)
-        : [];
-    const clusterNamespaces = remote.sync(key, selecting);
-    const destinationFailures = [...clusterNamespaces.values()].flatMap((c) =>
-      c.failure ? [{ resourceSync: "", ...c.failure }] : [],
-    );
-    const { children: desired, undecided } = desiredChildren(set, {
-      namespaces: set.kind === CLUSTER_RESOURCE_SYNC_SET_KIND ? namespaces.list().map(namespaceInfo) : [],
-      secrets,
-      remoteNamespaces: (id) => clusterNamespaces.get(id)?.namespaces,
-    });
-    const owned = [...(childrenOf.get(set.metadata.uid ?? "") ?? [])]
-      .map((k) => lookupChild(k.slice(0, k.indexOf("/")), k.slice(k.indexOf("/") + 1)))
-      .filter((c): c is ResourceSync => c !== undefined);
-    const plan = planChildren(set, desired, owned, lookupChild, undecided);
-    let failed: SinkerError | undefined;
-    const note = (err: unknown) => {
-      failed ??= asSinkerError(err);
-    };
-    // counted before the writes: the cache learns of the new children while they are being made
-    const created = plan.apply.filter((d) => !lookupChild(d.namespace, d.name)).length;
-    await pool(plan.apply, WRITE_PARALLELISM, (d) =>
-      local
-        .apply(options.resourceSyncResource, d.object, { fieldManager: FIELD_MANAGER, force: true })
-        .then(() => {}),
-    ).catch(note);
-    const orphanFirst = new Set(plan.orphanFirst);
-    await pool(plan.remove, WRITE_PARALLELISM, async (child) => {
-      const ns = child.metadata.namespace ?? "";
-      if (orphanFirst.has(child)) {
-        await local.patch(
-          options.resourceSyncResource,
-          ns,
-          child.metadata.name,
-          { metadata: { annotations: { [ANNOTATION_DISABLE_TARGET_DELETION]: "true" } } },
-          "merge",
-        );
-      }
-      await local.delete(options.resourceSyncResource, ns, child.metadata.name, {
-        preconditions: { uid: child.metadata.uid ?? "" },
-        propagationPolicy: "Background",
+    const selection = await select(key, set);
+    if (selection === undefined) return "done"; // a list is on its way: its arrival requeues the set
+    if (selection instanceof SinkerError) {
+      await writeStatus(resource, set, {
+        desired: 0,
+        synced: 0,
+        failing: 0,
+        failures: [],
+        blocked: { reason: "SourcesUnavailable", message: truncateMessage(selection.message) },
       });
-    }).catch(note);
-    if (plan.apply.length > 0 || plan.remove.length > 0) {
-      log.info({ set: key, added: plan.apply.length, removed: plan.remove.length }, "children changed");
-      if (created > 0 || plan.remove.length > 0)
-        options.events.record(
-          set,
-          "Normal",
-          "DestinationsChanged",
-          `${created} destination(s) added, ${plan.remove.length} removed` +
-            (plan.remove.length > 0 && (set.spec.pruning ?? "Delete") === "Orphan"
-              ? " (their copies kept, without owner reference: pruning Orphan)"
-              : "") +
-            `; ${desired.length} selected`,
-        );
+      return "retry";
     }
-    await writeStatus(resource, set, summarize(desired, plan.taken, lookupChild, destinationFailures));
+    const { desired, over, plan, clusterFailures, collisions } = selection;
+    const failed = await writeChildren(childWriter, key, set, plan, desired.length);
+    const refused = refusedDestinations(collisions, over, maxChildren);
+    const summary = summarize(desired, plan.taken, lookupChild, clusterFailures, plan.kept, refused);
+    if (over.length > 0) {
+      summary.blocked = {
+        reason: "ChildLimitReached",
+        message:
+          `${desired.length + over.length} destinations selected (sources × destinations), over the limit of ` +
+          `${maxChildren} children per set (--max-children-per-set): ${over.length} not made`,
+      };
+    }
+    await writeStatus(resource, set, summary);
     if (failed) {
       log.warn({ set: key, reason: failed.reason }, reduceApiMessage(failed.message));
       return "retry";
@@ -297,13 +277,51 @@ export async function startFanout(options: FanoutOptions): Promise<Fanout | unde
     return "done";
   }
 
-  async function writeStatus(
-    resource: ResourceInfo,
-    set: AnySet,
-    summary: Parameters<typeof nextSetStatus>[1],
-    invalid?: { reason: string; message: string },
-  ): Promise<void> {
-    const next = nextSetStatus(set, summary, new Date(), invalid);
+  /** What the set wants now, from the caches; undefined while one of them is being filled. */
+  async function select(key: string, set: AnySet) {
+    let secrets: SecretInfo[] = [];
+    if (set.kind === CLUSTER_RESOURCE_SYNC_SET_KIND && !namespaces.hasSynced()) {
+      // the namespace list is on its way (a worker never waits for it)
+      watchNamespaces();
+      void namespaces.synced.then(() => queue.add(key));
+      return undefined;
+    }
+    if (set.kind === RESOURCE_SYNC_SET_KIND && set.spec.clusterSelector) {
+      const cached = tenantSecrets.of(set.metadata.namespace, key);
+      // the Secret list is on its way: its first list requeues this set (a worker never waits for it)
+      if (cached === undefined) return undefined;
+      secrets = cached;
+    } else tenantSecrets.release(key);
+    const sourceObjects = await sources.objects(key, set);
+    if (sourceObjects === undefined || sourceObjects instanceof SinkerError) return sourceObjects;
+    const selecting: SecretKeyRef[] =
+      set.kind === CLUSTER_RESOURCE_SYNC_SET_KIND
+        ? (set.spec.clusters ?? []).filter((c) => c.namespaceSelector).map((c) => c.kubeConfig.secretRef)
+        : [];
+    const clusterNamespaces = remote.sync(key, selecting);
+    const clusterFailures = [...clusterNamespaces.values()].flatMap((c) => (c.failure ? [c.failure] : []));
+    const uid = set.metadata.uid;
+    const made = (namespace: string, name: string) =>
+      setOwner(lookupChild(namespace, name) ?? {})?.uid === uid;
+    const wanted = desiredChildren(set, {
+      namespaces: set.kind === CLUSTER_RESOURCE_SYNC_SET_KIND ? namespaces.list().map(namespaceInfo) : [],
+      secrets,
+      remoteNamespaces: (id) => clusterNamespaces.get(id)?.namespaces,
+      sources: sourceObjects,
+      exists: made,
+    });
+    const { children: desired, over } = capChildren(wanted.children, maxChildren, (d) =>
+      made(d.namespace, d.name),
+    );
+    const owned = [...(childrenOf.get(uid ?? "") ?? [])]
+      .map((k) => lookupChild(k.slice(0, k.indexOf("/")), k.slice(k.indexOf("/") + 1)))
+      .filter((c): c is ResourceSync => c !== undefined);
+    const plan = planChildren(set, desired, owned, lookupChild, wanted.undecided);
+    return { desired, over, plan, clusterFailures, collisions: wanted.collisions };
+  }
+
+  async function writeStatus(resource: ResourceInfo, set: AnySet, summary: SetSummary): Promise<void> {
+    const next = nextSetStatus(set, summary, new Date());
     if (!setStatusDiffers(set.status, next)) return;
     await local.patch(resource, set.metadata.namespace, set.metadata.name, { status: next }, "merge", {
       subresource: "status",
@@ -312,8 +330,8 @@ export async function startFanout(options: FanoutOptions): Promise<Fanout | unde
     const after = next.conditions?.[0];
     const event = after ? transitionEvent(before, after) : undefined;
     if (event) options.events.record(set, event.type, event.reason, event.message);
-    else if (invalid && before?.reason !== invalid.reason)
-      options.events.record(set, "Warning", invalid.reason, invalid.message);
+    else if (summary.blocked && before?.reason !== summary.blocked.reason)
+      options.events.record(set, "Warning", summary.blocked.reason, summary.blocked.message);
   }
 
   let stopped = false;
@@ -374,9 +392,12 @@ export async function startFanout(options: FanoutOptions): Promise<Fanout | unde
           return ns ? namespaceInfo(ns) : undefined;
         },
         (id) => remote.namespacesOf(id),
+        (set) => sources.cached(setKey(CLUSTER_RESOURCE_SYNC_SET_KIND, undefined, set.metadata.name)),
       );
     },
     onResourceSync,
+    ownsWatchKey: (key) => SetSources.owns(key),
+    onWatch: (key, change) => sources.onChange(key, change),
     clients: () => remote.clients(),
     namespaceCount: () => (namespaces.hasSynced() ? namespaces.size : Number.POSITIVE_INFINITY),
     async stop() {

@@ -7,7 +7,7 @@
  * model), so no allowed-namespaces check applies here.
  */
 import type { Logger } from "pino";
-import type { SetFailure } from "../api/types.ts";
+import type { SetClusterFailure } from "../api/types.ts";
 import { asSinkerError } from "../errors.ts";
 import type { ClusterClient, ResourceInfo } from "../kube/client.ts";
 import { Informer, stripForCache } from "../kube/informer.ts";
@@ -22,9 +22,10 @@ export interface SecretKeyRef {
 }
 
 export interface ClusterNamespaces {
-  /** Undefined while not known (not listed yet, or failing). */
+  /** Undefined while not known (not listed yet, or failing before its first list). */
   namespaces?: NamespaceInfo[];
-  failure?: Omit<SetFailure, "resourceSync">;
+  /** The cluster cannot be listed (beside the namespaces it had, when its list had come in before). */
+  failure?: SetClusterFailure;
 }
 
 const NAMESPACE_RESOURCE: ResourceInfo = {
@@ -125,23 +126,24 @@ export class RemoteNamespaces {
         client,
         informer: this.#informer(client, NAMESPACE_RESOURCE, undefined, undefined),
       }));
-      if (nsInformer.hasSynced()) {
-        out.set(id, { namespaces: nsInformer.list().map(namespaceInfo) });
-        continue;
-      }
       const health = nsInformer.health();
-      out.set(
-        id,
-        health.consecutiveFailures > 0 && health.lastErrorReason
+      // a cache that had its list keeps its namespaces (the destinations the set knew) while the watch fails;
+      // the cluster is failing from the failure that would trouble its users (2 in a row), or at once before
+      const failing =
+        health.lastErrorReason !== undefined &&
+        health.consecutiveFailures >= (nsInformer.hasSynced() ? 2 : 1);
+      out.set(id, {
+        ...(nsInformer.hasSynced() ? { namespaces: nsInformer.list().map(namespaceInfo) } : {}),
+        ...(failing
           ? {
               failure: {
                 cluster,
-                reason: health.lastErrorReason,
+                reason: health.lastErrorReason as string,
                 message: `cannot list the namespaces of cluster ${cluster} (${health.lastErrorReason})`,
               },
             }
-          : {},
-      );
+          : {}),
+      });
     }
     this.#release(this.#secrets, user, secretsUsed);
     this.#release(this.#namespaces, user, clientsUsed);

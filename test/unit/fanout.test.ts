@@ -2,16 +2,25 @@ import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import type { ClusterResourceSyncSet, ResourceSync, ResourceSyncSet } from "../../src/api/types.ts";
 import { validateClusterResourceSyncSet, validateResourceSyncSet } from "../../src/api/validate.ts";
-import { childName, desiredChildren, grantFor, sameJson, setLabelValue } from "../../src/fanout/children.ts";
-
+import { resourceSyncChangeMatters } from "../../src/controller/event-filters.ts";
+import {
+  childName,
+  desiredChildren,
+  sameJson,
+  setLabelValue,
+  setSources,
+} from "../../src/fanout/children.ts";
+import { grantFor } from "../../src/fanout/grant.ts";
+import { capChildren, planChildren } from "../../src/fanout/plan.ts";
+import { labelsMatch, type NamespaceInfo, namespaceSelected } from "../../src/fanout/selector.ts";
 import {
   childState,
-  planChildren,
+  nextSetStatus,
   readyCondition,
+  refusedDestinations,
   summarize,
   transitionEvent,
-} from "../../src/fanout/plan.ts";
-import { labelsMatch, type NamespaceInfo, namespaceSelected } from "../../src/fanout/selector.ts";
+} from "../../src/fanout/set-status.ts";
 
 const API = "sinker.influxdata.io/v1alpha1";
 const kids = (...args: Parameters<typeof desiredChildren>) => desiredChildren(...args).children;
@@ -408,6 +417,92 @@ describe("plan and status", () => {
   });
 });
 
+describe("destinations and clusters counted apart", () => {
+  const set = clusterSet();
+  const [child] = kids(set, { namespaces: [ns("a", { team: "x" })], secrets: [] }) as [
+    ReturnType<typeof kids>[0],
+  ];
+  const synced = structuredClone(child.object);
+  synced.metadata.generation = 1;
+  synced.status = {
+    observedGeneration: 1,
+    conditions: [
+      {
+        type: "Ready",
+        status: "True",
+        reason: "Synced",
+        message: "",
+        lastTransitionTime: "2026-01-01T00:00:00Z",
+      },
+    ],
+  };
+  const forbidden = {
+    cluster: "ops/b",
+    reason: "Forbidden",
+    message: "cannot list the namespaces of cluster ops/b",
+  };
+  const now = new Date("2026-11-25T10:00:00Z");
+
+  test("a cluster that cannot be listed is not a failing destination", () => {
+    const summary = summarize([child], [], () => synced, [forbidden]);
+    assert.deepEqual(
+      [summary.desired, summary.synced, summary.failing, summary.failingClusters],
+      [1, 1, 0, 1],
+    );
+    assert.deepEqual(summary.failures, []);
+    assert.deepEqual(summary.clusterFailures, [forbidden]);
+    const ready = readyCondition(summary, 1, undefined, now);
+    assert.deepEqual(
+      [ready.status, ready.reason, ready.message],
+      ["False", "ClustersFailing", "1 of 1 destinations synced; 1 cluster failing"],
+    );
+    assert.equal(transitionEvent(undefined, ready)?.reason, "ClustersFailing");
+  });
+
+  test("children kept while their cluster is unknown are still counted as destinations", () => {
+    const remote = structuredClone(synced);
+    remote.metadata.name = "ca-remote";
+    remote.spec.target.cluster = {
+      namespace: "nb",
+      kubeConfig: { secretRef: { name: "b", key: "v", namespace: "ops" } },
+    };
+    remote.status = {
+      observedGeneration: 1,
+      conditions: [
+        {
+          type: "Ready",
+          status: "False",
+          reason: "ClusterUnreachable",
+          message: "down",
+          lastTransitionTime: "2026-01-01T00:00:00Z",
+        },
+      ],
+    };
+    const plan = planChildren(set, [], [remote], () => undefined, new Set(["ops/b"]));
+    assert.deepEqual(plan.remove, []);
+    assert.deepEqual(plan.kept, [remote]);
+    const summary = summarize(
+      [],
+      [],
+      () => remote,
+      [{ ...forbidden, reason: "ClusterUnreachable" }],
+      plan.kept,
+    );
+    assert.deepEqual(
+      [summary.desired, summary.synced, summary.failing, summary.failingClusters],
+      [1, 0, 1, 1],
+    );
+    assert.deepEqual(
+      summary.failures.map((f) => [f.cluster, f.namespace, f.reason]),
+      [["ops/b", "nb", "ClusterUnreachable"]],
+    );
+    assert.equal(
+      readyCondition(summary, 1, undefined, now).message,
+      "1 of 1 destinations failing; 1 cluster failing",
+    );
+  });
+});
+
 describe("validation", () => {
   test("a valid ClusterResourceSyncSet and ResourceSyncSet pass", () => {
     assert.equal(validateClusterResourceSyncSet(clusterSet()).ok, true);
@@ -450,6 +545,28 @@ describe("validation", () => {
       "spec",
     ],
     [
+      "label key that Kubernetes refuses",
+      clusterSet({ namespaceSelector: { matchLabels: { "bad key!": "x" } } }),
+      "spec.namespaceSelector.matchLabels",
+    ],
+    [
+      "label value that Kubernetes refuses",
+      clusterSet({ namespaceSelector: { matchLabels: { good: "not valid!" } } }),
+      "spec.namespaceSelector.matchLabels.good",
+    ],
+    [
+      "expression key that Kubernetes refuses",
+      clusterSet({ namespaceSelector: { matchExpressions: [{ key: "bad key!", operator: "Exists" }] } }),
+      "spec.namespaceSelector.matchExpressions[0].key",
+    ],
+    [
+      "expression value that Kubernetes refuses",
+      clusterSet({
+        namespaceSelector: { matchExpressions: [{ key: "a", operator: "In", values: ["-x"] }] },
+      }),
+      "spec.namespaceSelector.matchExpressions[0].values[0]",
+    ],
+    [
       "remote Secret namespace required",
       clusterSet({ clusters: [{ kubeConfig: { secretRef: { name: "b", key: "v" } } } as never] }),
       "spec.clusters[0].kubeConfig.secretRef.namespace",
@@ -466,6 +583,18 @@ describe("validation", () => {
         );
     });
   }
+
+  test("label keys and values Kubernetes accepts pass", () => {
+    const r = validateClusterResourceSyncSet(
+      clusterSet({
+        namespaceSelector: {
+          matchLabels: { "example.com/team": "a.b_c-1", "kubernetes.io/metadata.name": "", A_b: "Z" },
+          matchExpressions: [{ key: "x.io/y", operator: "NotIn", values: ["1", "a-b"] }],
+        },
+      }),
+    );
+    assert.equal(r.ok, true, JSON.stringify(r));
+  });
 
   test("a ResourceSyncSet clusterSelector needs the kubeconfig key", () => {
     const r = validateResourceSyncSet(tenantSet({ clusterSelector: { matchLabels: { a: "b" } } as never }));
@@ -569,7 +698,7 @@ describe("remote namespaces selected by label", () => {
   });
 });
 
-describe("the target's metadata policy (issue 20 item 5)", () => {
+describe("the target's metadata policy", () => {
   const policy = { labels: { exclude: ["team"], add: { copy: "yes" } }, annotations: { include: ["note"] } };
   const target = { ...cm("bundle"), ...policy };
 
@@ -602,5 +731,232 @@ describe("the target's metadata policy (issue 20 item 5)", () => {
     const edited = structuredClone(child);
     edited.spec.target.labels = { include: ["*"] };
     assert.equal(grantFor(edited, lookup, nsOf, noRemote), undefined);
+  });
+});
+
+describe("ResourceSync events worth a reconcile", () => {
+  test("losing the set's owner reference (kubectl delete --cascade=orphan) reconciles the child", () => {
+    const child: ResourceSync = {
+      apiVersion: API,
+      kind: "ResourceSync",
+      metadata: {
+        name: "c",
+        namespace: "n",
+        generation: 1,
+        ownerReferences: [
+          { apiVersion: API, kind: "ClusterResourceSyncSet", name: "ca", uid: "u", controller: true },
+        ],
+      },
+      spec: { source: cm("x"), target: cm("x") },
+    };
+    const orphaned = structuredClone(child);
+    delete orphaned.metadata.ownerReferences;
+    assert.equal(resourceSyncChangeMatters(child, orphaned), true);
+    assert.equal(resourceSyncChangeMatters(child, structuredClone(child)), false);
+  });
+});
+
+describe("sources selected by label", () => {
+  const selecting = (target: Record<string, string> = { apiVersion: "v1", kind: "Secret" }) =>
+    clusterSet({
+      source: undefined,
+      sourceSelector: {
+        apiVersion: "v1",
+        kind: "Secret",
+        namespace: "platform",
+        matchLabels: { team: "pay" },
+      },
+      target: { resourceRef: target as never },
+      namespaceSelector: { include: ["a", "b"] },
+    });
+  const objects = [
+    { name: "db", labels: { team: "pay" } },
+    { name: "api", labels: { team: "pay" } },
+    { name: "other", labels: { team: "web" } },
+  ];
+  const destinations = { namespaces: [ns("a"), ns("b"), ns("platform")], secrets: [], sources: objects };
+
+  test("setSources: the matching objects by name, each target named after its source unless the set names one", () => {
+    const set = selecting();
+    assert.deepEqual(
+      setSources(set, objects).map((s) => [s.resourceRef.name, s.target.name, s.namespace]),
+      [
+        ["api", "api", "platform"],
+        ["db", "db", "platform"],
+      ],
+    );
+    assert.deepEqual(
+      setSources(selecting({ apiVersion: "v1", kind: "Secret", name: "fixed" }), objects).map(
+        (s) => s.target.name,
+      ),
+      ["fixed", "fixed"],
+    );
+    // a named source is one source, whatever the objects
+    assert.deepEqual(
+      setSources(clusterSet(), objects).map((s) => [s.resourceRef.name, s.key]),
+      [["bundle", ""]],
+    );
+  });
+
+  test("one child per source × destination, in the destination namespace, reading its source by name", () => {
+    const out = desiredChildren(selecting(), destinations);
+    assert.deepEqual(
+      out.children.map((c) => [
+        c.namespace,
+        c.object.spec.source.resourceRef.name,
+        c.object.spec.target.resourceRef.name,
+      ]),
+      [
+        ["a", "api", "api"],
+        ["b", "api", "api"],
+        ["a", "db", "db"],
+        ["b", "db", "db"],
+      ],
+    );
+    assert.equal(new Set(out.children.map((c) => c.name)).size, 4);
+    assert.deepEqual(out.collisions, []);
+    assert.equal(out.children[0]?.destination.source, "api");
+  });
+
+  test("two sources onto one target: the child already made keeps it, else the first by name", () => {
+    const fixed = selecting({ apiVersion: "v1", kind: "Secret", name: "merged" });
+    const fresh = desiredChildren(fixed, { ...destinations, namespaces: [ns("a")] });
+    assert.deepEqual(
+      fresh.children.map((c) => c.destination.source),
+      ["api"],
+    );
+    assert.deepEqual(
+      fresh.collisions.map((x) => [x.child.destination.source, x.winner.destination.source]),
+      [["db", "api"]],
+    );
+    const dbChild = fresh.collisions[0]?.child as (typeof fresh.children)[0];
+    const made = desiredChildren(fixed, {
+      ...destinations,
+      namespaces: [ns("a")],
+      exists: (_n, name) => name === dbChild.name,
+    });
+    assert.deepEqual(
+      made.children.map((c) => c.destination.source),
+      ["db"],
+    );
+    const refused = refusedDestinations(made.collisions, []);
+    assert.equal(refused.count, 1);
+    assert.equal(refused.failures[0]?.reason, "TargetCollision");
+    assert.equal(refused.failures[0]?.source, "api");
+  });
+
+  test("the source's namespace gets no copy of a source onto itself", () => {
+    const out = desiredChildren(
+      clusterSet({
+        source: undefined,
+        sourceSelector: {
+          apiVersion: "v1",
+          kind: "Secret",
+          namespace: "platform",
+          matchLabels: { team: "pay" },
+        },
+        target: { resourceRef: { apiVersion: "v1", kind: "Secret" } as never },
+        namespaceSelector: { include: ["platform"] },
+      }),
+      destinations,
+    );
+    assert.deepEqual(out.children, []);
+  });
+
+  test("the grant follows the selection: a source that stops matching grants nothing", () => {
+    const set = selecting();
+    const [child] = desiredChildren(set, destinations).children as [ReturnType<typeof kids>[0]];
+    const lookup = () => set;
+    const nsOf = (name: string) => ns(name);
+    assert.deepEqual(
+      grantFor(child.object, lookup, nsOf, undefined, () => objects),
+      { sourceNamespace: "platform" },
+    );
+    const unlabelled = objects.map((o) => (o.name === "api" ? { ...o, labels: {} } : o));
+    assert.equal(
+      grantFor(child.object, lookup, nsOf, undefined, () => unlabelled),
+      undefined,
+    );
+    assert.equal(
+      grantFor(child.object, lookup, nsOf, undefined, () => undefined),
+      "undecided",
+    );
+  });
+
+  test("schema: exactly one of source and sourceSelector; a named source needs a named target", () => {
+    assert.equal(validateClusterResourceSyncSet(selecting()).ok, true);
+    const both = { ...selecting(), spec: { ...selecting().spec, source: clusterSet().spec.source } };
+    assert.equal(validateClusterResourceSyncSet(both).ok, false);
+    const neither = { ...selecting(), spec: { ...selecting().spec, sourceSelector: undefined } };
+    assert.equal(validateClusterResourceSyncSet(neither).ok, false);
+    const unnamed = clusterSet({ target: { resourceRef: { apiVersion: "v1", kind: "ConfigMap" } as never } });
+    assert.equal(validateClusterResourceSyncSet(unnamed).ok, false);
+    assert.equal(
+      validateResourceSyncSet(
+        tenantSet({
+          source: undefined,
+          sourceSelector: { apiVersion: "v1", kind: "ConfigMap", matchLabels: { a: "b" } },
+          target: { resourceRef: { apiVersion: "v1", kind: "ConfigMap" } as never },
+        }),
+      ).ok,
+      true,
+    );
+  });
+});
+
+describe("the cap on children per set", () => {
+  const set = clusterSet({ namespaceSelector: { include: ["a", "b", "c", "d"] } });
+  const desired = kids(set, { namespaces: ["a", "b", "c", "d"].map((n) => ns(n)), secrets: [] });
+
+  test("under the cap: everything", () => {
+    assert.deepEqual(
+      capChildren(desired, 4, () => false),
+      { children: desired, over: [] },
+    );
+  });
+
+  test("over it: children already made first, new ones up to the cap, the rest over", () => {
+    const { children, over } = capChildren(desired, 2, (d) => d.namespace === "d");
+    assert.deepEqual(
+      children.map((c) => c.namespace),
+      ["a", "d"],
+    );
+    assert.deepEqual(
+      over.map((c) => c.namespace),
+      ["b", "c"],
+    );
+  });
+
+  test("a lowered cap never prunes children already made", () => {
+    const { children, over } = capChildren(desired, 1, () => true);
+    assert.equal(children.length, 4);
+    assert.deepEqual(over, []);
+  });
+
+  test("the children over the cap are failing destinations, and the condition names the cap", () => {
+    const refused = refusedDestinations([], desired.slice(2), 2);
+    const summary = summarize(desired.slice(0, 2), [], () => undefined, [], [], refused);
+    assert.deepEqual([summary.desired, summary.failing], [4, 2]);
+    assert.match(
+      summary.failures[0]?.message ?? "",
+      /limit of 2 children per set \(--max-children-per-set\)/,
+    );
+  });
+});
+
+describe("the children's label selector in the set's status", () => {
+  test("names the set (shortened past 63 characters) and its kind", () => {
+    const long = clusterSet();
+    long.metadata.name = "a".repeat(70);
+    const summary = { desired: 0, synced: 0, failing: 0, failures: [] };
+    const selector = nextSetStatus(long, summary, new Date()).childSelector ?? "";
+    const value = /set=([^,]*),/.exec(selector)?.[1] ?? "";
+    assert.equal(value, setLabelValue(long.metadata.name));
+    assert.equal(value.length, 63);
+    assert.ok(selector.endsWith(",sinker.influxdata.io/set-kind=ClusterResourceSyncSet"));
+    assert.equal(
+      nextSetStatus(tenantSet(), summary, new Date()).childSelector,
+      "sinker.influxdata.io/set=fleet,sinker.influxdata.io/set-kind=ResourceSyncSet",
+    );
   });
 });

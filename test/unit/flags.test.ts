@@ -85,6 +85,7 @@ describe("parseControllerFlags", () => {
       concurrency: 8,
       maxConcurrentPerCluster: 4,
       resyncPeriodMs: 600_000,
+      maxChildrenPerSet: 1000,
       leaderElection: {
         enabled: false,
         id: "sinker",
@@ -170,6 +171,7 @@ describe("parseControllerFlags", () => {
       5,
     ],
     ["--resync-period", ["--resync-period", "90s"], (c) => c.resyncPeriodMs, 90_000],
+    ["--max-children-per-set", ["--max-children-per-set", "50"], (c) => c.maxChildrenPerSet, 50],
     ["--leader-elect", ["--leader-elect"], (c) => c.leaderElection.enabled, true],
     [
       "--leader-election-id",
@@ -231,6 +233,11 @@ describe("parseControllerFlags", () => {
     ["bad port", ["--admin-addr", "0.0.0.0:70000"], /port "70000" is not 0-65535/],
     ["bad boolean", ["--leader-elect=yes"], /"yes" for --leader-elect: expected true or false/],
     ["bad concurrency", ["--concurrency", "0"], /--concurrency: "0" is not a whole number/],
+    [
+      "bad max-children-per-set",
+      ["--max-children-per-set", "0"],
+      /--max-children-per-set: "0" is not a whole number/,
+    ],
     ["non-numeric concurrency", ["--concurrency", "many"], /--concurrency/],
     [
       "zero per-cluster share",

@@ -226,6 +226,7 @@ export async function startTestController(
     logLines?: string[];
     resyncPeriodMs?: number;
     watchWidening?: { at: number; minShare: number };
+    maxChildrenPerSet?: number;
     /** Counts every request the controller's local client sends, by method (tests of request costs). */
     requests?: Map<string, number>;
   } = {},
@@ -252,6 +253,7 @@ export async function startTestController(
     responseHeadersTimeoutMs: 9000,
     ...(options.resyncPeriodMs !== undefined ? { resyncPeriodMs: options.resyncPeriodMs } : {}),
     ...(options.watchWidening !== undefined ? { watchWidening: options.watchWidening } : {}),
+    ...(options.maxChildrenPerSet !== undefined ? { maxChildrenPerSet: options.maxChildrenPerSet } : {}),
   });
   await controller.ready;
   return {
