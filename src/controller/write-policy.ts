@@ -60,8 +60,14 @@ export interface ReplaceFacts {
   /** Why the apply failed. */
   error: SinkerError;
   live: LiveTarget;
-  /** The live target is the object Sinker wrote for this ResourceSync (isOurs), not merely adopted. */
+  /** The live target is the object Sinker wrote for this ResourceSync (isOurs). */
   ours: boolean;
+  /**
+   * The ResourceSync carries adopt-target: its target may have existed before Sinker wrote it. Once applied, an
+   * adopted object has Sinker's field manager and the record's uid like one Sinker created, so only the
+   * annotation tells them apart; such a target is never deleted for a replacement.
+   */
+  adopt: boolean;
   previous: ReplacementRecord | undefined;
   generation: number | undefined;
   sourceResourceVersion: string | undefined;
@@ -88,13 +94,13 @@ export function decideReplace(f: ReplaceFacts, now: Date): ReplaceDecision {
     // Gone or going since the apply: the next reconcile creates it.
     return { kind: "fail", error: withMessage("Conflict", `target is being deleted; ${named} changed`) };
   }
-  if (!f.ours) {
+  if (!f.ours || f.adopt) {
     return {
       kind: "fail",
       error: withMessage(
         "Invalid",
-        `${f.error.message} (not replaced: the target was adopted, not written by Sinker; Sinker deletes only ` +
-          "what it wrote)",
+        `${f.error.message} (not replaced: the target may have been adopted (adopt-target) rather than created ` +
+          "by Sinker, and Sinker deletes only what it created)",
       ),
     };
   }

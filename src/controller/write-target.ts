@@ -2,11 +2,11 @@
  * Writing the target as the write policy says (decisions in write-policy.ts): a server-side apply, a create that
  * never overwrites (CreateOnly), or a replacement when an apply is refused because a field is immutable.
  */
-import { FIELD_MANAGER, type ResourceSync } from "../api/types.ts";
+import { annotationIsTrue, FIELD_MANAGER, type ResourceSync } from "../api/types.ts";
 import { asSinkerError, SinkerError } from "../errors.ts";
 import type { KubeObject } from "../kube/object.ts";
 import { patchResourceSync, type ReconcileContext, track } from "./context.ts";
-import { isOurs, type LiveTarget } from "./decisions.ts";
+import { ANNOTATION_ADOPT_TARGET, isOurs, type LiveTarget } from "./decisions.ts";
 import { describeEnd, type ResolvedEnd } from "./resolve.ts";
 import { type AppliedTarget, sameTarget, type TargetIdentity } from "./sync-record.ts";
 import { decideReplace, MAX_REPLACE_ATTEMPTS, readReplacement } from "./write-policy.ts";
@@ -64,6 +64,7 @@ export async function replaceOrFail(w: WriteInput, err: unknown, ctx: ReconcileC
       error,
       live: w.live,
       ours: isOurs(w.live, sameTarget(w.record, w.targetId) ? w.record : undefined, undefined),
+      adopt: annotationIsTrue(w.rs.metadata, ANNOTATION_ADOPT_TARGET),
       previous: readReplacement(w.rs.status),
       generation: w.rs.metadata?.generation,
       sourceResourceVersion: w.source.metadata?.resourceVersion,

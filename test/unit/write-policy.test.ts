@@ -135,6 +135,7 @@ describe("decideReplace", () => {
     error: refusal,
     live: present(),
     ours: true,
+    adopt: false,
     previous: undefined,
     generation: 2,
     sourceResourceVersion: "100",
@@ -185,6 +186,11 @@ describe("decideReplace", () => {
     const d = decide({ ours: false });
     assert.equal(d.kind === "fail" && d.error.reason, "Invalid");
     assert.match(d.kind === "fail" ? d.error.message : "", /not replaced/);
+  });
+  it("never deletes a target of a ResourceSync with adopt-target, even once Sinker has applied it", () => {
+    const d = decide({ ours: true, adopt: true });
+    assert.equal(d.kind === "fail" && d.error.reason, "Invalid");
+    assert.match(d.kind === "fail" ? d.error.message : "", /not replaced: .*adopt-target/);
   });
   it("a target gone or going since the apply is not deleted again", () => {
     for (const live of [absent, present({ deleting: true })]) {
