@@ -12,6 +12,7 @@ import { startController } from "../src/controller/manager.ts";
 import type { ClusterClient, ResourceInfo } from "../src/kube/client.ts";
 import { Informer } from "../src/kube/informer.ts";
 import { pool } from "../src/pool.ts";
+import { copiesObserver, deleteNamespaces } from "./support/fanout-copies.ts";
 
 const LOOP_PARALLELISM = 8;
 
@@ -22,40 +23,6 @@ export interface SelectedFigures {
   loopFirstWriteMs: number;
   labelledLaterToCopiesMs: number;
   watchesHeld: number;
-}
-
-/** Resolves when every `namespace/name` of `want` holds data.v === value (from the cache), with that moment. */
-function observer(informer: Informer) {
-  const waiters: Array<{ check: () => boolean; resolve: (t: number) => void }> = [];
-  informer.onEvent(() => {
-    for (const w of [...waiters]) {
-      if (!w.check()) continue;
-      waiters.splice(waiters.indexOf(w), 1);
-      w.resolve(performance.now());
-    }
-  });
-  return (want: ReadonlyArray<[string, string]>, value: string, timeoutMs: number): Promise<number> => {
-    let from = 0; // the first one not there yet: each check resumes where the previous one stopped
-    const check = () => {
-      for (; from < want.length; from++) {
-        const [ns, name] = want[from] as [string, string];
-        const o = informer.get(ns, name) as { data?: Record<string, string> } | undefined;
-        if (o?.data?.v !== value) return false;
-      }
-      return true;
-    };
-    if (check()) return Promise.resolve(performance.now());
-    return new Promise((resolve, reject) => {
-      const w = { check, resolve };
-      waiters.push(w);
-      setTimeout(() => {
-        const i = waiters.indexOf(w);
-        if (i < 0) return;
-        waiters.splice(i, 1);
-        reject(new Error(`not all ${want.length} copies within ${timeoutMs} ms`));
-      }, timeoutMs).unref();
-    });
-  };
 }
 
 export async function runSelected(
@@ -75,7 +42,7 @@ export async function runSelected(
   const created = [source, ...namespaces];
   const names = Array.from({ length: s }, (_, i) => `src-${i}`);
   const watcher = new Informer({ client: a, resource: cmRes, logger, freeze: false });
-  const copies = observer(watcher);
+  const copies = copiesObserver(watcher);
   const controller = await startController({
     local: a,
     logger,
@@ -160,15 +127,7 @@ export async function runSelected(
   } finally {
     await watcher.stop();
     // namespaces go with their ResourceSyncs: the controller must still run while they are deleted
-    await pool(created, 20, (name) => a.delete(nsRes, undefined, name).catch(() => undefined));
-    const deadline = Date.now() + 180_000;
-    while (Date.now() < deadline) {
-      const left = await Promise.all(
-        created.map((name) => a.get(nsRes, undefined, name).catch(() => undefined)),
-      );
-      if (left.every((x) => x === undefined)) break;
-      await new Promise((r) => setTimeout(r, 500));
-    }
+    await deleteNamespaces(a, nsRes, created, 180_000);
     await controller.stop();
   }
 }

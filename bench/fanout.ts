@@ -22,6 +22,7 @@ import { createLogger } from "../src/log.ts";
 import { pool } from "../src/pool.ts";
 import { load, releaseTestRun, type TestEnv, upForTestRun } from "../test/controlplane/testenv.ts";
 import { runSelected, type SelectedFigures, selectedTable } from "./fanout-selected.ts";
+import { copiesObserver, deleteNamespaces } from "./support/fanout-copies.ts";
 
 const LOOP_PARALLELISM = 8;
 const log = (line: string) => process.stderr.write(`[bench:fanout] ${line}\n`);
@@ -35,37 +36,6 @@ interface Figures {
   newNamespaceToCopyMs: number;
   watchesHeld: number;
   watchesByKind: Record<string, number>;
-}
-
-/** Resolves when every namespace of `want` holds copy `name` with data.v === value; returns that moment. */
-function copiesObserver(informer: Informer) {
-  const waiters: Array<{ check: () => boolean; resolve: (t: number) => void }> = [];
-  informer.onEvent(() => {
-    for (const w of [...waiters]) {
-      if (!w.check()) continue;
-      waiters.splice(waiters.indexOf(w), 1);
-      w.resolve(performance.now());
-    }
-  });
-  return (namespaces: readonly string[], name: string, value: string, timeoutMs: number): Promise<number> => {
-    const check = () =>
-      namespaces.every(
-        (ns) => (informer.get(ns, name) as { data?: Record<string, string> } | undefined)?.data?.v === value,
-      );
-    if (check()) return Promise.resolve(performance.now());
-    return new Promise((resolve, reject) => {
-      const w = { check, resolve };
-      waiters.push(w);
-      setTimeout(() => {
-        const i = waiters.indexOf(w);
-        if (i < 0) return;
-        waiters.splice(i, 1);
-        reject(
-          new Error(`${name}=${value} not in all ${namespaces.length} namespaces within ${timeoutMs} ms`),
-        );
-      }, timeoutMs).unref();
-    });
-  };
 }
 
 async function runOnce(env: TestEnv, n: number): Promise<Figures> {
@@ -131,7 +101,7 @@ async function runOnce(env: TestEnv, n: number): Promise<Figures> {
 
     // Sinker: the set, then a source edit
     const t0 = performance.now();
-    const allCopies = copies(namespaces, "copy", "0", timeout);
+    const allCopies = copies(pairs(namespaces, "copy"), "0", timeout);
     await a.create(setRes, undefined, {
       apiVersion: "sinker.influxdata.io/v1alpha1",
       kind: "ClusterResourceSyncSet",
@@ -145,7 +115,7 @@ async function runOnce(env: TestEnv, n: number): Promise<Figures> {
     const setToAllCopiesMs = (await allCopies) - t0;
     log(`N=${n}: set → ${n} copies in ${setToAllCopiesMs.toFixed(0)} ms`);
     const t1 = performance.now();
-    const edited = copies(namespaces, "copy", "1", timeout);
+    const edited = copies(pairs(namespaces, "copy"), "1", timeout);
     await a.patch(cmRes, source, "shared", { data: { v: "1" } }, "merge");
     const sourceEditToAllCopiesMs = (await edited) - t1;
     log(`N=${n}: source edit → ${n} copies in ${sourceEditToAllCopiesMs.toFixed(0)} ms`);
@@ -154,7 +124,7 @@ async function runOnce(env: TestEnv, n: number): Promise<Figures> {
     const fresh = `fanout-${run}-new`;
     created.push(fresh);
     const t2 = performance.now();
-    const freshCopy = copies([fresh], "copy", "1", 60_000);
+    const freshCopy = copies(pairs([fresh], "copy"), "1", 60_000);
     await a.create(nsRes, undefined, { metadata: { name: fresh, labels: { [label]: "on" } } });
     const newNamespaceToCopyMs = (await freshCopy) - t2;
 
@@ -167,7 +137,7 @@ async function runOnce(env: TestEnv, n: number): Promise<Figures> {
     // the floor: a loop applying the N copies, nothing else
     const loop = async (value: string) => {
       const t = performance.now();
-      const done = loopCopies(namespaces, "loop-copy", value, timeout);
+      const done = loopCopies(pairs(namespaces, "loop-copy"), value, timeout);
       await pool(namespaces, LOOP_PARALLELISM, (ns) =>
         a.apply(
           cmRes,
@@ -201,18 +171,15 @@ async function runOnce(env: TestEnv, n: number): Promise<Figures> {
   } finally {
     await Promise.all([watcher.stop(), loopWatcher.stop()]);
     // namespaces go with their ResourceSyncs: the controller must still run while they are deleted
-    await pool(created, 20, (name) => a.delete(nsRes, undefined, name).catch(() => undefined));
-    const deadline = Date.now() + 120_000;
-    while (Date.now() < deadline) {
-      const left = await Promise.all(
-        created.map((name) => a.get(nsRes, undefined, name).catch(() => undefined)),
-      );
-      if (left.every((x) => x === undefined)) break;
-      await new Promise((r) => setTimeout(r, 500));
-    }
+    await deleteNamespaces(a, nsRes, created, 120_000);
     await controller.stop();
     await a.close();
   }
+}
+
+/** The copy `name` in each namespace. */
+function pairs(namespaces: readonly string[], name: string): Array<[string, string]> {
+  return namespaces.map((ns) => [ns, name]);
 }
 
 function table(results: Figures[]): string {
