@@ -5,8 +5,8 @@
  * seconds while the attack goes on, with /live answering 200 and the controller's memory bounded.
  */
 import assert from "node:assert/strict";
-import { after, before, describe, it } from "node:test";
-import { load, type TestEnv, waitFor } from "../controlplane/testenv.ts";
+import { before, describe, it } from "node:test";
+import { waitFor } from "../controlplane/testenv.ts";
 import { HostileServer, REFLECTED_SECRET } from "../support/hostile-server.ts";
 import { killAllSinkers, Sinker } from "../support/sinker-process.ts";
 import {
@@ -14,13 +14,13 @@ import {
   cmRef,
   configMap,
   deleteResourceSyncs,
-  installCrds,
   kubeconfigSecret,
   type Obj,
   RS_API,
   resourceSync,
   waitReady,
 } from "./support/cluster.ts";
+import { useSuite } from "./support/suite.ts";
 
 /** The Deployment's memory limit is 500 MiB: the controller must stay well below it under every attack. */
 const MEMORY_BOUND = 400 * 1024 * 1024;
@@ -30,19 +30,19 @@ const MEMORY_BOUND = 400 * 1024 * 1024;
  */
 const CANARY_BOUND_MS = 30_000;
 
-let env: TestEnv;
-let a: Cluster;
 let sinker: Sinker;
 let canaryNs: string;
 let tick = 0;
-const namespaces: string[] = [];
 const servers: HostileServer[] = [];
-
-async function ns(prefix: string): Promise<string> {
-  const name = await env.createNamespace("a", prefix);
-  namespaces.push(name);
-  return name;
-}
+// Sinker runs as a child process here; the hostile servers stop first, so their clusters count as unreachable
+// and force-delete lets the ResourceSyncs go.
+const suite = useSuite({
+  cleanupController: false,
+  beforeCleanup: () => Promise.all(servers.map((s) => s.stop())).then(() => undefined),
+  afterCleanup: killAllSinkers,
+});
+const { a } = suite;
+const ns = (prefix: string) => suite.ns("a", prefix);
 
 async function hostile(mode: ConstructorParameters<typeof HostileServer>[0]): Promise<HostileServer> {
   const s = await new HostileServer(mode).start();
@@ -128,12 +128,9 @@ async function nowhere(n: string, secret: string): Promise<void> {
 }
 
 before(async () => {
-  env = load();
-  a = new Cluster(env, "a");
-  await installCrds(env, "a");
   sinker = new Sinker([
     "--kubeconfig",
-    env.kubeconfigPath("a"),
+    suite.env.kubeconfigPath("a"),
     "--admin-addr",
     "127.0.0.1:0",
     "--log-format",
@@ -148,16 +145,6 @@ before(async () => {
   await waitReady(a, canaryNs, "canary", "True");
   await canaryConverges();
   await healthy();
-});
-
-after(async () => {
-  // Hostile servers first: their clusters then count as unreachable, so force-delete lets the ResourceSyncs go.
-  await Promise.all(servers.map((s) => s.stop()));
-  await deleteResourceSyncs(a, namespaces).catch((err: Error) =>
-    process.stderr.write(`# cleanup: ${err.message}\n`),
-  );
-  killAllSinkers();
-  await Promise.all(namespaces.map((n) => env.deleteNamespace("a", n)));
 });
 
 describe("hostile ResourceSyncs and source objects", () => {
@@ -282,10 +269,10 @@ describe("hostile remote servers", () => {
   it("item 3: a slow server holds at most its share of the workers, however many Secrets name it", async () => {
     const server = await hostile("slow-bytes");
     const n = await ns("share");
-    const b = new Cluster(env, "b");
+    const b = new Cluster(suite.env, "b");
     await a.apply(configMap(n, "src", { k: "v" }));
     // A remote canary next to the local one: its cluster (b) has a share of its own.
-    await a.apply(kubeconfigSecret(canaryNs, "cluster-b", env.kubeconfigText("b")));
+    await a.apply(kubeconfigSecret(canaryNs, "cluster-b", suite.env.kubeconfigText("b")));
     await a.apply(
       resourceSync(canaryNs, "canary-b", { source: cm("canary-src"), target: remoteCm(n, "cluster-b") }),
     );
