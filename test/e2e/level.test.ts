@@ -62,7 +62,7 @@ async function events(
 }
 
 async function reconciles(ctrl: TestController): Promise<number> {
-  const m = await suite.controller.metrics.reconcileTotal.get();
+  const m = await ctrl.metrics.reconcileTotal.get();
   return m.values.reduce((sum, v) => sum + v.value, 0);
 }
 
