@@ -24,7 +24,6 @@ import { TcpProxy } from "./support/tcp-proxy.ts";
 
 const suite = useSuite({ controller: true });
 const { a, b } = suite;
-const ns = suite.ns;
 const run = randomBytes(3).toString("hex");
 
 function clusterSet(name: string, spec: Record<string, unknown>): Obj {

@@ -22,7 +22,6 @@ import { useSuite } from "./support/suite.ts";
 
 const suite = useSuite({ controller: { watchWidening: { at: 20, minShare: 0 } } });
 const { a, b } = suite;
-const ns = suite.ns;
 const run = randomBytes(3).toString("hex");
 const LABEL = `fanout-e2e-${run}`;
 

@@ -11,8 +11,7 @@ import { cmRef, configMap, RS_API, resourceSync, waitReady } from "./support/clu
 import { useSuite } from "./support/suite.ts";
 
 const suite = useSuite();
-const { a, b } = suite;
-const ns = suite.ns;
+const { a } = suite;
 
 before(async () => {
   await installFinalizerPolicy(suite.env, "a");
@@ -67,7 +66,7 @@ describe("the finalizer policy (manifests/finalizer-policy.yaml)", () => {
       await a.waitGone(RS_API, "ResourceSync", n, "rs");
       await a.waitGone("v1", "ConfigMap", n, "dst");
     } finally {
-      await suite.controller.stop();
+      await ctrl.stop();
     }
   });
 });

@@ -25,7 +25,6 @@ import { useSuite } from "./support/suite.ts";
 
 const suite = useSuite({ controller: true });
 const { a, b } = suite;
-const ns = suite.ns;
 
 /** The kubeconfig of `name` with its server written `https://localhost:<port>` (an alias of 127.0.0.1). */
 function aliased(name: "a" | "b" | "b-restricted"): string {

@@ -13,8 +13,7 @@ import { cmRef, configMap, type Obj, RS_API, resourceSync, waitReady } from "./s
 import { useSuite } from "./support/suite.ts";
 
 const suite = useSuite({ controller: true });
-const { a, b } = suite;
-const ns = suite.ns;
+const { a } = suite;
 const cm = cmRef;
 const KEEP = { "sinker.influxdata.io/disable-target-deletion": "true" };
 const GC_MS = 60_000;

@@ -27,7 +27,6 @@ import { runCommand } from "./support/tools.ts";
 
 const suite = useSuite({ controller: true });
 const { a, b } = suite;
-const ns = suite.ns;
 const cm = cmRef;
 
 /** What Argo CD, Flux and Helm put on the objects they deploy. */

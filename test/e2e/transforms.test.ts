@@ -19,7 +19,6 @@ import { useSuite } from "./support/suite.ts";
 
 const suite = useSuite({ controller: true });
 const { a, b } = suite;
-const ns = suite.ns;
 const BOUND = 60_000;
 
 const SECRET_VALUE = "s3cr3t-Value-that-must-not-leak";
