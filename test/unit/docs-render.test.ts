@@ -1,4 +1,4 @@
-/** The `sinker render` example in README.md works as written and prints what the README shows. */
+/** The `sinker render` example in docs/cli.md works as written and prints what the page shows. */
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { readFileSync } from "node:fs";
@@ -8,9 +8,9 @@ import { fileURLToPath } from "node:url";
 
 const repo = fileURLToPath(new URL("../../", import.meta.url));
 
-test("README: the sinker render example prints the documented output", () => {
-  const readme = readFileSync(join(repo, "README.md"), "utf8");
-  const section = /<!-- section: render -->([\s\S]*?)<!-- \/section: render -->/.exec(readme)?.[1] ?? "";
+test("docs/cli.md: the sinker render example prints the documented output", () => {
+  const page = readFileSync(join(repo, "docs", "cli.md"), "utf8");
+  const section = /<!-- section: render -->([\s\S]*?)<!-- \/section: render -->/.exec(page)?.[1] ?? "";
   const command = /```sh\nnpm run --silent sinker -- (render [^\n]+)\n```/.exec(section)?.[1];
   assert.ok(command, "the render section shows an `npm run --silent sinker -- render ...` command");
   const shown = /this prints:\n\n```yaml\n([\s\S]*?)```/.exec(section)?.[1];
