@@ -1,10 +1,15 @@
-/** The `sinker render` example in docs/cli.md works as written and prints what the page shows. */
+/**
+ * The documented examples work as written: the `sinker render` example of docs/cli.md prints what the page shows,
+ * and the whole ResourceSyncs the README and the API reference show are valid.
+ */
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "node:test";
 import { fileURLToPath } from "node:url";
+import { parse } from "yaml";
+import { validateResourceSync } from "../../src/api/validate.ts";
 
 const repo = fileURLToPath(new URL("../../", import.meta.url));
 
@@ -26,4 +31,20 @@ test("docs/cli.md: the sinker render example prints the documented output", () =
   assert.equal(r.stderr, "");
   assert.equal(r.status, 0);
   assert.equal(r.stdout, shown);
+});
+
+test("README.md and docs/spec: every complete ResourceSync example passes the CRD's validation", () => {
+  const examples: Array<{ page: string; doc: unknown }> = [];
+  for (const page of ["README.md", join("docs", "spec", "resourcesync.md")]) {
+    const text = readFileSync(join(repo, page), "utf8");
+    for (const [, block = ""] of text.matchAll(/```yaml\n([\s\S]*?)```/g)) {
+      const doc = parse(block) as { kind?: unknown } | null;
+      if (doc?.kind === "ResourceSync") examples.push({ page, doc });
+    }
+  }
+  assert.ok(examples.length >= 2, "README.md and docs/spec/resourcesync.md each show a whole ResourceSync");
+  for (const { page, doc } of examples) {
+    const r = validateResourceSync(doc);
+    assert.ok(r.ok, `${page}: ${JSON.stringify(r.ok ? [] : r.errors)}`);
+  }
 });
