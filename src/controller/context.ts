@@ -4,12 +4,13 @@ import { FIELD_MANAGER, FINALIZER, type ResourceSync } from "../api/types.ts";
 import { asSinkerError, type SinkerError } from "../errors.ts";
 import type { ClusterClient, ResourceInfo } from "../kube/client.ts";
 import type { EventRecorder } from "../kube/events.ts";
-import { type Informer, stripForCache } from "../kube/informer.ts";
+import type { Informer } from "../kube/informer.ts";
 import type { KubeObject } from "../kube/object.ts";
 import type { RemoteClusters } from "../kube/remote-clusters.ts";
 import type { ClaimIndex } from "./claims.ts";
 import type { LiveTarget } from "./decisions.ts";
 import type { DriftState } from "./drift.ts";
+import type { OwnWrites } from "./own-writes.ts";
 import type { Watches, WatchRef } from "./watches.ts";
 
 export interface ReconcilerOptions {
@@ -38,11 +39,8 @@ export interface ReconcileContext {
   events: EventRecorder;
   options: ReconcilerOptions;
   logger: Logger;
-  /**
-   * The ResourceSync as our own last write returned it (finalizer, status), until the cache has caught up: a
-   * decision never rests on a cache older than what we wrote ourselves (no second finalization).
-   */
-  written: Map<string, KubeObject>;
+  /** Our own last write of each ResourceSync until the cache catches up. */
+  written: OwnWrites;
   /** Which ResourceSyncs name which target (from the ResourceSync cache). */
   claims: ClaimIndex;
   /** Per ResourceSync, what this process last applied (see AppliedMemo). */
@@ -88,27 +86,6 @@ export class ResourceSyncConflict extends Error {}
 export class GrantUndecided extends Error {}
 
 /**
- * Whether our own last write of a ResourceSync (`mine`) is no longer needed beside the cached version: the
- * ResourceSync is gone, is another object of that name now, or the cache has caught up with the write.
- */
-export function writtenSuperseded(mine: KubeObject, cached: KubeObject | undefined): boolean {
-  if (!cached || cached.metadata?.uid !== mine.metadata?.uid) return true;
-  // Removing the last finalizer deletes the object, and the answer carries the resourceVersion it had before,
-  // which the cache may hold already: still older than our write while it shows our finalizer, which nobody can
-  // add back to an object being deleted. Dropped with the deletion event.
-  const finalizerRemoved = (o: KubeObject) =>
-    Boolean(o.metadata?.deletionTimestamp) && !(o.metadata?.finalizers ?? []).includes(FINALIZER);
-  if (finalizerRemoved(mine) && !finalizerRemoved(cached)) return false;
-  return !rvNewer(mine.metadata?.resourceVersion, cached.metadata?.resourceVersion);
-}
-
-/** a > b, for resourceVersions (etcd revisions in practice; opaque strings compare as "not newer"). */
-export function rvNewer(a: string | undefined, b: string | undefined): boolean {
-  if (!a || !b || !/^\d+$/.test(a) || !/^\d+$/.test(b)) return false;
-  return a.length !== b.length ? a.length > b.length : a > b;
-}
-
-/**
  * A merge patch of the ResourceSync (its metadata, or its status subresource); the answer is remembered as this
  * ResourceSync's own write. A 409 means a newer version is on its way.
  */
@@ -128,8 +105,7 @@ export async function patchResourceSync(
       "merge",
       opts,
     );
-    // remembered as the cache would hold it (no managedFields trees): at N ResourceSyncs this map holds up to N
-    ctx.written.set(key, stripForCache(out));
+    ctx.written.remember(key, out);
     return out;
   } catch (err) {
     if (asSinkerError(err).reason === "Conflict") throw new ResourceSyncConflict();

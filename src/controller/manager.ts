@@ -13,19 +13,22 @@ import { Informer, stripForCache } from "../kube/informer.ts";
 import { AddressPolicy } from "../kube/kubeconfig-policy.ts";
 import type { KubeObject } from "../kube/object.ts";
 import { RemoteClusters } from "../kube/remote-clusters.ts";
-import { withRequestSignal } from "../kube/request-signal.ts";
+import { ControllerRuntime, jittered, type Step } from "../runtime/runtime.ts";
 import { ClaimIndex } from "./claims.ts";
+import { ClusterHealth } from "./cluster-health.ts";
 import { ClusterShare, defaultClusterShare } from "./cluster-share.ts";
 import { watchIdentity } from "./context.ts";
 import { DriftState } from "./drift.ts";
 import { checkCrd, isEcho, resourceSyncChangeMatters } from "./event-filters.ts";
-import { WorkQueue } from "./queue.ts";
+import { OutcomeGauge } from "./outcome-gauge.ts";
+import { OwnWrites } from "./own-writes.ts";
 import {
   type AppliedMemo,
   outcomeFromStatus,
   type ReconcileContext,
+  type ReconcileResult,
   reconcile,
-  writtenSuperseded,
+  splitKey,
 } from "./reconciler.ts";
 import { type WatchChange, Watches, type WatchInfo } from "./watches.ts";
 
@@ -86,16 +89,12 @@ export interface RunningController {
 
 /** How long the ResourceSync watch may stay broken before /live reports the process as stalled. */
 const STALL_AFTER_MS = 5 * 60_000;
-/** A remote cluster that answered a request this recently counts as reachable, whatever its watches say. */
-const REACHABLE_EVIDENCE_MS = 15_000;
 /**
  * A key parked on a busy cluster is re-added after this long even when no slot woke it: a safety net only (a
  * freed slot wakes the key parked longest, cluster-share.ts), kept long because each re-add of a key that is
  * still not admitted costs a reconcile's preamble. Jittered, not a failure: no backoff.
  */
 const PARKED_RETRY_MS = 10_000;
-/** How long stop() waits for in-flight reconciles to notice the cancellation. */
-const DRAIN_MS = 5_000;
 export const DEFAULT_RESYNC_PERIOD_MS = 10 * 60_000;
 
 /**
@@ -108,18 +107,16 @@ export async function startController(options: ControllerOptions): Promise<Runni
   const resourceSyncResource = await checkCrd(local);
   const startedAt = Date.now();
   const resyncMs = options.resyncPeriodMs ?? DEFAULT_RESYNC_PERIOD_MS;
-  /** Fired by stop(): every request of every in-flight reconcile is aborted (see request-signal.ts). */
-  const cancel = new AbortController();
 
-  const queue = new WorkQueue({
-    observer: {
-      added: () => metrics.workqueueAdds.inc({ name: CONTROLLER_NAME }),
-      retried: () => metrics.workqueueRetries.inc({ name: CONTROLLER_NAME }),
-      depth: (n) => metrics.workqueueDepth.set({ name: CONTROLLER_NAME }, n),
-      waited: (s) => metrics.workqueueQueueDuration.observe({ name: CONTROLLER_NAME }, s),
-      worked: (s) => metrics.workqueueWorkDuration.observe({ name: CONTROLLER_NAME }, s),
-    },
+  const runtime = new ControllerRuntime({
+    name: CONTROLLER_NAME,
+    logger,
+    concurrency: options.concurrency,
+    metrics,
+    controllerMetrics: true,
+    reconcile: (key) => reconcileKey(key),
   });
+  const queue = runtime.queue;
   const share = new ClusterShare(
     options.maxConcurrentPerCluster ?? defaultClusterShare(options.concurrency),
     (key) => queue.add(key),
@@ -129,31 +126,21 @@ export async function startController(options: ControllerOptions): Promise<Runni
   const applied = new Map<string, AppliedMemo>();
   const drift = new DriftState();
   drift.onContested = (n) => metrics.contestedResourceSyncs.set(n);
+  const gauge = new OutcomeGauge(metrics);
+  const health = new ClusterHealth(metrics, local);
 
-  const widening = options.watchWidening ?? { at: 32, minShare: 0.5 };
   let fanout: Fanout | undefined;
-  const watches = new Watches({
-    logger: logger.child({ module: "sinker::watches" }),
-    ...(widening.at > 0
-      ? {
-          widening: {
-            local,
-            at: widening.at,
-            minShare: widening.minShare,
-            namespaceCount: () => fanout?.namespaceCount() ?? Number.POSITIVE_INFINITY,
-          },
-        }
-      : {}),
-    ...(options.informerOptions ? { informerOptions: options.informerOptions } : {}),
+  const toOwner = (key: string, change?: WatchChange) => {
+    if (fanout?.ownsWatchKey(key)) fanout.onWatch(key, change);
+    else queue.add(key);
+  };
+  const watches = newWatches(options, {
+    namespaceCount: () => fanout?.namespaceCount() ?? Number.POSITIVE_INFINITY,
     onRecovered: (keys) => {
-      for (const key of keys)
-        if (fanout?.ownsWatchKey(key)) fanout.onWatch(key);
-        else queue.add(key);
+      for (const key of keys) toOwner(key);
     },
     onTrouble: (keys) => {
-      for (const key of keys)
-        if (fanout?.ownsWatchKey(key)) fanout.onWatch(key);
-        else queue.add(key);
+      for (const key of keys) toOwner(key);
     },
     onChange: (keys, event) => {
       const now = Date.now();
@@ -187,19 +174,15 @@ export async function startController(options: ControllerOptions): Promise<Runni
     logger: logger.child({ module: "sinker::informer", resource: "resourcesyncs" }),
     transform: stripForCache,
   });
-  /** Our own last write of each ResourceSync until the cache catches up (see ReconcileContext.written). */
-  const written = new Map<string, KubeObject>();
+  const written = new OwnWrites();
   resourceSyncs.onEvent((event) => {
     fanout?.onResourceSync(event);
     const key = keyOf(event.object);
-    // Forget our own write as soon as the cache has caught up, not at the next reconcile (10 min later)
-    const mine = written.get(key);
-    if (mine && writtenSuperseded(mine, event.type === "deleted" ? undefined : event.object))
-      written.delete(key);
+    written.observed(key, event.type === "deleted" ? undefined : event.object);
     if (event.type === "deleted") {
       // a ResourceSync that reported a conflict with this one may take the target over now
       for (const other of claims.remove(key)) queue.add(other);
-      setOutcome(key, undefined);
+      gauge.set(key, undefined);
     } else claims.update(event.object);
     if (event.type === "modified" && event.old && !resourceSyncChangeMatters(event.old, event.object)) return;
     queue.add(key);
@@ -213,15 +196,28 @@ export async function startController(options: ControllerOptions): Promise<Runni
     ...(options.requestTimeoutMs ? { requestTimeoutMs: options.requestTimeoutMs } : {}),
     identities,
   });
-  /** Remote cluster name → when a request to it was last answered (reachability). */
-  const lastAnswerAt = new Map<string, number>();
+  const events = new ApiEventRecorder(local, logger.child({ module: "sinker::events" }), hostname());
+  fanout = await startFanout({
+    local,
+    logger,
+    events,
+    resourceSyncs,
+    resourceSyncResource,
+    remoteClusters,
+    ...(options.informerOptions?.backoff
+      ? { informerOptions: { backoff: options.informerOptions.backoff } }
+      : {}),
+    resyncPeriodMs: resyncMs,
+    watches,
+    ...(options.maxChildrenPerSet !== undefined ? { maxChildrenPerSet: options.maxChildrenPerSet } : {}),
+  });
   const ctx: ReconcileContext = {
     local,
     resourceSyncs,
     resourceSyncResource,
     watches,
     remoteClusters,
-    events: new ApiEventRecorder(local, logger.child({ module: "sinker::events" }), hostname()),
+    events,
     options: { allowClusterScoped: options.allowClusterScoped },
     logger,
     written,
@@ -235,191 +231,88 @@ export async function startController(options: ControllerOptions): Promise<Runni
       changedAt.delete(key);
       if (since !== undefined) metrics.syncLatency.observe((Date.now() - since) / 1000);
     },
-    onClusterOutcome: (client, reachable) => {
-      if (client === local) return;
-      if (reachable) lastAnswerAt.set(client.name, Date.now());
-      metrics.remoteClusterReachable.set({ cluster: client.name }, reachable ? 1 : 0);
-    },
+    onClusterOutcome: (client, reachable) => health.outcome(client, reachable),
+    ...(fanout ? { grant: fanout.grant } : {}),
   };
 
-  fanout = await startFanout({
-    local,
-    logger,
-    events: ctx.events,
-    resourceSyncs,
-    resourceSyncResource,
-    remoteClusters,
-    ...(options.informerOptions?.backoff
-      ? { informerOptions: { backoff: options.informerOptions.backoff } }
-      : {}),
-    resyncPeriodMs: resyncMs,
-    watches,
-    ...(options.maxChildrenPerSet !== undefined ? { maxChildrenPerSet: options.maxChildrenPerSet } : {}),
-  });
-  if (fanout) ctx.grant = fanout.grant;
-
-  // The state gauge, kept by counting transitions (never a walk over every ResourceSync).
-  const outcomes = new Map<string, boolean>();
-  const counts = { synced: 0, failing: 0 };
-  function setOutcome(key: string, ok: boolean | undefined) {
-    const before = outcomes.get(key);
-    if (before === ok) return;
-    if (before !== undefined) counts[before ? "synced" : "failing"]--;
-    if (ok === undefined) outcomes.delete(key);
-    else {
-      outcomes.set(key, ok);
-      counts[ok ? "synced" : "failing"]++;
-    }
-    metrics.resourceSyncs.set({ state: "synced" }, counts.synced);
-    metrics.resourceSyncs.set({ state: "failing" }, counts.failing);
-  }
-
-  const jittered = (ms: number) => Math.round(ms * (0.9 + Math.random() * 0.2));
-
   let reconcileSeq = 0;
-  async function worker(): Promise<void> {
-    for (;;) {
-      const key = await queue.get();
-      if (key === undefined) return;
-      const reconcileId = (++reconcileSeq).toString(36);
-      const [namespace, name] = [key.slice(0, key.indexOf("/")), key.slice(key.indexOf("/") + 1)];
-      const log = logger.child({ module: "sinker::reconciler", namespace, name, reconcileId });
-      const started = process.hrtime.bigint();
-      const lease = share.lease(key);
-      let parked = false;
-      const releases: Array<() => void> = [lease.release];
-      metrics.activeWorkers.inc({ controller: CONTROLLER_NAME });
-      try {
-        const result = await withRequestSignal(cancel.signal, () =>
-          reconcile(key, {
-            ...ctx,
-            logger: log,
-            hold: (client) => {
-              lease.enter(remoteClusters.identities.shareKey(client));
-              releases.push(remoteClusters.hold(client));
-            },
-          }),
-        );
-        if (cancel.signal.aborted) break;
-        switch (result.kind) {
-          case "synced":
-            queue.forget(key);
-            queue.addAfter(key, jittered(resyncMs));
-            setOutcome(key, true);
-            metrics.reconcileTotal.inc({ controller: CONTROLLER_NAME, result: "success" });
-            log.debug("synced");
-            break;
-          case "gone":
-            queue.forget(key);
-            changedAt.delete(key);
-            setOutcome(key, undefined);
-            metrics.reconcileTotal.inc({ controller: CONTROLLER_NAME, result: "success" });
-            log.debug("no longer managed");
-            break;
-          case "waiting":
-            queue.forget(key);
-            queue.addAfter(key, result.afterMs);
-            metrics.reconcileTotal.inc({ controller: CONTROLLER_NAME, result: "requeue_after" });
-            break;
-          case "contested":
-            // the contest's own back-off (contest.ts), not the failure back-off
-            queue.forget(key);
-            queue.addAfter(key, result.afterMs);
-            setOutcome(key, false);
-            metrics.reconcileTotal.inc({ controller: CONTROLLER_NAME, result: "requeue_after" });
-            log.debug({ retryInMs: result.afterMs }, "target contested");
-            break;
-          case "requeue":
-            queue.addAfter(key, result.afterMs);
-            metrics.reconcileTotal.inc({ controller: CONTROLLER_NAME, result: "requeue_after" });
-            break;
-          case "busy":
-            // Not a failure: no backoff, no status; a freed slot on that server (or the timer) brings it back.
-            // Nor a reconcile in controller-runtime's series (it did nothing): counted apart.
-            parked = true;
-            queue.addAfter(key, jittered(PARKED_RETRY_MS));
-            metrics.parkedReconciles.inc();
-            log.debug("the remote cluster's share of workers is in use; parked"); // (no URL: Secret data)
-            break;
-          case "failed": {
-            const delay = queue.addRateLimited(key);
-            setOutcome(key, false);
-            metrics.reconcileTotal.inc({ controller: CONTROLLER_NAME, result: "error" });
-            metrics.reconcileErrors.inc({ controller: CONTROLLER_NAME });
-            metrics.reconcileErrorsByReason.inc({ reason: result.error.reason });
-            log.warn({ reason: result.error.reason, retryInMs: delay }, result.error.message);
-            break;
-          }
-        }
-      } catch (err) {
-        // reconcile() turns every failure into a result; this is a bug, kept from killing the worker.
-        queue.addRateLimited(key);
-        metrics.reconcileTotal.inc({ controller: CONTROLLER_NAME, result: "error" });
-        metrics.reconcileErrors.inc({ controller: CONTROLLER_NAME });
-        log.error({ err }, "reconcile crashed");
-      } finally {
-        for (const release of releases) release();
-        metrics.parkedKeys.set(share.parked);
-        metrics.activeWorkers.dec({ controller: CONTROLLER_NAME });
-        if (!parked)
-          metrics.reconcileTime.observe(
-            { controller: CONTROLLER_NAME },
-            Number(process.hrtime.bigint() - started) / 1e9,
-          );
-        queue.done(key);
-      }
+  /** One reconcile of `key` inside its share of the remote clusters' workers; its result → what comes next. */
+  async function reconcileKey(key: string): Promise<Step> {
+    const reconcileId = (++reconcileSeq).toString(36);
+    const [namespace, name] = splitKey(key);
+    const log = logger.child({ module: "sinker::reconciler", namespace, name, reconcileId });
+    const lease = share.lease(key);
+    const releases: Array<() => void> = [lease.release];
+    try {
+      const result = await reconcile(key, {
+        ...ctx,
+        logger: log,
+        hold: (client) => {
+          lease.enter(remoteClusters.identities.shareKey(client));
+          releases.push(remoteClusters.hold(client));
+        },
+      });
+      if (runtime.signal.aborted) return { next: { kind: "done" } }; // stopping: nothing more of this key
+      return stepOf(key, result, log);
+    } catch (err) {
+      // reconcile() turns every failure into a result; this is a bug, kept from killing the worker.
+      log.error({ err }, "reconcile crashed");
+      return { next: { kind: "rate-limited" }, counted: "error" };
+    } finally {
+      for (const release of releases) release();
+      metrics.parkedKeys.set(share.parked);
     }
   }
 
-  const connectionTimer = setInterval(() => {
-    metrics.watchConnections.reset();
-    for (const [cluster, n] of watches.connections()) metrics.watchConnections.set({ cluster }, n);
-    metrics.watchConnections.inc({ cluster: local.name }, resourceSyncs.health().watching ? 1 : 0);
-    // Reachability from the remote watches too: one that cannot connect says the cluster is unreachable.
-    for (const w of watches.info()) {
-      if (w.cluster === local.name) continue;
-      if (w.health.watching) metrics.remoteClusterReachable.set({ cluster: w.cluster }, 1);
-      else if (
-        w.health.consecutiveFailures > 0 &&
-        w.health.lastErrorReason === "ClusterUnreachable" &&
-        // a request answered meanwhile says more than a watch still waiting out its reconnect backoff
-        Date.now() - (lastAnswerAt.get(w.cluster) ?? 0) > REACHABLE_EVIDENCE_MS
-      )
-        metrics.remoteClusterReachable.set({ cluster: w.cluster }, 0);
+  /** What a reconcile's result means for its key, the state gauge, the metrics and the log. */
+  function stepOf(key: string, result: ReconcileResult, log: Logger): Step {
+    switch (result.kind) {
+      case "synced":
+        gauge.set(key, true);
+        log.debug("synced");
+        return { next: { kind: "requeue-after", ms: jittered(resyncMs) }, counted: "success" };
+      case "gone":
+        changedAt.delete(key);
+        gauge.set(key, undefined);
+        log.debug("no longer managed");
+        return { next: { kind: "done" }, counted: "success" };
+      case "waiting":
+        return { next: { kind: "requeue-after", ms: result.afterMs }, counted: "requeue_after" };
+      case "contested":
+        // the contest's own back-off (contest.ts), not the failure back-off
+        gauge.set(key, false);
+        log.debug({ retryInMs: result.afterMs }, "target contested");
+        return { next: { kind: "requeue-after", ms: result.afterMs }, counted: "requeue_after" };
+      case "requeue":
+        return { next: { kind: "retry-after", ms: result.afterMs }, counted: "requeue_after" };
+      case "busy":
+        // Not a failure: no backoff, no status; a freed slot on that server (or the timer) brings it back.
+        // Nor a reconcile in controller-runtime's series (it did nothing): counted apart.
+        metrics.parkedReconciles.inc();
+        log.debug("the remote cluster's share of workers is in use; parked"); // (no URL: Secret data)
+        return { next: { kind: "retry-after", ms: jittered(PARKED_RETRY_MS) } };
+      case "failed":
+        gauge.set(key, false);
+        metrics.reconcileErrorsByReason.inc({ reason: result.error.reason });
+        log.warn({ reason: result.error.reason, retryInMs: queue.nextBackoff(key) }, result.error.message);
+        return { next: { kind: "rate-limited" }, counted: "error" };
     }
-    // Clients of rotated or no longer referenced kubeconfigs: close their connections (not while a reconcile
-    // holds them); a cluster left without a client loses its series.
-    const before = remoteClusters.clusterNames();
-    const inUse = watches.clientsInUse();
-    for (const c of fanout?.clients() ?? []) inUse.add(c);
-    void remoteClusters.prune(inUse).then(() => {
-      const after = remoteClusters.clusterNames();
-      for (const name of before)
-        if (!after.has(name)) {
-          metrics.remoteClusterReachable.remove({ cluster: name });
-          lastAnswerAt.delete(name);
-        }
-    });
-  }, 5_000);
-  connectionTimer.unref();
+  }
 
-  metrics.maxConcurrentReconciles.set({ controller: CONTROLLER_NAME }, options.concurrency);
+  health.start({ resourceSyncs, watches, remoteClusters, moreClients: () => fanout?.clients() ?? [] });
   metrics.maxConcurrentPerCluster.set(share.limit);
-  // The series exists from the start (0 until the first refresh), so a dashboard shows no gap after a restart.
-  metrics.watchConnections.set({ cluster: local.name }, 0);
-  const untrackInFlight = metrics.trackInFlight(CONTROLLER_NAME, () => queue.inFlight());
   resourceSyncs.start();
   const ready = resourceSyncs.synced.then(() => {
     // Status was written by an earlier run: the gauge is right before the first reconcile.
     for (const rs of resourceSyncs.list()) {
       const outcome = outcomeFromStatus(rs);
-      if (outcome) setOutcome(keyOf(rs), outcome.ok);
+      if (outcome) gauge.set(keyOf(rs), outcome.ok);
     }
     logger.info({ resourceSyncs: resourceSyncs.list().length }, "initial ResourceSync list received");
   });
   // A child of a ClusterResourceSyncSet is granted its source only against the set and namespace caches; until
   // they are filled its grant is undecided and it waits (fanout.grant), while every other ResourceSync syncs.
-  const workers = Array.from({ length: Math.max(1, options.concurrency) }, () => worker());
+  runtime.start();
 
   let stopped = false;
   return {
@@ -436,21 +329,33 @@ export async function startController(options: ControllerOptions): Promise<Runni
       if (stopped) return;
       stopped = true;
       // First: no request of this controller may reach a server any more (a new leader may be writing).
-      cancel.abort();
-      clearInterval(connectionTimer);
-      untrackInFlight();
-      queue.shutdown();
-      const drained = await Promise.race([
-        Promise.all(workers).then(() => true),
-        new Promise<boolean>((resolve) => setTimeout(() => resolve(false), DRAIN_MS).unref()),
-      ]);
-      if (!drained)
-        logger.warn({ inFlight: [...queue.inFlight().keys()] }, "abandoning in-flight reconciles");
+      const draining = runtime.stop();
+      health.stop();
+      await draining;
       await Promise.all([resourceSyncs.stop(), watches.stopAll(), fanout?.stop()]);
       await remoteClusters.closeAll();
       logger.info("controller stopped");
     },
   };
+}
+
+/** The shared watches of sources, targets and kubeconfig Secrets, widened as the options say. */
+function newWatches(
+  options: ControllerOptions,
+  hooks: Pick<ConstructorParameters<typeof Watches>[0], "onRecovered" | "onTrouble" | "onChange"> & {
+    namespaceCount: () => number;
+  },
+): Watches {
+  const widening = options.watchWidening ?? { at: 32, minShare: 0.5 };
+  const { namespaceCount, ...callbacks } = hooks;
+  return new Watches({
+    logger: options.logger.child({ module: "sinker::watches" }),
+    ...(widening.at > 0
+      ? { widening: { local: options.local, at: widening.at, minShare: widening.minShare, namespaceCount } }
+      : {}),
+    ...(options.informerOptions ? { informerOptions: options.informerOptions } : {}),
+    ...callbacks,
+  });
 }
 
 /** Whether a watch event is about the object a ResourceSync applied last (its target). */

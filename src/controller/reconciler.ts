@@ -30,7 +30,6 @@ import {
   RefSet,
   ResourceSyncConflict,
   track,
-  writtenSuperseded,
 } from "./context.ts";
 import {
   ANNOTATION_ADOPT_TARGET,
@@ -67,7 +66,7 @@ import { decideWriteAction } from "./write-policy.ts";
 import { createTarget, replaceOrFail, type WriteInput } from "./write-target.ts";
 
 export type { AppliedMemo, ReconcileContext, ReconcileResult, ReconcilerOptions } from "./context.ts";
-export { liveOf, rvNewer, watchIdentity, writtenSuperseded } from "./context.ts";
+export { liveOf, watchIdentity } from "./context.ts";
 
 /** Our own write of the ResourceSync met a concurrent change: the new version is on its way through the watch. */
 const RS_CONFLICT_RETRY_MS = 200;
@@ -76,7 +75,7 @@ const GRANT_UNDECIDED_RETRY_MS = 2_000;
 
 export async function reconcile(key: string, ctx: ReconcileContext): Promise<ReconcileResult> {
   const [namespace, name] = splitKey(key);
-  const rs = latest(key, ctx.resourceSyncs.get(namespace, name), ctx);
+  const rs = ctx.written.latest(key, ctx.resourceSyncs.get(namespace, name));
   if (!rs) {
     // Gone from the API server: nothing to clean up that the finalizer did not already do.
     await forget(key, ctx);
@@ -94,15 +93,6 @@ export async function reconcile(key: string, ctx: ReconcileContext): Promise<Rec
     if (error.reason !== "Cancelled") await reportFailure(key, rs, error, ctx);
     return { kind: "failed", error };
   }
-}
-
-/** The newer of the cached ResourceSync and our own last write of it. */
-function latest(key: string, cached: KubeObject | undefined, ctx: ReconcileContext): KubeObject | undefined {
-  const mine = ctx.written.get(key);
-  if (!mine) return cached;
-  if (!writtenSuperseded(mine, cached)) return mine;
-  ctx.written.delete(key); // gone, another object of that name now, or the cache caught up
-  return cached;
 }
 
 async function sync(

@@ -21,7 +21,6 @@ import {
   validateClusterResourceSyncSet,
   validateResourceSyncSet,
 } from "../api/validate.ts";
-import { WorkQueue } from "../controller/queue.ts";
 import { truncateMessage } from "../controller/status.ts";
 import type { WatchChange, Watches } from "../controller/watches.ts";
 import { asSinkerError, SinkerError } from "../errors.ts";
@@ -30,6 +29,7 @@ import type { ClusterClient, ResourceInfo } from "../kube/client.ts";
 import type { EventRecorder } from "../kube/events.ts";
 import { Informer, type InformerEvent, stripForCache } from "../kube/informer.ts";
 import type { RemoteClusters } from "../kube/remote-clusters.ts";
+import { WorkQueue } from "../runtime/queue.ts";
 import { desiredChildren, type SecretInfo, setOwner } from "./children.ts";
 import { type Grant, grantFor } from "./grant.ts";
 import { capChildren, planChildren } from "./plan.ts";
