@@ -200,6 +200,7 @@ export async function startController(options: ControllerOptions): Promise<Runni
   fanout = await startFanout({
     local,
     logger,
+    metrics,
     events,
     resourceSyncs,
     resourceSyncResource,

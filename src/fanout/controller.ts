@@ -8,6 +8,7 @@
  * clusterSelector. Children are read from the ResourceSync cache the manager already holds.
  */
 import type { Logger } from "pino";
+import type { Metrics } from "../admin/metrics.ts";
 import {
   type AnySet,
   CLUSTER_RESOURCE_SYNC_SET_KIND,
@@ -29,7 +30,7 @@ import type { ClusterClient, ResourceInfo } from "../kube/client.ts";
 import type { EventRecorder } from "../kube/events.ts";
 import { Informer, type InformerEvent, stripForCache } from "../kube/informer.ts";
 import type { RemoteClusters } from "../kube/remote-clusters.ts";
-import { WorkQueue } from "../runtime/queue.ts";
+import { ControllerRuntime, jittered, type Next } from "../runtime/runtime.ts";
 import { desiredChildren, type SecretInfo, setOwner } from "./children.ts";
 import { type Grant, grantFor } from "./grant.ts";
 import { capChildren, planChildren } from "./plan.ts";
@@ -49,6 +50,8 @@ import { type ChildWriter, writeChildren } from "./write-children.ts";
 export interface FanoutOptions {
   local: ClusterClient;
   logger: Logger;
+  /** The work-queue series of the set controller's queue (`name` = SET_CONTROLLER_NAME). */
+  metrics?: Metrics;
   events: EventRecorder;
   /** The manager's ResourceSync cache (children are read from it; its events are passed to onResourceSync). */
   resourceSyncs: Informer;
@@ -63,6 +66,9 @@ export interface FanoutOptions {
   /** Most children one set may create (sources × destinations); default DEFAULT_MAX_CHILDREN_PER_SET. */
   maxChildrenPerSet?: number;
 }
+
+/** The set controller's name: the `name` of its work-queue series. */
+export const SET_CONTROLLER_NAME = "resourcesyncset";
 
 /** Default of --max-children-per-set. */
 export const DEFAULT_MAX_CHILDREN_PER_SET = 1000;
@@ -132,8 +138,23 @@ export async function startFanout(options: FanoutOptions): Promise<Fanout | unde
   const namespaces = informer(namespaceResource, "namespaces");
   /** set uid → keys (namespace/name) of the ResourceSyncs it owns. */
   const childrenOf = new Map<string, Set<string>>();
-  const queue = new WorkQueue();
   const log = logger.child({ module: "sinker::fanout" });
+  const runtime = new ControllerRuntime({
+    name: SET_CONTROLLER_NAME,
+    logger: log,
+    concurrency: 2,
+    ...(options.metrics ? { metrics: options.metrics } : {}),
+    reconcile: async (key) => ({ next: await reconcileSet(key) }),
+    // a failed request of the set's own writes (status, children): retried after the key's backoff
+    onThrow: (key, err) => {
+      const e = asSinkerError(err);
+      log.warn({ set: key, reason: e.reason }, reduceApiMessage(e.message));
+    },
+  });
+  const queue = runtime.queue;
+  const DONE: Next = { kind: "done" }; // its next event, if it comes back, queues it again
+  const RETRY: Next = { kind: "rate-limited" };
+  const resync = (): Next => ({ kind: "requeue-after", ms: jittered(resyncMs) });
   const tenantSecrets = new TenantSecrets(
     (namespace) => {
       const inf = informer(secretResource, "secrets", { namespace, transform: secretMetadataOnly });
@@ -213,7 +234,7 @@ export async function startFanout(options: FanoutOptions): Promise<Fanout | unde
   const lookupChild = (namespace: string, name: string) =>
     options.resourceSyncs.get(namespace, name) as ResourceSync | undefined;
 
-  async function reconcileSet(key: string): Promise<"done" | "retry" | "gone"> {
+  async function reconcileSet(key: string): Promise<Next> {
     // Children are looked up in the ResourceSync cache: before its first list every child would look missing,
     // be applied again and could take over a ResourceSync of the same name someone else made.
     await options.resourceSyncs.synced;
@@ -225,7 +246,7 @@ export async function startFanout(options: FanoutOptions): Promise<Fanout | unde
       tenantSecrets.release(key);
       remote.sync(key, []);
       sources.release(key);
-      return "gone";
+      return DONE;
     }
     const validated =
       kind === RESOURCE_SYNC_SET_KIND ? validateResourceSyncSet(raw) : validateClusterResourceSyncSet(raw);
@@ -242,11 +263,11 @@ export async function startFanout(options: FanoutOptions): Promise<Fanout | unde
         failures: [],
         blocked: { reason: "InvalidSpec", message: truncateMessage(message) },
       });
-      return "done";
+      return resync();
     }
     const set = validated.value as AnySet;
     const selection = await select(key, set);
-    if (selection === undefined) return "done"; // a list is on its way: its arrival requeues the set
+    if (selection === undefined) return resync(); // a list is on its way: its arrival requeues the set
     if (selection instanceof SinkerError) {
       await writeStatus(resource, set, {
         desired: 0,
@@ -255,7 +276,7 @@ export async function startFanout(options: FanoutOptions): Promise<Fanout | unde
         failures: [],
         blocked: { reason: "SourcesUnavailable", message: truncateMessage(selection.message) },
       });
-      return "retry";
+      return RETRY;
     }
     const { desired, over, plan, clusterFailures, collisions } = selection;
     const failed = await writeChildren(childWriter, key, set, plan, desired.length);
@@ -272,9 +293,9 @@ export async function startFanout(options: FanoutOptions): Promise<Fanout | unde
     await writeStatus(resource, set, summary);
     if (failed) {
       log.warn({ set: key, reason: failed.reason }, reduceApiMessage(failed.message));
-      return "retry";
+      return RETRY;
     }
-    return "done";
+    return resync();
   }
 
   /** What the set wants now, from the caches; undefined while one of them is being filled. */
@@ -334,32 +355,6 @@ export async function startFanout(options: FanoutOptions): Promise<Fanout | unde
       options.events.record(set, "Warning", summary.blocked.reason, summary.blocked.message);
   }
 
-  let stopped = false;
-  async function worker(): Promise<void> {
-    for (;;) {
-      const key = await queue.get();
-      if (key === undefined) return;
-      try {
-        const result = await reconcileSet(key);
-        if (result === "retry") queue.addRateLimited(key);
-        else if (result === "gone")
-          queue.forget(key); // its next event, if it comes back, queues it again
-        else {
-          queue.forget(key);
-          queue.addAfter(key, Math.round(resyncMs * (0.9 + Math.random() * 0.2)));
-        }
-      } catch (err) {
-        if (!stopped) {
-          const e = asSinkerError(err);
-          log.warn({ set: key, reason: e.reason }, reduceApiMessage(e.message));
-          queue.addRateLimited(key);
-        }
-      } finally {
-        queue.done(key);
-      }
-    }
-  }
-
   sets.start();
   clusterSets.start();
   // Grants are decided against the set and namespace caches: with ClusterResourceSyncSets present, no
@@ -378,7 +373,7 @@ export async function startFanout(options: FanoutOptions): Promise<Fanout | unde
   void synced.then(() => {
     grantsDecidable = true;
   });
-  const workers = [worker(), worker()];
+  runtime.start();
 
   return {
     synced,
@@ -401,9 +396,7 @@ export async function startFanout(options: FanoutOptions): Promise<Fanout | unde
     clients: () => remote.clients(),
     namespaceCount: () => (namespaces.hasSynced() ? namespaces.size : Number.POSITIVE_INFINITY),
     async stop() {
-      stopped = true;
-      queue.shutdown();
-      await Promise.race([Promise.all(workers), new Promise((r) => setTimeout(r, 5_000).unref())]);
+      await runtime.stop();
       await Promise.all([
         sets.stop(),
         clusterSets.stop(),
