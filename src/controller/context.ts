@@ -1,7 +1,7 @@
 import type { Logger } from "pino";
 import type { Grant } from "../api/ownership.ts";
-import { FIELD_MANAGER, FINALIZER, type ResourceSync } from "../api/types.ts";
-import { asSinkerError, type SinkerError } from "../errors.ts";
+import { FIELD_MANAGER, type ResourceSync } from "../api/types.ts";
+import { asSinkerError } from "../errors.ts";
 import type { ClusterClient, ResourceInfo } from "../kube/client.ts";
 import type { EventRecorder } from "../kube/events.ts";
 import type { Informer } from "../kube/informer.ts";
@@ -11,6 +11,7 @@ import type { ClaimIndex } from "./claims.ts";
 import type { LiveTarget } from "./decisions.ts";
 import type { DriftState } from "./drift.ts";
 import type { OwnWrites } from "./own-writes.ts";
+import { ResourceSyncConflict } from "./result.ts";
 import type { Watches, WatchRef } from "./watches.ts";
 
 export interface ReconcilerOptions {
@@ -67,24 +68,6 @@ export interface ReconcileContext {
   onClusterOutcome?: (client: ClusterClient, reachable: boolean) => void;
 }
 
-export type ReconcileResult =
-  | { kind: "synced" }
-  | { kind: "gone" }
-  /** Nothing to do until a watch reports a change (e.g. a target being deleted); afterMs: a safety net. */
-  | { kind: "waiting"; afterMs: number }
-  | { kind: "requeue"; afterMs: number }
-  /** Another writer keeps rewriting the target (drift.ts): status reported; look again after afterMs. */
-  | { kind: "contested"; afterMs: number }
-  /** The share of workers for this remote server is in use (cluster-share.ts): nothing was sent; park the key. */
-  | { kind: "busy"; server: string }
-  | { kind: "failed"; error: SinkerError };
-
-/** A 409 on a write of the ResourceSync itself (not on a target). */
-export class ResourceSyncConflict extends Error {}
-
-/** A set's grant cannot be decided yet (the remote cluster's namespaces are not listed): try again later. */
-export class GrantUndecided extends Error {}
-
 /**
  * A merge patch of the ResourceSync (its metadata, or its status subresource); the answer is remembered as this
  * ResourceSync's own write. A 409 means a newer version is on its way.
@@ -118,25 +101,6 @@ export async function forget(key: string, ctx: ReconcileContext): Promise<void> 
   ctx.applied.delete(key);
   ctx.drift.forget(key);
   await ctx.watches.release(key);
-}
-
-/** The merge patch that removes Sinker's finalizer; the resourceVersion keeps a concurrent change from being lost. */
-export function finalizerRemoval(rs: KubeObject): KubeObject {
-  const finalizers = (rs.metadata?.finalizers ?? []).filter((f) => f !== FINALIZER);
-  return { metadata: { finalizers, resourceVersion: rs.metadata?.resourceVersion } };
-}
-
-export async function releaseAndRemoveFinalizer(
-  key: string,
-  rs: KubeObject,
-  ctx: ReconcileContext,
-): Promise<void> {
-  try {
-    await patchResourceSync(key, rs, ctx, finalizerRemoval(rs));
-  } catch (err) {
-    if (asSinkerError(err).reason !== "NotFound") throw err;
-  }
-  await forget(key, ctx);
 }
 
 /**

@@ -9,28 +9,17 @@
 import {
   ANNOTATION_DISABLE_TARGET_DELETION,
   annotationIsTrue,
-  FINALIZER,
   type ResourceSync,
   type WritePolicy,
 } from "../api/types.ts";
 import { validateResourceSync } from "../api/validate.ts";
-import { asSinkerError, SinkerError } from "../errors.ts";
+import { SinkerError } from "../errors.ts";
 import type { ClusterFacts } from "../kube/cluster-identity.ts";
 import type { KubeObject } from "../kube/object.ts";
 import { project } from "../projection/index.ts";
-import { ClusterBusy } from "./cluster-share.ts";
+import { cleanup } from "./cleanup.ts";
 import { contestMessage } from "./contest.ts";
-import {
-  forget,
-  GrantUndecided,
-  liveOf,
-  patchResourceSync,
-  type ReconcileContext,
-  type ReconcileResult,
-  RefSet,
-  ResourceSyncConflict,
-  track,
-} from "./context.ts";
+import { forget, liveOf, patchResourceSync, type ReconcileContext, RefSet, track } from "./context.ts";
 import {
   ANNOTATION_ADOPT_TARGET,
   decideTargetChange,
@@ -39,7 +28,8 @@ import {
   sameObject,
 } from "./decisions.ts";
 import { CONTESTED, writeTarget } from "./drift.ts";
-import { deleteOldTarget, finalize, keepOldTarget, sweepLocalLeftovers } from "./finalize.ts";
+import { finalizer } from "./finalizer.ts";
+import { deleteOldTarget, keepOldTarget, sweepLocalLeftovers } from "./old-targets.ts";
 import { releaseFromOwner } from "./release.ts";
 import {
   createOnlyMessage,
@@ -52,6 +42,7 @@ import {
   resolveEnd,
   watchRef,
 } from "./resolve.ts";
+import { type ReconcileResult, resultOfThrow } from "./result.ts";
 import {
   findCondition,
   nextStatus,
@@ -65,13 +56,9 @@ import { type AppliedTarget, nextRecord, readRecord, sameTarget } from "./sync-r
 import { decideWriteAction } from "./write-policy.ts";
 import { createTarget, replaceOrFail, type WriteInput } from "./write-target.ts";
 
-export type { AppliedMemo, ReconcileContext, ReconcileResult, ReconcilerOptions } from "./context.ts";
+export type { AppliedMemo, ReconcileContext, ReconcilerOptions } from "./context.ts";
 export { liveOf, watchIdentity } from "./context.ts";
-
-/** Our own write of the ResourceSync met a concurrent change: the new version is on its way through the watch. */
-const RS_CONFLICT_RETRY_MS = 200;
-/** A set's grant waits for a remote cluster's namespaces to be listed (no status written meanwhile). */
-const GRANT_UNDECIDED_RETRY_MS = 2_000;
+export type { ReconcileResult } from "./result.ts";
 
 export async function reconcile(key: string, ctx: ReconcileContext): Promise<ReconcileResult> {
   const [namespace, name] = splitKey(key);
@@ -82,27 +69,28 @@ export async function reconcile(key: string, ctx: ReconcileContext): Promise<Rec
     return { kind: "gone" };
   }
   const refs = new RefSet(key, ctx);
+  let result: ReconcileResult;
   try {
-    if (rs.metadata?.deletionTimestamp) return await finalize(key, rs, refs, ctx);
-    return await sync(key, rs, refs, ctx);
+    result = await finalizer(key, rs, ctx, {
+      check: validated,
+      apply: (withFinalizer, spec) => sync(key, withFinalizer, spec, refs, ctx),
+      cleanup: (deleting) => cleanup(key, deleting, refs, ctx),
+    });
   } catch (err) {
-    if (err instanceof ResourceSyncConflict) return { kind: "requeue", afterMs: RS_CONFLICT_RETRY_MS };
-    if (err instanceof GrantUndecided) return { kind: "requeue", afterMs: GRANT_UNDECIDED_RETRY_MS };
-    if (err instanceof ClusterBusy) return { kind: "busy", server: err.server };
-    const error = asSinkerError(err);
-    if (error.reason !== "Cancelled") await reportFailure(key, rs, error, ctx);
-    return { kind: "failed", error };
+    result = resultOfThrow(err);
   }
+  if (result.kind === "failed" && result.error.reason !== "Cancelled")
+    await reportFailure(key, rs, result.error, ctx);
+  return result;
 }
 
 async function sync(
   key: string,
-  cached: KubeObject,
+  rs: KubeObject,
+  spec: ResourceSync,
   refs: RefSet,
   ctx: ReconcileContext,
 ): Promise<ReconcileResult> {
-  const spec = validated(cached);
-  const rs = await ensureFinalizer(key, cached, ctx);
   const sourceEnd = await resolveEnd(spec, "source", refs, ctx);
   const targetEnd = await resolveEnd(spec, "target", refs, ctx);
   // watched first: a cluster that cannot be listed fails here, with its own error, before it is asked who it is
@@ -283,15 +271,6 @@ function validated(rs: KubeObject): ResourceSync {
     throw new SinkerError("InvalidSpec", result.errors.map((e) => `${e.path}: ${e.message}`).join("; "));
   }
   return result.value;
-}
-
-async function ensureFinalizer(key: string, rs: KubeObject, ctx: ReconcileContext): Promise<KubeObject> {
-  const finalizers = rs.metadata?.finalizers ?? [];
-  if (finalizers.includes(FINALIZER)) return rs;
-  // The resourceVersion makes the merge patch conditional: a concurrent finalizer change is not lost.
-  return patchResourceSync(key, rs, ctx, {
-    metadata: { finalizers: [...finalizers, FINALIZER], resourceVersion: rs.metadata?.resourceVersion },
-  });
 }
 
 async function reportSuccess(
