@@ -4,7 +4,7 @@
  *
  * Controller and work-queue series carry controller-runtime's names, labels and buckets, so dashboards and alerts
  * written for controller-runtime operators work unchanged. Label values:
- * - `controller`: always "resourcesync" (CONTROLLER_NAME in src/controller/manager.ts).
+ * - `controller`: always "resourcesync" (CONTROLLER_NAME in src/controller/controller.ts).
  * - `name` (work queue): the same, "resourcesync"; the set controller's queue is "resourcesyncset" (it has no
  *   controller_runtime_* series).
  * - `result` of controller_runtime_reconcile_total: "success" | "error" | "requeue" | "requeue_after".

@@ -13,10 +13,13 @@ import { validateResourceSync } from "../api/validate.ts";
 import { asSinkerError, SinkerError } from "../errors.ts";
 import type { KubeObject } from "../kube/object.ts";
 import { ClusterBusy } from "./cluster-share.ts";
-import { liveOf, type ReconcileContext, type RefSet, track } from "./context.ts";
+import type { ReconcileContext } from "./context.ts";
 import { type Candidate, decideFinalize, type FinalizeFacts } from "./decisions.ts";
 import type { Cleanup } from "./finalizer.ts";
 import { hasFinalizer } from "./finalizer.ts";
+import { liveOf } from "./live-target.ts";
+import { track } from "./reachability.ts";
+import type { RefSet } from "./ref-set.ts";
 import { noObjectOfUnknownKind, releaseFromOwner } from "./release.ts";
 import { identify, identityOf, type ResolvedEnd, resolveEnd, resolveRecorded, watchRef } from "./resolve.ts";
 import {

@@ -8,7 +8,8 @@
 import { FINALIZER } from "../api/types.ts";
 import { asSinkerError } from "../errors.ts";
 import type { KubeObject } from "../kube/object.ts";
-import { forget, patchResourceSync, type ReconcileContext } from "./context.ts";
+import { forget, type ReconcileContext } from "./context.ts";
+import { patchResourceSync } from "./resourcesync-patch.ts";
 import type { ReconcileResult } from "./result.ts";
 
 /** What a cleanup comes to: finished (the finalizer goes, and the ResourceSync with it), or not yet. */

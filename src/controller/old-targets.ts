@@ -4,7 +4,10 @@
  */
 import { asSinkerError } from "../errors.ts";
 import type { KubeObject } from "../kube/object.ts";
-import { liveOf, type ReconcileContext, type RefSet, track } from "./context.ts";
+import type { ReconcileContext } from "./context.ts";
+import { liveOf } from "./live-target.ts";
+import { track } from "./reachability.ts";
+import type { RefSet } from "./ref-set.ts";
 import { noObjectOfUnknownKind, releaseFromOwner } from "./release.ts";
 import { type ResolvedEnd, resolveRecorded } from "./resolve.ts";
 import { type AppliedTarget, describeTarget } from "./sync-record.ts";

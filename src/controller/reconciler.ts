@@ -15,11 +15,11 @@ import {
 import { validateResourceSync } from "../api/validate.ts";
 import { SinkerError } from "../errors.ts";
 import type { ClusterFacts } from "../kube/cluster-identity.ts";
-import type { KubeObject } from "../kube/object.ts";
+import { type KubeObject, parseKey } from "../kube/object.ts";
 import { project } from "../projection/index.ts";
 import { cleanup } from "./cleanup.ts";
 import { contestMessage } from "./contest.ts";
-import { forget, liveOf, patchResourceSync, type ReconcileContext, RefSet, track } from "./context.ts";
+import { forget, type ReconcileContext } from "./context.ts";
 import {
   ANNOTATION_ADOPT_TARGET,
   decideTargetChange,
@@ -29,7 +29,10 @@ import {
 } from "./decisions.ts";
 import { CONTESTED, writeTarget } from "./drift.ts";
 import { finalizer } from "./finalizer.ts";
+import { liveOf } from "./live-target.ts";
 import { deleteOldTarget, keepOldTarget, sweepLocalLeftovers } from "./old-targets.ts";
+import { track } from "./reachability.ts";
+import { RefSet } from "./ref-set.ts";
 import { releaseFromOwner } from "./release.ts";
 import {
   createOnlyMessage,
@@ -42,6 +45,7 @@ import {
   resolveEnd,
   watchRef,
 } from "./resolve.ts";
+import { patchResourceSync } from "./resourcesync-patch.ts";
 import { type ReconcileResult, resultOfThrow } from "./result.ts";
 import {
   findCondition,
@@ -57,11 +61,10 @@ import { decideWriteAction } from "./write-policy.ts";
 import { createTarget, replaceOrFail, type WriteInput } from "./write-target.ts";
 
 export type { AppliedMemo, ReconcileContext, ReconcilerOptions } from "./context.ts";
-export { liveOf, watchIdentity } from "./context.ts";
 export type { ReconcileResult } from "./result.ts";
 
 export async function reconcile(key: string, ctx: ReconcileContext): Promise<ReconcileResult> {
-  const [namespace, name] = splitKey(key);
+  const { namespace, name } = parseKey(key);
   const rs = ctx.written.latest(key, ctx.resourceSyncs.get(namespace, name));
   if (!rs) {
     // Gone from the API server: nothing to clean up that the finalizer did not already do.
@@ -325,9 +328,4 @@ async function writeStatus(
   const status = nextStatus(previous, rs.metadata?.generation, outcome, new Date(), record);
   if (!statusDiffers(previous, status)) return;
   await patchResourceSync(key, rs, ctx, { status }, { subresource: "status" });
-}
-
-export function splitKey(key: string): [string, string] {
-  const slash = key.indexOf("/");
-  return [key.slice(0, slash), key.slice(slash + 1)];
 }

@@ -1,5 +1,5 @@
 /**
- * What one reconcile of a ResourceSync comes to (the manager maps it to the runtime's `Next`), and the three
+ * What one reconcile of a ResourceSync comes to (controller.ts maps it to the runtime's `Next`), and the three
  * signals that still travel as exceptions from deep in a reconcile (a busy cluster share, an undecided grant, a
  * conflict on our own write of the ResourceSync): `resultOfThrow` turns every throw into a result, in one place.
  */

@@ -5,7 +5,7 @@
  *
  * What it watches, independent of how wide the sets fan out: both set kinds, the local Namespaces, and the
  * Secrets (names and labels only, never their data) of the namespaces that hold a ResourceSyncSet with a
- * clusterSelector. Children are read from the ResourceSync cache the manager already holds.
+ * clusterSelector. Children are read from the ResourceSync cache the ResourceSync controller already holds.
  */
 import type { Logger } from "pino";
 import type { Metrics } from "../admin/metrics.ts";
@@ -29,6 +29,7 @@ import { reduceApiMessage } from "../kube/api-message.ts";
 import type { ClusterClient, ResourceInfo } from "../kube/client.ts";
 import type { EventRecorder } from "../kube/events.ts";
 import { Informer, type InformerEvent, stripForCache } from "../kube/informer.ts";
+import { keyOf, parseKey } from "../kube/object.ts";
 import type { RemoteClusters } from "../kube/remote-clusters.ts";
 import { ControllerRuntime, jittered, type Next } from "../runtime/runtime.ts";
 import { desiredChildren, type SecretInfo, setOwner } from "./children.ts";
@@ -53,7 +54,7 @@ export interface FanoutOptions {
   /** The work-queue series of the set controller's queue (`name` = SET_CONTROLLER_NAME). */
   metrics?: Metrics;
   events: EventRecorder;
-  /** The manager's ResourceSync cache (children are read from it; its events are passed to onResourceSync). */
+  /** The ResourceSync controller's cache (children are read from it; its events are passed to onResourceSync). */
   resourceSyncs: Informer;
   resourceSyncResource: ResourceInfo;
   /** Clients of remote clusters whose namespaces ClusterResourceSyncSets select by label. */
@@ -79,7 +80,7 @@ export interface Fanout {
   /** What a ClusterResourceSyncSet lets this child do, if it is exactly one the set wants (see children.ts);
    * "undecided" until the caches it is decided against are filled. */
   grant(rs: ResourceSync): Grant | "undecided" | undefined;
-  /** Fed by the manager with every ResourceSync event. */
+  /** Fed by the ResourceSync controller with every ResourceSync event. */
   onResourceSync(event: InformerEvent): void;
   /** Whether a key of the shared watches is one of this controller's (a set's sources), not a ResourceSync. */
   ownsWatchKey(key: string): boolean;
@@ -211,7 +212,7 @@ export async function startFanout(options: FanoutOptions): Promise<Fanout | unde
   function onResourceSync(e: InformerEvent): void {
     const owner = setOwner(e.object);
     if (!owner) return;
-    const key = `${e.object.metadata?.namespace ?? ""}/${e.object.metadata?.name ?? ""}`;
+    const key = keyOf(e.object);
     let keys = childrenOf.get(owner.uid);
     if (e.type === "deleted") {
       keys?.delete(key);
@@ -335,7 +336,10 @@ export async function startFanout(options: FanoutOptions): Promise<Fanout | unde
       made(d.namespace, d.name),
     );
     const owned = [...(childrenOf.get(uid ?? "") ?? [])]
-      .map((k) => lookupChild(k.slice(0, k.indexOf("/")), k.slice(k.indexOf("/") + 1)))
+      .map((k) => {
+        const { namespace, name } = parseKey(k);
+        return lookupChild(namespace ?? "", name);
+      })
       .filter((c): c is ResourceSync => c !== undefined);
     const plan = planChildren(set, desired, owned, lookupChild, wanted.undecided);
     return { desired, over, plan, clusterFailures, collisions: wanted.collisions };

@@ -15,8 +15,8 @@ import {
   type FinalizeFacts,
   type LiveTarget,
 } from "../../src/controller/decisions.ts";
-import { isEcho } from "../../src/controller/manager.ts";
-import { liveOf } from "../../src/controller/reconciler.ts";
+import { isEcho } from "../../src/controller/event-filters.ts";
+import { liveOf } from "../../src/controller/live-target.ts";
 import { nextStatus, statusDiffers } from "../../src/controller/status.ts";
 import {
   type AppliedTarget,

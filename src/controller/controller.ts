@@ -1,6 +1,8 @@
 /**
- * The controller manager: wires the ResourceSync informer, the shared watches of sources, targets and kubeconfig
- * Secrets, the work queue and its workers around the reconciler. It owns no sync logic itself.
+ * The ResourceSync controller: wires the ResourceSync informer, the shared watches of sources, targets and
+ * kubeconfig Secrets and the runtime (work queue, workers) around the reconciler, and starts the set controller
+ * beside it on the same caches. It owns no sync logic itself. (The process's manager, admin server, leader
+ * election and signals, is cli/run.ts.)
  */
 import { hostname } from "node:os";
 import type { Logger } from "pino";
@@ -11,15 +13,15 @@ import { ClusterIdentities } from "../kube/cluster-identity.ts";
 import { ApiEventRecorder } from "../kube/events.ts";
 import { Informer, stripForCache } from "../kube/informer.ts";
 import { AddressPolicy } from "../kube/kubeconfig-policy.ts";
-import type { KubeObject } from "../kube/object.ts";
+import { keyOf, parseKey } from "../kube/object.ts";
 import { RemoteClusters } from "../kube/remote-clusters.ts";
 import { ControllerRuntime, jittered, type Step } from "../runtime/runtime.ts";
 import { ClaimIndex } from "./claims.ts";
 import { ClusterHealth } from "./cluster-health.ts";
 import { ClusterShare, defaultClusterShare } from "./cluster-share.ts";
-import { watchIdentity } from "./context.ts";
 import { DriftState } from "./drift.ts";
 import { checkCrd, isEcho, resourceSyncChangeMatters } from "./event-filters.ts";
+import { watchIdentity } from "./live-target.ts";
 import { OutcomeGauge } from "./outcome-gauge.ts";
 import { OwnWrites } from "./own-writes.ts";
 import {
@@ -28,7 +30,6 @@ import {
   type ReconcileContext,
   type ReconcileResult,
   reconcile,
-  splitKey,
 } from "./reconciler.ts";
 import { type WatchChange, Watches, type WatchInfo } from "./watches.ts";
 
@@ -240,7 +241,7 @@ export async function startController(options: ControllerOptions): Promise<Runni
   /** One reconcile of `key` inside its share of the remote clusters' workers; its result → what comes next. */
   async function reconcileKey(key: string): Promise<Step> {
     const reconcileId = (++reconcileSeq).toString(36);
-    const [namespace, name] = splitKey(key);
+    const { namespace, name } = parseKey(key);
     const log = logger.child({ module: "sinker::reconciler", namespace, name, reconcileId });
     const lease = share.lease(key);
     const releases: Array<() => void> = [lease.release];
@@ -370,8 +371,4 @@ function isTargetOf(memo: AppliedMemo, event: WatchChange): boolean {
       name: meta?.name ?? "",
     }) === memo.target
   );
-}
-
-function keyOf(object: KubeObject): string {
-  return `${object.metadata?.namespace ?? ""}/${object.metadata?.name ?? ""}`;
 }
