@@ -1,13 +1,14 @@
 /**
- * The set controller (SPEC 6): keeps, for every ResourceSyncSet and ClusterResourceSyncSet, exactly the child
+ * The set controller: keeps, for every ResourceSyncSet and ClusterResourceSyncSet, exactly the child
  * ResourceSyncs its destinations call for, and the set's status from theirs. Everything a copy does (apply, drift
  * repair, finalizer, conditions) is the ResourceSync controller's work; this one only adds and prunes children.
  *
  * What it watches, independent of how wide the sets fan out: both set kinds, the local Namespaces, and the
  * Secrets (names and labels only, never their data) of the namespaces that hold a ResourceSyncSet with a
- * clusterSelector. Children are read from the ResourceSync cache the manager already holds.
+ * clusterSelector. Children are read from the ResourceSync cache the ResourceSync controller already holds.
  */
 import type { Logger } from "pino";
+import type { Metrics } from "../admin/metrics.ts";
 import {
   type AnySet,
   CLUSTER_RESOURCE_SYNC_SET_KIND,
@@ -21,7 +22,6 @@ import {
   validateClusterResourceSyncSet,
   validateResourceSyncSet,
 } from "../api/validate.ts";
-import { WorkQueue } from "../controller/queue.ts";
 import { truncateMessage } from "../controller/status.ts";
 import type { WatchChange, Watches } from "../controller/watches.ts";
 import { asSinkerError, SinkerError } from "../errors.ts";
@@ -29,7 +29,9 @@ import { reduceApiMessage } from "../kube/api-message.ts";
 import type { ClusterClient, ResourceInfo } from "../kube/client.ts";
 import type { EventRecorder } from "../kube/events.ts";
 import { Informer, type InformerEvent, stripForCache } from "../kube/informer.ts";
+import { keyOf, parseKey } from "../kube/object.ts";
 import type { RemoteClusters } from "../kube/remote-clusters.ts";
+import { ControllerRuntime, jittered, type Next } from "../runtime/runtime.ts";
 import { desiredChildren, type SecretInfo, setOwner } from "./children.ts";
 import { type Grant, grantFor } from "./grant.ts";
 import { capChildren, planChildren } from "./plan.ts";
@@ -49,8 +51,10 @@ import { type ChildWriter, writeChildren } from "./write-children.ts";
 export interface FanoutOptions {
   local: ClusterClient;
   logger: Logger;
+  /** The work-queue series of the set controller's queue (`name` = SET_CONTROLLER_NAME). */
+  metrics?: Metrics;
   events: EventRecorder;
-  /** The manager's ResourceSync cache (children are read from it; its events are passed to onResourceSync). */
+  /** The ResourceSync controller's cache (children are read from it; its events are passed to onResourceSync). */
   resourceSyncs: Informer;
   resourceSyncResource: ResourceInfo;
   /** Clients of remote clusters whose namespaces ClusterResourceSyncSets select by label. */
@@ -64,6 +68,9 @@ export interface FanoutOptions {
   maxChildrenPerSet?: number;
 }
 
+/** The set controller's name: the `name` of its work-queue series. */
+export const SET_CONTROLLER_NAME = "resourcesyncset";
+
 /** Default of --max-children-per-set. */
 export const DEFAULT_MAX_CHILDREN_PER_SET = 1000;
 
@@ -73,7 +80,7 @@ export interface Fanout {
   /** What a ClusterResourceSyncSet lets this child do, if it is exactly one the set wants (see children.ts);
    * "undecided" until the caches it is decided against are filled. */
   grant(rs: ResourceSync): Grant | "undecided" | undefined;
-  /** Fed by the manager with every ResourceSync event. */
+  /** Fed by the ResourceSync controller with every ResourceSync event. */
   onResourceSync(event: InformerEvent): void;
   /** Whether a key of the shared watches is one of this controller's (a set's sources), not a ResourceSync. */
   ownsWatchKey(key: string): boolean;
@@ -132,8 +139,23 @@ export async function startFanout(options: FanoutOptions): Promise<Fanout | unde
   const namespaces = informer(namespaceResource, "namespaces");
   /** set uid → keys (namespace/name) of the ResourceSyncs it owns. */
   const childrenOf = new Map<string, Set<string>>();
-  const queue = new WorkQueue();
   const log = logger.child({ module: "sinker::fanout" });
+  const runtime = new ControllerRuntime({
+    name: SET_CONTROLLER_NAME,
+    logger: log,
+    concurrency: 2,
+    ...(options.metrics ? { metrics: options.metrics } : {}),
+    reconcile: async (key) => ({ next: await reconcileSet(key) }),
+    // a failed request of the set's own writes (status, children): retried after the key's backoff
+    onThrow: (key, err) => {
+      const e = asSinkerError(err);
+      log.warn({ set: key, reason: e.reason }, reduceApiMessage(e.message));
+    },
+  });
+  const queue = runtime.queue;
+  const DONE: Next = { kind: "done" }; // its next event, if it comes back, queues it again
+  const RETRY: Next = { kind: "rate-limited" };
+  const resync = (): Next => ({ kind: "requeue-after", ms: jittered(resyncMs) });
   const tenantSecrets = new TenantSecrets(
     (namespace) => {
       const inf = informer(secretResource, "secrets", { namespace, transform: secretMetadataOnly });
@@ -190,7 +212,7 @@ export async function startFanout(options: FanoutOptions): Promise<Fanout | unde
   function onResourceSync(e: InformerEvent): void {
     const owner = setOwner(e.object);
     if (!owner) return;
-    const key = `${e.object.metadata?.namespace ?? ""}/${e.object.metadata?.name ?? ""}`;
+    const key = keyOf(e.object);
     let keys = childrenOf.get(owner.uid);
     if (e.type === "deleted") {
       keys?.delete(key);
@@ -213,7 +235,7 @@ export async function startFanout(options: FanoutOptions): Promise<Fanout | unde
   const lookupChild = (namespace: string, name: string) =>
     options.resourceSyncs.get(namespace, name) as ResourceSync | undefined;
 
-  async function reconcileSet(key: string): Promise<"done" | "retry" | "gone"> {
+  async function reconcileSet(key: string): Promise<Next> {
     // Children are looked up in the ResourceSync cache: before its first list every child would look missing,
     // be applied again and could take over a ResourceSync of the same name someone else made.
     await options.resourceSyncs.synced;
@@ -225,7 +247,7 @@ export async function startFanout(options: FanoutOptions): Promise<Fanout | unde
       tenantSecrets.release(key);
       remote.sync(key, []);
       sources.release(key);
-      return "gone";
+      return DONE;
     }
     const validated =
       kind === RESOURCE_SYNC_SET_KIND ? validateResourceSyncSet(raw) : validateClusterResourceSyncSet(raw);
@@ -242,11 +264,11 @@ export async function startFanout(options: FanoutOptions): Promise<Fanout | unde
         failures: [],
         blocked: { reason: "InvalidSpec", message: truncateMessage(message) },
       });
-      return "done";
+      return resync();
     }
     const set = validated.value as AnySet;
     const selection = await select(key, set);
-    if (selection === undefined) return "done"; // a list is on its way: its arrival requeues the set
+    if (selection === undefined) return resync(); // a list is on its way: its arrival requeues the set
     if (selection instanceof SinkerError) {
       await writeStatus(resource, set, {
         desired: 0,
@@ -255,7 +277,7 @@ export async function startFanout(options: FanoutOptions): Promise<Fanout | unde
         failures: [],
         blocked: { reason: "SourcesUnavailable", message: truncateMessage(selection.message) },
       });
-      return "retry";
+      return RETRY;
     }
     const { desired, over, plan, clusterFailures, collisions } = selection;
     const failed = await writeChildren(childWriter, key, set, plan, desired.length);
@@ -272,9 +294,9 @@ export async function startFanout(options: FanoutOptions): Promise<Fanout | unde
     await writeStatus(resource, set, summary);
     if (failed) {
       log.warn({ set: key, reason: failed.reason }, reduceApiMessage(failed.message));
-      return "retry";
+      return RETRY;
     }
-    return "done";
+    return resync();
   }
 
   /** What the set wants now, from the caches; undefined while one of them is being filled. */
@@ -314,7 +336,10 @@ export async function startFanout(options: FanoutOptions): Promise<Fanout | unde
       made(d.namespace, d.name),
     );
     const owned = [...(childrenOf.get(uid ?? "") ?? [])]
-      .map((k) => lookupChild(k.slice(0, k.indexOf("/")), k.slice(k.indexOf("/") + 1)))
+      .map((k) => {
+        const { namespace, name } = parseKey(k);
+        return lookupChild(namespace ?? "", name);
+      })
       .filter((c): c is ResourceSync => c !== undefined);
     const plan = planChildren(set, desired, owned, lookupChild, wanted.undecided);
     return { desired, over, plan, clusterFailures, collisions: wanted.collisions };
@@ -332,32 +357,6 @@ export async function startFanout(options: FanoutOptions): Promise<Fanout | unde
     if (event) options.events.record(set, event.type, event.reason, event.message);
     else if (summary.blocked && before?.reason !== summary.blocked.reason)
       options.events.record(set, "Warning", summary.blocked.reason, summary.blocked.message);
-  }
-
-  let stopped = false;
-  async function worker(): Promise<void> {
-    for (;;) {
-      const key = await queue.get();
-      if (key === undefined) return;
-      try {
-        const result = await reconcileSet(key);
-        if (result === "retry") queue.addRateLimited(key);
-        else if (result === "gone")
-          queue.forget(key); // its next event, if it comes back, queues it again
-        else {
-          queue.forget(key);
-          queue.addAfter(key, Math.round(resyncMs * (0.9 + Math.random() * 0.2)));
-        }
-      } catch (err) {
-        if (!stopped) {
-          const e = asSinkerError(err);
-          log.warn({ set: key, reason: e.reason }, reduceApiMessage(e.message));
-          queue.addRateLimited(key);
-        }
-      } finally {
-        queue.done(key);
-      }
-    }
   }
 
   sets.start();
@@ -378,7 +377,7 @@ export async function startFanout(options: FanoutOptions): Promise<Fanout | unde
   void synced.then(() => {
     grantsDecidable = true;
   });
-  const workers = [worker(), worker()];
+  runtime.start();
 
   return {
     synced,
@@ -401,9 +400,7 @@ export async function startFanout(options: FanoutOptions): Promise<Fanout | unde
     clients: () => remote.clients(),
     namespaceCount: () => (namespaces.hasSynced() ? namespaces.size : Number.POSITIVE_INFINITY),
     async stop() {
-      stopped = true;
-      queue.shutdown();
-      await Promise.race([Promise.all(workers), new Promise((r) => setTimeout(r, 5_000).unref())]);
+      await runtime.stop();
       await Promise.all([
         sets.stop(),
         clusterSets.stop(),

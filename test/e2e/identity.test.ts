@@ -1,9 +1,10 @@
 /**
- * Issue 20, items 1 and 2, against the real control plane: one cluster is one cluster whatever Secret or alias
- * of its server reaches it. Two tenants' Secrets for cluster b naming one target: one ResourceSync holds it, the
- * other reports TargetConflict, and the target settles (no write war). A `localhost` alias of cluster a is
- * cluster a: a target that is the source through it is refused (TargetIsSource), with or without adopt-target,
- * and deleting the ResourceSync leaves the source. A Secret that now reaches another cluster is a new target.
+ * Cluster identity (docs/security.md#cluster-identity) against the real control plane: one cluster is one cluster
+ * whatever Secret or alias of its server reaches it. Two tenants' Secrets for cluster b naming one target: one
+ * ResourceSync holds it, the other reports TargetConflict, and the target settles (no write war). A `localhost`
+ * alias of cluster a is cluster a: a target that is the source through it is refused (TargetIsSource), with or
+ * without adopt-target, and deleting the ResourceSync leaves the source. A Secret that now reaches another cluster
+ * is a new target.
  */
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
@@ -78,7 +79,7 @@ async function settled(cluster: Cluster, namespace: string, name: string, quietM
   );
 }
 
-describe("issue 20 item 1: one cluster through two tenants' Secrets", () => {
+describe("one cluster through two tenants' Secrets", () => {
   it("two Secrets (one an alias) for cluster b, one target: one holds it, the other TargetConflict; writes stop", async () => {
     const t1 = await suite.ns("a", "tenant1");
     const t2 = await suite.ns("a", "tenant2");
@@ -137,7 +138,7 @@ describe("issue 20 item 1: one cluster through two tenants' Secrets", () => {
   });
 });
 
-describe("issue 20 item 2: an alias of the local cluster is the local cluster", () => {
+describe("an alias of the local cluster is the local cluster", () => {
   it("a target that is the source through a localhost Secret is refused, with or without adopt-target", async () => {
     const n = await suite.ns("a", "alias");
     await a.apply(kubeconfigSecret(n, "self", aliased("a")));
@@ -183,7 +184,7 @@ describe("issue 20 item 2: an alias of the local cluster is the local cluster", 
   });
 });
 
-describe("issue 20: a Secret that now reaches another cluster", () => {
+describe("a Secret that now reaches another cluster", () => {
   it("is handled like a new target: the old copy is left, the new cluster gets one", async () => {
     const n = await suite.ns("a", "moved");
     const nb = await suite.ns("b", "moved");

@@ -117,6 +117,9 @@ describe("sinker process: running", () => {
       { timeoutMs: 10_000 },
     );
     assert.ok((await s.metric("workqueue_adds_total", { name: "resourcesync" })) > addsBefore);
+    // the set controller's queue: series of its own (NaN when absent)
+    assert.ok((await s.metric("workqueue_depth", { name: "resourcesyncset" })) >= 0);
+    assert.ok((await s.metric("workqueue_adds_total", { name: "resourcesyncset" })) >= 0);
     assert.ok((await s.metric("controller_runtime_reconcile_time_seconds")) >= 1);
     assert.ok((await s.metric("sinker_resourcesyncs", { state: "synced" })) >= 1);
     const families = await s.metrics();

@@ -5,7 +5,7 @@
  */
 import { Metrics } from "../../../src/admin/metrics.ts";
 import { crdObjects, crdYaml } from "../../../src/api/crds.ts";
-import { type RunningController, startController } from "../../../src/controller/manager.ts";
+import { type RunningController, startController } from "../../../src/controller/controller.ts";
 import { ClusterClient } from "../../../src/kube/client.ts";
 import type { KubeObject } from "../../../src/kube/object.ts";
 import { createLogger } from "../../../src/log.ts";
