@@ -14,7 +14,6 @@ import { useSuite } from "./support/suite.ts";
 const CAP = 10;
 const suite = useSuite({ controller: { maxChildrenPerSet: CAP } });
 const { a, b } = suite;
-const ns = suite.ns;
 const run = randomBytes(3).toString("hex");
 /** The cap on children per set in this file: the tenant test below selects more. */
 const LABEL = `team-${run}`;
