@@ -15,23 +15,18 @@ import { Informer, stripForCache } from "../kube/informer.ts";
 import { AddressPolicy } from "../kube/kubeconfig-policy.ts";
 import { keyOf, parseKey } from "../kube/object.ts";
 import { RemoteClusters } from "../kube/remote-clusters.ts";
-import { ControllerRuntime, jittered, type Step } from "../runtime/runtime.ts";
+import { ControllerRuntime, type Step } from "../runtime/runtime.ts";
 import { ClaimIndex } from "./claims.ts";
 import { ClusterHealth } from "./cluster-health.ts";
 import { ClusterShare, defaultClusterShare } from "./cluster-share.ts";
 import { DriftState } from "./drift.ts";
-import { checkCrd, isEcho, resourceSyncChangeMatters } from "./event-filters.ts";
-import { watchIdentity } from "./live-target.ts";
+import { checkCrd, resourceSyncChangeMatters } from "./event-filters.ts";
+import { stepOf } from "./next-step.ts";
 import { OutcomeGauge } from "./outcome-gauge.ts";
 import { OwnWrites } from "./own-writes.ts";
-import {
-  type AppliedMemo,
-  outcomeFromStatus,
-  type ReconcileContext,
-  type ReconcileResult,
-  reconcile,
-} from "./reconciler.ts";
-import { type WatchChange, Watches, type WatchInfo } from "./watches.ts";
+import { type AppliedMemo, outcomeFromStatus, type ReconcileContext, reconcile } from "./reconciler.ts";
+import { watchRouting } from "./watch-routing.ts";
+import { Watches, type WatchInfo } from "./watches.ts";
 
 export { checkCrd, isEcho, resourceSyncChangeMatters } from "./event-filters.ts";
 
@@ -90,12 +85,6 @@ export interface RunningController {
 
 /** How long the ResourceSync watch may stay broken before /live reports the process as stalled. */
 const STALL_AFTER_MS = 5 * 60_000;
-/**
- * A key parked on a busy cluster is re-added after this long even when no slot woke it: a safety net only (a
- * freed slot wakes the key parked longest, cluster-share.ts), kept long because each re-add of a key that is
- * still not admitted costs a reconcile's preamble. Jittered, not a failure: no backoff.
- */
-const PARKED_RETRY_MS = 10_000;
 export const DEFAULT_RESYNC_PERIOD_MS = 10 * 60_000;
 
 /**
@@ -103,13 +92,12 @@ export const DEFAULT_RESYNC_PERIOD_MS = 10 * 60_000;
  * "CRD is not queryable ... Is the CRD installed?") and starts the controller.
  */
 export async function startController(options: ControllerOptions): Promise<RunningController> {
-  const { local, metrics } = options;
-  const logger = options.logger;
+  const { local, metrics, logger } = options;
   const resourceSyncResource = await checkCrd(local);
   const startedAt = Date.now();
   const resyncMs = options.resyncPeriodMs ?? DEFAULT_RESYNC_PERIOD_MS;
 
-  const runtime = new ControllerRuntime({
+  const runtime: ControllerRuntime = new ControllerRuntime({
     name: CONTROLLER_NAME,
     logger,
     concurrency: options.concurrency,
@@ -131,34 +119,9 @@ export async function startController(options: ControllerOptions): Promise<Runni
   const health = new ClusterHealth(metrics, local);
 
   let fanout: Fanout | undefined;
-  const toOwner = (key: string, change?: WatchChange) => {
-    if (fanout?.ownsWatchKey(key)) fanout.onWatch(key, change);
-    else queue.add(key);
-  };
   const watches = newWatches(options, {
     namespaceCount: () => fanout?.namespaceCount() ?? Number.POSITIVE_INFINITY,
-    onRecovered: (keys) => {
-      for (const key of keys) toOwner(key);
-    },
-    onTrouble: (keys) => {
-      for (const key of keys) toOwner(key);
-    },
-    onChange: (keys, event) => {
-      const now = Date.now();
-      for (const key of keys) {
-        // a set's sources (sourceSelector) share these watches
-        if (fanout?.ownsWatchKey(key)) {
-          fanout.onWatch(key, event);
-          continue;
-        }
-        const memo = applied.get(key);
-        if (isEcho(memo, event)) continue;
-        // a contested repair waits for its timer: the other writer's changes of the target need not wake it
-        if (drift.holding(key, now) && memo && isTargetOf(memo, event)) continue;
-        if (!changedAt.has(key)) changedAt.set(key, now);
-        queue.add(key);
-      }
-    },
+    ...watchRouting({ queue, applied, drift, changedAt, fanout: () => fanout }),
   });
 
   // The local cluster's identity, once: a remote target reached through an alias of it is the local cluster.
@@ -169,13 +132,13 @@ export async function startController(options: ControllerOptions): Promise<Runni
       "cannot read namespace kube-system: the local cluster's identity falls back to its CA (see README, cluster identity)",
     );
   const claims = new ClaimIndex(localFacts);
+  const written = new OwnWrites();
   const resourceSyncs = new Informer({
     client: local,
     resource: resourceSyncResource,
     logger: logger.child({ module: "sinker::informer", resource: "resourcesyncs" }),
     transform: stripForCache,
   });
-  const written = new OwnWrites();
   resourceSyncs.onEvent((event) => {
     fanout?.onResourceSync(event);
     const key = keyOf(event.object);
@@ -189,14 +152,7 @@ export async function startController(options: ControllerOptions): Promise<Runni
     queue.add(key);
   });
 
-  const remoteClusters = new RemoteClusters({
-    allowUnsafeKubeconfigs: options.allowUnsafeKubeconfigs,
-    responseHeadersTimeoutMs: options.responseHeadersTimeoutMs,
-    logger: logger.child({ module: "sinker::remote-clusters" }),
-    addressPolicy: new AddressPolicy(options.denyRemoteCidrs ?? []),
-    ...(options.requestTimeoutMs ? { requestTimeoutMs: options.requestTimeoutMs } : {}),
-    identities,
-  });
+  const remoteClusters = newRemoteClusters(options, identities);
   const events = new ApiEventRecorder(local, logger.child({ module: "sinker::events" }), hostname());
   fanout = await startFanout({
     local,
@@ -237,6 +193,13 @@ export async function startController(options: ControllerOptions): Promise<Runni
     ...(fanout ? { grant: fanout.grant } : {}),
   };
 
+  const stepDeps = {
+    metrics,
+    gauge,
+    changedAt,
+    resyncMs,
+    nextBackoff: (key: string) => queue.nextBackoff(key),
+  };
   let reconcileSeq = 0;
   /** One reconcile of `key` inside its share of the remote clusters' workers; its result → what comes next. */
   async function reconcileKey(key: string): Promise<Step> {
@@ -255,7 +218,7 @@ export async function startController(options: ControllerOptions): Promise<Runni
         },
       });
       if (runtime.signal.aborted) return { next: { kind: "done" } }; // stopping: nothing more of this key
-      return stepOf(key, result, log);
+      return stepOf(key, result, log, stepDeps);
     } catch (err) {
       // reconcile() turns every failure into a result; this is a bug, kept from killing the worker.
       log.error({ err }, "reconcile crashed");
@@ -263,41 +226,6 @@ export async function startController(options: ControllerOptions): Promise<Runni
     } finally {
       for (const release of releases) release();
       metrics.parkedKeys.set(share.parked);
-    }
-  }
-
-  /** What a reconcile's result means for its key, the state gauge, the metrics and the log. */
-  function stepOf(key: string, result: ReconcileResult, log: Logger): Step {
-    switch (result.kind) {
-      case "synced":
-        gauge.set(key, true);
-        log.debug("synced");
-        return { next: { kind: "requeue-after", ms: jittered(resyncMs) }, counted: "success" };
-      case "gone":
-        changedAt.delete(key);
-        gauge.set(key, undefined);
-        log.debug("no longer managed");
-        return { next: { kind: "done" }, counted: "success" };
-      case "waiting":
-        return { next: { kind: "requeue-after", ms: result.afterMs }, counted: "requeue_after" };
-      case "contested":
-        // the contest's own back-off (contest.ts), not the failure back-off
-        gauge.set(key, false);
-        log.debug({ retryInMs: result.afterMs }, "target contested");
-        return { next: { kind: "requeue-after", ms: result.afterMs }, counted: "requeue_after" };
-      case "requeue":
-        return { next: { kind: "retry-after", ms: result.afterMs }, counted: "requeue_after" };
-      case "busy":
-        // Not a failure: no backoff, no status; a freed slot on that server (or the timer) brings it back.
-        // Nor a reconcile in controller-runtime's series (it did nothing): counted apart.
-        metrics.parkedReconciles.inc();
-        log.debug("the remote cluster's share of workers is in use; parked"); // (no URL: Secret data)
-        return { next: { kind: "retry-after", ms: jittered(PARKED_RETRY_MS) } };
-      case "failed":
-        gauge.set(key, false);
-        metrics.reconcileErrorsByReason.inc({ reason: result.error.reason });
-        log.warn({ reason: result.error.reason, retryInMs: queue.nextBackoff(key) }, result.error.message);
-        return { next: { kind: "rate-limited" }, counted: "error" };
     }
   }
 
@@ -322,10 +250,9 @@ export async function startController(options: ControllerOptions): Promise<Runni
     watchInfo: () => watches.info(),
     healthy() {
       if (stopped) return true;
-      const health = resourceSyncs.health();
-      if (health.watching) return true;
-      const since = health.lastSyncAt ?? startedAt;
-      return Date.now() - since < STALL_AFTER_MS;
+      const h = resourceSyncs.health();
+      if (h.watching) return true;
+      return Date.now() - (h.lastSyncAt ?? startedAt) < STALL_AFTER_MS;
     },
     async stop() {
       if (stopped) return;
@@ -360,15 +287,14 @@ function newWatches(
   });
 }
 
-/** Whether a watch event is about the object a ResourceSync applied last (its target). */
-function isTargetOf(memo: AppliedMemo, event: WatchChange): boolean {
-  const meta = event.object.metadata;
-  return (
-    watchIdentity({
-      client: { id: event.clientId },
-      resource: event.resource,
-      namespace: meta?.namespace,
-      name: meta?.name ?? "",
-    }) === memo.target
-  );
+/** The clients of remote clusters, built from kubeconfig Secrets under the address policy. */
+function newRemoteClusters(options: ControllerOptions, identities: ClusterIdentities): RemoteClusters {
+  return new RemoteClusters({
+    allowUnsafeKubeconfigs: options.allowUnsafeKubeconfigs,
+    responseHeadersTimeoutMs: options.responseHeadersTimeoutMs,
+    logger: options.logger.child({ module: "sinker::remote-clusters" }),
+    addressPolicy: new AddressPolicy(options.denyRemoteCidrs ?? []),
+    ...(options.requestTimeoutMs ? { requestTimeoutMs: options.requestTimeoutMs } : {}),
+    identities,
+  });
 }
