@@ -7,25 +7,26 @@
 import { hostname } from "node:os";
 import type { Logger } from "pino";
 import type { Metrics } from "../admin/metrics.ts";
-import { type Fanout, startFanout } from "../fanout/controller.ts";
+import { type Fanout, type FanoutOptions, startFanout } from "../fanout/controller.ts";
 import type { ClusterClient } from "../kube/client.ts";
-import { ClusterIdentities } from "../kube/cluster-identity.ts";
+import { type ClusterFacts, ClusterIdentities } from "../kube/cluster-identity.ts";
 import { ApiEventRecorder } from "../kube/events.ts";
 import { Informer, stripForCache } from "../kube/informer.ts";
 import { AddressPolicy } from "../kube/kubeconfig-policy.ts";
-import { keyOf, parseKey } from "../kube/object.ts";
+import { keyOf } from "../kube/object.ts";
 import { RemoteClusters } from "../kube/remote-clusters.ts";
-import { ControllerRuntime, type Step } from "../runtime/runtime.ts";
+import type { WorkQueue } from "../runtime/queue.ts";
+import { ControllerRuntime } from "../runtime/runtime.ts";
 import { ClaimIndex } from "./claims.ts";
 import { ClusterHealth } from "./cluster-health.ts";
 import { ClusterShare, defaultClusterShare } from "./cluster-share.ts";
 import { DriftState } from "./drift.ts";
-import { checkCrd, resourceSyncChangeMatters } from "./event-filters.ts";
-import { stepOf } from "./next-step.ts";
+import { checkCrd } from "./event-filters.ts";
+import { keyReconciler } from "./next-step.ts";
 import { OutcomeGauge } from "./outcome-gauge.ts";
 import { OwnWrites } from "./own-writes.ts";
-import { type AppliedMemo, outcomeFromStatus, type ReconcileContext, reconcile } from "./reconciler.ts";
-import { watchRouting } from "./watch-routing.ts";
+import { type AppliedMemo, outcomeFromStatus, type ReconcileContext } from "./reconciler.ts";
+import { resourceSyncRouting, watchRouting } from "./routing.ts";
 import { Watches, type WatchInfo } from "./watches.ts";
 
 export { checkCrd, isEcho, resourceSyncChangeMatters } from "./event-filters.ts";
@@ -94,16 +95,13 @@ export const DEFAULT_RESYNC_PERIOD_MS = 10 * 60_000;
 export async function startController(options: ControllerOptions): Promise<RunningController> {
   const { local, metrics, logger } = options;
   const resourceSyncResource = await checkCrd(local);
-  const startedAt = Date.now();
   const resyncMs = options.resyncPeriodMs ?? DEFAULT_RESYNC_PERIOD_MS;
-
-  const runtime: ControllerRuntime = new ControllerRuntime({
+  const runtime = new ControllerRuntime({
     name: CONTROLLER_NAME,
     logger,
     concurrency: options.concurrency,
     metrics,
     controllerMetrics: true,
-    reconcile: (key) => reconcileKey(key),
   });
   const queue = runtime.queue;
   const share = new ClusterShare(
@@ -118,20 +116,14 @@ export async function startController(options: ControllerOptions): Promise<Runni
   const gauge = new OutcomeGauge(metrics);
   const health = new ClusterHealth(metrics, local);
 
+  // The set controller starts last (it reads the caches below); events before route to the ResourceSyncs only.
   let fanout: Fanout | undefined;
   const watches = newWatches(options, {
     namespaceCount: () => fanout?.namespaceCount() ?? Number.POSITIVE_INFINITY,
     ...watchRouting({ queue, applied, drift, changedAt, fanout: () => fanout }),
   });
-
-  // The local cluster's identity, once: a remote target reached through an alias of it is the local cluster.
   const identities = new ClusterIdentities();
-  const localFacts = await identities.of(local);
-  if (!localFacts.kubeSystemUID)
-    logger.warn(
-      "cannot read namespace kube-system: the local cluster's identity falls back to its CA (see README, cluster identity)",
-    );
-  const claims = new ClaimIndex(localFacts);
+  const claims = new ClaimIndex(await localFacts(identities, options));
   const written = new OwnWrites();
   const resourceSyncs = new Informer({
     client: local,
@@ -139,36 +131,11 @@ export async function startController(options: ControllerOptions): Promise<Runni
     logger: logger.child({ module: "sinker::informer", resource: "resourcesyncs" }),
     transform: stripForCache,
   });
-  resourceSyncs.onEvent((event) => {
-    fanout?.onResourceSync(event);
-    const key = keyOf(event.object);
-    written.observed(key, event.type === "deleted" ? undefined : event.object);
-    if (event.type === "deleted") {
-      // a ResourceSync that reported a conflict with this one may take the target over now
-      for (const other of claims.remove(key)) queue.add(other);
-      gauge.set(key, undefined);
-    } else claims.update(event.object);
-    if (event.type === "modified" && event.old && !resourceSyncChangeMatters(event.old, event.object)) return;
-    queue.add(key);
-  });
-
+  resourceSyncs.onEvent(resourceSyncRouting({ queue, written, claims, gauge, fanout: () => fanout }));
   const remoteClusters = newRemoteClusters(options, identities);
   const events = new ApiEventRecorder(local, logger.child({ module: "sinker::events" }), hostname());
-  fanout = await startFanout({
-    local,
-    logger,
-    metrics,
-    events,
-    resourceSyncs,
-    resourceSyncResource,
-    remoteClusters,
-    ...(options.informerOptions?.backoff
-      ? { informerOptions: { backoff: options.informerOptions.backoff } }
-      : {}),
-    resyncPeriodMs: resyncMs,
-    watches,
-    ...(options.maxChildrenPerSet !== undefined ? { maxChildrenPerSet: options.maxChildrenPerSet } : {}),
-  });
+  fanout = await startSets(options, { events, resourceSyncs, resourceSyncResource, remoteClusters, watches });
+
   const ctx: ReconcileContext = {
     local,
     resourceSyncs,
@@ -182,52 +149,9 @@ export async function startController(options: ControllerOptions): Promise<Runni
     claims,
     applied,
     drift,
-    pending: (key) => queue.pending(key),
-    onRepair: () => metrics.driftRepairs.inc(),
-    onApplied: (key) => {
-      const since = changedAt.get(key);
-      changedAt.delete(key);
-      if (since !== undefined) metrics.syncLatency.observe((Date.now() - since) / 1000);
-    },
-    onClusterOutcome: (client, reachable) => health.outcome(client, reachable),
+    ...reconcileHooks(queue, metrics, changedAt, health),
     ...(fanout ? { grant: fanout.grant } : {}),
   };
-
-  const stepDeps = {
-    metrics,
-    gauge,
-    changedAt,
-    resyncMs,
-    nextBackoff: (key: string) => queue.nextBackoff(key),
-  };
-  let reconcileSeq = 0;
-  /** One reconcile of `key` inside its share of the remote clusters' workers; its result → what comes next. */
-  async function reconcileKey(key: string): Promise<Step> {
-    const reconcileId = (++reconcileSeq).toString(36);
-    const { namespace, name } = parseKey(key);
-    const log = logger.child({ module: "sinker::reconciler", namespace, name, reconcileId });
-    const lease = share.lease(key);
-    const releases: Array<() => void> = [lease.release];
-    try {
-      const result = await reconcile(key, {
-        ...ctx,
-        logger: log,
-        hold: (client) => {
-          lease.enter(remoteClusters.identities.shareKey(client));
-          releases.push(remoteClusters.hold(client));
-        },
-      });
-      if (runtime.signal.aborted) return { next: { kind: "done" } }; // stopping: nothing more of this key
-      return stepOf(key, result, log, stepDeps);
-    } catch (err) {
-      // reconcile() turns every failure into a result; this is a bug, kept from killing the worker.
-      log.error({ err }, "reconcile crashed");
-      return { next: { kind: "rate-limited" }, counted: "error" };
-    } finally {
-      for (const release of releases) release();
-      metrics.parkedKeys.set(share.parked);
-    }
-  }
 
   health.start({ resourceSyncs, watches, remoteClusters, moreClients: () => fanout?.clients() ?? [] });
   metrics.maxConcurrentPerCluster.set(share.limit);
@@ -242,15 +166,82 @@ export async function startController(options: ControllerOptions): Promise<Runni
   });
   // A child of a ClusterResourceSyncSet is granted its source only against the set and namespace caches; until
   // they are filled its grant is undecided and it waits (fanout.grant), while every other ResourceSync syncs.
-  runtime.start();
+  const nextBackoff = (key: string) => queue.nextBackoff(key);
+  runtime.start(
+    keyReconciler({ ctx, share, signal: runtime.signal, metrics, gauge, changedAt, resyncMs, nextBackoff }),
+  );
+  return running({ ready, runtime, health, resourceSyncs, watches, remoteClusters, fanout, logger });
+}
 
+/** What a reconcile tells the controller: queue state, repairs, applies (sync latency), cluster outcomes. */
+function reconcileHooks(
+  queue: WorkQueue,
+  metrics: Metrics,
+  changedAt: Map<string, number>,
+  health: ClusterHealth,
+): Pick<ReconcileContext, "pending" | "onRepair" | "onApplied" | "onClusterOutcome"> {
+  return {
+    pending: (key) => queue.pending(key),
+    onRepair: () => metrics.driftRepairs.inc(),
+    onApplied: (key) => {
+      const since = changedAt.get(key);
+      changedAt.delete(key);
+      if (since !== undefined) metrics.syncLatency.observe((Date.now() - since) / 1000);
+    },
+    onClusterOutcome: (client, reachable) => health.outcome(client, reachable),
+  };
+}
+
+/** The local cluster's identity, once: a remote target reached through an alias of it is the local cluster. */
+async function localFacts(identities: ClusterIdentities, options: ControllerOptions): Promise<ClusterFacts> {
+  const facts = await identities.of(options.local);
+  if (!facts.kubeSystemUID)
+    options.logger.warn(
+      "cannot read namespace kube-system: the local cluster's identity falls back to its CA (see README, cluster identity)",
+    );
+  return facts;
+}
+
+/** Starts the set controller on the ResourceSync controller's caches (undefined: its CRDs are not installed). */
+function startSets(
+  options: ControllerOptions,
+  shared: Pick<
+    FanoutOptions,
+    "events" | "resourceSyncs" | "resourceSyncResource" | "remoteClusters" | "watches"
+  >,
+): Promise<Fanout | undefined> {
+  return startFanout({
+    local: options.local,
+    logger: options.logger,
+    metrics: options.metrics,
+    ...shared,
+    ...(options.informerOptions?.backoff
+      ? { informerOptions: { backoff: options.informerOptions.backoff } }
+      : {}),
+    resyncPeriodMs: options.resyncPeriodMs ?? DEFAULT_RESYNC_PERIOD_MS,
+    ...(options.maxChildrenPerSet !== undefined ? { maxChildrenPerSet: options.maxChildrenPerSet } : {}),
+  });
+}
+
+/** The running controller: health for /live, and the stop that drains, then closes every watch and client. */
+function running(p: {
+  ready: Promise<void>;
+  runtime: ControllerRuntime;
+  health: ClusterHealth;
+  resourceSyncs: Informer;
+  watches: Watches;
+  remoteClusters: RemoteClusters;
+  fanout: Fanout | undefined;
+  logger: Logger;
+}): RunningController {
+  const startedAt = Date.now();
   let stopped = false;
   return {
-    ready,
-    watchInfo: () => watches.info(),
+    ready: p.ready,
+    watchInfo: () => p.watches.info(),
     healthy() {
       if (stopped) return true;
-      const h = resourceSyncs.health();
+      const h = p.resourceSyncs.health();
       if (h.watching) return true;
       return Date.now() - (h.lastSyncAt ?? startedAt) < STALL_AFTER_MS;
     },
@@ -258,12 +249,12 @@ export async function startController(options: ControllerOptions): Promise<Runni
       if (stopped) return;
       stopped = true;
       // First: no request of this controller may reach a server any more (a new leader may be writing).
-      const draining = runtime.stop();
-      health.stop();
+      const draining = p.runtime.stop();
+      p.health.stop();
       await draining;
-      await Promise.all([resourceSyncs.stop(), watches.stopAll(), fanout?.stop()]);
-      await remoteClusters.closeAll();
-      logger.info("controller stopped");
+      await Promise.all([p.resourceSyncs.stop(), p.watches.stopAll(), p.fanout?.stop()]);
+      await p.remoteClusters.closeAll();
+      p.logger.info("controller stopped");
     },
   };
 }

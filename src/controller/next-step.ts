@@ -1,11 +1,16 @@
 /**
- * What a ResourceSync reconcile's result means for its key (the runtime's `Next` and the reconcile counter's
- * result), the state gauge, the metrics and the log: the ResourceSync controller's side of the runtime.
+ * The ResourceSync controller's side of the runtime: one reconcile of a key (inside its share of a remote
+ * cluster's workers), and what its result means for the key (the runtime's `Next` and the reconcile counter's
+ * result), the state gauge, the metrics and the log.
  */
 import type { Logger } from "pino";
 import type { Metrics } from "../admin/metrics.ts";
+import { parseKey } from "../kube/object.ts";
 import { jittered, type Step } from "../runtime/runtime.ts";
+import type { ClusterShare } from "./cluster-share.ts";
+import type { ReconcileContext } from "./context.ts";
 import type { OutcomeGauge } from "./outcome-gauge.ts";
+import { reconcile } from "./reconciler.ts";
 import type { ReconcileResult } from "./result.ts";
 
 /**
@@ -57,4 +62,43 @@ export function stepOf(key: string, result: ReconcileResult, log: Logger, d: Ste
       log.warn({ reason: result.error.reason, retryInMs: d.nextBackoff(key) }, result.error.message);
       return { next: { kind: "rate-limited" }, counted: "error" };
   }
+}
+
+export interface KeyReconcilerDeps extends StepDeps {
+  ctx: ReconcileContext;
+  share: ClusterShare;
+  /** Aborted when the controller stops. */
+  signal: AbortSignal;
+}
+
+/** The runtime's reconcile: one reconcile of a key inside its share of the remote clusters' workers → its Step. */
+export function keyReconciler(d: KeyReconcilerDeps): (key: string) => Promise<Step> {
+  const { ctx, share } = d;
+  let reconcileSeq = 0;
+  return async (key) => {
+    const reconcileId = (++reconcileSeq).toString(36);
+    const { namespace, name } = parseKey(key);
+    const log = ctx.logger.child({ module: "sinker::reconciler", namespace, name, reconcileId });
+    const lease = share.lease(key);
+    const releases: Array<() => void> = [lease.release];
+    try {
+      const result = await reconcile(key, {
+        ...ctx,
+        logger: log,
+        hold: (client) => {
+          lease.enter(ctx.remoteClusters.identities.shareKey(client));
+          releases.push(ctx.remoteClusters.hold(client));
+        },
+      });
+      if (d.signal.aborted) return { next: { kind: "done" } }; // stopping: nothing more of this key
+      return stepOf(key, result, log, d);
+    } catch (err) {
+      // reconcile() turns every failure into a result; this is a bug, kept from killing the worker.
+      log.error({ err }, "reconcile crashed");
+      return { next: { kind: "rate-limited" }, counted: "error" };
+    } finally {
+      for (const release of releases) release();
+      d.metrics.parkedKeys.set(share.parked);
+    }
+  };
 }

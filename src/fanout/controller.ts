@@ -95,12 +95,11 @@ export async function startFanout(options: FanoutOptions): Promise<Fanout | unde
     secret: await local.resolve("v1", "Secret"),
   };
   const log = logger.child({ module: "sinker::fanout" });
-  const runtime: ControllerRuntime = new ControllerRuntime({
+  const runtime = new ControllerRuntime({
     name: SET_CONTROLLER_NAME,
     logger: log,
     concurrency: 2,
     ...(options.metrics ? { metrics: options.metrics } : {}),
-    reconcile: async (key): Promise<Step> => ({ next: await reconciler.reconcile(key) }),
     // a failed request of the set's own writes (status, children): retried after the key's backoff
     onThrow: (key, err) => {
       const e = asSinkerError(err);
@@ -131,7 +130,7 @@ export async function startFanout(options: FanoutOptions): Promise<Fanout | unde
   // Grants are decided against the set and namespace caches: with ClusterResourceSyncSets present, no
   // ResourceSync is reconciled before the namespaces are in.
   const synced = caches.start();
-  runtime.start();
+  runtime.start(async (key): Promise<Step> => ({ next: await reconciler.reconcile(key) }));
 
   return {
     synced,
