@@ -197,7 +197,7 @@ async function localFacts(identities: ClusterIdentities, options: ControllerOpti
   const facts = await identities.of(options.local);
   if (!facts.kubeSystemUID)
     options.logger.warn(
-      "cannot read namespace kube-system: the local cluster's identity falls back to its CA (see README, cluster identity)",
+      "cannot read namespace kube-system: the local cluster's identity falls back to its CA (see docs/security.md, cluster identity)",
     );
   return facts;
 }
