@@ -11,6 +11,9 @@
  * - `state` of sinker_resourcesyncs: "synced" | "failing".
  * - `cluster`: "local" or the remote cluster's label ("secret/<namespace>/<name>", ClusterClient.name).
  * - `reason`: an ErrorReason of src/errors.ts (a fixed, small set: safe as a label).
+ *
+ * The constructor is long on purpose: one declarative list of every series (name, help, labels, buckets), the
+ * one place to read what Sinker exposes.
  */
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
 

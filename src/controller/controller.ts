@@ -7,31 +7,27 @@
 import { hostname } from "node:os";
 import type { Logger } from "pino";
 import type { Metrics } from "../admin/metrics.ts";
-import { type Fanout, startFanout } from "../fanout/controller.ts";
+import { type Fanout, type FanoutOptions, startFanout } from "../fanout/controller.ts";
 import type { ClusterClient } from "../kube/client.ts";
-import { ClusterIdentities } from "../kube/cluster-identity.ts";
+import { type ClusterFacts, ClusterIdentities } from "../kube/cluster-identity.ts";
 import { ApiEventRecorder } from "../kube/events.ts";
 import { Informer, stripForCache } from "../kube/informer.ts";
 import { AddressPolicy } from "../kube/kubeconfig-policy.ts";
-import { keyOf, parseKey } from "../kube/object.ts";
+import { keyOf } from "../kube/object.ts";
 import { RemoteClusters } from "../kube/remote-clusters.ts";
-import { ControllerRuntime, jittered, type Step } from "../runtime/runtime.ts";
+import type { WorkQueue } from "../runtime/queue.ts";
+import { ControllerRuntime } from "../runtime/runtime.ts";
 import { ClaimIndex } from "./claims.ts";
 import { ClusterHealth } from "./cluster-health.ts";
 import { ClusterShare, defaultClusterShare } from "./cluster-share.ts";
 import { DriftState } from "./drift.ts";
-import { checkCrd, isEcho, resourceSyncChangeMatters } from "./event-filters.ts";
-import { watchIdentity } from "./live-target.ts";
+import { checkCrd } from "./event-filters.ts";
+import { keyReconciler } from "./next-step.ts";
 import { OutcomeGauge } from "./outcome-gauge.ts";
 import { OwnWrites } from "./own-writes.ts";
-import {
-  type AppliedMemo,
-  outcomeFromStatus,
-  type ReconcileContext,
-  type ReconcileResult,
-  reconcile,
-} from "./reconciler.ts";
-import { type WatchChange, Watches, type WatchInfo } from "./watches.ts";
+import { type AppliedMemo, outcomeFromStatus, type ReconcileContext } from "./reconciler.ts";
+import { resourceSyncRouting, watchRouting } from "./routing.ts";
+import { Watches, type WatchInfo } from "./watches.ts";
 
 export { checkCrd, isEcho, resourceSyncChangeMatters } from "./event-filters.ts";
 
@@ -90,12 +86,6 @@ export interface RunningController {
 
 /** How long the ResourceSync watch may stay broken before /live reports the process as stalled. */
 const STALL_AFTER_MS = 5 * 60_000;
-/**
- * A key parked on a busy cluster is re-added after this long even when no slot woke it: a safety net only (a
- * freed slot wakes the key parked longest, cluster-share.ts), kept long because each re-add of a key that is
- * still not admitted costs a reconcile's preamble. Jittered, not a failure: no backoff.
- */
-const PARKED_RETRY_MS = 10_000;
 export const DEFAULT_RESYNC_PERIOD_MS = 10 * 60_000;
 
 /**
@@ -103,19 +93,15 @@ export const DEFAULT_RESYNC_PERIOD_MS = 10 * 60_000;
  * "CRD is not queryable ... Is the CRD installed?") and starts the controller.
  */
 export async function startController(options: ControllerOptions): Promise<RunningController> {
-  const { local, metrics } = options;
-  const logger = options.logger;
+  const { local, metrics, logger } = options;
   const resourceSyncResource = await checkCrd(local);
-  const startedAt = Date.now();
   const resyncMs = options.resyncPeriodMs ?? DEFAULT_RESYNC_PERIOD_MS;
-
   const runtime = new ControllerRuntime({
     name: CONTROLLER_NAME,
     logger,
     concurrency: options.concurrency,
     metrics,
     controllerMetrics: true,
-    reconcile: (key) => reconcileKey(key),
   });
   const queue = runtime.queue;
   const share = new ClusterShare(
@@ -130,89 +116,26 @@ export async function startController(options: ControllerOptions): Promise<Runni
   const gauge = new OutcomeGauge(metrics);
   const health = new ClusterHealth(metrics, local);
 
+  // The set controller starts last (it reads the caches below); events before route to the ResourceSyncs only.
   let fanout: Fanout | undefined;
-  const toOwner = (key: string, change?: WatchChange) => {
-    if (fanout?.ownsWatchKey(key)) fanout.onWatch(key, change);
-    else queue.add(key);
-  };
   const watches = newWatches(options, {
     namespaceCount: () => fanout?.namespaceCount() ?? Number.POSITIVE_INFINITY,
-    onRecovered: (keys) => {
-      for (const key of keys) toOwner(key);
-    },
-    onTrouble: (keys) => {
-      for (const key of keys) toOwner(key);
-    },
-    onChange: (keys, event) => {
-      const now = Date.now();
-      for (const key of keys) {
-        // a set's sources (sourceSelector) share these watches
-        if (fanout?.ownsWatchKey(key)) {
-          fanout.onWatch(key, event);
-          continue;
-        }
-        const memo = applied.get(key);
-        if (isEcho(memo, event)) continue;
-        // a contested repair waits for its timer: the other writer's changes of the target need not wake it
-        if (drift.holding(key, now) && memo && isTargetOf(memo, event)) continue;
-        if (!changedAt.has(key)) changedAt.set(key, now);
-        queue.add(key);
-      }
-    },
+    ...watchRouting({ queue, applied, drift, changedAt, fanout: () => fanout }),
   });
-
-  // The local cluster's identity, once: a remote target reached through an alias of it is the local cluster.
   const identities = new ClusterIdentities();
-  const localFacts = await identities.of(local);
-  if (!localFacts.kubeSystemUID)
-    logger.warn(
-      "cannot read namespace kube-system: the local cluster's identity falls back to its CA (see docs/security.md, cluster identity)",
-    );
-  const claims = new ClaimIndex(localFacts);
+  const claims = new ClaimIndex(await localFacts(identities, options));
+  const written = new OwnWrites();
   const resourceSyncs = new Informer({
     client: local,
     resource: resourceSyncResource,
     logger: logger.child({ module: "sinker::informer", resource: "resourcesyncs" }),
     transform: stripForCache,
   });
-  const written = new OwnWrites();
-  resourceSyncs.onEvent((event) => {
-    fanout?.onResourceSync(event);
-    const key = keyOf(event.object);
-    written.observed(key, event.type === "deleted" ? undefined : event.object);
-    if (event.type === "deleted") {
-      // a ResourceSync that reported a conflict with this one may take the target over now
-      for (const other of claims.remove(key)) queue.add(other);
-      gauge.set(key, undefined);
-    } else claims.update(event.object);
-    if (event.type === "modified" && event.old && !resourceSyncChangeMatters(event.old, event.object)) return;
-    queue.add(key);
-  });
-
-  const remoteClusters = new RemoteClusters({
-    allowUnsafeKubeconfigs: options.allowUnsafeKubeconfigs,
-    responseHeadersTimeoutMs: options.responseHeadersTimeoutMs,
-    logger: logger.child({ module: "sinker::remote-clusters" }),
-    addressPolicy: new AddressPolicy(options.denyRemoteCidrs ?? []),
-    ...(options.requestTimeoutMs ? { requestTimeoutMs: options.requestTimeoutMs } : {}),
-    identities,
-  });
+  resourceSyncs.onEvent(resourceSyncRouting({ queue, written, claims, gauge, fanout: () => fanout }));
+  const remoteClusters = newRemoteClusters(options, identities);
   const events = new ApiEventRecorder(local, logger.child({ module: "sinker::events" }), hostname());
-  fanout = await startFanout({
-    local,
-    logger,
-    metrics,
-    events,
-    resourceSyncs,
-    resourceSyncResource,
-    remoteClusters,
-    ...(options.informerOptions?.backoff
-      ? { informerOptions: { backoff: options.informerOptions.backoff } }
-      : {}),
-    resyncPeriodMs: resyncMs,
-    watches,
-    ...(options.maxChildrenPerSet !== undefined ? { maxChildrenPerSet: options.maxChildrenPerSet } : {}),
-  });
+  fanout = await startSets(options, { events, resourceSyncs, resourceSyncResource, remoteClusters, watches });
+
   const ctx: ReconcileContext = {
     local,
     resourceSyncs,
@@ -226,80 +149,9 @@ export async function startController(options: ControllerOptions): Promise<Runni
     claims,
     applied,
     drift,
-    pending: (key) => queue.pending(key),
-    onRepair: () => metrics.driftRepairs.inc(),
-    onApplied: (key) => {
-      const since = changedAt.get(key);
-      changedAt.delete(key);
-      if (since !== undefined) metrics.syncLatency.observe((Date.now() - since) / 1000);
-    },
-    onClusterOutcome: (client, reachable) => health.outcome(client, reachable),
+    ...reconcileHooks(queue, metrics, changedAt, health),
     ...(fanout ? { grant: fanout.grant } : {}),
   };
-
-  let reconcileSeq = 0;
-  /** One reconcile of `key` inside its share of the remote clusters' workers; its result → what comes next. */
-  async function reconcileKey(key: string): Promise<Step> {
-    const reconcileId = (++reconcileSeq).toString(36);
-    const { namespace, name } = parseKey(key);
-    const log = logger.child({ module: "sinker::reconciler", namespace, name, reconcileId });
-    const lease = share.lease(key);
-    const releases: Array<() => void> = [lease.release];
-    try {
-      const result = await reconcile(key, {
-        ...ctx,
-        logger: log,
-        hold: (client) => {
-          lease.enter(remoteClusters.identities.shareKey(client));
-          releases.push(remoteClusters.hold(client));
-        },
-      });
-      if (runtime.signal.aborted) return { next: { kind: "done" } }; // stopping: nothing more of this key
-      return stepOf(key, result, log);
-    } catch (err) {
-      // reconcile() turns every failure into a result; this is a bug, kept from killing the worker.
-      log.error({ err }, "reconcile crashed");
-      return { next: { kind: "rate-limited" }, counted: "error" };
-    } finally {
-      for (const release of releases) release();
-      metrics.parkedKeys.set(share.parked);
-    }
-  }
-
-  /** What a reconcile's result means for its key, the state gauge, the metrics and the log. */
-  function stepOf(key: string, result: ReconcileResult, log: Logger): Step {
-    switch (result.kind) {
-      case "synced":
-        gauge.set(key, true);
-        log.debug("synced");
-        return { next: { kind: "requeue-after", ms: jittered(resyncMs) }, counted: "success" };
-      case "gone":
-        changedAt.delete(key);
-        gauge.set(key, undefined);
-        log.debug("no longer managed");
-        return { next: { kind: "done" }, counted: "success" };
-      case "waiting":
-        return { next: { kind: "requeue-after", ms: result.afterMs }, counted: "requeue_after" };
-      case "contested":
-        // the contest's own back-off (contest.ts), not the failure back-off
-        gauge.set(key, false);
-        log.debug({ retryInMs: result.afterMs }, "target contested");
-        return { next: { kind: "requeue-after", ms: result.afterMs }, counted: "requeue_after" };
-      case "requeue":
-        return { next: { kind: "retry-after", ms: result.afterMs }, counted: "requeue_after" };
-      case "busy":
-        // Not a failure: no backoff, no status; a freed slot on that server (or the timer) brings it back.
-        // Nor a reconcile in controller-runtime's series (it did nothing): counted apart.
-        metrics.parkedReconciles.inc();
-        log.debug("the remote cluster's share of workers is in use; parked"); // (no URL: Secret data)
-        return { next: { kind: "retry-after", ms: jittered(PARKED_RETRY_MS) } };
-      case "failed":
-        gauge.set(key, false);
-        metrics.reconcileErrorsByReason.inc({ reason: result.error.reason });
-        log.warn({ reason: result.error.reason, retryInMs: queue.nextBackoff(key) }, result.error.message);
-        return { next: { kind: "rate-limited" }, counted: "error" };
-    }
-  }
 
   health.start({ resourceSyncs, watches, remoteClusters, moreClients: () => fanout?.clients() ?? [] });
   metrics.maxConcurrentPerCluster.set(share.limit);
@@ -314,29 +166,95 @@ export async function startController(options: ControllerOptions): Promise<Runni
   });
   // A child of a ClusterResourceSyncSet is granted its source only against the set and namespace caches; until
   // they are filled its grant is undecided and it waits (fanout.grant), while every other ResourceSync syncs.
-  runtime.start();
+  const nextBackoff = (key: string) => queue.nextBackoff(key);
+  runtime.start(
+    keyReconciler({ ctx, share, signal: runtime.signal, metrics, gauge, changedAt, resyncMs, nextBackoff }),
+  );
+  return running({ ready, runtime, health, resourceSyncs, watches, remoteClusters, fanout, logger });
+}
 
+/** What a reconcile tells the controller: queue state, repairs, applies (sync latency), cluster outcomes. */
+function reconcileHooks(
+  queue: WorkQueue,
+  metrics: Metrics,
+  changedAt: Map<string, number>,
+  health: ClusterHealth,
+): Pick<ReconcileContext, "pending" | "onRepair" | "onApplied" | "onClusterOutcome"> {
+  return {
+    pending: (key) => queue.pending(key),
+    onRepair: () => metrics.driftRepairs.inc(),
+    onApplied: (key) => {
+      const since = changedAt.get(key);
+      changedAt.delete(key);
+      if (since !== undefined) metrics.syncLatency.observe((Date.now() - since) / 1000);
+    },
+    onClusterOutcome: (client, reachable) => health.outcome(client, reachable),
+  };
+}
+
+/** The local cluster's identity, once: a remote target reached through an alias of it is the local cluster. */
+async function localFacts(identities: ClusterIdentities, options: ControllerOptions): Promise<ClusterFacts> {
+  const facts = await identities.of(options.local);
+  if (!facts.kubeSystemUID)
+    options.logger.warn(
+      "cannot read namespace kube-system: the local cluster's identity falls back to its CA (see docs/security.md, cluster identity)",
+    );
+  return facts;
+}
+
+/** Starts the set controller on the ResourceSync controller's caches (undefined: its CRDs are not installed). */
+function startSets(
+  options: ControllerOptions,
+  shared: Pick<
+    FanoutOptions,
+    "events" | "resourceSyncs" | "resourceSyncResource" | "remoteClusters" | "watches"
+  >,
+): Promise<Fanout | undefined> {
+  return startFanout({
+    local: options.local,
+    logger: options.logger,
+    metrics: options.metrics,
+    ...shared,
+    ...(options.informerOptions?.backoff
+      ? { informerOptions: { backoff: options.informerOptions.backoff } }
+      : {}),
+    resyncPeriodMs: options.resyncPeriodMs ?? DEFAULT_RESYNC_PERIOD_MS,
+    ...(options.maxChildrenPerSet !== undefined ? { maxChildrenPerSet: options.maxChildrenPerSet } : {}),
+  });
+}
+
+/** The running controller: health for /live, and the stop that drains, then closes every watch and client. */
+function running(p: {
+  ready: Promise<void>;
+  runtime: ControllerRuntime;
+  health: ClusterHealth;
+  resourceSyncs: Informer;
+  watches: Watches;
+  remoteClusters: RemoteClusters;
+  fanout: Fanout | undefined;
+  logger: Logger;
+}): RunningController {
+  const startedAt = Date.now();
   let stopped = false;
   return {
-    ready,
-    watchInfo: () => watches.info(),
+    ready: p.ready,
+    watchInfo: () => p.watches.info(),
     healthy() {
       if (stopped) return true;
-      const health = resourceSyncs.health();
-      if (health.watching) return true;
-      const since = health.lastSyncAt ?? startedAt;
-      return Date.now() - since < STALL_AFTER_MS;
+      const h = p.resourceSyncs.health();
+      if (h.watching) return true;
+      return Date.now() - (h.lastSyncAt ?? startedAt) < STALL_AFTER_MS;
     },
     async stop() {
       if (stopped) return;
       stopped = true;
       // First: no request of this controller may reach a server any more (a new leader may be writing).
-      const draining = runtime.stop();
-      health.stop();
+      const draining = p.runtime.stop();
+      p.health.stop();
       await draining;
-      await Promise.all([resourceSyncs.stop(), watches.stopAll(), fanout?.stop()]);
-      await remoteClusters.closeAll();
-      logger.info("controller stopped");
+      await Promise.all([p.resourceSyncs.stop(), p.watches.stopAll(), p.fanout?.stop()]);
+      await p.remoteClusters.closeAll();
+      p.logger.info("controller stopped");
     },
   };
 }
@@ -360,15 +278,14 @@ function newWatches(
   });
 }
 
-/** Whether a watch event is about the object a ResourceSync applied last (its target). */
-function isTargetOf(memo: AppliedMemo, event: WatchChange): boolean {
-  const meta = event.object.metadata;
-  return (
-    watchIdentity({
-      client: { id: event.clientId },
-      resource: event.resource,
-      namespace: meta?.namespace,
-      name: meta?.name ?? "",
-    }) === memo.target
-  );
+/** The clients of remote clusters, built from kubeconfig Secrets under the address policy. */
+function newRemoteClusters(options: ControllerOptions, identities: ClusterIdentities): RemoteClusters {
+  return new RemoteClusters({
+    allowUnsafeKubeconfigs: options.allowUnsafeKubeconfigs,
+    responseHeadersTimeoutMs: options.responseHeadersTimeoutMs,
+    logger: options.logger.child({ module: "sinker::remote-clusters" }),
+    addressPolicy: new AddressPolicy(options.denyRemoteCidrs ?? []),
+    ...(options.requestTimeoutMs ? { requestTimeoutMs: options.requestTimeoutMs } : {}),
+    identities,
+  });
 }

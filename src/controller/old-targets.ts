@@ -12,14 +12,22 @@ import { noObjectOfUnknownKind, releaseFromOwner } from "./release.ts";
 import { type ResolvedEnd, resolveRecorded } from "./resolve.ts";
 import { type AppliedTarget, describeTarget } from "./sync-record.ts";
 
+/** The recorded target a changed `spec.target` leaves behind, with what its handling needs. */
+export interface OldTarget {
+  key: string;
+  rs: KubeObject;
+  record: AppliedTarget;
+  refs: RefSet;
+  ctx: ReconcileContext;
+}
+
+/** `spec.target` changed: the old target is deleted ("delete-old") or kept and released ("forget-old"). */
+export function leaveOldTarget(change: "delete-old" | "forget-old", old: OldTarget): Promise<void> {
+  return change === "delete-old" ? deleteOldTarget(old) : keepOldTarget(old);
+}
+
 /** `spec.target` changed: delete the recorded old target if it is still the object Sinker applied. */
-export async function deleteOldTarget(
-  key: string,
-  rs: KubeObject,
-  record: AppliedTarget,
-  refs: RefSet,
-  ctx: ReconcileContext,
-): Promise<void> {
+async function deleteOldTarget({ key, rs, record, refs, ctx }: OldTarget): Promise<void> {
   let old: ResolvedEnd;
   try {
     old = await resolveRecorded(key, record, rs, refs, ctx);
@@ -92,13 +100,7 @@ export async function sweepLocalLeftovers(
  * one loses its ownerReference to it), and an Event says so. Throws when the release fails: the record still names
  * the old target, so the next attempt releases it again.
  */
-export async function keepOldTarget(
-  key: string,
-  rs: KubeObject,
-  record: AppliedTarget,
-  refs: RefSet,
-  ctx: ReconcileContext,
-): Promise<void> {
+async function keepOldTarget({ key, rs, record, refs, ctx }: OldTarget): Promise<void> {
   let released = false;
   if (!record.cluster.secretRef) {
     const old = await resolveRecorded(key, record, rs, refs, ctx).catch(noObjectOfUnknownKind);

@@ -30,7 +30,7 @@ import {
 import { CONTESTED, writeTarget } from "./drift.ts";
 import { finalizer } from "./finalizer.ts";
 import { liveOf } from "./live-target.ts";
-import { deleteOldTarget, keepOldTarget, sweepLocalLeftovers } from "./old-targets.ts";
+import { leaveOldTarget, sweepLocalLeftovers } from "./old-targets.ts";
 import { track } from "./reachability.ts";
 import { RefSet } from "./ref-set.ts";
 import { releaseFromOwner } from "./release.ts";
@@ -106,17 +106,10 @@ async function sync(
   const record = readRecord(rs.status);
   const disable = annotationIsTrue(rs.metadata, ANNOTATION_DISABLE_TARGET_DELETION);
   let nextRec: AppliedTarget | null | undefined;
-  switch (decideTargetChange(record, targetId, disable)) {
-    case "delete-old":
-      if (record) await deleteOldTarget(key, rs, record, refs, ctx);
-      nextRec = null;
-      break;
-    case "forget-old":
-      if (record) await keepOldTarget(key, rs, record, refs, ctx);
-      nextRec = null;
-      break;
-    case "none":
-      break;
+  const change = decideTargetChange(record, targetId, disable);
+  if (change !== "none") {
+    if (record) await leaveOldTarget(change, { key, rs, record, refs, ctx });
+    nextRec = null;
   }
   // (a ResourceSync never retargeted, generation 1 without a record, has nothing to sweep: no cost at creation)
   const retargeted = record ? !sameTarget(record, targetId) : (rs.metadata?.generation ?? 1) > 1;

@@ -38,8 +38,6 @@ export interface RuntimeOptions {
   logger: Logger;
   /** Workers (reconciles at once). */
   concurrency: number;
-  /** Reconciles one key; a throw is a bug (or, for a controller that throws its failures, a failure): retried. */
-  reconcile(key: string): Promise<Step>;
   /** Called when a reconcile throws (not while stopping); the key is retried after its backoff either way. */
   onThrow?(key: string, err: unknown): void;
   metrics?: Metrics;
@@ -62,6 +60,7 @@ export class ControllerRuntime {
   readonly #options: RuntimeOptions;
   readonly #cancel = new AbortController();
   #workers: Promise<void>[] = [];
+  #reconcile: (key: string) => Promise<Step> = async () => ({ next: { kind: "done" } });
   #untrack: (() => void) | undefined;
 
   constructor(options: RuntimeOptions) {
@@ -83,8 +82,12 @@ export class ControllerRuntime {
     return this.#cancel.signal;
   }
 
-  /** Starts the workers (keys added before wait for them). */
-  start(): void {
+  /**
+   * Starts the workers (keys added before wait for them) with the controller's reconcile of one key. A throw is a
+   * bug (or, for a controller that throws its failures, a failure): retried after the key's backoff.
+   */
+  start(reconcile: (key: string) => Promise<Step>): void {
+    this.#reconcile = reconcile;
     this.#untrack = this.#options.metrics?.trackInFlight(this.#options.name, () => this.queue.inFlight());
     this.#workers = Array.from({ length: Math.max(1, this.#options.concurrency) }, () => this.#worker());
   }
@@ -127,7 +130,7 @@ export class ControllerRuntime {
     let timed = true;
     counting?.activeWorkers.inc({ controller });
     try {
-      const step = await withRequestSignal(this.#cancel.signal, () => this.#options.reconcile(key));
+      const step = await withRequestSignal(this.#cancel.signal, () => this.#reconcile(key));
       if (this.#cancel.signal.aborted) return;
       this.#apply(key, step.next);
       if (step.counted === undefined) timed = false;

@@ -16,13 +16,16 @@ function runtimeOf(step: (key: string) => Step | Promise<Step>, extra: { metrics
     logger,
     concurrency: 2,
     backoff: { baseMs: 1_000 },
-    reconcile: async (key) => {
-      seen.push(key);
-      return step(key);
-    },
     ...(extra.metrics ? { metrics: extra.metrics, controllerMetrics: true } : {}),
   });
-  return { runtime, seen };
+  const reconcile = async (key: string) => {
+    seen.push(key);
+    return step(key);
+  };
+  return {
+    runtime: { start: () => runtime.start(reconcile), stop: () => runtime.stop(), queue: runtime.queue },
+    seen,
+  };
 }
 
 describe("ControllerRuntime: what a reconcile's result does to its key", () => {
