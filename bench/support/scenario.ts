@@ -52,6 +52,8 @@ export interface ScenarioResult {
   idle: { seconds: number; requests: number; cpuSeconds: number };
   peakRssMiB: number;
   startRssMiB: number;
+  /** CPU seconds of convergence, edits, drifts, idle and deletion (the first process's start included; the
+   * restart phases apart, see `restart`). */
   cpuSeconds: number;
   deletionMs: number;
   deletionRequests: RequestCounts;
@@ -227,6 +229,8 @@ export async function runScenario(env: TestEnv, sut: Sut, o: ScenarioOptions): P
     };
 
     // ------------------------------------------------------------------ restarts
+    // the run's CPU: the first process until here (its start included), then the deletion; restarts apart
+    const cpuBeforeRestarts = proc.cpuSeconds();
     const restartOf = async (changed: readonly number[]): Promise<RestartFigures> => {
       const sut = proc as SutProcess;
       // killed, as a node lost or an OOM kill does; a profiled Sinker is stopped (SIGTERM) so it writes its profile
@@ -253,6 +257,7 @@ export async function runScenario(env: TestEnv, sut: Sut, o: ScenarioOptions): P
 
     // ------------------------------------------------------------------ deletion
     const d0 = await audit.mark();
+    const cpuDeletion0 = proc.processCpuSeconds();
     const td = performance.now();
     const gone = indexes.map((i) => observer.whenGone(targetEnd(i).cluster, `dst-${i}`));
     await pool(indexes, 20, (i) => a.delete(RS_RESOURCE, nsA, `rs-${i}`));
@@ -273,7 +278,7 @@ export async function runScenario(env: TestEnv, sut: Sut, o: ScenarioOptions): P
       idle,
       peakRssMiB: proc.peakRssMiB(),
       startRssMiB,
-      cpuSeconds: proc.cpuSeconds(),
+      cpuSeconds: cpuBeforeRestarts + proc.processCpuSeconds() - cpuDeletion0,
       deletionMs,
       deletionRequests: audit.requests(user, d0, d1),
       restart,

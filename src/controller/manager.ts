@@ -14,6 +14,7 @@ import { AddressPolicy } from "../kube/kubeconfig-policy.ts";
 import type { KubeObject } from "../kube/object.ts";
 import { RemoteClusters } from "../kube/remote-clusters.ts";
 import { withRequestSignal } from "../kube/request-signal.ts";
+import { lazyChild } from "../log.ts";
 import { ClaimIndex } from "./claims.ts";
 import { ClusterShare, defaultClusterShare } from "./cluster-share.ts";
 import { watchIdentity } from "./context.ts";
@@ -277,13 +278,14 @@ export async function startController(options: ControllerOptions): Promise<Runni
   const jittered = (ms: number) => Math.round(ms * (0.9 + Math.random() * 0.2));
 
   let reconcileSeq = 0;
+  const reconcilerLog = logger.child({ module: "sinker::reconciler" });
   async function worker(): Promise<void> {
     for (;;) {
       const key = await queue.get();
       if (key === undefined) return;
       const reconcileId = (++reconcileSeq).toString(36);
       const [namespace, name] = [key.slice(0, key.indexOf("/")), key.slice(key.indexOf("/") + 1)];
-      const log = logger.child({ module: "sinker::reconciler", namespace, name, reconcileId });
+      const log = lazyChild(reconcilerLog, () => ({ namespace, name, reconcileId }));
       const started = process.hrtime.bigint();
       const lease = share.lease(key);
       let parked = false;
