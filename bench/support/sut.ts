@@ -4,6 +4,7 @@
  * over every process of the run.
  */
 import { type ChildProcess, spawn } from "node:child_process";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { repoRoot } from "../../test/controlplane/testenv.ts";
@@ -152,7 +153,14 @@ function sum(text: string, name: string): number {
 }
 
 function spawnSut(sut: Sut, c: SutConfig): ChildProcess {
-  const env = { ...process.env, NODE_ENV: "production", SINKER_LOG: "" };
+  // Both with Node's compile cache where Sinker keeps it by default (bin/sinker.js): set from the start, it also
+  // covers the ideal copier's entry point, a TypeScript file that would otherwise be stripped at every start
+  const env = {
+    ...process.env,
+    NODE_ENV: "production",
+    SINKER_LOG: "",
+    NODE_COMPILE_CACHE: join(tmpdir(), "node-compile-cache"),
+  };
   const args =
     sut === "sinker"
       ? [
