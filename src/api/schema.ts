@@ -3,6 +3,9 @@
  * structural CRD schema uses) with the descriptions `kubectl explain` shows. `crds.ts` turns it into the CRD
  * schemas; `validate.ts` interprets the very same definitions, so what the API server refuses at `kubectl apply`
  * time and what the controller refuses are the same thing.
+ *
+ * Over 400 lines on purpose: one declarative schema (the ResourceSync's), read top to bottom like the CRD it
+ * becomes; splitting it would scatter one resource's shape over files.
  */
 
 import { targetMetadataProperties } from "./metadata-schema.ts";
@@ -57,8 +60,8 @@ export const nonEmpty = (description: string, maxLength?: number): Schema => ({
 });
 
 /**
- * Names become URL path segments of API requests, so they are checked before any request is made (SPEC 3,
- * issue 10 item 8: `.` and `..` would address the collection or the namespace itself):
+ * Names become URL path segments of API requests, so they are checked before any request is made (`.` and
+ * `..` would address the collection or the namespace itself; docs/security.md, "name objects"):
  * - object names (any kind): what the API server accepts for every resource, a path segment of 1 to 253
  *   characters that is not `.` or `..` and holds no `/` or `%` (each kind's own stricter rules are the API
  *   server's business, e.g. DNS subdomains for ConfigMaps; RBAC kinds allow `:`);

@@ -1,13 +1,14 @@
 /**
- * The per-cluster share of the workers (README "Performance"): at most `limit` reconciles may be in flight against one remote
- * API server at once, so ResourceSyncs of a dead, slow or malicious cluster, each holding a worker up to a
- * request's total deadline, never hold them all. The local cluster is not limited.
+ * The per-cluster share of the workers (docs/security.md#what-a-remote-server-cannot-do): at most `limit`
+ * reconciles may be in flight against one remote API server at once, so ResourceSyncs of a dead, slow or malicious
+ * cluster, each holding a worker up to a request's total deadline, never hold them all. The local cluster is not
+ * limited.
  *
  * A reconcile takes a `Lease` when it starts and enters each remote server when it first gets that server's
  * client (resolve.ts, through `ReconcileContext.hold`), before it sends anything there. When the server's share
  * is used up, `enter` parks the key and throws `ClusterBusy`: the reconcile ends at once without a request, a
  * status write or a failure, and its worker is free. A slot freed on that server wakes the parked key that waited
- * longest (a woken key that no longer needs the slot passes the wake-up on); the manager's timer re-adds a parked
+ * longest (a woken key that no longer needs the slot passes the wake-up on); the controller's timer re-adds a parked
  * key anyway after a while, so no key depends on a wake-up alone. Level-triggered: a parked key is simply
  * reconciled again later, from the caches.
  *
@@ -16,7 +17,7 @@
  * kubeconfig in many Secrets (each with a circuit breaker of its own) and aliases of one server (`localhost`, an
  * IP, a DNS name) share one cluster's slots. A tenant who controls a server can give it several CAs, names or
  * ports, each with a share of its own; the share bounds one cluster, the circuit breaker and the request
- * deadlines bound what each of those costs (README, Security model).
+ * deadlines bound what each of those costs (docs/security.md).
  */
 
 /** The share when `--max-concurrent-reconciles-per-cluster` is not given: half the workers, at least one. */
@@ -78,7 +79,7 @@ export class ClusterShare {
   readonly #woken = new Map<string, string>();
   readonly #wake: (key: string) => void;
 
-  /** `wake`: a parked key may go now (the manager queues it). */
+  /** `wake`: a parked key may go now (the controller queues it). */
   constructor(limit: number, wake: (key: string) => void) {
     this.limit = Math.max(1, limit);
     this.#wake = wake;

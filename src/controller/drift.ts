@@ -17,9 +17,11 @@ import {
   otherWriter,
   restoredContest,
 } from "./contest.ts";
-import { type ReconcileContext, track, watchIdentity } from "./context.ts";
+import type { ReconcileContext } from "./context.ts";
 import { FlowGraph, ringInMotion, ringThrough } from "./cycles.ts";
+import { watchIdentity } from "./live-target.ts";
 import { coveredBy, fieldShape } from "./noop-apply.ts";
+import { track } from "./reachability.ts";
 import type { ResolvedEnd } from "./resolve.ts";
 import { findCondition, READY, type SyncStatus } from "./status.ts";
 

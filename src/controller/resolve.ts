@@ -9,7 +9,10 @@ import type { ClusterClient, ResourceInfo } from "../kube/client.ts";
 import { type ClusterFacts, sameCluster } from "../kube/cluster-identity.ts";
 import type { KubeObject } from "../kube/object.ts";
 import { checkSecretAccess } from "../kube/remote-clusters.ts";
-import { GrantUndecided, type ReconcileContext, type RefSet, trackFailure } from "./context.ts";
+import type { ReconcileContext } from "./context.ts";
+import { trackFailure } from "./reachability.ts";
+import type { RefSet } from "./ref-set.ts";
+import { GrantUndecided } from "./result.ts";
 import type { AppliedTarget, ClusterIdentity, TargetIdentity } from "./sync-record.ts";
 import type { WatchRef } from "./watches.ts";
 
@@ -106,7 +109,7 @@ export async function clusterClient(
 
 /**
  * Resolves one end of the ResourceSync: which cluster (the local one or a kubeconfig Secret's), which resource
- * (through discovery), which namespace. Enforces the tenancy rules of SPEC 2.
+ * (through discovery), which namespace. Enforces the tenancy rules of docs/spec/resourcesync.md#remote-clusters.
  */
 export async function resolveEnd(
   rs: ResourceSync,

@@ -50,7 +50,7 @@ export function clusterKey(cluster: ClusterIdentity): string {
 }
 
 /** A string equal for two identities of the same object in one cluster (whatever the version), cluster aside. */
-export function objectKey(t: TargetIdentity): string {
+export function targetObjectKey(t: TargetIdentity): string {
   let group = "";
   try {
     group = parseApiVersion(t.apiVersion).group;
@@ -62,7 +62,7 @@ export function objectKey(t: TargetIdentity): string {
 
 /** A string equal for two identities reached the same way (same Secret, or both local). */
 export function identityKey(t: TargetIdentity): string {
-  return `${clusterKey(t.cluster)}|${objectKey(t)}`;
+  return `${clusterKey(t.cluster)}|${targetObjectKey(t)}`;
 }
 
 /** The facts of a cluster: the recorded identity, the local cluster's, or none (an old record). */
@@ -90,7 +90,7 @@ export function sameTarget(
   return (
     a !== undefined &&
     b !== undefined &&
-    objectKey(a) === objectKey(b) &&
+    targetObjectKey(a) === targetObjectKey(b) &&
     sameClusterOf(a.cluster, b.cluster, local)
   );
 }

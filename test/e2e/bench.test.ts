@@ -1,9 +1,8 @@
 // The scale benchmark (npm run bench) at N = 20, half of the targets in cluster b, with its restart phases and one
 // core kept busy by the background burner, and the request prices
 // (npm run bench:requests) at N = 20: they keep working, measure what they say, and their figures are plausible.
-// (The figures themselves are for people; see README Performance.)
+// (The figures themselves are for people; see docs/performance.md.)
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -11,29 +10,15 @@ import { after, test } from "node:test";
 import { type Floor, floors, type Price, STEPS, type Step } from "../../bench/support/request-prices.ts";
 import type { ScenarioResult } from "../../bench/support/scenario.ts";
 import { load, repoRoot } from "../controlplane/testenv.ts";
+import { type CmdResult, runCommand } from "../support/run-command.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "sinker-bench-test-"));
 after(() => rmSync(dir, { recursive: true, force: true }));
 
-function run(
-  args: string[],
-  script = "scale.ts",
-): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [join(repoRoot, "bench", script), ...args], {
-      cwd: repoRoot,
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.setEncoding("utf8").on("data", (c: string) => {
-      stdout += c;
-    });
-    child.stderr.setEncoding("utf8").on("data", (c: string) => {
-      stderr += c;
-    });
-    child.on("error", reject);
-    child.on("close", (code) => resolve({ code, stdout, stderr }));
+function run(args: string[], script = "scale.ts"): Promise<CmdResult> {
+  return runCommand(process.execPath, [join(repoRoot, "bench", script), ...args], {
+    cwd: repoRoot,
+    timeoutMs: 580_000,
   });
 }
 

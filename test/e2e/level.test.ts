@@ -1,37 +1,31 @@
 /**
- * Issue 11 and ownership against the real control plane: what Sinker wrote lives in the ResourceSync's status
- * (the sync record), so deletion, retargeting and "delete only what I wrote" work after a restart; exact echo
- * suppression (chains, removal drift); resync at no request cost; single-object watches when a namespace-wide
- * list is refused; backoff not defeated by watches; one reconcile per ResourceSync at restart.
+ * Level-triggered behaviour and ownership against the real control plane: what Sinker wrote lives in the
+ * ResourceSync's status (the sync record), so deletion, retargeting and "delete only what I wrote" work after a
+ * restart; exact echo suppression (chains, removal drift); resync at no request cost; single-object watches when a
+ * namespace-wide list is refused; backoff not defeated by watches; one reconcile per ResourceSync at restart.
  */
 import assert from "node:assert/strict";
-import { after, before, describe, it } from "node:test";
+import { describe, it } from "node:test";
 import { FINALIZER } from "../../src/api/types.ts";
 import { ANNOTATION_ADOPT_TARGET as ADOPT } from "../../src/controller/decisions.ts";
-import { load, restrictedUser, type TestEnv, waitFor } from "../controlplane/testenv.ts";
+import { restrictedUser, waitFor } from "../controlplane/testenv.ts";
 import {
-  Cluster,
   clusterRef,
   cmRef,
   condition,
   configMap,
   deleteResourceSyncs,
-  installCrds,
   kubeconfigSecret,
   RS_API,
   resourceSync,
-  startTestController,
   type TestController,
-  TestNamespaces,
   waitReady,
 } from "./support/cluster.ts";
+import { useSuite } from "./support/suite.ts";
 
-let env: TestEnv;
-let a: Cluster;
-let b: Cluster;
-const spaces = new TestNamespaces(() => env);
-
-const ns = (cluster: "a" | "b", prefix: string) => spaces.create(cluster, prefix);
+const suite = useSuite();
+const { a, b } = suite;
+const ns = suite.ns;
 
 const cm = cmRef;
 const bRef = clusterRef;
@@ -73,32 +67,13 @@ async function reconciles(ctrl: TestController): Promise<number> {
   return m.values.reduce((sum, v) => sum + v.value, 0);
 }
 
-before(async () => {
-  env = load();
-  a = new Cluster(env, "a");
-  b = new Cluster(env, "b");
-  await installCrds(env, "a");
-  await installCrds(env, "b");
-});
-
-after(async () => {
-  await spaces.deleteAll();
-});
-
 describe("the sync record and what is decided from it", () => {
-  let ctrl: TestController;
-  before(async () => {
-    ctrl = await startTestController(env);
-  });
-  after(async () => {
-    await deleteResourceSyncs(a, spaces.in("a")).catch(() => undefined);
-    await ctrl.stop();
-  });
+  const suite = useSuite({ controller: true });
 
   it("records the applied target (cluster, kind, namespace/name, uid, time) in status", async () => {
-    const n = await ns("a", "record");
-    const nb = await ns("b", "record");
-    await a.apply(kubeconfigSecret(n, "cluster-b", env.kubeconfigText("b")));
+    const n = await suite.ns("a", "record");
+    const nb = await suite.ns("b", "record");
+    await a.apply(kubeconfigSecret(n, "cluster-b", suite.env.kubeconfigText("b")));
     await a.apply(configMap(n, "src", { k: "v" }));
     await a.apply(resourceSync(n, "local", { source: cm("src"), target: cm("dst") }));
     await a.apply(
@@ -134,17 +109,17 @@ describe("the sync record and what is decided from it", () => {
     assert.match(lr.fieldSetHash ?? "", /^[A-Za-z0-9+/]{27}=$/);
     const rr = await record(n, "remote");
     assert.deepEqual(rr?.cluster.secretRef, { namespace: n, name: "cluster-b", key: "value" });
-    // which cluster the Secret reached, as the cluster says (issue 20)
+    // which cluster the Secret reached, as the cluster says (docs/security.md#cluster-identity)
     assert.match(rr?.cluster.identity?.kubeSystemUID ?? "", /^[0-9a-f-]{36}$/);
     assert.equal(rr?.uid, remoteTarget?.metadata?.uid);
     assert.equal(rr?.namespace, nb);
   });
 
-  it("item 1: nothing ever applied (unknown kind, denied Secret, missing Secret): the finalizer goes at once", async () => {
-    const n = await ns("a", "never");
-    const nb = await ns("b", "never");
-    const shared = await ns("a", "never-shared");
-    await a.apply(kubeconfigSecret(shared, "closed", env.kubeconfigText("b")));
+  it("nothing ever applied (unknown kind, denied Secret, missing Secret): the finalizer goes at once", async () => {
+    const n = await suite.ns("a", "never");
+    const nb = await suite.ns("b", "never");
+    const shared = await suite.ns("a", "never-shared");
+    await a.apply(kubeconfigSecret(shared, "closed", suite.env.kubeconfigText("b")));
     await a.apply(configMap(n, "src", { k: "v" }));
     await a.apply(
       resourceSync(n, "unknown-kind", {
@@ -179,30 +154,30 @@ describe("the sync record and what is decided from it", () => {
       await a.waitGone(RS_API, "ResourceSync", n, name, 15_000);
   });
 
-  it("item 1: a deletion failure is a condition and an Event, and the deletion completes once it can", async () => {
-    const n = await ns("a", "delfail");
-    const nb = await ns("b", "delfail");
-    await a.apply(kubeconfigSecret(n, "cluster-b", env.kubeconfigText("b")));
+  it("a deletion failure is a condition and an Event, and the deletion completes once it can", async () => {
+    const n = await suite.ns("a", "delfail");
+    const nb = await suite.ns("b", "delfail");
+    await a.apply(kubeconfigSecret(n, "cluster-b", suite.env.kubeconfigText("b")));
     await a.apply(configMap(n, "src", { k: "v" }));
     await a.apply(resourceSync(n, "rs", { source: cm("src"), target: { ...cm("dst"), cluster: bRef(nb) } }));
     await waitReady(a, n, "rs", "True");
     // The kubeconfig now names a user that may do nothing in nb: the target can neither be watched nor deleted.
-    await a.apply(kubeconfigSecret(n, "cluster-b", env.kubeconfigText("b-restricted")));
+    await a.apply(kubeconfigSecret(n, "cluster-b", suite.env.kubeconfigText("b-restricted")));
     await a.delete(RS_API, "ResourceSync", n, "rs");
     const failing = await waitReady(a, n, "rs", "False", "Forbidden", 30_000);
     assert.match(failing.message, /forbidden/i);
     assert.ok((await events(n, "rs")).some((e) => e.type === "Warning" && e.reason === "Forbidden"));
     assert.ok(await b.get("v1", "ConfigMap", nb, "dst"), "the target is still there");
-    await a.apply(kubeconfigSecret(n, "cluster-b", env.kubeconfigText("b")));
+    await a.apply(kubeconfigSecret(n, "cluster-b", suite.env.kubeconfigText("b")));
     await a.waitGone(RS_API, "ResourceSync", n, "rs", 60_000);
     assert.equal(await b.get("v1", "ConfigMap", nb, "dst"), undefined);
     assert.ok((await events(n, "rs")).some((e) => e.reason === "TargetDeleted"));
   });
 
-  it("item 2: changing spec.target deletes the old target (local and remote) with an Event", async () => {
-    const n = await ns("a", "retarget");
-    const nb = await ns("b", "retarget");
-    await a.apply(kubeconfigSecret(n, "cluster-b", env.kubeconfigText("b")));
+  it("changing spec.target deletes the old target (local and remote) with an Event", async () => {
+    const n = await suite.ns("a", "retarget");
+    const nb = await suite.ns("b", "retarget");
+    await a.apply(kubeconfigSecret(n, "cluster-b", suite.env.kubeconfigText("b")));
     await a.apply(configMap(n, "src", { k: "v" }));
     await a.apply(resourceSync(n, "rs", { source: cm("src"), target: cm("first") }));
     await waitReady(a, n, "rs", "True");
@@ -226,8 +201,8 @@ describe("the sync record and what is decided from it", () => {
     assert.equal(evs.filter((e) => e.reason === "OldTargetDeleted").length >= 2, true, JSON.stringify(evs));
   });
 
-  it("item 2: with disable-target-deletion the old target stays", async () => {
-    const n = await ns("a", "retarget-keep");
+  it("with disable-target-deletion the old target stays", async () => {
+    const n = await suite.ns("a", "retarget-keep");
     await a.apply(configMap(n, "src", { k: "v" }));
     const keep = { "sinker.influxdata.io/disable-target-deletion": "true" };
     await a.apply(resourceSync(n, "rs", { source: cm("src"), target: cm("first") }, keep));
@@ -237,10 +212,10 @@ describe("the sync record and what is decided from it", () => {
     assert.ok(await a.get("v1", "ConfigMap", n, "first"), "old target kept");
   });
 
-  it("item 3: chains work and removing a field Sinker owns is undone", async () => {
-    const n = await ns("a", "chain");
-    const nb = await ns("b", "chain");
-    await a.apply(kubeconfigSecret(n, "cluster-b", env.kubeconfigText("b")));
+  it("chains work and removing a field Sinker owns is undone", async () => {
+    const n = await suite.ns("a", "chain");
+    const nb = await suite.ns("b", "chain");
+    await a.apply(kubeconfigSecret(n, "cluster-b", suite.env.kubeconfigText("b")));
     await a.apply(configMap(n, "src", { k: "v1" }, { labels: { team: "x" } }));
     // src (a) → mid (b) → back (a): the middle object is one ResourceSync's target and the next one's source
     await a.apply(
@@ -267,7 +242,7 @@ describe("the sync record and what is decided from it", () => {
       (o) => o?.metadata?.labels?.team === "x",
       10_000,
     );
-    const r = await env.request(
+    const r = await suite.env.request(
       "a",
       "PATCH",
       `/api/v1/namespaces/${n}/configmaps/back`,
@@ -279,7 +254,7 @@ describe("the sync record and what is decided from it", () => {
   });
 
   it("ownership: an existing object is not taken over without the annotation; with it, it is", async () => {
-    const n = await ns("a", "owner");
+    const n = await suite.ns("a", "owner");
     await a.apply(configMap(n, "src", { k: "v" }));
     await a.apply(configMap(n, "theirs", { mine: "keep" }), "someone-else");
     await a.apply(resourceSync(n, "rs", { source: cm("src"), target: cm("theirs") }));
@@ -297,7 +272,7 @@ describe("the sync record and what is decided from it", () => {
   });
 
   it("ownership: an object Sinker applied (e.g. the Rust controller) counts as Sinker's", async () => {
-    const n = await ns("a", "rust");
+    const n = await suite.ns("a", "rust");
     await a.apply(configMap(n, "src", { k: "new" }));
     await a.apply(configMap(n, "dst", { k: "old" }), "sinker.influxdata.io");
     await a.apply(resourceSync(n, "rs", { source: cm("src"), target: cm("dst") }));
@@ -306,7 +281,7 @@ describe("the sync record and what is decided from it", () => {
   });
 
   it("ownership: a target replaced by someone else's object is not deleted with the ResourceSync", async () => {
-    const n = await ns("a", "replaced");
+    const n = await suite.ns("a", "replaced");
     await a.apply(configMap(n, "src", { k: "v" }));
     await a.apply(resourceSync(n, "rs", { source: cm("src"), target: cm("dst") }));
     await waitReady(a, n, "rs", "True");
@@ -328,7 +303,7 @@ describe("the sync record and what is decided from it", () => {
   });
 
   it("ownership: source == target and target == the ResourceSync itself are refused; both deletable", async () => {
-    const n = await ns("a", "self");
+    const n = await suite.ns("a", "self");
     await a.apply(configMap(n, "src", { k: "v" }));
     await a.apply(resourceSync(n, "same", { source: cm("src"), target: cm("src") }));
     await a.apply(
@@ -347,7 +322,7 @@ describe("the sync record and what is decided from it", () => {
   });
 
   it("ownership: two ResourceSyncs on one target: the later one reports a conflict and does not write", async () => {
-    const n = await ns("a", "conflict");
+    const n = await suite.ns("a", "conflict");
     await a.apply(configMap(n, "one", { from: "one" }));
     await a.apply(configMap(n, "two", { from: "two" }));
     await a.apply(resourceSync(n, "first", { source: cm("one"), target: cm("dst") }));
@@ -383,13 +358,13 @@ describe("the sync record and what is decided from it", () => {
     );
   });
 
-  it("issue 10 item 9: another namespace's kubeconfig Secret is watched only after the check, and alone", async () => {
-    const n = await ns("a", "xns-watch");
-    const shared = await ns("a", "xns-shared");
-    const nb = await ns("b", "xns-watch");
-    await a.apply(kubeconfigSecret(shared, "closed", env.kubeconfigText("b")));
+  it("another namespace's kubeconfig Secret is watched only after the check, and alone", async () => {
+    const n = await suite.ns("a", "xns-watch");
+    const shared = await suite.ns("a", "xns-shared");
+    const nb = await suite.ns("b", "xns-watch");
+    await a.apply(kubeconfigSecret(shared, "closed", suite.env.kubeconfigText("b")));
     await a.apply(
-      kubeconfigSecret(shared, "open", env.kubeconfigText("b"), {
+      kubeconfigSecret(shared, "open", suite.env.kubeconfigText("b"), {
         "sinker.influxdata.io/allowed-namespaces": n,
       }),
     );
@@ -410,7 +385,9 @@ describe("the sync record and what is decided from it", () => {
     await a.apply(resourceSync(n, "denied", { source: cm("src"), target: target("closed", "d1") }));
     await waitReady(a, n, "denied", "False", "SecretAccessDenied");
     const secretWatches = () =>
-      ctrl.controller.watchInfo().filter((w) => w.resource.plural === "secrets" && w.namespace === shared);
+      suite.controller.controller
+        .watchInfo()
+        .filter((w) => w.resource.plural === "secrets" && w.namespace === shared);
     assert.deepEqual(secretWatches(), [], "no informer on the other namespace's Secrets while denied");
     await a.apply(resourceSync(n, "allowed", { source: cm("src"), target: target("open", "d2") }));
     await waitReady(a, n, "allowed", "True");
@@ -424,18 +401,11 @@ describe("the sync record and what is decided from it", () => {
 });
 
 describe("watches, resync and backoff", () => {
-  let ctrl: TestController;
   const requests = new Map<string, number>();
-  before(async () => {
-    ctrl = await startTestController(env, { resyncPeriodMs: 1500, requests });
-  });
-  after(async () => {
-    await deleteResourceSyncs(a, spaces.in("a")).catch(() => undefined);
-    await ctrl.stop();
-  });
+  const suite = useSuite({ controller: { resyncPeriodMs: 1500, requests } });
 
-  it("item 3: one apply per ResourceSync at creation (the ADDED echo is recognised) and one per drift repair", async () => {
-    const n = await ns("a", "echo");
+  it("one apply per ResourceSync at creation (the ADDED echo is recognised) and one per drift repair", async () => {
+    const n = await suite.ns("a", "echo");
     for (let i = 0; i < 10; i++) await a.apply(configMap(n, `src-${i}`, { i: String(i) }));
     const applies = () => requests.get("apply") ?? 0;
     const before = applies();
@@ -443,8 +413,8 @@ describe("watches, resync and backoff", () => {
       await a.apply(resourceSync(n, `rs-${i}`, { source: cm(`src-${i}`), target: cm(`dst-${i}`) }));
     for (let i = 0; i < 10; i++) await waitReady(a, n, `rs-${i}`, "True");
     // let every echo arrive (and a resync or two pass) before counting
-    const settled = await reconciles(ctrl);
-    await waitFor("a resync round", async () => (await reconciles(ctrl)) >= settled + 10, {
+    const settled = await reconciles(suite.controller);
+    await waitFor("a resync round", async () => (await reconciles(suite.controller)) >= settled + 10, {
       timeoutMs: 30_000,
     });
     assert.equal(applies() - before, 10, "one apply per ResourceSync");
@@ -453,15 +423,15 @@ describe("watches, resync and backoff", () => {
       await a.mergePatch("v1", "ConfigMap", n, `dst-${i}`, { data: { i: "drift" } });
     for (let i = 0; i < 5; i++)
       await a.waitFor("repaired", "v1", "ConfigMap", n, `dst-${i}`, (o) => o?.data?.i === String(i), 10_000);
-    const after = await reconciles(ctrl);
-    await waitFor("another resync round", async () => (await reconciles(ctrl)) >= after + 10, {
+    const after = await reconciles(suite.controller);
+    await waitFor("another resync round", async () => (await reconciles(suite.controller)) >= after + 10, {
       timeoutMs: 30_000,
     });
     assert.equal(applies() - repairBase, 5, "one apply per drift repair");
   });
 
-  it("item 4: a periodic resync reconciles every ResourceSync at no request cost while the target matches", async () => {
-    const n = await ns("a", "resync");
+  it("a periodic resync reconciles every ResourceSync at no request cost while the target matches", async () => {
+    const n = await suite.ns("a", "resync");
     await a.apply(configMap(n, "src", { k: "v" }));
     await a.apply(resourceSync(n, "rs", { source: cm("src"), target: cm("dst") }));
     await waitReady(a, n, "rs", "True");
@@ -473,20 +443,24 @@ describe("watches, resync and backoff", () => {
       "quiet",
       async () => {
         const w = writes();
-        const r = await reconciles(ctrl);
+        const r = await reconciles(suite.controller);
         await new Promise((resolve) => setTimeout(resolve, 2000));
-        return writes() === w && (await reconciles(ctrl)) > r;
+        return writes() === w && (await reconciles(suite.controller)) > r;
       },
       { timeoutMs: 30_000 },
     );
     const w0 = writes();
     const reads0 = new Map(requests);
-    const relists = () => ctrl.controller.watchInfo().reduce((sum, w) => sum + w.health.lists, 0);
+    const relists = () => suite.controller.controller.watchInfo().reduce((sum, w) => sum + w.health.lists, 0);
     const relists0 = relists();
-    const r0 = await reconciles(ctrl);
-    await waitFor("3 resyncs of every ResourceSync", async () => (await reconciles(ctrl)) >= r0 + 3 * 10, {
-      timeoutMs: 60_000,
-    });
+    const r0 = await reconciles(suite.controller);
+    await waitFor(
+      "3 resyncs of every ResourceSync",
+      async () => (await reconciles(suite.controller)) >= r0 + 3 * 10,
+      {
+        timeoutMs: 60_000,
+      },
+    );
     assert.equal(writes(), w0, "no write");
     // A read per reconcile would be 30 or more here. The only reads allowed are the lists of a watch of sources
     // or targets that had to start again from a list (410 Gone after a watch ended): counted by the informers
@@ -505,10 +479,10 @@ describe("watches, resync and backoff", () => {
     assert.equal((await a.get("v1", "ConfigMap", n, "dst"))?.metadata?.resourceVersion, targetVersion);
   });
 
-  it("item 8: a ResourceSync failing with Forbidden backs off (its watches are not re-created per attempt)", async () => {
-    const n = await ns("a", "backoff");
-    const nb = await ns("b", "backoff");
-    await a.apply(kubeconfigSecret(n, "restricted", env.kubeconfigText("b-restricted")));
+  it("a ResourceSync failing with Forbidden backs off (its watches are not re-created per attempt)", async () => {
+    const n = await suite.ns("a", "backoff");
+    const nb = await suite.ns("b", "backoff");
+    await a.apply(kubeconfigSecret(n, "restricted", suite.env.kubeconfigText("b-restricted")));
     await a.apply(
       resourceSync(n, "rs", {
         source: {
@@ -520,8 +494,9 @@ describe("watches, resync and backoff", () => {
     );
     await waitReady(a, n, "rs", "False", "Forbidden");
     const errors = async () =>
-      (await ctrl.metrics.reconcileErrorsByReason.get()).values.find((v) => v.labels.reason === "Forbidden")
-        ?.value ?? 0;
+      (await suite.controller.metrics.reconcileErrorsByReason.get()).values.find(
+        (v) => v.labels.reason === "Forbidden",
+      )?.value ?? 0;
     const e0 = await errors();
     const t0 = Date.now();
     await new Promise((resolve) => setTimeout(resolve, 10_000));
@@ -533,8 +508,8 @@ describe("watches, resync and backoff", () => {
     assert.ok(attempts <= 6, `${attempts} attempts in 10 s`);
   });
 
-  it("issue 12: deleting 30 at once: each finalized exactly once, learnt from the watch (no polling GET)", async () => {
-    const n = await ns("a", "delete-once");
+  it("deleting 30 at once: each finalized exactly once, learnt from the watch (no polling GET)", async () => {
+    const n = await suite.ns("a", "delete-once");
     for (let i = 0; i < 30; i++) {
       await a.apply(configMap(n, `src-${i}`, { i: String(i) }));
       await a.apply(resourceSync(n, `rs-${i}`, { source: cm(`src-${i}`), target: cm(`dst-${i}`) }));
@@ -576,9 +551,9 @@ describe("watches, resync and backoff", () => {
     for (let i = 0; i < 30; i++) assert.equal(await a.get("v1", "ConfigMap", n, `dst-${i}`), undefined);
   });
 
-  it("item 5: a namespace-wide list refused (Role limited by resourceNames) falls back to a single-object watch", async () => {
-    const n = await ns("a", "narrow");
-    const nb = await ns("b", "narrow");
+  it("a namespace-wide list refused (Role limited by resourceNames) falls back to a single-object watch", async () => {
+    const n = await suite.ns("a", "narrow");
+    const nb = await suite.ns("b", "narrow");
     await b.apply({
       apiVersion: "rbac.authorization.k8s.io/v1",
       kind: "Role",
@@ -600,7 +575,7 @@ describe("watches, resync and backoff", () => {
       subjects: [{ apiGroup: "rbac.authorization.k8s.io", kind: "User", name: restrictedUser }],
     });
     await b.apply(configMap(nb, "src", { k: "r1" }));
-    await a.apply(kubeconfigSecret(n, "restricted", env.kubeconfigText("b-restricted")));
+    await a.apply(kubeconfigSecret(n, "restricted", suite.env.kubeconfigText("b-restricted")));
     await a.apply(
       resourceSync(n, "rs", {
         source: {
@@ -612,7 +587,7 @@ describe("watches, resync and backoff", () => {
     );
     await waitReady(a, n, "rs", "True", undefined, 30_000);
     assert.equal((await a.get("v1", "ConfigMap", n, "dst"))?.data?.k, "r1");
-    const w = ctrl.controller.watchInfo().filter((x) => x.namespace === nb);
+    const w = suite.controller.controller.watchInfo().filter((x) => x.namespace === nb);
     assert.deepEqual(
       w.map((x) => x.name),
       ["src"],
@@ -632,12 +607,12 @@ describe("watches, resync and backoff", () => {
 });
 
 describe("restart", () => {
-  it("items 1 and 7: after a restart each ResourceSync is reconciled once, deletion is decided from the record", async () => {
+  it("after a restart each ResourceSync is reconciled once, deletion is decided from the record", async () => {
     const n = await ns("a", "restart");
     const nb = await ns("b", "restart");
-    let ctrl = await startTestController(env);
+    let ctrl = await suite.startController();
     try {
-      await a.apply(kubeconfigSecret(n, "cluster-b", env.kubeconfigText("b")));
+      await a.apply(kubeconfigSecret(n, "cluster-b", suite.env.kubeconfigText("b")));
       for (let i = 0; i < 20; i++) {
         await a.apply(configMap(n, `src-${i}`, { i: String(i) }));
         await a.apply(
@@ -659,7 +634,7 @@ describe("restart", () => {
     );
 
     const requests = new Map<string, number>();
-    ctrl = await startTestController(env, { requests });
+    ctrl = await suite.startController({ requests });
     try {
       await a.waitGone(RS_API, "ResourceSync", n, "rs-0");
       await a.waitGone(RS_API, "ResourceSync", n, "rs-1");

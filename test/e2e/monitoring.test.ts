@@ -1,29 +1,28 @@
 /**
  * monitoring/: the alert rules pass `promtool check rules` and their unit tests (`promtool test rules`), and
  * every series the rules and the Grafana dashboard name exists in a real /metrics scrape of the sinker process
- * after it synced locally and to cluster b, failed once, and carried a source change; the README documents
- * every panel and has the runbook each alert links to.
+ * after it synced locally and to cluster b, failed once, and carried a source change; docs/operations.md
+ * documents every panel and has the runbook each alert links to.
  */
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { after, before, describe, it } from "node:test";
+import { after, describe, it } from "node:test";
 import { parse } from "yaml";
-import { load, repoRoot, type TestEnv } from "../controlplane/testenv.ts";
+import { repoRoot } from "../controlplane/testenv.ts";
 import { killAllSinkers, Sinker } from "../support/sinker-process.ts";
 import {
-  Cluster,
   configMap,
   deleteResourceSyncs,
-  installCrds,
   kubeconfigSecret,
   resourceSync,
   waitReady,
 } from "./support/cluster.ts";
+import { useSuite } from "./support/suite.ts";
 import { cleanUpTools, tool } from "./support/tools.ts";
 
 const dir = join(repoRoot, "monitoring");
-const readme = readFileSync(join(repoRoot, "README.md"), "utf8");
+const operations = readFileSync(join(repoRoot, "docs", "operations.md"), "utf8");
 
 interface Rule {
   alert: string;
@@ -76,19 +75,11 @@ const slug = (heading: string) =>
     .replace(/[^\w\- ]/g, "")
     .replace(/ /g, "-");
 
-let env: TestEnv;
-let a: Cluster;
-const namespaces: Array<["a" | "b", string]> = [];
-
-before(async () => {
-  env = load();
-  a = new Cluster(env, "a");
-  await installCrds(env, "a");
-});
+const suite = useSuite();
+const { a } = suite;
 
 after(async () => {
   killAllSinkers();
-  await Promise.all(namespaces.map(([c, n]) => env.deleteNamespace(c, n)));
   cleanUpTools();
 });
 
@@ -104,22 +95,23 @@ describe("monitoring: alert rules", () => {
     assert.equal(r.code, 0, r.stderr + r.stdout);
   });
 
-  it("each links to a runbook section of the README", () => {
-    const anchors = new Set([...readme.matchAll(/^#{2,6} (.+)$/gm)].map((m) => slug(m[1] ?? "")));
+  it("each links to a runbook section of docs/operations.md", () => {
+    const anchors = new Set([...operations.matchAll(/^#{2,6} (.+)$/gm)].map((m) => slug(m[1] ?? "")));
     for (const rule of rules) {
-      const anchor = rule.annotations.runbook.replace(/^README\.md#/, "");
-      assert.ok(anchors.has(anchor), `README has no heading for #${anchor} (${rule.alert})`);
+      const [file, anchor = ""] = rule.annotations.runbook.split("#");
+      assert.equal(file, "docs/operations.md", rule.alert);
+      assert.ok(anchors.has(anchor), `docs/operations.md has no heading for #${anchor} (${rule.alert})`);
     }
   });
 });
 
 describe("monitoring: Grafana dashboard", () => {
-  it("every panel has a query, a description, and a paragraph in the README", () => {
+  it("every panel has a query, a description, and a paragraph in docs/operations.md", () => {
     assert.ok(dashboard.panels.length >= 10);
     for (const p of dashboard.panels) {
       assert.ok(p.targets.length > 0 && p.targets.every((t) => t.expr.trim() !== ""), p.title);
       assert.ok(p.description.length > 20, `${p.title} has a description`);
-      assert.ok(readme.includes(`**${p.title}**`), `README describes the panel "${p.title}"`);
+      assert.ok(operations.includes(`**${p.title}**`), `docs/operations.md describes the panel "${p.title}"`);
     }
   });
 
@@ -140,11 +132,9 @@ describe("monitoring: Grafana dashboard", () => {
 
 describe("monitoring: every series named exists in a real scrape", () => {
   it("of a sinker process that synced locally and to cluster b, failed once and carried a change", async () => {
-    const namespace = await env.createNamespace("a", "monitoring");
-    namespaces.push(["a", namespace]);
-    const remoteNs = await env.createNamespace("b", "monitoring");
-    namespaces.push(["b", remoteNs]);
-    await a.apply(kubeconfigSecret(namespace, "cluster-b", env.kubeconfigText("b")));
+    const namespace = await suite.ns("a", "monitoring");
+    const remoteNs = await suite.ns("b", "monitoring");
+    await a.apply(kubeconfigSecret(namespace, "cluster-b", suite.env.kubeconfigText("b")));
     await a.apply(configMap(namespace, "source", { k: "1" }));
     const ref = (name: string) => ({ resourceRef: { apiVersion: "v1", kind: "ConfigMap", name } });
     await a.apply(resourceSync(namespace, "local", { source: ref("source"), target: ref("local-copy") }));
@@ -161,7 +151,7 @@ describe("monitoring: every series named exists in a real scrape", () => {
 
     const sinker = new Sinker([
       "--kubeconfig",
-      env.kubeconfigPath("a"),
+      suite.env.kubeconfigPath("a"),
       "--admin-addr",
       "127.0.0.1:0",
       "--log-format",

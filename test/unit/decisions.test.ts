@@ -15,8 +15,8 @@ import {
   type FinalizeFacts,
   type LiveTarget,
 } from "../../src/controller/decisions.ts";
-import { isEcho } from "../../src/controller/manager.ts";
-import { liveOf, rvNewer } from "../../src/controller/reconciler.ts";
+import { isEcho } from "../../src/controller/event-filters.ts";
+import { liveOf } from "../../src/controller/live-target.ts";
 import { nextStatus, statusDiffers } from "../../src/controller/status.ts";
 import {
   type AppliedTarget,
@@ -28,6 +28,7 @@ import {
 import { SinkerError } from "../../src/errors.ts";
 import type { ResourceInfo } from "../../src/kube/client.ts";
 import { stripForCache } from "../../src/kube/informer.ts";
+import { rvNewer } from "../../src/kube/resource-version.ts";
 
 const cm = (name: string, extra: Partial<TargetIdentity> = {}): TargetIdentity => ({
   cluster: {},

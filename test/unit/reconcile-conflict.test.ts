@@ -10,6 +10,7 @@ import pino from "pino";
 import { FINALIZER } from "../../src/api/types.ts";
 import { ClaimIndex } from "../../src/controller/claims.ts";
 import { DriftState } from "../../src/controller/drift.ts";
+import { OwnWrites } from "../../src/controller/own-writes.ts";
 import { type ReconcileContext, reconcile } from "../../src/controller/reconciler.ts";
 import type { Watches } from "../../src/controller/watches.ts";
 import { SinkerError } from "../../src/errors.ts";
@@ -93,7 +94,7 @@ function fakeContext(failures: { apply?: SinkerError; statusPatch?: SinkerError 
     options: { allowClusterScoped: false },
     drift: new DriftState(),
     logger: pino({ level: "silent" }),
-    written: new Map(),
+    written: new OwnWrites(),
     claims: new ClaimIndex(),
     applied: new Map(),
   };
