@@ -436,6 +436,14 @@ export const resourceSyncStatusSchema: Schema = {
           format: "date-time",
           description: "When Sinker first applied this object.",
         },
+        fieldSetHash: {
+          type: "string",
+          maxLength: 64,
+          description:
+            "Hash of the set of fields (not their values) Sinker's last apply of this object set. A target " +
+            "that holds the values Sinker would apply, in exactly these fields, needs no apply: after a " +
+            "restart or a failover Sinker writes nothing to targets that did not change.",
+        },
       },
     },
   },

@@ -12,6 +12,7 @@
  */
 
 import { existsSync, readFileSync } from "node:fs";
+import { flushCompileCache } from "node:module";
 import { join } from "node:path";
 import type { Logger } from "pino";
 import { Metrics } from "../admin/metrics.ts";
@@ -230,6 +231,9 @@ class Manager {
         () => {
           this.#initialListDone = true;
           this.#log.info("ready");
+          // every module is loaded by now: the compile cache (bin/sinker.js) is written now, not only at a clean
+          // exit, so a process that is killed still leaves it for the next start
+          flushCompileCache();
         },
         (err: unknown) => {
           this.#log.error({ err: asSinkerError(err).message }, "initial ResourceSync list failed");

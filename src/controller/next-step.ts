@@ -6,6 +6,7 @@
 import type { Logger } from "pino";
 import type { Metrics } from "../admin/metrics.ts";
 import { parseKey } from "../kube/object.ts";
+import { lazyChild } from "../log.ts";
 import { jittered, type Step } from "../runtime/runtime.ts";
 import type { ClusterShare } from "./cluster-share.ts";
 import type { ReconcileContext } from "./context.ts";
@@ -75,10 +76,12 @@ export interface KeyReconcilerDeps extends StepDeps {
 export function keyReconciler(d: KeyReconcilerDeps): (key: string) => Promise<Step> {
   const { ctx, share } = d;
   let reconcileSeq = 0;
+  const reconcilerLog = ctx.logger.child({ module: "sinker::reconciler" });
   return async (key) => {
     const reconcileId = (++reconcileSeq).toString(36);
     const { namespace, name } = parseKey(key);
-    const log = ctx.logger.child({ module: "sinker::reconciler", namespace, name, reconcileId });
+    // made only when a line is logged at an enabled level (most reconciles log nothing)
+    const log = lazyChild(reconcilerLog, () => ({ namespace, name, reconcileId }));
     const lease = share.lease(key);
     const releases: Array<() => void> = [lease.release];
     try {

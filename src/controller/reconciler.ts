@@ -208,13 +208,14 @@ async function writeAndReport(w: WriteStep, ctx: ReconcileContext): Promise<Reco
       target,
       liveObject: w.liveObject,
       recordUid: record?.uid,
+      recordFields: record?.fieldSetHash,
       onRefused: (err) => replaceOrFail(w, err, ctx),
     },
     ctx,
   );
   if (written.kind === "defer") return { kind: "requeue", afterMs: written.afterMs };
   const newRecord = written.uid
-    ? nextRecord(record, targetId, written.uid, new Date())
+    ? nextRecord(record, targetId, written.uid, new Date(), written.fields || undefined)
     : (w.nextRec ?? undefined);
   if (written.kind === "contested") {
     const message = contestMessage(describeEnd(spec.spec.target.resourceRef.kind, target), written.writer);

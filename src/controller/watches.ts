@@ -200,11 +200,18 @@ export class Watches {
     return this.#entryFor(client, resource, ns, name)?.informer.hasSynced() ?? false;
   }
 
-  /** Whether the informer holding this object has an open watch right now (its cache follows the cluster). */
+  /**
+   * Whether the informer holding this object follows its cluster: a watch is open, or its last list or watch
+   * succeeded and nothing failed since (the moment between a list and its watch, e.g. right after a restart).
+   */
   live(client: ClusterClient, resource: ResourceInfo, namespace: string | undefined, name: string): boolean {
     const ns = resource.namespaced ? namespace : undefined;
     const entry = this.#entryFor(client, resource, ns, name);
-    return entry?.informer.health().watching ?? false;
+    if (!entry) return false;
+    // between a list (or a watch ending normally) and the next watch opening, the cache is as fresh as that list:
+    // only failures since then (a cluster gone) make it untrustworthy
+    const h = entry.informer.health();
+    return h.watching || (entry.informer.hasSynced() && h.consecutiveFailures === 0);
   }
 
   /** Every cached object of the namespace-wide informer of (client, resource, namespace), if there is one. */

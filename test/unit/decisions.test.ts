@@ -326,6 +326,22 @@ describe("sync record", () => {
     });
   });
 
+  it("nextRecord records the field set of the last apply (kept when absent or equal), readRecord reads it", () => {
+    const now = new Date("2026-02-02T02:02:02.500Z");
+    const prev = { ...record(cm("t")), fieldSetHash: "s1" };
+    assert.equal(nextRecord(prev, cm("t"), "uid-1", now, "s1"), prev, "same fields: the same record");
+    assert.equal(nextRecord(prev, cm("t"), "uid-1", now), prev, "no apply said (CreateOnly): kept");
+    assert.deepEqual(nextRecord(prev, cm("t"), "uid-1", now, "s2"), { ...prev, fieldSetHash: "s2" });
+    assert.deepEqual(
+      nextRecord(record(cm("t")), cm("t"), "uid-1", now, "s1"),
+      prev,
+      "an older record gets it",
+    );
+    assert.equal(nextRecord(undefined, cm("t"), "uid-1", now, "s1").fieldSetHash, "s1");
+    assert.equal(readRecord({ appliedTarget: prev })?.fieldSetHash, "s1");
+    assert.equal(readRecord({ appliedTarget: { ...prev, fieldSetHash: 7 } })?.fieldSetHash, undefined);
+  });
+
   it("status: the record is kept through failures, written when new, removed with null", () => {
     const t = new Date("2026-01-01T00:00:00Z");
     const ok = nextStatus(undefined, 1, { ok: true, message: "m" }, t, record(cm("t")));
