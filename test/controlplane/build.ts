@@ -54,11 +54,24 @@ export function isBuilt(dir: string = binDir()): boolean {
 }
 
 /** Kubernetes version the wrapper requires, for the version ldflags (without them /version reports junk). */
-function kubernetesVersion(): string {
+export function kubernetesVersion(): string {
   const gomod = readFileSync(join(moduleDir, "go.mod"), "utf8");
   const m = /^\s*(?:require\s+)?k8s\.io\/kubernetes\s+(v\d+\.\d+\.\d+\S*)/m.exec(gomod);
   if (!m?.[1]) throw new Error("test/controlplane/go.mod does not require k8s.io/kubernetes");
   return m[1];
+}
+
+/** The ldflags every Kubernetes binary of the wrapper module is built with (the node tier's too). */
+export function versionLdflags(): string {
+  const kver = kubernetesVersion();
+  const mm = /^v(\d+)\.(\d+)/.exec(kver);
+  return [
+    "-s",
+    "-w",
+    `-X k8s.io/component-base/version.gitVersion=${kver}`,
+    `-X k8s.io/component-base/version.gitMajor=${mm?.[1] ?? ""}`,
+    `-X k8s.io/component-base/version.gitMinor=${mm?.[2] ?? ""}`,
+  ].join(" ");
 }
 
 type RunResult = { code: number; output: string };
@@ -114,7 +127,6 @@ export async function ensureBinaries(opts: { quiet?: boolean } = {}): Promise<En
   }
   const gover = await goVersion();
   const kver = kubernetesVersion();
-  const mm = /^v(\d+)\.(\d+)/.exec(kver);
   const root = cacheRoot();
   mkdirSync(root, { recursive: true });
   const tmp = join(root, `.tmp-${cacheKey()}-${process.pid}-${Date.now()}`);
@@ -123,14 +135,15 @@ export async function ensureBinaries(opts: { quiet?: boolean } = {}): Promise<En
   log(
     `into ${dir} (on 2 cores: about 12 minutes from nothing, 6 with the Go modules already downloaded; later runs reuse it)`,
   );
-  const ldflags = [
-    "-s",
-    "-w",
-    `-X k8s.io/component-base/version.gitVersion=${kver}`,
-    `-X k8s.io/component-base/version.gitMajor=${mm?.[1] ?? ""}`,
-    `-X k8s.io/component-base/version.gitMinor=${mm?.[2] ?? ""}`,
-  ].join(" ");
-  const args = ["build", "-trimpath", "-ldflags", ldflags, "-o", `${tmp}/`, ...packages.map((p) => p.pkg)];
+  const args = [
+    "build",
+    "-trimpath",
+    "-ldflags",
+    versionLdflags(),
+    "-o",
+    `${tmp}/`,
+    ...packages.map((p) => p.pkg),
+  ];
   const goflags = [process.env.GOFLAGS ?? "", "-mod=mod"].join(" ").trim();
   const env: NodeJS.ProcessEnv = { ...process.env, CGO_ENABLED: "0", GOFLAGS: goflags };
   try {
