@@ -37,7 +37,7 @@ export type ErrorReason =
   | "TargetNotOwned"
   | "TargetConflict"
   | "TargetIsSource"
-  /** The kubeconfig Secret of a recorded target now reaches another cluster (README "Cluster identity"). */
+  /** The kubeconfig Secret of a recorded target now reaches another cluster (docs/security.md#cluster-identity). */
   | "ClusterChanged"
   // another writer keeps rewriting the target (contest.ts): repaired with back-off
   | "TargetContested"

@@ -28,7 +28,7 @@ export const DEFAULT_LOG_DIRECTIVES = "sinker=info,warn";
 /** The root module: records of the root logger (no `module` binding) belong to it. */
 export const ROOT_MODULE = "sinker";
 
-/** The module names Sinker's code uses, for `moduleLogger` and the README. */
+/** The module names Sinker's code uses, for `moduleLogger` and docs/operations.md#logging. */
 export const MODULES = [
   "sinker::controller",
   "sinker::reconciler",

@@ -131,7 +131,7 @@ const setPrinterColumns = [
   { name: "Age", type: "date", jsonPath: ".metadata.creationTimestamp" },
 ];
 
-/** Every CRD: ResourceSync first, then SinkerContainer, then the fan-out kinds (SPEC 6). */
+/** Every CRD: ResourceSync first, then SinkerContainer, then the fan-out kinds (docs/spec/resourcesyncset.md). */
 export function crdObjects(): KubeObject[] {
   return [
     crd({

@@ -1,7 +1,8 @@
 /**
- * Schema of the target's metadata policy (`spec.target.labels`, `spec.target.annotations`; README "Labels and annotations of the target"), in
- * a block of its own shared by ResourceSync and the sets' target. Keys are checked as the API server checks label
- * and annotation keys (qualified names), so a bad key is refused at `kubectl apply` time, not on every apply.
+ * Schema of the target's metadata policy (`spec.target.labels`, `spec.target.annotations`;
+ * docs/spec/resourcesync.md#labels-and-annotations-of-the-target), in a block of its own shared by ResourceSync and
+ * the sets' target. Keys are checked as the API server checks label and annotation keys (qualified names), so a bad
+ * key is refused at `kubectl apply` time, not on every apply.
  */
 import type { Schema, ValidationRule } from "./schema.ts";
 
@@ -58,7 +59,7 @@ export const metadataRuleSchema = (field: "labels" | "annotations"): Schema => (
   description:
     `Which of the source's ${field} the target gets, and fixed ones. Default (absent): every ${field.slice(0, -1)} ` +
     "except the tool-tracking keys of Argo CD, Flux, Helm, kapp and Fleet, and kubectl's last-applied " +
-    "annotation (see the README). Applies to whatever the clone or the mappings put there.",
+    "annotation (see docs/spec/resourcesync.md). Applies to whatever the clone or the mappings put there.",
   properties: {
     include: keyList(
       `Copy only the ${field} whose key matches one of these (exact keys, or prefixes ending in "*"). Absent: ` +

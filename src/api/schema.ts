@@ -57,8 +57,8 @@ export const nonEmpty = (description: string, maxLength?: number): Schema => ({
 });
 
 /**
- * Names become URL path segments of API requests, so they are checked before any request is made (SPEC 3,
- * issue 10 item 8: `.` and `..` would address the collection or the namespace itself):
+ * Names become URL path segments of API requests, so they are checked before any request is made (`.` and
+ * `..` would address the collection or the namespace itself; docs/security.md, "name objects"):
  * - object names (any kind): what the API server accepts for every resource, a path segment of 1 to 253
  *   characters that is not `.` or `..` and holds no `/` or `%` (each kind's own stricter rules are the API
  *   server's business, e.g. DNS subdomains for ConfigMaps; RBAC kinds allow `:`);

@@ -1,7 +1,7 @@
 /**
- * Schemas of the fan-out kinds (SPEC 6): ResourceSyncSet (namespaced, for tenants) and ClusterResourceSyncSet
- * (cluster-scoped, for platform teams). They reuse the ResourceSync's building blocks, so a set's source, target
- * and mappings are checked exactly as a ResourceSync's are.
+ * Schemas of the fan-out kinds (docs/spec/resourcesyncset.md): ResourceSyncSet (namespaced, for tenants) and
+ * ClusterResourceSyncSet (cluster-scoped, for platform teams). They reuse the ResourceSync's building blocks, so a
+ * set's source, target and mappings are checked exactly as a ResourceSync's are.
  */
 import { targetMetadataProperties } from "./metadata-schema.ts";
 import {

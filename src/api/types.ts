@@ -143,7 +143,7 @@ export interface SinkerContainer extends KubeObject {
   spec: Record<string, unknown>;
 }
 
-// ---------------------------------------------------------------- fan-out (SPEC 6, issue 13)
+// ---------------------------------------------------------------- fan-out (docs/spec/resourcesyncset.md)
 
 export const RESOURCE_SYNC_SET_KIND = "ResourceSyncSet";
 export const RESOURCE_SYNC_SET_PLURAL = "resourcesyncsets";

@@ -157,7 +157,7 @@ export async function runDiff(args: string[]): Promise<number> {
   }
 }
 
-/** Where one end of a ResourceSync lives (as the reconciler resolves it, SPEC 2). */
+/** Where one end of a ResourceSync lives (as the reconciler resolves it: docs/spec/resourcesync.md#remote-clusters). */
 interface End {
   client: ClusterClient;
   resource: ResourceInfo;

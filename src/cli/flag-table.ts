@@ -1,6 +1,6 @@
 /**
  * The controller's flags, declared once: this table drives parsing (flags.ts, through `node:util` parseArgs),
- * the `--help` text (below) and is checked against the README's flag table by a unit test. Adding a flag here
+ * the `--help` text (below) and is checked against the flag table of docs/cli.md by a unit test. Adding a flag here
  * is the whole declaration; `buildConfig` then reads its value by name.
  */
 import { DEFAULT_LOG_DIRECTIVES } from "../log.ts";
@@ -11,7 +11,7 @@ export type FlagType = "string" | "list" | "boolean";
 export interface FlagSpec {
   name: string;
   type: FlagType;
-  /** The value's placeholder in help and README, e.g. `<duration>`. */
+  /** The value's placeholder in help and docs/cli.md, e.g. `<duration>`. */
   value?: string;
   /** The value used when the flag is absent (parsed like a given value). */
   default?: string;

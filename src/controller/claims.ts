@@ -1,9 +1,9 @@
 /**
- * Which ResourceSyncs name which target, derived from the ResourceSync cache (their sync records and specs),
- * so that two ResourceSyncs on one target are told apart without a request: the one that holds it first wins,
- * the others report TargetConflict (SPEC 3, ownership). An index over the cache, kept up to date from its
- * events: nothing here is truth of its own. The claims are the sync records in the API, so a claim holds across
- * restarts, replicas, tenants and Secrets.
+ * Which ResourceSyncs name which target, derived from the ResourceSync cache (their sync records and specs), so
+ * that two ResourceSyncs on one target are told apart without a request: the one that holds it first wins, the
+ * others report TargetConflict (docs/spec/resourcesync.md, "Ownership"). An index over the cache, kept up to date
+ * from its events: nothing here is truth of its own. The claims are the sync records in the API, so a claim holds
+ * across restarts, replicas, tenants and Secrets.
  *
  * One cluster is one cluster whatever Secret reaches it: a record carries its cluster's identity (its
  * kube-system UID, CA, server; see cluster-identity.ts) and is indexed under each of them, the local cluster

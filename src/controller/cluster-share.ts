@@ -1,7 +1,8 @@
 /**
- * The per-cluster share of the workers (README "Performance"): at most `limit` reconciles may be in flight against one remote
- * API server at once, so ResourceSyncs of a dead, slow or malicious cluster, each holding a worker up to a
- * request's total deadline, never hold them all. The local cluster is not limited.
+ * The per-cluster share of the workers (docs/security.md#what-a-remote-server-cannot-do): at most `limit`
+ * reconciles may be in flight against one remote API server at once, so ResourceSyncs of a dead, slow or malicious
+ * cluster, each holding a worker up to a request's total deadline, never hold them all. The local cluster is not
+ * limited.
  *
  * A reconcile takes a `Lease` when it starts and enters each remote server when it first gets that server's
  * client (resolve.ts, through `ReconcileContext.hold`), before it sends anything there. When the server's share
@@ -16,7 +17,7 @@
  * kubeconfig in many Secrets (each with a circuit breaker of its own) and aliases of one server (`localhost`, an
  * IP, a DNS name) share one cluster's slots. A tenant who controls a server can give it several CAs, names or
  * ports, each with a share of its own; the share bounds one cluster, the circuit breaker and the request
- * deadlines bound what each of those costs (README, Security model).
+ * deadlines bound what each of those costs (docs/security.md).
  */
 
 /** The share when `--max-concurrent-reconciles-per-cluster` is not given: half the workers, at least one. */

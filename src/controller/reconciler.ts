@@ -252,7 +252,7 @@ async function writeAndReport(w: WriteStep, ctx: ReconcileContext): Promise<Reco
 }
 
 /**
- * Source == target, or a target that is the ResourceSync itself, are refused (SPEC 3): the same object in the
+ * Source == target, or a target that is the ResourceSync itself, are refused (TargetIsSource): the same object in the
  * same cluster, whatever Secret or alias of the server each end is reached through.
  */
 function refuseSelfReference(

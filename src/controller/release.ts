@@ -1,8 +1,9 @@
 /**
- * Kept means kept (README "Kept means kept"): whenever Sinker leaves a local target in place (disable-target-deletion on
- * deletion or on a change of spec.target, a set's pruning Orphan), the target must carry no ownerReference to the
- * ResourceSync, or the garbage collector deletes it once the ResourceSync is gone. Only Sinker's own reference is
- * removed, with a JSON patch that tests it first, so other owners and concurrent writers are never disturbed.
+ * Kept means kept (docs/spec/resourcesync.md#kept-means-kept): whenever Sinker leaves a local target in place
+ * (disable-target-deletion on deletion or on a change of spec.target, a set's pruning Orphan), the target must
+ * carry no ownerReference to the ResourceSync, or the garbage collector deletes it once the ResourceSync is gone.
+ * Only Sinker's own reference is removed, with a JSON patch that tests it first, so other owners and concurrent
+ * writers are never disturbed.
  */
 
 import { asSinkerError } from "../errors.ts";

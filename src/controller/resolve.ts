@@ -106,7 +106,7 @@ export async function clusterClient(
 
 /**
  * Resolves one end of the ResourceSync: which cluster (the local one or a kubeconfig Secret's), which resource
- * (through discovery), which namespace. Enforces the tenancy rules of SPEC 2.
+ * (through discovery), which namespace. Enforces the tenancy rules of docs/spec/resourcesync.md#remote-clusters.
  */
 export async function resolveEnd(
   rs: ResourceSync,

@@ -1,6 +1,7 @@
 /**
- * The write policy and replacement on an immutable change (README "Write policy and immutable fields"), as pure decisions over what the API says
- * (the spec, the live target, the apply's refusal, status.replacement). write-target.ts does what they decide.
+ * The write policy and replacement on an immutable change
+ * (docs/spec/resourcesync.md#write-policy-and-immutable-fields), as pure decisions over what the API says (the
+ * spec, the live target, the apply's refusal, status.replacement). write-target.ts does what they decide.
  *
  * - `writePolicy: Apply` (default): server-side apply on every change, as always.
  * - `writePolicy: CreateOnly`: create the target whenever it is absent, never update an existing one. "Absent"

@@ -1,5 +1,5 @@
 /**
- * The set controller (SPEC 6): keeps, for every ResourceSyncSet and ClusterResourceSyncSet, exactly the child
+ * The set controller: keeps, for every ResourceSyncSet and ClusterResourceSyncSet, exactly the child
  * ResourceSyncs its destinations call for, and the set's status from theirs. Everything a copy does (apply, drift
  * repair, finalizer, conditions) is the ResourceSync controller's work; this one only adds and prunes children.
  *

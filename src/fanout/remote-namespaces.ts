@@ -3,8 +3,8 @@
  * watch of the kubeconfig Secret (by name) and one watch of the cluster's Namespaces per client, shared by every
  * set that names that Secret, stopped when no set does any more.
  *
- * Only ClusterResourceSyncSets use this: their authors may name a Secret of any namespace (see README, Security
- * model), so no allowed-namespaces check applies here.
+ * Only ClusterResourceSyncSets use this: their authors may name a Secret of any namespace (see docs/security.md,
+ * "What the operator must restrict"), so no allowed-namespaces check applies here.
  */
 import type { Logger } from "pino";
 import type { SetClusterFailure } from "../api/types.ts";

@@ -1,6 +1,6 @@
 /**
- * Error messages of API servers, reduced before Sinker stores or logs them (SPEC 3: Secret data never in logs,
- * events or status, "including indirectly").
+ * Error messages of API servers, reduced before Sinker stores or logs them: Secret data never reaches logs,
+ * Events or status, not even quoted in a refusal (docs/security.md).
  *
  * An API server quotes what it refuses: a 422 for a label written from a Secret reads
  * `ConfigMap "x" is invalid: metadata.labels: Invalid value: "c2VjcmV0": a valid label must be ...`, and an

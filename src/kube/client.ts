@@ -12,11 +12,12 @@
  * own, on undici: one connection pool per ClusterClient, a response-headers timeout on every request, and no
  * body timeout on watches (an idle timer instead).
  *
- * Servers are hostile (a remote cluster is named by a tenant's kubeconfig; README, Security model): every
- * non-watch request, discovery included, has a total deadline; response bodies are capped (objects and lists:
- * 32 MiB; error bodies: 64 KiB are read, the rest dropped), a watch line is capped (16 MiB), a list is capped in
- * items and pages; a remote client has a circuit breaker, resolves host names through the address policy
- * (kubeconfig-policy.ts), and its error messages keep only the Status reason, code and a reduced message.
+ * Servers are hostile (a remote cluster is named by a tenant's kubeconfig;
+ * docs/security.md#what-a-remote-server-cannot-do): every non-watch request, discovery included, has a total
+ * deadline; response bodies are capped (objects and lists: 32 MiB; error bodies: 64 KiB are read, the rest
+ * dropped), a watch line is capped (16 MiB), a list is capped in items and pages; a remote client has a circuit
+ * breaker, resolves host names through the address policy (kubeconfig-policy.ts), and its error messages keep only
+ * the Status reason, code and a reduced message.
  */
 import { SinkerError } from "../errors.ts";
 import type { KubeConfig } from "./client-node.ts";

@@ -1,6 +1,6 @@
 /**
  * Cluster identity that belongs to the cluster, not to the Secret or the URL a cluster is reached through
- * (README "Cluster identity"). Two kubeconfigs name one cluster when the cluster says so:
+ * (docs/security.md#cluster-identity). Two kubeconfigs name one cluster when the cluster says so:
  *
  * 1. the UID of its `kube-system` namespace (the community's cluster ID, the one KEP-2149's
  *    `cluster.clusterset.k8s.io` ClusterProperty builds on), when the kubeconfig's user may read it;

@@ -1,7 +1,8 @@
 /**
  * What a kubeconfig taken from a Secret (tenant input) may contain, and where it may point.
  *
- * An ALLOW-LIST of fields and types (SPEC 2): anything Sinker does not know it supports is refused, so a field
+ * An ALLOW-LIST of fields and types (docs/security.md#kubeconfigs-are-tenant-input): anything Sinker does not know
+ * it supports is refused, so a field
  * @kubernetes/client-node interprets in a way we did not think of (e.g. a number where a file path is expected,
  * which it reads as a file descriptor) never reaches it. Allowed:
  * - top level: apiVersion, kind, current-context (strings), clusters, users, contexts (lists), preferences and

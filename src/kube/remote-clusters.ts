@@ -1,5 +1,5 @@
 /**
- * Remote clusters reached through kubeconfigs kept in Secrets (SPEC 2).
+ * Remote clusters reached through kubeconfigs kept in Secrets (docs/spec/resourcesync.md#remote-clusters).
  *
  * - `checkSecretAccess`: the cross-namespace rule (anchored `sinker.influxdata.io/allowed-namespaces`).
  * - `RemoteClusters`: decodes, validates and loads a kubeconfig from a Secret and hands out one ClusterClient per
@@ -32,7 +32,8 @@ export const SECRET_ACCESS_DENIED_MESSAGE =
   "Referenced Kubeconfig Secret cannot be accessed due to namespace restrictions";
 
 /**
- * SPEC 2: may a ResourceSync in `rsNamespace` use this Secret?
+ * May a ResourceSync in `rsNamespace` use this Secret? (The allowed-namespaces rule,
+ * docs/spec/resourcesync.md#the-allowed-namespaces-rule.)
  * - same namespace: yes (a missing Secret there is an honest SecretNotFound);
  * - other namespace: only when the Secret exists and its allowed-namespaces annotation is a regular expression
  *   matching the WHOLE namespace name. Every refusal is the same SecretAccessDenied message.

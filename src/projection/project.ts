@@ -1,7 +1,7 @@
 /**
- * The projection (SPEC section 3): from a ResourceSync and its source object, the object Sinker
- * server-side-applies onto the target. Pure: no client, no I/O, and the source is never mutated or aliased (it
- * comes from a shared informer cache), so the result may be changed freely by the caller.
+ * The projection (docs/spec/resourcesync.md#what-is-applied-to-the-target): from a ResourceSync and its source
+ * object, the object Sinker server-side-applies onto the target. Pure: no client, no I/O, and the source is never
+ * mutated or aliased (it comes from a shared informer cache), so the result may be changed freely by the caller.
  */
 
 import { MAX_MAPPINGS } from "../api/schema.ts";
@@ -221,8 +221,9 @@ function finish(
   }
   if (isPlainObject(meta.labels) && Object.keys(meta.labels).length === 0) delete meta.labels;
   if (isPlainObject(meta.annotations) && Object.keys(meta.annotations).length === 0) delete meta.annotations;
-  // A target Sinker keeps when the ResourceSync goes carries no owner reference: the garbage collector would
-  // delete it anyway (also during a Foreground deletion, before Sinker's finalizer runs). Issue 20 item 6.
+  // A target Sinker keeps when the ResourceSync goes carries no owner reference: the garbage collector would delete
+  // it anyway (also during a Foreground deletion, before Sinker's finalizer runs). See
+  // docs/spec/resourcesync.md#kept-means-kept.
   const kept = annotationIsTrue(resourceSync.metadata, ANNOTATION_DISABLE_TARGET_DELETION);
   if (target.ownerReference && target.namespace !== undefined && !kept) {
     meta.ownerReferences = [ownerReference(resourceSync)];

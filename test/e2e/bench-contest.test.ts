@@ -1,5 +1,5 @@
 // The contest benchmark (npm run bench:contest) at a tiny size: it keeps working and prints every figure.
-// (The figures themselves are for people; see README Benchmarks.)
+// (The figures themselves are for people; see docs/performance.md.)
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { join } from "node:path";

@@ -1,6 +1,6 @@
 // The scale benchmark (npm run bench) at N = 20, half of the targets in cluster b, and the request prices
 // (npm run bench:requests) at N = 20: they keep working, measure what they say, and their figures are plausible.
-// (The figures themselves are for people; see README Performance.)
+// (The figures themselves are for people; see docs/performance.md.)
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";

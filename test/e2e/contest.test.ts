@@ -1,8 +1,9 @@
 /**
- * Issue 20, items 3 and 4, against the real control plane: a second field manager that keeps flipping a key of
- * the target is detected (TargetContested, an Event naming it, a metric), Sinker's writes are bounded while it
- * lasts, and drift is repaired at once again after it stops; a ring of two ResourceSyncs (clone, and mapping)
- * settles after one user edit with a handful of writes and keeps the user's value.
+ * Contests and rings (docs/spec/resourcesync.md#contests-and-rings) against the real control plane: a second field
+ * manager that keeps flipping a key of the target is detected (TargetContested, an Event naming it, a metric),
+ * Sinker's writes are bounded while it lasts, and drift is repaired at once again after it stops; a ring of two
+ * ResourceSyncs (clone, and mapping) settles after one user edit with a handful of writes and keeps the user's
+ * value.
  */
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";

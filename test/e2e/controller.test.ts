@@ -1,5 +1,5 @@
 /**
- * The controller against the real two-cluster control plane: every behaviour of SPEC 2 and 4, each with an
+ * The controller against the real two-cluster control plane: the behaviour of docs/spec/resourcesync.md, each with an
  * assertion that fails when the behaviour breaks.
  */
 import assert from "node:assert/strict";

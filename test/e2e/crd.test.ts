@@ -46,7 +46,7 @@ describe("ResourceSync CRD on a real API server", () => {
       message: /spec\.source\.resourceRef\.name/,
     },
     { name: "no-target", spec: { source: ref("a") }, message: /spec\.target/ },
-    // issue 10 item 8: names become URL path segments
+    // names become URL path segments
     {
       name: "dot-target",
       spec: { source: ref("a"), target: ref(".") },
@@ -89,7 +89,7 @@ describe("ResourceSync CRD on a real API server", () => {
       },
       message: /spec\.source\.resourceRef\.apiVersion/,
     },
-    // issue 10 item 10: at most 256 mappings
+    // at most 256 mappings
     {
       name: "256-mappings",
       spec: {
@@ -107,7 +107,7 @@ describe("ResourceSync CRD on a real API server", () => {
       },
       message: /spec\.mappings: Too many: 257: must have at most 256 items/,
     },
-    // issue 21: the write policy
+    // the write policy
     {
       name: "create-only",
       spec: { source: ref("a"), target: ref("b"), writePolicy: "CreateOnly", onImmutableChange: "Fail" },

@@ -1,7 +1,7 @@
 /**
  * `sinker diff` (the real CLI process) against clusters a and b: a dry-run apply as Sinker's field manager shows
- * what a sync would change, writes nothing, masks Secret values, exits 0/1/2 as kubectl diff; the README's
- * example has the shape the command prints.
+ * what a sync would change, writes nothing, masks Secret values, exits 0/1/2 as kubectl diff; the example in
+ * docs/cli.md has the shape the command prints.
  */
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
@@ -116,12 +116,13 @@ describe("sinker diff", () => {
     assert.deepEqual([all.code, all.stdout], [0, ""]);
   });
 
-  it("a source change shows as the README shows it", async () => {
+  it("a source change shows as docs/cli.md shows it", async () => {
     await a.apply(configMap(ns, "app-config", { logLevel: "debug" }));
     const r = await diff(["-n", ns, "remote"]);
     assert.equal(r.code, 1, r.stderr);
-    const readme = readFileSync(join(repoRoot, "README.md"), "utf8");
-    const shown = /```diff\n([\s\S]*?)```/.exec(readme)?.[1] ?? "";
+    const page = readFileSync(join(repoRoot, "docs", "cli.md"), "utf8");
+    const shown = /```diff\n([\s\S]*?)```/.exec(page)?.[1] ?? "";
+    assert.notEqual(shown, "", "docs/cli.md shows a diff");
     const expected = shown.replaceAll("team-a/cluster-b", `${ns}/cluster-b`).replaceAll("team-a", remoteNs);
     assert.equal(r.stdout, expected);
   });

@@ -1,8 +1,8 @@
 /**
- * Sets that pick their sources by label (issue 22), against the real control plane: Secrets selected by label
- * copied into local namespaces and into cluster b, following the labels (labelled later: copied; unlabelled or
- * deleted: pruned with Delete, kept with no owner left with Orphan), two sources colliding on one target, and a
- * tenant's set stopped at the cap on children.
+ * Sets that pick their sources by label (docs/spec/resourcesyncset.md#sources-selected-by-label), against the real
+ * control plane: Secrets selected by label copied into local namespaces and into cluster b, following the labels
+ * (labelled later: copied; unlabelled or deleted: pruned with Delete, kept with no owner left with Orphan), two
+ * sources colliding on one target, and a tenant's set stopped at the cap on children.
  */
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";

@@ -1,9 +1,9 @@
 /**
- * Fan-out status that tells the truth (issue 22), against the real control plane: orphaned children lose their
- * grant at once, destinations and clusters are counted apart (a Forbidden namespace list, an outage of cluster b
- * across a restart), selectors Kubernetes refuses are refused at admission, a ClusterResourceSyncSet's Events
- * are where `kubectl describe` finds them, and a ResourceSyncSet may use another namespace's kubeconfig Secret
- * only with that Secret's consent.
+ * Fan-out status that tells the truth (docs/spec/resourcesyncset.md#status-and-events), against the real control
+ * plane: orphaned children lose their grant at once, destinations and clusters are counted apart (a Forbidden
+ * namespace list, an outage of cluster b across a restart), selectors Kubernetes refuses are refused at admission,
+ * a ClusterResourceSyncSet's Events are where `kubectl describe` finds them, and a ResourceSyncSet may use another
+ * namespace's kubeconfig Secret only with that Secret's consent.
  */
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";

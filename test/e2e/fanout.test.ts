@@ -1,8 +1,8 @@
 /**
- * Fan-out (issue 13) against the real control plane: a ClusterResourceSyncSet follows namespaces as their labels
- * change (added, pruned, new namespaces), a source edit reaches every copy, remote destinations come and go,
- * pruning Delete and Orphan on the set's deletion; a tenant's ResourceSyncSet reaches its own clusters only and
- * no hand-made ResourceSync can borrow a set's grant.
+ * Fan-out (docs/spec/resourcesyncset.md) against the real control plane: a ClusterResourceSyncSet follows
+ * namespaces as their labels change (added, pruned, new namespaces), a source edit reaches every copy, remote
+ * destinations come and go, pruning Delete and Orphan on the set's deletion; a tenant's ResourceSyncSet reaches its
+ * own clusters only and no hand-made ResourceSync can borrow a set's grant.
  */
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";

@@ -1,5 +1,5 @@
 /**
- * The fault suite of issue 11: the controller against a cluster that goes away and comes back, a 410 Gone on
+ * The fault suite: the controller against a cluster that goes away and comes back, a 410 Gone on
  * resume, rotated and broken kubeconfigs, a SIGKILL while converging, a lost leadership. Each test fails when
  * the behaviour breaks and prints its figures (lines starting with "# fault:"). The slow ones (hundreds of
  * ResourceSyncs) run when SINKER_FAULT_SUITE=1, as CI sets it.

@@ -1,5 +1,5 @@
 /**
- * Hostile kubeconfigs whose server is a host NAME that resolves to a refused address (issue 10, DNS rebinding):
+ * Hostile kubeconfigs whose server is a host NAME that resolves to a refused address (DNS rebinding):
  * the check of the literal URL passes, the one made on every address the name resolves to, when connecting, must
  * refuse it before any connection. The real `sinker` runs with loopback denied (`--deny-remote-cidr`), so
  * `localhost` plays the name that resolves to an internal address, without a DNS server of our own; a local

@@ -1,8 +1,8 @@
 /**
- * Hostile input (issue 10): the real `sinker` process against cluster a, attacked through what a tenant controls
- * — ResourceSyncs, Secrets, source objects and remote servers (a fake hostile HTTPS server, test/support). Every
- * attack runs next to a healthy "canary" ResourceSync (a local ConfigMap clone) that must keep converging within
- * seconds while the attack goes on, with /live answering 200 and the controller's memory bounded.
+ * Hostile input (docs/security.md): the real `sinker` process against cluster a, attacked through what a tenant
+ * controls — ResourceSyncs, Secrets, source objects and remote servers (a fake hostile HTTPS server, test/support).
+ * Every attack runs next to a healthy "canary" ResourceSync (a local ConfigMap clone) that must keep converging
+ * within seconds while the attack goes on, with /live answering 200 and the controller's memory bounded.
  */
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
@@ -161,7 +161,7 @@ after(async () => {
 });
 
 describe("hostile ResourceSyncs and source objects", () => {
-  it("item 1: match()/search() patterns that backtrack exponentially answer at once (linear-time engine)", async () => {
+  it("match()/search() patterns that backtrack exponentially answer at once (linear-time engine)", async () => {
     const n = await ns("regex");
     await a.apply(configMap(n, "src", { v: `${"a".repeat(60_000)}b` }));
     // one target each: two ResourceSyncs on one target would conflict
@@ -183,7 +183,7 @@ describe("hostile ResourceSyncs and source objects", () => {
     await healthy();
   });
 
-  it("item 10: one work budget for all mappings; a source too deep is refused", async () => {
+  it("one work budget for all mappings; a source too deep is refused", async () => {
     const n = await ns("budget");
     const data: Record<string, string> = {};
     for (let i = 0; i < 8000; i++) data[`k${i}`] = "v";
@@ -219,7 +219,7 @@ describe("hostile ResourceSyncs and source objects", () => {
     await healthy();
   });
 
-  it("item 2: a backtracking allowed-namespaces expression on many ResourceSyncs, and a huge invalid kubeconfig", async () => {
+  it("a backtracking allowed-namespaces expression on many ResourceSyncs, and a huge invalid kubeconfig", async () => {
     const secrets = await ns("secrets");
     const n = await ns("tenant");
     const annotation = "sinker.influxdata.io/allowed-namespaces";
@@ -253,7 +253,7 @@ describe("hostile ResourceSyncs and source objects", () => {
 });
 
 describe("hostile remote servers", () => {
-  it("item 3: a server sending one byte per second holds no worker: total deadline, then the circuit breaker", async () => {
+  it("a server sending one byte per second holds no worker: total deadline, then the circuit breaker", async () => {
     const server = await hostile("slow-bytes");
     const n = await ns("slow");
     await a.apply(configMap(n, "src", { k: "v" }));
@@ -279,7 +279,7 @@ describe("hostile remote servers", () => {
     await healthy();
   });
 
-  it("item 3: a slow server holds at most its share of the workers, however many Secrets name it", async () => {
+  it("a slow server holds at most its share of the workers, however many Secrets name it", async () => {
     const server = await hostile("slow-bytes");
     const n = await ns("share");
     const b = new Cluster(env, "b");
@@ -346,7 +346,7 @@ describe("hostile remote servers", () => {
     await deleteResourceSyncs(a, [n]);
   });
 
-  it("item 3: a watch line without a newline is cut at 16 MiB, not buffered without bound", async () => {
+  it("a watch line without a newline is cut at 16 MiB, not buffered without bound", async () => {
     const server = await hostile("endless-line");
     const n = await ns("endless");
     await a.apply(kubeconfigSecret(n, "endless", server.kubeconfig()));
@@ -367,7 +367,7 @@ describe("hostile remote servers", () => {
     await healthy();
   });
 
-  it("item 3: huge bodies and lists that page forever end in ResponseTooLarge", async () => {
+  it("huge bodies and lists that page forever end in ResponseTooLarge", async () => {
     const pages = await hostile("huge-body");
     const n = await ns("huge");
     await a.apply(configMap(n, "src", { k: "v" }));
@@ -386,7 +386,7 @@ describe("hostile remote servers", () => {
     await healthy();
   });
 
-  it("items 5 and 6: error bodies, quoted values and redirects of a remote server are never reflected", async () => {
+  it("error bodies, quoted values and redirects of a remote server are never reflected", async () => {
     const server = await hostile("reflect");
     const n = await ns("reflect");
     await a.apply(configMap(n, "src", { k: "v" }));
@@ -407,7 +407,7 @@ describe("hostile remote servers", () => {
 });
 
 describe("hostile kubeconfigs", () => {
-  it("item 4 and 6: only allow-listed fields and https servers that are not link-local or metadata addresses", async () => {
+  it("only allow-listed fields and https servers that are not link-local or metadata addresses", async () => {
     const server = await hostile("reflect");
     const n = await ns("kubeconfig");
     await a.apply(configMap(n, "src", { k: "v" }));
@@ -464,7 +464,7 @@ describe("hostile kubeconfigs", () => {
 });
 
 describe("API server errors quoting Secret data", () => {
-  it("item 5: a 422 of the real API server quoting a Secret value reaches no status, Event or log", async () => {
+  it("a 422 of the real API server quoting a Secret value reaches no status, Event or log", async () => {
     const n = await ns("quote");
     // base64 of "hunter2": the '=' padding makes it an invalid label value, which the API server quotes
     const secretValue = Buffer.from("hunter2").toString("base64");

@@ -1,9 +1,10 @@
 /**
- * Issue 20, items 1 and 2, against the real control plane: one cluster is one cluster whatever Secret or alias
- * of its server reaches it. Two tenants' Secrets for cluster b naming one target: one ResourceSync holds it, the
- * other reports TargetConflict, and the target settles (no write war). A `localhost` alias of cluster a is
- * cluster a: a target that is the source through it is refused (TargetIsSource), with or without adopt-target,
- * and deleting the ResourceSync leaves the source. A Secret that now reaches another cluster is a new target.
+ * Cluster identity (docs/security.md#cluster-identity) against the real control plane: one cluster is one cluster
+ * whatever Secret or alias of its server reaches it. Two tenants' Secrets for cluster b naming one target: one
+ * ResourceSync holds it, the other reports TargetConflict, and the target settles (no write war). A `localhost`
+ * alias of cluster a is cluster a: a target that is the source through it is refused (TargetIsSource), with or
+ * without adopt-target, and deleting the ResourceSync leaves the source. A Secret that now reaches another cluster
+ * is a new target.
  */
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
@@ -98,7 +99,7 @@ after(async () => {
   await spaces.deleteAll();
 });
 
-describe("issue 20 item 1: one cluster through two tenants' Secrets", () => {
+describe("one cluster through two tenants' Secrets", () => {
   it("two Secrets (one an alias) for cluster b, one target: one holds it, the other TargetConflict; writes stop", async () => {
     const t1 = await spaces.create("a", "tenant1");
     const t2 = await spaces.create("a", "tenant2");
@@ -157,7 +158,7 @@ describe("issue 20 item 1: one cluster through two tenants' Secrets", () => {
   });
 });
 
-describe("issue 20 item 2: an alias of the local cluster is the local cluster", () => {
+describe("an alias of the local cluster is the local cluster", () => {
   it("a target that is the source through a localhost Secret is refused, with or without adopt-target", async () => {
     const n = await spaces.create("a", "alias");
     await a.apply(kubeconfigSecret(n, "self", aliased("a")));
@@ -203,7 +204,7 @@ describe("issue 20 item 2: an alias of the local cluster is the local cluster", 
   });
 });
 
-describe("issue 20: a Secret that now reaches another cluster", () => {
+describe("a Secret that now reaches another cluster", () => {
   it("is handled like a new target: the old copy is left, the new cluster gets one", async () => {
     const n = await spaces.create("a", "moved");
     const nb = await spaces.create("b", "moved");

@@ -1,9 +1,10 @@
 /**
- * Kept means kept (issue 20 item 6) against the real control plane and its garbage collector: whenever Sinker
- * leaves a copy in place (disable-target-deletion on deletion or on a change of spec.target, a set's pruning
- * Orphan, a set deleted with --cascade=orphan), the copy carries no ownerReference to a ResourceSync and survives
- * the deletion of the ResourceSync or set. The garbage collector's pass is observed through a canary: a
- * ConfigMap owned by the same ResourceSync, which it must delete; the kept copy must still be there after that.
+ * Kept means kept (docs/spec/resourcesync.md#kept-means-kept) against the real control plane and its garbage
+ * collector: whenever Sinker leaves a copy in place (disable-target-deletion on deletion or on a change of
+ * spec.target, a set's pruning Orphan, a set deleted with --cascade=orphan), the copy carries no ownerReference to
+ * a ResourceSync and survives the deletion of the ResourceSync or set. The garbage collector's pass is observed
+ * through a canary: a ConfigMap owned by the same ResourceSync, which it must delete; the kept copy must still be
+ * there after that.
  */
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";

@@ -1,8 +1,8 @@
 /**
- * Issue 11 and ownership against the real control plane: what Sinker wrote lives in the ResourceSync's status
- * (the sync record), so deletion, retargeting and "delete only what I wrote" work after a restart; exact echo
- * suppression (chains, removal drift); resync at no request cost; single-object watches when a namespace-wide
- * list is refused; backoff not defeated by watches; one reconcile per ResourceSync at restart.
+ * Level-triggered behaviour and ownership against the real control plane: what Sinker wrote lives in the
+ * ResourceSync's status (the sync record), so deletion, retargeting and "delete only what I wrote" work after a
+ * restart; exact echo suppression (chains, removal drift); resync at no request cost; single-object watches when a
+ * namespace-wide list is refused; backoff not defeated by watches; one reconcile per ResourceSync at restart.
  */
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
@@ -130,13 +130,13 @@ describe("the sync record and what is decided from it", () => {
     assert.match(lr.appliedAt, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/);
     const rr = await record(n, "remote");
     assert.deepEqual(rr?.cluster.secretRef, { namespace: n, name: "cluster-b", key: "value" });
-    // which cluster the Secret reached, as the cluster says (issue 20)
+    // which cluster the Secret reached, as the cluster says (docs/security.md#cluster-identity)
     assert.match(rr?.cluster.identity?.kubeSystemUID ?? "", /^[0-9a-f-]{36}$/);
     assert.equal(rr?.uid, remoteTarget?.metadata?.uid);
     assert.equal(rr?.namespace, nb);
   });
 
-  it("item 1: nothing ever applied (unknown kind, denied Secret, missing Secret): the finalizer goes at once", async () => {
+  it("nothing ever applied (unknown kind, denied Secret, missing Secret): the finalizer goes at once", async () => {
     const n = await ns("a", "never");
     const nb = await ns("b", "never");
     const shared = await ns("a", "never-shared");
@@ -175,7 +175,7 @@ describe("the sync record and what is decided from it", () => {
       await a.waitGone(RS_API, "ResourceSync", n, name, 15_000);
   });
 
-  it("item 1: a deletion failure is a condition and an Event, and the deletion completes once it can", async () => {
+  it("a deletion failure is a condition and an Event, and the deletion completes once it can", async () => {
     const n = await ns("a", "delfail");
     const nb = await ns("b", "delfail");
     await a.apply(kubeconfigSecret(n, "cluster-b", env.kubeconfigText("b")));
@@ -195,7 +195,7 @@ describe("the sync record and what is decided from it", () => {
     assert.ok((await events(n, "rs")).some((e) => e.reason === "TargetDeleted"));
   });
 
-  it("item 2: changing spec.target deletes the old target (local and remote) with an Event", async () => {
+  it("changing spec.target deletes the old target (local and remote) with an Event", async () => {
     const n = await ns("a", "retarget");
     const nb = await ns("b", "retarget");
     await a.apply(kubeconfigSecret(n, "cluster-b", env.kubeconfigText("b")));
@@ -222,7 +222,7 @@ describe("the sync record and what is decided from it", () => {
     assert.equal(evs.filter((e) => e.reason === "OldTargetDeleted").length >= 2, true, JSON.stringify(evs));
   });
 
-  it("item 2: with disable-target-deletion the old target stays", async () => {
+  it("with disable-target-deletion the old target stays", async () => {
     const n = await ns("a", "retarget-keep");
     await a.apply(configMap(n, "src", { k: "v" }));
     const keep = { "sinker.influxdata.io/disable-target-deletion": "true" };
@@ -233,7 +233,7 @@ describe("the sync record and what is decided from it", () => {
     assert.ok(await a.get("v1", "ConfigMap", n, "first"), "old target kept");
   });
 
-  it("item 3: chains work and removing a field Sinker owns is undone", async () => {
+  it("chains work and removing a field Sinker owns is undone", async () => {
     const n = await ns("a", "chain");
     const nb = await ns("b", "chain");
     await a.apply(kubeconfigSecret(n, "cluster-b", env.kubeconfigText("b")));
@@ -379,7 +379,7 @@ describe("the sync record and what is decided from it", () => {
     );
   });
 
-  it("issue 10 item 9: another namespace's kubeconfig Secret is watched only after the check, and alone", async () => {
+  it("another namespace's kubeconfig Secret is watched only after the check, and alone", async () => {
     const n = await ns("a", "xns-watch");
     const shared = await ns("a", "xns-shared");
     const nb = await ns("b", "xns-watch");
@@ -430,7 +430,7 @@ describe("watches, resync and backoff", () => {
     await ctrl.stop();
   });
 
-  it("item 3: one apply per ResourceSync at creation (the ADDED echo is recognised) and one per drift repair", async () => {
+  it("one apply per ResourceSync at creation (the ADDED echo is recognised) and one per drift repair", async () => {
     const n = await ns("a", "echo");
     for (let i = 0; i < 10; i++) await a.apply(configMap(n, `src-${i}`, { i: String(i) }));
     const applies = () => requests.get("apply") ?? 0;
@@ -456,7 +456,7 @@ describe("watches, resync and backoff", () => {
     assert.equal(applies() - repairBase, 5, "one apply per drift repair");
   });
 
-  it("item 4: a periodic resync reconciles every ResourceSync at no request cost while the target matches", async () => {
+  it("a periodic resync reconciles every ResourceSync at no request cost while the target matches", async () => {
     const n = await ns("a", "resync");
     await a.apply(configMap(n, "src", { k: "v" }));
     await a.apply(resourceSync(n, "rs", { source: cm("src"), target: cm("dst") }));
@@ -490,7 +490,7 @@ describe("watches, resync and backoff", () => {
     assert.equal((await a.get("v1", "ConfigMap", n, "dst"))?.metadata?.resourceVersion, targetVersion);
   });
 
-  it("item 8: a ResourceSync failing with Forbidden backs off (its watches are not re-created per attempt)", async () => {
+  it("a ResourceSync failing with Forbidden backs off (its watches are not re-created per attempt)", async () => {
     const n = await ns("a", "backoff");
     const nb = await ns("b", "backoff");
     await a.apply(kubeconfigSecret(n, "restricted", env.kubeconfigText("b-restricted")));
@@ -518,7 +518,7 @@ describe("watches, resync and backoff", () => {
     assert.ok(attempts <= 6, `${attempts} attempts in 10 s`);
   });
 
-  it("issue 12: deleting 30 at once: each finalized exactly once, learnt from the watch (no polling GET)", async () => {
+  it("deleting 30 at once: each finalized exactly once, learnt from the watch (no polling GET)", async () => {
     const n = await ns("a", "delete-once");
     for (let i = 0; i < 30; i++) {
       await a.apply(configMap(n, `src-${i}`, { i: String(i) }));
@@ -561,7 +561,7 @@ describe("watches, resync and backoff", () => {
     for (let i = 0; i < 30; i++) assert.equal(await a.get("v1", "ConfigMap", n, `dst-${i}`), undefined);
   });
 
-  it("item 5: a namespace-wide list refused (Role limited by resourceNames) falls back to a single-object watch", async () => {
+  it("a namespace-wide list refused (Role limited by resourceNames) falls back to a single-object watch", async () => {
     const n = await ns("a", "narrow");
     const nb = await ns("b", "narrow");
     await b.apply({
@@ -617,7 +617,7 @@ describe("watches, resync and backoff", () => {
 });
 
 describe("restart", () => {
-  it("items 1 and 7: after a restart each ResourceSync is reconciled once, deletion is decided from the record", async () => {
+  it("after a restart each ResourceSync is reconciled once, deletion is decided from the record", async () => {
     const n = await ns("a", "restart");
     const nb = await ns("b", "restart");
     let ctrl = await startTestController(env);

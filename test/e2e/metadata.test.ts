@@ -1,9 +1,9 @@
 /**
- * Metadata hygiene and policy (issue 20 item 5) against the real control plane: a clone does not carry the
- * tracking metadata of Argo CD, Flux or Helm into its copy (same cluster and remote), the policy fields of
- * spec.target (and of a set's target) include, exclude and add keys, keys Sinker stops applying are removed from
- * the target by server-side apply (and keys of other managers stay), and `sinker render` / `sinker diff` show the
- * same projection.
+ * Metadata hygiene and policy (docs/spec/resourcesync.md#labels-and-annotations-of-the-target) against the real
+ * control plane: a clone does not carry the tracking metadata of Argo CD, Flux or Helm into its copy (same cluster
+ * and remote), the policy fields of spec.target (and of a set's target) include, exclude and add keys, keys Sinker
+ * stops applying are removed from the target by server-side apply (and keys of other managers stay), and `sinker
+ * render` / `sinker diff` show the same projection.
  */
 import assert from "node:assert/strict";
 import { mkdtempSync, writeFileSync } from "node:fs";

@@ -1,8 +1,8 @@
 /**
  * monitoring/: the alert rules pass `promtool check rules` and their unit tests (`promtool test rules`), and
  * every series the rules and the Grafana dashboard name exists in a real /metrics scrape of the sinker process
- * after it synced locally and to cluster b, failed once, and carried a source change; the README documents
- * every panel and has the runbook each alert links to.
+ * after it synced locally and to cluster b, failed once, and carried a source change; docs/operations.md
+ * documents every panel and has the runbook each alert links to.
  */
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
@@ -23,7 +23,7 @@ import {
 import { cleanUpTools, tool } from "./support/tools.ts";
 
 const dir = join(repoRoot, "monitoring");
-const readme = readFileSync(join(repoRoot, "README.md"), "utf8");
+const operations = readFileSync(join(repoRoot, "docs", "operations.md"), "utf8");
 
 interface Rule {
   alert: string;
@@ -104,22 +104,23 @@ describe("monitoring: alert rules", () => {
     assert.equal(r.code, 0, r.stderr + r.stdout);
   });
 
-  it("each links to a runbook section of the README", () => {
-    const anchors = new Set([...readme.matchAll(/^#{2,6} (.+)$/gm)].map((m) => slug(m[1] ?? "")));
+  it("each links to a runbook section of docs/operations.md", () => {
+    const anchors = new Set([...operations.matchAll(/^#{2,6} (.+)$/gm)].map((m) => slug(m[1] ?? "")));
     for (const rule of rules) {
-      const anchor = rule.annotations.runbook.replace(/^README\.md#/, "");
-      assert.ok(anchors.has(anchor), `README has no heading for #${anchor} (${rule.alert})`);
+      const [file, anchor = ""] = rule.annotations.runbook.split("#");
+      assert.equal(file, "docs/operations.md", rule.alert);
+      assert.ok(anchors.has(anchor), `docs/operations.md has no heading for #${anchor} (${rule.alert})`);
     }
   });
 });
 
 describe("monitoring: Grafana dashboard", () => {
-  it("every panel has a query, a description, and a paragraph in the README", () => {
+  it("every panel has a query, a description, and a paragraph in docs/operations.md", () => {
     assert.ok(dashboard.panels.length >= 10);
     for (const p of dashboard.panels) {
       assert.ok(p.targets.length > 0 && p.targets.every((t) => t.expr.trim() !== ""), p.title);
       assert.ok(p.description.length > 20, `${p.title} has a description`);
-      assert.ok(readme.includes(`**${p.title}**`), `README describes the panel "${p.title}"`);
+      assert.ok(operations.includes(`**${p.title}**`), `docs/operations.md describes the panel "${p.title}"`);
     }
   });
 

@@ -1,8 +1,9 @@
 /**
- * Issue 21 against the real control plane: writePolicy CreateOnly (created when absent, never updated; again
- * after a hand deletion; deletion as the annotations say; nothing of it kept in memory across a restart) and
- * onImmutableChange Replace (a Secret's type, an immutable ConfigMap's data; with and without the opt-in; into
- * cluster b; a replacement that keeps failing is bounded).
+ * Write policies (docs/spec/resourcesync.md#write-policy-and-immutable-fields) against the real control plane:
+ * writePolicy CreateOnly (created when absent, never updated; again after a hand deletion; deletion as the
+ * annotations say; nothing of it kept in memory across a restart) and onImmutableChange Replace (a Secret's type,
+ * an immutable ConfigMap's data; with and without the opt-in; into cluster b; a replacement that keeps failing is
+ * bounded).
  */
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";

@@ -1,6 +1,6 @@
 /**
- * A fake HOSTILE Kubernetes API server for tests (issue 10): an HTTPS server a tenant's kubeconfig could point
- * to, which answers discovery well enough to be used and then attacks the client:
+ * A fake HOSTILE Kubernetes API server for tests (docs/security.md#what-a-remote-server-cannot-do): an HTTPS server
+ * a tenant's kubeconfig could point to, which answers discovery well enough to be used and then attacks the client:
  * - `slow-bytes`: every answer sends its headers, then one byte per second, forever;
  * - `endless-line`: watches stream bytes without a newline, as fast as the client reads them;
  * - `huge-body`: GET, PATCH and lists answer a body of `hugeBytes` (never ending JSON), lists page forever;

@@ -1,5 +1,5 @@
 /**
- * Issue 10 item 5: API server messages are reduced before they are stored or logged, so a value an API server
+ * API server messages are reduced before they are stored or logged, so a value an API server
  * quotes (a label written from a Secret, a webhook's text) never reaches status, Events or logs.
  */
 import assert from "node:assert/strict";
@@ -9,7 +9,7 @@ import { apiError } from "../../src/kube/client.ts";
 
 const cases: Array<{ name: string; message: string; want: string }> = [
   {
-    name: "a label quoting a Secret value (the issue's example)",
+    name: "a label quoting a Secret value (a 422 for a label written from a Secret)",
     message:
       'ConfigMap "demo" is invalid: metadata.labels: Invalid value: "c2VjcmV0": a valid label must be an empty ' +
       "string or consist of alphanumeric characters, '-', '_' or '.'",
@@ -96,7 +96,7 @@ test("apiError reduces Status messages of any cluster; non-Status bodies give st
     remote.message,
     /^cluster "secret\/ns\/kc": HTTP 422 Unprocessable Entity \(Invalid\): x: Invalid value: <value omitted>: bad\?$/,
   );
-  // issue 10 item 6: a body that is not a Status (a metadata service, a proxy) is never reflected
+  // a body that is not a Status (a metadata service, a proxy) is never reflected
   for (const body of [
     "ami-id\ninstance-id\nsecret-token",
     "<html>internal</html>",

@@ -1,6 +1,6 @@
 /**
- * Issue 20: "same cluster or not" and "who claims a target" decided by the cluster's identity, not by the Secret
- * or URL it is reached through. Tables over the pure functions.
+ * Cluster identity (docs/security.md#cluster-identity): "same cluster or not" and "who claims a target" decided by
+ * the cluster's identity, not by the Secret or URL it is reached through. Tables over the pure functions.
  */
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";

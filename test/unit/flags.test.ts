@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { readdirSync, readFileSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
@@ -269,28 +269,22 @@ describe("parseControllerFlags", () => {
   }
 });
 
-/** The rows of the controller's flag table (`| Flag | Default | Meaning |`) in the README or under docs/. */
+/** The rows of the controller's flag table (`| Flag | Default | Meaning |`) in docs/cli.md. */
 function documentedFlagRows(): Array<{ flags: string; default: string }> {
   const repo = fileURLToPath(new URL("../..", import.meta.url));
-  const docs = readdirSync(join(repo, "docs"), { recursive: true, encoding: "utf8" })
-    .filter((f) => f.endsWith(".md"))
-    .map((f) => join("docs", f));
-  for (const file of ["README.md", ...docs]) {
-    const lines = readFileSync(join(repo, file), "utf8").split("\n");
-    const start = lines.indexOf("| Flag | Default | Meaning |");
-    if (start < 0) continue;
-    const rows: Array<{ flags: string; default: string }> = [];
-    for (const line of lines.slice(start + 2)) {
-      if (!line.startsWith("|")) break;
-      const [flags = "", def = ""] = line
-        .split(/(?<!\\)\|/)
-        .slice(1)
-        .map((c) => c.trim().replaceAll("\\|", "|"));
-      rows.push({ flags, default: def });
-    }
-    return rows;
+  const lines = readFileSync(join(repo, "docs", "cli.md"), "utf8").split("\n");
+  const start = lines.indexOf("| Flag | Default | Meaning |");
+  assert.ok(start >= 0, "no flag table (| Flag | Default | Meaning |) in docs/cli.md");
+  const rows: Array<{ flags: string; default: string }> = [];
+  for (const line of lines.slice(start + 2)) {
+    if (!line.startsWith("|")) break;
+    const [flags = "", def = ""] = line
+      .split(/(?<!\\)\|/)
+      .slice(1)
+      .map((c) => c.trim().replaceAll("\\|", "|"));
+    rows.push({ flags, default: def });
   }
-  return assert.fail("no flag table (| Flag | Default | Meaning |) in README.md or docs/");
+  return rows;
 }
 
 describe("the documented flag table matches the flag declarations", () => {

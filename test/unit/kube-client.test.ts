@@ -120,7 +120,7 @@ describe("watch line parsing", () => {
   });
 });
 
-describe("watch line bounds (issue 10 item 3)", () => {
+describe("watch line bounds (16 MiB per line, linear-time splitting)", () => {
   it("refuses a line longer than the bound, without keeping it", () => {
     const events: WatchEvent[] = [];
     const d = new WatchLineDecoder((e) => events.push(e), 1024);

@@ -39,7 +39,7 @@ function denied(e: unknown): boolean {
   );
 }
 
-describe("checkSecretAccess (SPEC 2 cross-namespace rule)", () => {
+describe("checkSecretAccess (the allowed-namespaces rule for cross-namespace Secrets)", () => {
   it("allows a Secret in the ResourceSync's own namespace, annotation or not", () => {
     checkSecretAccess(secret("team-a"), "team-a");
     checkSecretAccess(secret("team-a", "nothing-matches"), "team-a");
@@ -89,7 +89,7 @@ describe("checkSecretAccess (SPEC 2 cross-namespace rule)", () => {
     for (const p of ["(a+)+", "((a)+)+", "((a+))+", "((a|b)*)*c", "(.?){30}.{30}", "(a|aa)+$"]) {
       assert.throws(() => checkSecretAccess(secret("secrets", p), `${"a".repeat(60)}-b`), denied, p);
     }
-    // issue 10 item 2: the same expression on every reconcile of hundreds of ResourceSyncs
+    // compiled once: the same expression on every reconcile of hundreds of ResourceSyncs
     for (let i = 0; i < 2000; i++) {
       assert.throws(() => checkSecretAccess(secret("secrets", "(.?){30}.{30}"), `ns-${i % 300}`), denied);
     }
@@ -145,7 +145,7 @@ describe("kubeconfig validation", () => {
         kubeconfig({ cluster: { "insecure-skip-tls-verify": true } }),
         /turns off TLS verification/,
       ],
-      // issue 10 item 4: a number where a path is expected is read by client-node as a file descriptor
+      // a number where a path is expected is read by client-node as a file descriptor
       ["token-file as a number", kubeconfig({ user: { "token-file": 3 } }), /reads a file \(token-file\)/],
       [
         "client-certificate as a number",

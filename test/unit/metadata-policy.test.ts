@@ -1,7 +1,7 @@
 /**
- * The metadata policy (issue 20 item 5): which labels and annotations reach the target, as a pure function, and
- * through the projection (clone and mappings alike), the schema's key validation and the owner reference of a
- * kept target (item 6).
+ * The metadata policy (docs/spec/resourcesync.md#labels-and-annotations-of-the-target): which labels and
+ * annotations reach the target, as a pure function, and through the projection (clone and mappings alike), the
+ * schema's key validation and the owner reference of a kept target (docs/spec/resourcesync.md#kept-means-kept).
  */
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";

@@ -1,6 +1,7 @@
 /**
- * Issue 10 item 10: one work budget for all mappings of a projection, at most MAX_MAPPINGS mappings, bounded
- * source depth and size. Over a bound, the projection fails with a clear reason, quickly.
+ * Bounded projections (docs/spec/resourcesync.md#limits-and-errors-of-mappings): one work budget for all mappings
+ * of a projection, at most MAX_MAPPINGS mappings, bounded source depth and size. Over a bound, the projection fails
+ * with a clear reason, quickly.
  */
 import assert from "node:assert/strict";
 import { test } from "node:test";

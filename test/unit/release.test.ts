@@ -1,4 +1,7 @@
-/** Kept means kept (issue 20 item 6): the patch that removes only Sinker's owner reference from a kept target. */
+/**
+ * Kept means kept (docs/spec/resourcesync.md#kept-means-kept): the patch that removes only Sinker's owner reference
+ * from a kept target.
+ */
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { ownerReferenceRemoval } from "../../src/controller/release.ts";

@@ -52,7 +52,7 @@ spec:
   target: {resourceRef: {apiVersion: v1, kind: ConfigMap, name: copy}}
 ${mappings}`;
 
-test("render: the README example prints the projected ConfigMap as YAML", async () => {
+test("render: the docs/cli.md example prints the projected ConfigMap as YAML", async () => {
   const r = await render(["--resource-sync", RS, "--source", SOURCE]);
   assert.equal(r.stderr, "");
   assert.equal(r.code, 0);

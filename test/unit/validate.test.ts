@@ -182,7 +182,7 @@ test("invalid: too many mappings (maxItems)", () => {
   assert.ok(ok.ok);
 });
 
-// issue 10 item 8: names become URL path segments; "." and ".." would address the collection or the namespace.
+// Names become URL path segments (docs/security.md); "." and ".." would address the collection or the namespace.
 // biome-ignore lint/suspicious/noExplicitAny: edits reach anywhere into untyped JSON
 const names: { field: string; set: (d: any, v: string) => void; good: string[]; bad: string[] }[] = [
   {
