@@ -359,6 +359,27 @@ describe("kubectl apply -k manifests (test overlay)", () => {
     await waitReadyPods(env, NS, 2);
   });
 
+  it("a leader killed outright (SIGKILL, no release) is replaced once its lease runs out", async () => {
+    const { leader, holder } = await leaderPod(NS);
+    const pid = await containerPid(env, leader);
+    const t0 = Date.now();
+    process.kill(pid, "SIGKILL");
+    const next = await waitFor(
+      "a new Lease holder after the kill",
+      async () => {
+        const h = await leaseHolder(env, NS);
+        return h && h !== holder ? h : undefined;
+      },
+      { timeoutMs: 120_000, intervalMs: 100 },
+    );
+    const seconds = (Date.now() - t0) / 1000;
+    note(`failover after SIGKILL of the leader: the Lease moved to ${next} after ${seconds.toFixed(1)} s`);
+    // The standby takes over once the Lease has not been renewed for its duration (15 s), checking every 2 s.
+    assert.ok(seconds < LEASE_SECONDS + 10, `taken over ${seconds} s after the kill`);
+    await waitReadyPods(env, NS, 2);
+    await leaderPod(NS);
+  });
+
   it("a rolling update to a new image completes, never below one available replica", async () => {
     const t0 = Date.now();
     const [name, tag] = IMAGE_2.split(":");
@@ -422,7 +443,7 @@ describe("kubectl apply -k manifests (test overlay)", () => {
     const podName = pod.metadata.name;
     const credentials = () => {
       const ids = new Set<string>();
-      for (const e of auditEvents(env, SA_USER)) {
+      for (const e of auditEvents(env, SA_USER, startedAt)) {
         const extra = e.user?.extra ?? {};
         if (extra["authentication.kubernetes.io/pod-name"]?.[0] !== podName) continue;
         const id = extra["authentication.kubernetes.io/credential-id"]?.[0];
@@ -442,12 +463,13 @@ describe("kubectl apply -k manifests (test overlay)", () => {
     note(
       `token rotation: pod ${podName} presented ${ids.size} tokens (waited ${((Date.now() - t0) / 1000).toFixed(0)} s)`,
     );
-    const denied = auditEvents(env, SA_USER).filter((e: Json) => e.responseStatus?.code === 401);
+    const denied = auditEvents(env, SA_USER, startedAt).filter((e: Json) => e.responseStatus?.code === 401);
     assert.deepEqual(denied.length, 0, "no request with an expired or unknown token");
   });
 
   it("needs no right the manifests lack; lists the rights it never used", async () => {
-    const events = auditEvents(env, SA_USER);
+    // Only this installation's requests (an earlier one's pods may have outlived its Role on a reused cluster).
+    const events = auditEvents(env, SA_USER, startedAt);
     assert.ok(events.length > 0, "the audit log holds Sinker's requests");
     const forbidden = events.filter((e: Json) => e.responseStatus?.code === 403);
     assert.deepEqual(

@@ -109,15 +109,15 @@ export function processFacts(pid: number): { uid: number; rootReadOnly: boolean 
   return { uid, rootReadOnly: options.split(",").includes("ro") };
 }
 
-/** The audit log's events (Metadata level) of one user on cluster a. */
-export function auditEvents(env: TestEnv, user: string): Json[] {
+/** The audit log's events (Metadata level) of one user on cluster a, received at `sinceMs` or later. */
+export function auditEvents(env: TestEnv, user: string, sinceMs = 0): Json[] {
   const text = readFileSync(join(env.state.dir, "logs", "audit-a.log"), "utf8");
   const out: Json[] = [];
   for (const line of text.split("\n")) {
     if (!line.includes(user)) continue;
     try {
       const e = JSON.parse(line);
-      if (e.user?.username === user) out.push(e);
+      if (e.user?.username === user && Date.parse(e.requestReceivedTimestamp) >= sinceMs) out.push(e);
     } catch {
       // a line being written
     }
