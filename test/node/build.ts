@@ -1,5 +1,6 @@
 // Builds what the node tier adds to the test control plane: the kubelet and kube-scheduler (from the control
-// plane's own Go wrapper module, same go.mod, go.sum and version flags, so nothing new is downloaded) and the
+// plane's own Go wrapper module, same go.mod, go.sum and version flags; `go` adds the sums of two small modules
+// the control plane never needed, in a temporary copy of the module) and the
 // pause program of the sandbox image (test/node/pause). They go into a cache of their own, keyed by the wrapper
 // module and the pause sources, so the control plane's cache key never changes because of this tier.
 //
@@ -38,7 +39,7 @@ function spec(): GoCache {
     label: "node",
     dir: binDir(),
     outputs: nodeBinaries,
-    note: "about 5 minutes on 2 cores once the control plane is built; later runs reuse it",
+    note: "about 1 minute on 2 cores once the control plane is built; later runs reuse it",
     builds: [
       {
         cwd: controlplaneModule,

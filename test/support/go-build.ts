@@ -1,6 +1,7 @@
 // Builds Go programs into a cache directory outside the work tree, once per cache key: a temporary directory
 // renamed into place at the end, so concurrent builds (several work trees, CI) never see half a result.
-// test/node/build.ts uses it; the key is the caller's, so one cache never forces another's rebuild.
+// The control plane (test/controlplane/build.ts), the tools (test/tools/build.ts) and the node tier
+// (test/node/build.ts) use it, each with a cache key of its own, so one cache never forces another's rebuild.
 import { spawn } from "node:child_process";
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { homedir, tmpdir } from "node:os";
@@ -38,6 +39,8 @@ export type GoCache = {
   renames?: Record<string, string>;
   /** Shown before building, e.g. how long it takes. */
   note?: string;
+  /** More fields for build-info.json (versions). */
+  info?: Record<string, unknown>;
 };
 
 export type EnsureResult = { binDir: string; built: boolean; seconds: number };
@@ -75,7 +78,10 @@ async function goBuild(b: GoBuild, out: string, log: (m: string) => void): Promi
   try {
     if (b.copyModule) for (const f of ["go.mod", "go.sum"]) copyFileSync(join(b.cwd, f), join(cwd, f));
     let r = await run(cwd, args, env);
-    if (r.code !== 0 && /sum\.golang\.org|checksum database|GOSUMDB/i.test(r.output)) {
+    if (
+      r.code !== 0 &&
+      /sum\.golang\.org|checksum database|GOSUMDB|verifying .*: .*(dial|lookup|timeout)/i.test(r.output)
+    ) {
       log("the checksum database is unreachable: retrying with GOSUMDB=off (go.sum still pins every module)");
       r = await run(cwd, args, { ...env, GOSUMDB: "off" });
     }
@@ -106,7 +112,7 @@ export async function ensureGoCache(c: GoCache, opts: { quiet?: boolean } = {}):
     const seconds = Math.round((Date.now() - started) / 100) / 10;
     writeFileSync(
       join(tmp, "build-info.json"),
-      `${JSON.stringify({ builtAt: new Date().toISOString(), seconds }, null, 2)}\n`,
+      `${JSON.stringify({ ...c.info, builtAt: new Date().toISOString(), seconds }, null, 2)}\n`,
     );
     try {
       renameSync(tmp, c.dir);
