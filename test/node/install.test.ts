@@ -337,6 +337,10 @@ describe("kubectl apply -k manifests (test overlay)", () => {
     }
     const copy = await env.request("b", "GET", "/api/v1/namespaces/demo/secrets/db-credentials");
     assert.equal(copy.status, 200, "the Secret reached cluster b");
+    // Deleting a ResourceSync deletes its target (finalizer, delete, TargetDeleted Event).
+    await kubectl(env, ["-n", ns, "delete", "resourcesync", "clone-in-cluster", "--timeout=90s"]);
+    const target = await env.request("a", "GET", `/api/v1/namespaces/${ns}/configmaps/app-settings-copy`);
+    assert.equal(target.status, 404, "the clone was deleted with its ResourceSync");
   });
 
   it("deleting the leader pod hands the Lease to the other replica within the lease duration", async () => {
@@ -430,6 +434,27 @@ describe("kubectl apply -k manifests (test overlay)", () => {
     assert.equal((await evict(p1)).status, 201, "the first eviction is allowed");
     assert.equal((await evict(p2)).status, 429, "the second is refused while the first is not replaced");
     await waitReadyPods(env, NS, 2);
+    await leaderPod(NS);
+  });
+
+  it("the kubelet's probes act on Sinker: a frozen replica turns NotReady, then is restarted by /live", async () => {
+    const { standby } = await leaderPod(NS);
+    const name = standby.metadata.name;
+    const restarts = (p: Json) => p.status?.containerStatuses?.[0]?.restartCount ?? 0;
+    const before = restarts(standby);
+    const t0 = Date.now();
+    process.kill(await containerPid(env, standby), "SIGSTOP");
+    const get = () => getJson(env, `/api/v1/namespaces/${NS}/pods/${name}`);
+    await waitFor(`pod ${name} NotReady`, async () => !isReady(await get()), { timeoutMs: 90_000 });
+    const notReady = (Date.now() - t0) / 1000;
+    await waitFor(`pod ${name}'s container restarted`, async () => restarts(await get()) > before, {
+      timeoutMs: 180_000,
+    });
+    const restarted = (Date.now() - t0) / 1000;
+    await waitFor(`pod ${name} Ready again`, async () => isReady(await get()), { timeoutMs: 120_000 });
+    note(
+      `probes: frozen replica NotReady after ${notReady.toFixed(0)} s, restarted by liveness after ${restarted.toFixed(0)} s`,
+    );
     await leaderPod(NS);
   });
 
