@@ -8,8 +8,8 @@
  * requests need nothing its RBAC lacks (what it has and never used is printed).
  */
 import assert from "node:assert/strict";
-import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { join, relative } from "node:path";
+import { mkdirSync, readFileSync, rmSync } from "node:fs";
+import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { parseAllDocuments } from "yaml";
 import { load, repoRoot, type TestEnv, waitFor } from "../controlplane/testenv.ts";
@@ -17,6 +17,7 @@ import { runCommand } from "../e2e/support/tools.ts";
 import { toolPath } from "../tools/build.ts";
 import { type BuiltImage, buildSinkerImage, podman, ULIMITS } from "./image.ts";
 import { importImage } from "./nodes.ts";
+import { leaderPod, writeOverlay } from "./overlay.ts";
 import {
   auditEvents,
   containerPid,
@@ -48,101 +49,6 @@ const note = (line: string) => {
   report.push(line);
   process.stderr.write(`[node tier] ${line}\n`);
 };
-
-function deploymentImageName(): string {
-  const docs = parseAllDocuments(readFileSync(join(repoRoot, "manifests", "deployment.yaml"), "utf8"));
-  const image = String(docs[0]?.toJS().spec.template.spec.containers[0].image);
-  return image.replace(/:[^:/]+$/, "");
-}
-
-/** The test overlay: the locally built image, host network, the API server's loopback address, and a token that
- * lives the shortest time the API allows (10 minutes) so the kubelet rotates it while the test watches. */
-function writeOverlay(dir: string, tag: string): void {
-  mkdirSync(dir, { recursive: true });
-  const port = String(env.state.clusters.a.port);
-  const deployment = [
-    { op: "add", path: "/spec/template/spec/hostNetwork", value: true },
-    { op: "add", path: "/spec/template/spec/automountServiceAccountToken", value: false },
-    {
-      op: "add",
-      path: "/spec/template/spec/volumes/-",
-      value: {
-        name: "service-account",
-        projected: {
-          defaultMode: 420,
-          sources: [
-            { serviceAccountToken: { path: "token", expirationSeconds: 600 } },
-            { configMap: { name: "kube-root-ca.crt", items: [{ key: "ca.crt", path: "ca.crt" }] } },
-            {
-              downwardAPI: { items: [{ path: "namespace", fieldRef: { fieldPath: "metadata.namespace" } }] },
-            },
-          ],
-        },
-      },
-    },
-    {
-      op: "add",
-      path: "/spec/template/spec/containers/0/volumeMounts/-",
-      value: {
-        name: "service-account",
-        mountPath: "/var/run/secrets/kubernetes.io/serviceaccount",
-        readOnly: true,
-      },
-    },
-    {
-      op: "add",
-      path: "/spec/template/spec/containers/0/env/-",
-      value: { name: "KUBERNETES_SERVICE_HOST", value: "127.0.0.1" },
-    },
-    {
-      op: "add",
-      path: "/spec/template/spec/containers/0/env/-",
-      value: { name: "KUBERNETES_SERVICE_PORT", value: port },
-    },
-  ];
-  const [name, newTag] = tag.split(":");
-  const kustomization = {
-    apiVersion: "kustomize.config.k8s.io/v1beta1",
-    kind: "Kustomization",
-    resources: [relative(dir, join(repoRoot, "manifests"))],
-    images: [{ name: deploymentImageName(), newName: name, newTag }],
-    patches: [
-      // Host-network pods are not "restricted"; a separate test shows the shipped pod template is.
-      {
-        target: { kind: "Namespace", name: NS },
-        patch: JSON.stringify([
-          {
-            op: "replace",
-            path: "/metadata/labels/pod-security.kubernetes.io~1enforce",
-            value: "privileged",
-          },
-        ]),
-      },
-      { target: { kind: "Deployment", name: "sinker" }, patch: JSON.stringify(deployment) },
-    ],
-  };
-  writeFileSync(join(dir, "kustomization.yaml"), JSON.stringify(kustomization, null, 2));
-}
-
-async function leaderPod(namespace: string): Promise<{ leader: Json; standby: Json; holder: string }> {
-  return waitFor(
-    `one leader among the pods of ${namespace}`,
-    async () => {
-      const holder = await leaseHolder(env, namespace);
-      if (!holder) return undefined;
-      const ready = (await pods(env, namespace)).filter(isReady);
-      if (ready.length !== 2) return undefined;
-      const flags = await Promise.all(
-        ready.map(async (p) => metric((await getInNode(env, p, "/metrics")).body, "sinker_leader")),
-      );
-      if (flags.filter((f) => f === 1).length !== 1 || flags.filter((f) => f === 0).length !== 1)
-        return undefined;
-      const i = flags.indexOf(1);
-      return { leader: ready[i], standby: ready[1 - i], holder };
-    },
-    { timeoutMs: 90_000, intervalMs: 500 },
-  );
-}
 
 before(async () => {
   env = load();
@@ -240,7 +146,7 @@ describe("helm install", () => {
     assert.ok(
       ready.every((p: Json) => p.spec.volumes.some((v: Json) => v.name.startsWith("kube-api-access-"))),
     );
-    await leaderPod("sinker-helm");
+    await leaderPod(env, "sinker-helm");
     const ns = await env.createNamespace("a", "helm-sync");
     try {
       await kubectl(env, ["-n", ns, "apply", "-f", join(repoRoot, "examples", "clone-in-cluster.yaml")]);
@@ -272,7 +178,7 @@ describe("kubectl apply -k manifests (test overlay)", () => {
   let startedAt = 0;
 
   it("starts two replicas, Ready through /ready, as uid 1000 on a read-only root filesystem", async () => {
-    writeOverlay(join(work, "overlay"), IMAGE);
+    writeOverlay(env, join(work, "overlay"), IMAGE);
     startedAt = Date.now();
     await kubectl(env, ["apply", "-k", join(work, "overlay"), "--server-side"]);
     const ready = await waitReadyPods(env, NS, 2);
@@ -300,7 +206,7 @@ describe("kubectl apply -k manifests (test overlay)", () => {
   });
 
   it("one replica leads: the Lease names it and only it reports sinker_leader 1", async () => {
-    const { holder } = await leaderPod(NS);
+    const { holder } = await leaderPod(env, NS);
     assert.ok(holder.length > 0);
   });
 
@@ -344,7 +250,7 @@ describe("kubectl apply -k manifests (test overlay)", () => {
   });
 
   it("deleting the leader pod hands the Lease to the other replica within the lease duration", async () => {
-    const { leader, standby, holder } = await leaderPod(NS);
+    const { leader, standby, holder } = await leaderPod(env, NS);
     const t0 = Date.now();
     await kubectl(env, ["-n", NS, "delete", "pod", leader.metadata.name, "--wait=false"]);
     const next = await waitFor(
@@ -364,7 +270,7 @@ describe("kubectl apply -k manifests (test overlay)", () => {
   });
 
   it("a leader killed outright (SIGKILL, no release) is replaced once its lease runs out", async () => {
-    const { leader, holder } = await leaderPod(NS);
+    const { leader, holder } = await leaderPod(env, NS);
     const pid = await containerPid(env, leader);
     const t0 = Date.now();
     process.kill(pid, "SIGKILL");
@@ -381,13 +287,13 @@ describe("kubectl apply -k manifests (test overlay)", () => {
     // The standby takes over once the Lease has not been renewed for its duration (15 s), checking every 2 s.
     assert.ok(seconds < LEASE_SECONDS + 10, `taken over ${seconds} s after the kill`);
     await waitReadyPods(env, NS, 2);
-    await leaderPod(NS);
+    await leaderPod(env, NS);
   });
 
   it("a rolling update to a new image completes, never below one available replica", async () => {
     const t0 = Date.now();
     const [name, tag] = IMAGE_2.split(":");
-    writeOverlay(join(work, "overlay"), `${name}:${tag}`);
+    writeOverlay(env, join(work, "overlay"), `${name}:${tag}`);
     await kubectl(env, ["apply", "-k", join(work, "overlay"), "--server-side"]);
     let minAvailable = 2;
     await waitFor(
@@ -411,7 +317,7 @@ describe("kubectl apply -k manifests (test overlay)", () => {
       `rolling update: done in ${((Date.now() - t0) / 1000).toFixed(1)} s; fewest Ready pods seen: ${minAvailable}`,
     );
     assert.ok(minAvailable >= 1, "one replica stayed available throughout");
-    await leaderPod(NS);
+    await leaderPod(env, NS);
   });
 
   it("the PodDisruptionBudget lets one pod be evicted, not both", async () => {
@@ -434,11 +340,11 @@ describe("kubectl apply -k manifests (test overlay)", () => {
     assert.equal((await evict(p1)).status, 201, "the first eviction is allowed");
     assert.equal((await evict(p2)).status, 429, "the second is refused while the first is not replaced");
     await waitReadyPods(env, NS, 2);
-    await leaderPod(NS);
+    await leaderPod(env, NS);
   });
 
   it("the kubelet's probes act on Sinker: a frozen replica turns NotReady, then is restarted by /live", async () => {
-    const { standby } = await leaderPod(NS);
+    const { standby } = await leaderPod(env, NS);
     const name = standby.metadata.name;
     const restarts = (p: Json) => p.status?.containerStatuses?.[0]?.restartCount ?? 0;
     const before = restarts(standby);
@@ -455,7 +361,7 @@ describe("kubectl apply -k manifests (test overlay)", () => {
     note(
       `probes: frozen replica NotReady after ${notReady.toFixed(0)} s, restarted by liveness after ${restarted.toFixed(0)} s`,
     );
-    await leaderPod(NS);
+    await leaderPod(env, NS);
   });
 
   it("presents the kubelet's rotating service-account token: a new one once the kubelet rotates it", async () => {
