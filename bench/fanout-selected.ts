@@ -8,7 +8,7 @@
 import { performance } from "node:perf_hooks";
 import type { Logger } from "pino";
 import { Metrics } from "../src/admin/metrics.ts";
-import { startController } from "../src/controller/manager.ts";
+import { startController } from "../src/controller/controller.ts";
 import type { ClusterClient, ResourceInfo } from "../src/kube/client.ts";
 import { Informer } from "../src/kube/informer.ts";
 import { pool } from "../src/pool.ts";

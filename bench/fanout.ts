@@ -15,7 +15,7 @@ import { performance } from "node:perf_hooks";
 import { parseArgs } from "node:util";
 import { Metrics } from "../src/admin/metrics.ts";
 import { crdYaml } from "../src/api/crds.ts";
-import { startController } from "../src/controller/manager.ts";
+import { startController } from "../src/controller/controller.ts";
 import { ClusterClient, type ResourceInfo } from "../src/kube/client.ts";
 import { Informer } from "../src/kube/informer.ts";
 import { createLogger } from "../src/log.ts";

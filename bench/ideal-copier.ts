@@ -7,15 +7,18 @@
  *
  *   node bench/ideal-copier.ts --kubeconfig-a F [--kubeconfig-b F --remote-namespace NS] --namespace NS
  *                              [--kind ConfigMap|Secret]
- * Prints "ready" on stdout once its first lists are in; stops on SIGTERM.
+ * Prints "ready" on stdout once its first lists are in, "settled" once it went through them; stops on SIGTERM.
  */
 
+import { enableCompileCache, flushCompileCache } from "node:module";
 import { parseArgs } from "node:util";
 import type { ClusterClient as Client, ResourceInfo } from "../src/kube/client.ts";
 import { skipGeneratedApiClients } from "../src/kube/client-node-hook.ts";
 import type { KubeObject } from "../src/kube/object.ts";
 
-// The same lean loading of @kubernetes/client-node as bin/sinker.js, so memory figures compare like with like.
+// The same lean loading of @kubernetes/client-node and the same compile cache as bin/sinker.js, so memory and
+// CPU figures compare like with like.
+enableCompileCache();
 skipGeneratedApiClients();
 const { KubeConfig } = await import("../src/kube/client-node.ts");
 const { ClusterClient } = await import("../src/kube/client.ts");
@@ -137,10 +140,23 @@ function enqueue(rsName: string) {
 }
 const deleted = new Map<string, Spec>();
 
+/** Once every first list is in: workers compare against full caches (a restart writes nothing unchanged). */
+let allListed: () => void = () => {};
+const listedAll = new Promise<void>((r) => {
+  allListed = r;
+});
+let settledSaid = false;
+
 async function worker(res: ResourceInfo): Promise<void> {
+  await listedAll;
   while (!stop.signal.aborted) {
     const next = queue.values().next();
     if (next.done) {
+      // the first time every worker is idle after the lists: the benchmark's restart phase waits for this
+      if (!settledSaid && sleeping.length === WORKERS - 1) {
+        settledSaid = true;
+        process.stdout.write("settled\n");
+      }
       await new Promise<void>((r) => sleeping.push(r));
       continue;
     }
@@ -185,7 +201,10 @@ const objRes: ResourceInfo = {
 
 let pending = 2 + (b ? 1 : 0);
 const listed = () => {
-  if (--pending === 0) process.stdout.write("ready\n");
+  if (--pending !== 0) return;
+  allListed();
+  flushCompileCache();
+  process.stdout.write("ready\n");
 };
 const byTarget = (remote: boolean, name: string) => bySource.get(`${remote ? "b" : "a"}/${name}`);
 const noteSync = (rs: KubeObject) => {

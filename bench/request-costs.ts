@@ -16,7 +16,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { parseArgs } from "node:util";
 import { FIELD_MANAGER, FINALIZER } from "../src/api/types.ts";
 import { validateResourceSync } from "../src/api/validate.ts";
-import { finalizerRemoval } from "../src/controller/context.ts";
+import { finalizerRemoval } from "../src/controller/finalizer.ts";
 import { inSyncMessage } from "../src/controller/resolve.ts";
 import { nextStatus } from "../src/controller/status.ts";
 import { describeTarget, nextRecord, type TargetIdentity } from "../src/controller/sync-record.ts";

@@ -6,8 +6,12 @@
  *   npm run bench -- [--n 1000] [--remote-share 0] [--kind ConfigMap|Secret] [--mappings]
  *                    [--edits 200] [--drifts 50] [--rate 50] [--idle-seconds 60] [--sut sinker,ideal]
  *                    [--json bench-results.json] [--sinker-args="--concurrency 16"] [--no-finalizer-policy]
- *                    [--sinker-node-args="--cpu-prof --cpu-prof-dir=prof"] [--runs 1]
+ *                    [--sinker-node-args="--cpu-prof --cpu-prof-dir=prof"] [--runs 1] [--background-load 0]
+ *
+ * `--background-load CORES` runs CORES busy loops (pure computation, no I/O) beside both systems' runs alike: how
+ * a busy node changes Sinker's figures against the ideal copier's.
  */
+import { type ChildProcess, spawn } from "node:child_process";
 import { writeFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { releaseTestRun, upForTestRun } from "../test/controlplane/testenv.ts";
@@ -17,9 +21,18 @@ import { runScenario, type ScenarioOptions, type ScenarioResult, type Sut } from
 const USAGE =
   "usage: npm run bench -- [--n N] [--remote-share 0..1] [--kind ConfigMap|Secret] [--mappings] " +
   "[--edits N] [--drifts N] [--rate N] [--idle-seconds S] [--sut sinker,ideal] [--json FILE] " +
-  '[--sinker-args="--concurrency 16"] [--no-finalizer-policy] [--sinker-node-args="--cpu-prof"] [--runs K]';
+  '[--sinker-args="--concurrency 16"] [--no-finalizer-policy] [--sinker-node-args="--cpu-prof"] [--runs K] ' +
+  "[--background-load CORES]";
 
-function options(): { scenario: Omit<ScenarioOptions, "log">; suts: Sut[]; json: string; runs: number } {
+interface Options {
+  scenario: Omit<ScenarioOptions, "log">;
+  suts: Sut[];
+  json: string;
+  runs: number;
+  backgroundLoad: number;
+}
+
+function options(): Options {
   const { values } = parseArgs({
     options: {
       n: { type: "string", default: "1000" },
@@ -36,6 +49,7 @@ function options(): { scenario: Omit<ScenarioOptions, "log">; suts: Sut[]; json:
       "sinker-node-args": { type: "string", default: "" },
       "no-finalizer-policy": { type: "boolean", default: false },
       runs: { type: "string", default: "1" },
+      "background-load": { type: "string", default: "0" },
     },
   });
   const int = (name: string, v: string | undefined, min: number) => {
@@ -67,6 +81,7 @@ function options(): { scenario: Omit<ScenarioOptions, "log">; suts: Sut[]; json:
     suts,
     json: values.json ?? "bench-results.json",
     runs: int("runs", values.runs, 1),
+    backgroundLoad: int("background-load", values["background-load"], 0),
   };
 }
 
@@ -91,6 +106,14 @@ const ROWS: Row[] = [
   ["CPU, whole run (s)", (r) => r.cpuSeconds, 1],
   ["deletion of all (s)", (r) => r.deletionMs / 1000, 2],
   ["requests during deletion", (r) => r.deletionRequests.total, 0],
+  ["restart, nothing changed: writes", (r) => r.restart.writes, 0],
+  ["  requests", (r) => r.restart.requests.total, 0],
+  ["  time until through all (s)", (r) => r.restart.ms / 1000, 2],
+  ["  CPU of the new process (s)", (r) => r.restart.cpuSeconds, 2],
+  ["restart, 1 % of sources changed: writes", (r) => r.restartChanged.writes, 0],
+  ["  requests", (r) => r.restartChanged.requests.total, 0],
+  ["  time until through all (s)", (r) => r.restartChanged.ms / 1000, 2],
+  ["  CPU of the new process (s)", (r) => r.restartChanged.cpuSeconds, 2],
 ];
 
 function table(results: Partial<Record<Sut, ScenarioResult>>): string {
@@ -130,10 +153,11 @@ async function main(): Promise<number> {
     process.stderr.write(`${(err as Error).message}\n${USAGE}\n`);
     return 2;
   }
-  const { scenario, suts, json, runs } = parsed;
+  const { scenario, suts, json, runs, backgroundLoad } = parsed;
   const log = (msg: string) => process.stderr.write(`[bench] ${msg}\n`);
   const { env } = await upForTestRun({ log });
   const all: Run[] = [];
+  const burners = Array.from({ length: backgroundLoad }, burner);
   try {
     for (let run = 0; run < runs; run++) {
       // every other run in the opposite order, so that a control plane slowing down over the runs (etcd's
@@ -147,6 +171,7 @@ async function main(): Promise<number> {
       all.push(results);
     }
   } finally {
+    for (const b of burners) b.kill("SIGKILL");
     await releaseTestRun({ log });
   }
   const results = medianRun(all);
@@ -155,13 +180,20 @@ async function main(): Promise<number> {
     `${scenario.mappings ? "2 mappings" : "clone"}; ${scenario.edits} source edits and ${scenario.drifts} drifts ` +
     `at ${scenario.rate}/s; idle window ${scenario.idleSeconds} s; Sinker ` +
     `${scenario.finalizerPolicy ? "with" : "without"} the finalizer policy (manifests/finalizer-policy.yaml)` +
-    (runs > 1 ? `; the run with the median convergence ratio of ${runs}` : "");
+    (runs > 1 ? `; the run with the median convergence ratio of ${runs}` : "") +
+    (backgroundLoad > 0 ? `; ${backgroundLoad} core(s) kept busy by a background CPU burner` : "");
   process.stdout.write(`${header}\n\n${table(results)}\n\n`);
   if (runs > 1) process.stdout.write(`${ratiosPerRun(all)}\n\n`);
   for (const r of Object.values(results)) process.stdout.write(`${breakdown(r)}\n`);
-  writeFileSync(json, `${JSON.stringify({ scenario, results, runs: all }, null, 2)}\n`);
+  writeFileSync(json, `${JSON.stringify({ scenario, backgroundLoad, results, runs: all }, null, 2)}\n`);
   process.stdout.write(`\nfigures written to ${json}\n`);
   return 0;
+}
+
+/** One busy loop in a process of its own: pure computation, no I/O, no memory growth. */
+function burner(): ChildProcess {
+  const loop = "let x = 0; for (;;) { x = (x * 1103515245 + 12345) % 2147483648; }";
+  return spawn(process.execPath, ["-e", loop], { stdio: "ignore" });
 }
 
 function ratiosPerRun(all: readonly Run[]): string {
@@ -171,6 +203,7 @@ function ratiosPerRun(all: readonly Run[]): string {
     line("convergence", (x) => x.convergenceMs),
     line("propagation p99", (x) => x.propagationMs.p99),
     line("deletion", (x) => x.deletionMs),
+    line("CPU", (x) => x.cpuSeconds),
   ].join("\n");
 }
 

@@ -186,6 +186,26 @@ export function createLogger(options: LoggerOptions, destination?: LogDestinatio
   );
 }
 
+const LEVEL_METHODS = new Set(["fatal", "error", "warn", "info", "debug", "trace"]);
+const noop = () => {};
+
+/**
+ * `parent.child(bindings())`, made only when something is logged through it at an enabled level: a child per
+ * reconcile costs a JSON round trip of its bindings (pino), paid for nothing by the many reconciles that log
+ * nothing at the configured level.
+ */
+export function lazyChild(parent: Logger, bindings: () => Record<string, unknown>): Logger {
+  let real: Logger | undefined;
+  return new Proxy(parent, {
+    get(target, prop) {
+      if (typeof prop === "string" && LEVEL_METHODS.has(prop) && !target.isLevelEnabled(prop)) return noop;
+      real ??= target.child(bindings());
+      const value = Reflect.get(real, prop, real);
+      return typeof value === "function" ? value.bind(real) : value;
+    },
+  });
+}
+
 /** A module logger: `root.child({ module: name })`, at the level the directives give that module. */
 export function moduleLogger(root: Logger, name: ModuleName | `sinker::${string}`): Logger {
   return root.child({ module: name });

@@ -4,7 +4,6 @@
  * and the deletion of every ResourceSync. Requests are counted from the API servers' audit logs (the system runs
  * as an audited identity), timings from the benchmark's own watches on the targets, memory and CPU from /proc.
  */
-import { type ChildProcess, spawn } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -13,12 +12,13 @@ import { ClusterClient, type ResourceInfo } from "../../src/kube/client.ts";
 import type { KubeObject } from "../../src/kube/object.ts";
 import { pool } from "../../src/pool.ts";
 import { installFinalizerPolicy, removeFinalizerPolicy } from "../../test/controlplane/finalizer-policy.ts";
-import { type AuditedUser, repoRoot, type TestEnv } from "../../test/controlplane/testenv.ts";
+import type { AuditedUser, TestEnv } from "../../test/controlplane/testenv.ts";
 import { AuditLogs, type RequestCounts } from "./audit.ts";
-import { cpuSeconds, memoryMiB, type Percentiles, percentiles } from "./figures.ts";
+import { type Percentiles, percentiles } from "./figures.ts";
 import { TargetObserver } from "./observer.ts";
+import { type Sut, SutProcess } from "./sut.ts";
 
-export type Sut = "sinker" | "ideal";
+export { IMAGE_NODE_FLAGS, type Sut } from "./sut.ts";
 
 export interface ScenarioOptions {
   n: number;
@@ -52,9 +52,26 @@ export interface ScenarioResult {
   idle: { seconds: number; requests: number; cpuSeconds: number };
   peakRssMiB: number;
   startRssMiB: number;
+  /** CPU seconds of convergence, edits, drifts, idle and deletion (the first process's start included; the
+   * restart phases apart, see `restart`). */
   cpuSeconds: number;
   deletionMs: number;
   deletionRequests: RequestCounts;
+  /** The system killed (SIGKILL) and started again over its N converged ResourceSyncs, nothing changed. */
+  restart: RestartFigures;
+  /** Killed again; 1 % of the sources (at least one) changed while it was down; started again. */
+  restartChanged: RestartFigures & { changed: number };
+}
+
+export interface RestartFigures {
+  /** From the start of the new process until it went through every ResourceSync (and the changed targets hold
+   * their new values). */
+  ms: number;
+  requests: RequestCounts;
+  /** Requests that write (create, update, patch, delete), of `requests`. */
+  writes: number;
+  /** CPU seconds of the new process until then (start-up included). */
+  cpuSeconds: number;
 }
 
 const USERS: Record<Sut, AuditedUser> = { sinker: "sinker-bench", ideal: "ideal-copier" };
@@ -110,7 +127,7 @@ export async function runScenario(env: TestEnv, sut: Sut, o: ScenarioOptions): P
   const remote = (i: number) => i < Math.round(o.n * o.remoteShare);
   const targetEnd = (i: number) =>
     remote(i) ? { cluster: "b", client: b, ns: nsB } : { cluster: "a", client: a, ns: nsA };
-  let proc: ChildProcess | undefined;
+  let proc: SutProcess | undefined;
   const observer = new TargetObserver(
     [
       { cluster: "a", client: a, namespace: nsA },
@@ -142,7 +159,7 @@ export async function runScenario(env: TestEnv, sut: Sut, o: ScenarioOptions): P
     else await removeFinalizerPolicy(env, "a");
 
     const started = await audit.mark();
-    proc = startSut(sut, {
+    proc = new SutProcess(sut, {
       kubeconfigA,
       kubeconfigB,
       nsA,
@@ -152,9 +169,8 @@ export async function runScenario(env: TestEnv, sut: Sut, o: ScenarioOptions): P
       sinkerArgs: o.sinkerArgs ?? [],
       sinkerNodeArgs: o.sinkerNodeArgs ?? [],
     });
-    const pid = proc.pid ?? 0;
-    await within(`${sut} ready`, 120_000, waitReady(sut, proc));
-    const startRssMiB = memoryMiB(pid).now;
+    await proc.start(120_000);
+    const startRssMiB = proc.rssMiB();
     o.log(`${sut}: ready (RSS ${startRssMiB.toFixed(0)} MiB); creating ${o.n} ResourceSyncs`);
 
     // ------------------------------------------------------------------ convergence
@@ -202,9 +218,9 @@ export async function runScenario(env: TestEnv, sut: Sut, o: ScenarioOptions): P
 
     // ------------------------------------------------------------------ idle
     const i0 = await audit.mark(2000);
-    const cpuIdle0 = cpuSeconds(pid);
+    const cpuIdle0 = proc.cpuSeconds();
     await sleep(o.idleSeconds * 1000);
-    const idleCpu = cpuSeconds(pid) - cpuIdle0;
+    const idleCpu = proc.cpuSeconds() - cpuIdle0;
     const i1 = await audit.mark();
     const idle = {
       seconds: o.idleSeconds,
@@ -212,8 +228,36 @@ export async function runScenario(env: TestEnv, sut: Sut, o: ScenarioOptions): P
       cpuSeconds: idleCpu,
     };
 
+    // ------------------------------------------------------------------ restarts
+    // the run's CPU: the first process until here (its start included), then the deletion; restarts apart
+    const cpuBeforeRestarts = proc.cpuSeconds();
+    const restartOf = async (changed: readonly number[]): Promise<RestartFigures> => {
+      const sut = proc as SutProcess;
+      // killed, as a node lost or an OOM kill does; a profiled Sinker is stopped (SIGTERM) so it writes its profile
+      const profiled = (o.sinkerNodeArgs ?? []).some((a) => a.startsWith("--cpu-prof"));
+      await sut.stop(profiled ? "SIGTERM" : "SIGKILL");
+      const r0 = await audit.mark();
+      // while it is down: some sources change
+      await pool(changed, 20, (i) => a.patch(res, nsA, `src-${i}`, { data: { v: enc("2") } }, "merge"));
+      const seen = changed.map((i) => observer.whenValue(targetEnd(i).cluster, `dst-${i}`, enc("2")));
+      const t = performance.now();
+      await sut.start(120_000);
+      await within("changed targets after the restart", 60_000 + o.n * 50, Promise.all(seen));
+      await sut.settled(o.n, 60_000 + o.n * 50);
+      const ms = performance.now() - t;
+      const cpu = sut.processCpuSeconds();
+      const r1 = await audit.mark(2000);
+      return restartFigures(audit.requests(user, r0, r1), ms, cpu);
+    };
+    const restart = await restartOf([]);
+    o.log(`${sut}: restarted, nothing changed: ${restart.writes} writes`);
+    const changed = spread(Math.max(1, Math.round(o.n / 100)), 2);
+    const restartChanged = { ...(await restartOf(changed)), changed: changed.length };
+    o.log(`${sut}: restarted, ${changed.length} sources changed: ${restartChanged.writes} writes`);
+
     // ------------------------------------------------------------------ deletion
     const d0 = await audit.mark();
+    const cpuDeletion0 = proc.processCpuSeconds();
     const td = performance.now();
     const gone = indexes.map((i) => observer.whenGone(targetEnd(i).cluster, `dst-${i}`));
     await pool(indexes, 20, (i) => a.delete(RS_RESOURCE, nsA, `rs-${i}`));
@@ -232,20 +276,17 @@ export async function runScenario(env: TestEnv, sut: Sut, o: ScenarioOptions): P
       propagationMs: percentiles(propagation),
       driftRepairMs: percentiles(drift),
       idle,
-      peakRssMiB: memoryMiB(pid).peak,
+      peakRssMiB: proc.peakRssMiB(),
       startRssMiB,
-      cpuSeconds: cpuSeconds(pid),
+      cpuSeconds: cpuBeforeRestarts + proc.processCpuSeconds() - cpuDeletion0,
       deletionMs,
       deletionRequests: audit.requests(user, d0, d1),
+      restart,
+      restartChanged,
     };
     return result;
   } finally {
-    if (proc && proc.exitCode === null) {
-      const exited = new Promise((r) => proc?.once("exit", r));
-      proc.kill("SIGTERM");
-      await Promise.race([exited, sleep(10_000)]);
-      if (proc.exitCode === null) proc.kill("SIGKILL");
-    }
+    await proc?.stop("SIGTERM");
     await observer.stop();
     await removeFinalizerPolicy(env, "a").catch(() => {});
     await a.close();
@@ -286,6 +327,14 @@ export function resourceSync(
   };
 }
 
+/** What a restart cost: its requests (and how many wrote), how long until done, the new process's CPU. */
+function restartFigures(requests: RequestCounts, ms: number, cpuSeconds: number): RestartFigures {
+  const writes = Object.entries(requests.byVerbResource)
+    .filter(([what]) => /^(create|update|patch|delete|deletecollection) /.test(what))
+    .reduce((sum, [, count]) => sum + count, 0);
+  return { ms, requests, writes, cpuSeconds };
+}
+
 /** Issues `work` for each item at `rate` per second (each one timed by itself); returns what each returned. */
 async function paced(
   items: readonly number[],
@@ -301,95 +350,6 @@ async function paced(
     pending.push(work(i));
   }
   return (await Promise.all(pending)).map((ms) => Math.max(0, ms));
-}
-
-/**
- * Node flags of the image's ENTRYPOINT (Dockerfile), given to both systems so that memory figures are those of
- * Sinker as shipped and compare like with like; test/unit/bench-flags.test.ts keeps the two in step.
- */
-export const IMAGE_NODE_FLAGS = ["--max-semi-space-size=2", "--heap-growing-percent=30"];
-
-function startSut(
-  sut: Sut,
-  c: {
-    kubeconfigA: string;
-    kubeconfigB: string;
-    nsA: string;
-    nsB: string;
-    kind: string;
-    remote: boolean;
-    sinkerArgs: string[];
-    sinkerNodeArgs: string[];
-  },
-): ChildProcess {
-  const node = process.execPath;
-  const env = { ...process.env, NODE_ENV: "production", SINKER_LOG: "" };
-  const args =
-    sut === "sinker"
-      ? [
-          join(repoRoot, "bin", "sinker.js"),
-          "--kubeconfig",
-          c.kubeconfigA,
-          "--admin-addr",
-          "127.0.0.1:0",
-          "--log-format",
-          "json",
-          ...c.sinkerArgs,
-        ]
-      : [
-          join(repoRoot, "bench", "ideal-copier.ts"),
-          "--kubeconfig-a",
-          c.kubeconfigA,
-          "--namespace",
-          c.nsA,
-          "--kind",
-          c.kind,
-          ...(c.remote ? ["--kubeconfig-b", c.kubeconfigB, "--remote-namespace", c.nsB] : []),
-        ];
-  const nodeArgs = sut === "sinker" ? c.sinkerNodeArgs : [];
-  return spawn(node, [...IMAGE_NODE_FLAGS, ...nodeArgs, ...args], {
-    cwd: repoRoot,
-    env,
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-}
-
-/** Sinker: its admin server answers /ready with 200. The ideal copier: it printed "ready". */
-async function waitReady(sut: Sut, proc: ChildProcess): Promise<void> {
-  let out = "";
-  let err = "";
-  proc.stdout?.setEncoding("utf8").on("data", (c: string) => {
-    if (out.length < 1_000_000) out += c;
-  });
-  proc.stderr?.setEncoding("utf8").on("data", (c: string) => {
-    if (err.length < 100_000) err += c;
-  });
-  for (;;) {
-    if (proc.exitCode !== null) throw new Error(`${sut} exited with ${proc.exitCode}: ${err.slice(-2000)}`);
-    if (sut === "ideal" && out.includes("ready\n")) return;
-    if (sut === "sinker") {
-      const address = adminAddress(out);
-      if (address) {
-        const r = await fetch(`http://${address}/ready`).catch(() => undefined);
-        if (r?.status === 200) return;
-      }
-    }
-    await sleep(100);
-  }
-}
-
-/** The admin server's address from Sinker's JSON log lines. */
-function adminAddress(log: string): string | undefined {
-  for (const line of log.split("\n")) {
-    if (!line.includes("admin server listening")) continue;
-    try {
-      const record = JSON.parse(line) as { msg?: string; address?: string };
-      if (record.msg === "admin server listening") return record.address;
-    } catch {
-      // a partial line: read again on the next poll
-    }
-  }
-  return undefined;
 }
 
 async function allReady(a: ClusterClient, ns: string, n: number): Promise<void> {

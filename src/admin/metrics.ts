@@ -4,12 +4,16 @@
  *
  * Controller and work-queue series carry controller-runtime's names, labels and buckets, so dashboards and alerts
  * written for controller-runtime operators work unchanged. Label values:
- * - `controller`: always "resourcesync" (CONTROLLER_NAME in src/controller/manager.ts).
- * - `name` (work queue): the same, "resourcesync".
+ * - `controller`: always "resourcesync" (CONTROLLER_NAME in src/controller/controller.ts).
+ * - `name` (work queue): the same, "resourcesync"; the set controller's queue is "resourcesyncset" (it has no
+ *   controller_runtime_* series).
  * - `result` of controller_runtime_reconcile_total: "success" | "error" | "requeue" | "requeue_after".
  * - `state` of sinker_resourcesyncs: "synced" | "failing".
  * - `cluster`: "local" or the remote cluster's label ("secret/<namespace>/<name>", ClusterClient.name).
  * - `reason`: an ErrorReason of src/errors.ts (a fixed, small set: safe as a label).
+ *
+ * The constructor is long on purpose: one declarative list of every series (name, help, labels, buckets), the
+ * one place to read what Sinker exposes.
  */
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
 
@@ -296,11 +300,16 @@ export class Metrics {
     }
     this.reconcileErrors.inc({ controller }, 0);
     this.activeWorkers.set({ controller }, 0);
-    this.workqueueDepth.set({ name: controller }, 0);
-    this.workqueueAdds.inc({ name: controller }, 0);
-    this.workqueueRetries.inc({ name: controller }, 0);
-    this.workqueueUnfinishedWork.set({ name: controller }, 0);
-    this.workqueueLongestRunningProcessor.set({ name: controller }, 0);
+    this.initQueue(controller);
+  }
+
+  /** Creates the series of the work queue `name` at 0 (a second queue's, e.g. the set controller's). */
+  initQueue(name: string): void {
+    this.workqueueDepth.set({ name }, 0);
+    this.workqueueAdds.inc({ name }, 0);
+    this.workqueueRetries.inc({ name }, 0);
+    this.workqueueUnfinishedWork.set({ name }, 0);
+    this.workqueueLongestRunningProcessor.set({ name }, 0);
   }
 
   /**

@@ -3,6 +3,9 @@
  * structural CRD schema uses) with the descriptions `kubectl explain` shows. `crds.ts` turns it into the CRD
  * schemas; `validate.ts` interprets the very same definitions, so what the API server refuses at `kubectl apply`
  * time and what the controller refuses are the same thing.
+ *
+ * Over 400 lines on purpose: one declarative schema (the ResourceSync's), read top to bottom like the CRD it
+ * becomes; splitting it would scatter one resource's shape over files.
  */
 
 import { targetMetadataProperties } from "./metadata-schema.ts";
@@ -432,6 +435,14 @@ export const resourceSyncStatusSchema: Schema = {
           type: "string",
           format: "date-time",
           description: "When Sinker first applied this object.",
+        },
+        fieldSetHash: {
+          type: "string",
+          maxLength: 64,
+          description:
+            "Hash of the set of fields (not their values) Sinker's last apply of this object set. A target " +
+            "that holds the values Sinker would apply, in exactly these fields, needs no apply: after a " +
+            "restart or a failover Sinker writes nothing to targets that did not change.",
         },
       },
     },

@@ -2,6 +2,8 @@
  * Schemas of the fan-out kinds (docs/spec/resourcesyncset.md): ResourceSyncSet (namespaced, for tenants) and
  * ClusterResourceSyncSet (cluster-scoped, for platform teams). They reuse the ResourceSync's building blocks, so a
  * set's source, target and mappings are checked exactly as a ResourceSync's are.
+ *
+ * About 400 lines on purpose: one declarative schema of the two set kinds, read top to bottom like the CRDs.
  */
 import { targetMetadataProperties } from "./metadata-schema.ts";
 import {

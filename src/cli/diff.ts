@@ -16,8 +16,8 @@ import {
   type ResourceSync,
 } from "../api/types.ts";
 import { formatValidationErrors, validateResourceSync } from "../api/validate.ts";
-import { liveOf } from "../controller/context.ts";
 import { ANNOTATION_ADOPT_TARGET, decideWrite } from "../controller/decisions.ts";
+import { liveOf } from "../controller/live-target.ts";
 import { identityOf } from "../controller/resolve.ts";
 import { type ClusterIdentity, readRecord } from "../controller/sync-record.ts";
 import { decideWriteAction } from "../controller/write-policy.ts";

@@ -12,12 +12,13 @@
  */
 
 import { existsSync, readFileSync } from "node:fs";
+import { flushCompileCache } from "node:module";
 import { join } from "node:path";
 import type { Logger } from "pino";
 import { Metrics } from "../admin/metrics.ts";
 import { type AdminServer, startAdminServer } from "../admin/server.ts";
+import { checkCrd, type RunningController, startController } from "../controller/controller.ts";
 import { LeaderElector } from "../controller/leader-election.ts";
-import { checkCrd, type RunningController, startController } from "../controller/manager.ts";
 import { asSinkerError } from "../errors.ts";
 import { ClusterClient } from "../kube/client.ts";
 import { registerKubeConfig } from "../kube/cluster-identity.ts";
@@ -93,14 +94,17 @@ export async function runController(
     return fail(asSinkerError(err).message, err);
   }
 
-  const code = await new Controller(config, root, local).run();
+  const code = await new Manager(config, root, local).run();
   // Everything is closed; should a stray handle still hold the event loop, do not hang the pod's termination.
   setTimeout(() => process.exit(code), 2_000).unref();
   return code;
 }
 
-/** The running process: owns the admin server, the elector and the controller, and shuts them down in order. */
-class Controller {
+/**
+ * The manager (controller-runtime's word): owns the admin server, the leader elector, the signals and the
+ * controllers it starts, and shuts them down in order.
+ */
+class Manager {
   readonly #config: ControllerConfig;
   readonly #root: Logger;
   readonly #log: Logger;
@@ -227,6 +231,9 @@ class Controller {
         () => {
           this.#initialListDone = true;
           this.#log.info("ready");
+          // every module is loaded by now: the compile cache (bin/sinker.js) is written now, not only at a clean
+          // exit, so a process that is killed still leaves it for the next start
+          flushCompileCache();
         },
         (err: unknown) => {
           this.#log.error({ err: asSinkerError(err).message }, "initial ResourceSync list failed");

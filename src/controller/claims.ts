@@ -20,10 +20,10 @@ import { type Claimant, claimWinner } from "./decisions.ts";
 import {
   clusterKey,
   factsOf,
-  objectKey,
   readRecord,
   sameTarget,
   type TargetIdentity,
+  targetObjectKey,
 } from "./sync-record.ts";
 
 interface Claim {
@@ -48,7 +48,7 @@ export class ClaimIndex {
    * (also through an alias), else each fact of its identity.
    */
   #keysOf(t: TargetIdentity): string[] {
-    const obj = objectKey(t);
+    const obj = targetObjectKey(t);
     const keys = [clusterKey(t.cluster)];
     const facts = factsOf(t.cluster, this.#local);
     if (facts && this.#local && sameCluster(facts, this.#local)) keys.push("local");

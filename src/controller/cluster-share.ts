@@ -8,7 +8,7 @@
  * client (resolve.ts, through `ReconcileContext.hold`), before it sends anything there. When the server's share
  * is used up, `enter` parks the key and throws `ClusterBusy`: the reconcile ends at once without a request, a
  * status write or a failure, and its worker is free. A slot freed on that server wakes the parked key that waited
- * longest (a woken key that no longer needs the slot passes the wake-up on); the manager's timer re-adds a parked
+ * longest (a woken key that no longer needs the slot passes the wake-up on); the controller's timer re-adds a parked
  * key anyway after a while, so no key depends on a wake-up alone. Level-triggered: a parked key is simply
  * reconciled again later, from the caches.
  *
@@ -79,7 +79,7 @@ export class ClusterShare {
   readonly #woken = new Map<string, string>();
   readonly #wake: (key: string) => void;
 
-  /** `wake`: a parked key may go now (the manager queues it). */
+  /** `wake`: a parked key may go now (the controller queues it). */
   constructor(limit: number, wake: (key: string) => void) {
     this.limit = Math.max(1, limit);
     this.#wake = wake;

@@ -1,16 +1,19 @@
+/**
+ * What a reconcile works with: the caches, clients and recorders, and what this process remembers between
+ * reconciles (its own writes, its applies, contests); `forget` drops the last of a ResourceSync no longer managed.
+ */
 import type { Logger } from "pino";
 import type { Grant } from "../api/ownership.ts";
-import { FIELD_MANAGER, FINALIZER, type ResourceSync } from "../api/types.ts";
-import { asSinkerError, type SinkerError } from "../errors.ts";
+import type { ResourceSync } from "../api/types.ts";
 import type { ClusterClient, ResourceInfo } from "../kube/client.ts";
 import type { EventRecorder } from "../kube/events.ts";
-import { type Informer, stripForCache } from "../kube/informer.ts";
-import type { KubeObject } from "../kube/object.ts";
+import type { Informer } from "../kube/informer.ts";
 import type { RemoteClusters } from "../kube/remote-clusters.ts";
+import type { AppliedMemos } from "./applied.ts";
 import type { ClaimIndex } from "./claims.ts";
-import type { LiveTarget } from "./decisions.ts";
 import type { DriftState } from "./drift.ts";
-import type { Watches, WatchRef } from "./watches.ts";
+import type { OwnWrites } from "./own-writes.ts";
+import type { Watches } from "./watches.ts";
 
 export interface ReconcilerOptions {
   allowClusterScoped: boolean;
@@ -38,15 +41,12 @@ export interface ReconcileContext {
   events: EventRecorder;
   options: ReconcilerOptions;
   logger: Logger;
-  /**
-   * The ResourceSync as our own last write returned it (finalizer, status), until the cache has caught up: a
-   * decision never rests on a cache older than what we wrote ourselves (no second finalization).
-   */
-  written: Map<string, KubeObject>;
+  /** Our own last write of each ResourceSync until the cache catches up. */
+  written: OwnWrites;
   /** Which ResourceSyncs name which target (from the ResourceSync cache). */
   claims: ClaimIndex;
   /** Per ResourceSync, what this process last applied (see AppliedMemo). */
-  applied: Map<string, AppliedMemo>;
+  applied: AppliedMemos;
   /** Called after a successful apply (metrics: sync latency). */
   onApplied?: (key: string) => void;
   /** Contests and rings of ResourceSyncs (drift.ts): in memory, an optimisation. */
@@ -69,189 +69,9 @@ export interface ReconcileContext {
   onClusterOutcome?: (client: ClusterClient, reachable: boolean) => void;
 }
 
-export type ReconcileResult =
-  | { kind: "synced" }
-  | { kind: "gone" }
-  /** Nothing to do until a watch reports a change (e.g. a target being deleted); afterMs: a safety net. */
-  | { kind: "waiting"; afterMs: number }
-  | { kind: "requeue"; afterMs: number }
-  /** Another writer keeps rewriting the target (drift.ts): status reported; look again after afterMs. */
-  | { kind: "contested"; afterMs: number }
-  /** The share of workers for this remote server is in use (cluster-share.ts): nothing was sent; park the key. */
-  | { kind: "busy"; server: string }
-  | { kind: "failed"; error: SinkerError };
-
-/** A 409 on a write of the ResourceSync itself (not on a target). */
-export class ResourceSyncConflict extends Error {}
-
-/** A set's grant cannot be decided yet (the remote cluster's namespaces are not listed): try again later. */
-export class GrantUndecided extends Error {}
-
-/**
- * Whether our own last write of a ResourceSync (`mine`) is no longer needed beside the cached version: the
- * ResourceSync is gone, is another object of that name now, or the cache has caught up with the write.
- */
-export function writtenSuperseded(mine: KubeObject, cached: KubeObject | undefined): boolean {
-  if (!cached || cached.metadata?.uid !== mine.metadata?.uid) return true;
-  // Removing the last finalizer deletes the object, and the answer carries the resourceVersion it had before,
-  // which the cache may hold already: still older than our write while it shows our finalizer, which nobody can
-  // add back to an object being deleted. Dropped with the deletion event.
-  const finalizerRemoved = (o: KubeObject) =>
-    Boolean(o.metadata?.deletionTimestamp) && !(o.metadata?.finalizers ?? []).includes(FINALIZER);
-  if (finalizerRemoved(mine) && !finalizerRemoved(cached)) return false;
-  return !rvNewer(mine.metadata?.resourceVersion, cached.metadata?.resourceVersion);
-}
-
-/** a > b, for resourceVersions (etcd revisions in practice; opaque strings compare as "not newer"). */
-export function rvNewer(a: string | undefined, b: string | undefined): boolean {
-  if (!a || !b || !/^\d+$/.test(a) || !/^\d+$/.test(b)) return false;
-  return a.length !== b.length ? a.length > b.length : a > b;
-}
-
-/**
- * A merge patch of the ResourceSync (its metadata, or its status subresource); the answer is remembered as this
- * ResourceSync's own write. A 409 means a newer version is on its way.
- */
-export async function patchResourceSync(
-  key: string,
-  rs: KubeObject,
-  ctx: ReconcileContext,
-  body: KubeObject,
-  opts: { subresource?: "status" } = {},
-): Promise<KubeObject> {
-  try {
-    const out = await ctx.local.patch(
-      ctx.resourceSyncResource,
-      rs.metadata?.namespace,
-      rs.metadata?.name ?? "",
-      body,
-      "merge",
-      opts,
-    );
-    // remembered as the cache would hold it (no managedFields trees): at N ResourceSyncs this map holds up to N
-    ctx.written.set(key, stripForCache(out));
-    return out;
-  } catch (err) {
-    if (asSinkerError(err).reason === "Conflict") throw new ResourceSyncConflict();
-    throw err;
-  }
-}
-
 /** Sinker no longer manages this ResourceSync: drop its watches and what this process remembers of it. */
 export async function forget(key: string, ctx: ReconcileContext): Promise<void> {
   ctx.applied.delete(key);
   ctx.drift.forget(key);
   await ctx.watches.release(key);
-}
-
-/** The merge patch that removes Sinker's finalizer; the resourceVersion keeps a concurrent change from being lost. */
-export function finalizerRemoval(rs: KubeObject): KubeObject {
-  const finalizers = (rs.metadata?.finalizers ?? []).filter((f) => f !== FINALIZER);
-  return { metadata: { finalizers, resourceVersion: rs.metadata?.resourceVersion } };
-}
-
-export async function releaseAndRemoveFinalizer(
-  key: string,
-  rs: KubeObject,
-  ctx: ReconcileContext,
-): Promise<void> {
-  try {
-    await patchResourceSync(key, rs, ctx, finalizerRemoval(rs));
-  } catch (err) {
-    if (asSinkerError(err).reason !== "NotFound") throw err;
-  }
-  await forget(key, ctx);
-}
-
-/**
- * Like track, for calls that may be answered from a cache (discovery): only a failure says something about the
- * cluster, a cache hit does not prove it is reachable.
- */
-export async function trackFailure<T>(
-  client: ClusterClient,
-  ctx: ReconcileContext,
-  p: Promise<T>,
-): Promise<T> {
-  try {
-    return await p;
-  } catch (err) {
-    if (asSinkerError(err).reason === "ClusterUnreachable") ctx.onClusterOutcome?.(client, false);
-    throw err;
-  }
-}
-
-/** Records the outcome of a request to a cluster (reachability metric) and passes its result on. */
-export async function track<T>(client: ClusterClient, ctx: ReconcileContext, p: Promise<T>): Promise<T> {
-  try {
-    const out = await p;
-    ctx.onClusterOutcome?.(client, true);
-    return out;
-  } catch (err) {
-    const reason = asSinkerError(err).reason;
-    if (reason !== "Cancelled") ctx.onClusterOutcome?.(client, reason !== "ClusterUnreachable");
-    throw err;
-  }
-}
-
-/** The live target as decisions.ts sees it, from the cached object. */
-export function liveOf(object: KubeObject | undefined, rsUid: string | undefined): LiveTarget {
-  if (!object) return { exists: false };
-  const meta = object.metadata ?? {};
-  return {
-    exists: true,
-    uid: meta.uid ?? "",
-    deleting: Boolean(meta.deletionTimestamp),
-    appliedBySinker: (meta.managedFields ?? []).some(
-      (m) => m.manager === FIELD_MANAGER && m.operation === "Apply",
-    ),
-    ownedByThis: rsUid !== undefined && (meta.ownerReferences ?? []).some((o) => o.uid === rsUid),
-  };
-}
-
-/** Names one object in one client (instance): what the echo filter and the applied memo compare. */
-export function watchIdentity(end: {
-  client: { id: number };
-  resource: ResourceInfo;
-  namespace: string | undefined;
-  name: string;
-}): string {
-  const r = end.resource;
-  return `${end.client.id}|${r.group}/${r.plural}|${r.namespaced ? (end.namespace ?? "") : ""}|${end.name}`;
-}
-
-/**
- * The watch references of one reconcile. They only grow while the reconcile resolves things (also across a
- * failed attempt: a failing ResourceSync keeps its watches), and `commit` narrows them to exactly what a
- * complete resolution needed.
- */
-export class RefSet {
-  private readonly refs: WatchRef[] = [];
-  private readonly key: string;
-  private readonly ctx: ReconcileContext;
-
-  constructor(key: string, ctx: ReconcileContext) {
-    this.key = key;
-    this.ctx = ctx;
-  }
-
-  async add(...refs: WatchRef[]): Promise<void> {
-    this.refs.push(...refs);
-    await this.ctx.watches.addRefs(this.key, refs);
-  }
-
-  async drop(ref: WatchRef): Promise<void> {
-    const i = this.refs.findIndex(
-      (r) =>
-        r.client === ref.client &&
-        r.resource === ref.resource &&
-        r.namespace === ref.namespace &&
-        r.name === ref.name,
-    );
-    if (i >= 0) this.refs.splice(i, 1);
-    await this.ctx.watches.dropRef(this.key, ref);
-  }
-
-  async commit(): Promise<void> {
-    await this.ctx.watches.setRefs(this.key, this.refs);
-  }
 }

@@ -8,7 +8,7 @@
  * ResourceSync reads and writes, and at which resourceVersions) and answers those two questions. An
  * optimisation of the process: a restart loses nothing the API does not hold.
  */
-import { rvNewer } from "./context.ts";
+import { rvNewer } from "../kube/resource-version.ts";
 
 export interface Flow {
   /** Watch identities (context.ts `watchIdentity`) of the source and target. */

@@ -17,9 +17,11 @@ import {
   otherWriter,
   restoredContest,
 } from "./contest.ts";
-import { type ReconcileContext, track, watchIdentity } from "./context.ts";
+import type { ReconcileContext } from "./context.ts";
 import { FlowGraph, ringInMotion, ringThrough } from "./cycles.ts";
+import { watchIdentity } from "./live-target.ts";
 import { coveredBy, fieldShape } from "./noop-apply.ts";
+import { track } from "./reachability.ts";
 import type { ResolvedEnd } from "./resolve.ts";
 import { findCondition, READY, type SyncStatus } from "./status.ts";
 
@@ -86,17 +88,19 @@ export interface TargetWrite {
   liveObject: KubeObject | undefined;
   /** uid of the sync record that holds for this target, if any. */
   recordUid: string | undefined;
+  /** That record's fieldSetHash: what the last apply set, when this process does not remember it (a restart). */
+  recordFields?: string | undefined;
   /** The apply was refused: what to do instead (write-target.ts replaces on an immutable change), or rethrow. */
   onRefused?: (err: unknown) => Promise<KubeObject>;
 }
 
 export type WriteOutcome =
-  /** In place (applied now, or nothing to do). */
-  | { kind: "synced"; uid: string }
+  /** In place (applied now, or nothing to do); `fields`: the fieldSetHash of the object's last apply. */
+  | { kind: "synced"; uid: string; fields: string }
   /** A repair waits for a change travelling round a ring of ResourceSyncs. */
   | { kind: "defer"; afterMs: number }
   /** Another writer keeps rewriting the target: report it, look again after `afterMs`. */
-  | { kind: "contested"; uid: string; writer: string; afterMs: number };
+  | { kind: "contested"; uid: string; writer: string; afterMs: number; fields: string };
 
 export async function writeTarget(w: TargetWrite, ctx: ReconcileContext): Promise<WriteOutcome> {
   const { key, desired, target, liveObject } = w;
@@ -115,9 +119,11 @@ export async function writeTarget(w: TargetWrite, ctx: ReconcileContext): Promis
     w.recordUid === liveUid &&
     ctx.watches.live(target.client, target.resource, target.namespace, target.name);
   const unchanged = sameTarget && memo.hash === hash && liveRv === memo.resourceVersion;
+  // what the last apply set: remembered, or after a restart as the sync record says (then only an object that
+  // carries Sinker's apply counts)
+  const lastShape = sameTarget ? memo.shape : memo ? undefined : recordedShape(w);
   const inPlace =
-    sameTarget &&
-    memo.shape === shape &&
+    lastShape === shape &&
     liveObject !== undefined &&
     !liveObject.metadata?.deletionTimestamp &&
     coveredBy(withoutType(desired), liveObject);
@@ -127,7 +133,7 @@ export async function writeTarget(w: TargetWrite, ctx: ReconcileContext): Promis
       drift.flows.update(key, liveRv ? { appliedRv: liveRv } : {});
     }
     drift.undefer(key);
-    return calm(key, liveUid, now, ctx);
+    return calm(key, liveUid, shape, now, ctx);
   }
 
   // The source projects what was applied last, yet the target differs: someone else changed it.
@@ -151,10 +157,20 @@ export async function writeTarget(w: TargetWrite, ctx: ReconcileContext): Promis
   if (repair && appliedRv !== liveRv) recordRepair(key, liveObject, now, ctx);
   const uid = result.metadata?.uid ?? "";
   const state = drift.contest(key);
-  if (!state?.contested) return { kind: "synced", uid };
+  if (!state?.contested) return { kind: "synced", uid, fields: shape };
   // look again when the next repair is due, or when the quiet period after this one is over
   const afterMs = Math.min(DEFAULT_CONTEST_POLICY.quietMs, Math.max(1_000, state.nextRepairAt - now));
-  return { kind: "contested", uid, writer: state.writer, afterMs };
+  return { kind: "contested", uid, writer: state.writer, afterMs, fields: shape };
+}
+
+/** The fieldSetHash of the sync record, when the live target is that record's object and carries Sinker's apply. */
+function recordedShape(w: TargetWrite): string | undefined {
+  const live = w.liveObject;
+  if (!live || !w.recordFields || live.metadata?.uid !== w.recordUid) return undefined;
+  const applied = (live.metadata?.managedFields ?? []).some(
+    (m) => m.manager === FIELD_MANAGER && m.operation === "Apply",
+  );
+  return applied ? w.recordFields : undefined;
 }
 
 /** Records where this ResourceSync reads and writes (rings), and a contest its status reports (a restart). */
@@ -196,6 +212,7 @@ function holdRepair(w: TargetWrite, now: number, ctx: ReconcileContext): WriteOu
     uid: w.liveObject?.metadata?.uid ?? "",
     writer: state.writer,
     afterMs: decision.retryInMs,
+    fields: ctx.applied.get(w.key)?.shape ?? w.recordFields ?? "",
   };
 }
 
@@ -213,13 +230,13 @@ function recordRepair(
 }
 
 /** Nothing to write: a contest ends once the last repair held for the quiet period. */
-function calm(key: string, uid: string, now: number, ctx: ReconcileContext): WriteOutcome {
+function calm(key: string, uid: string, fields: string, now: number, ctx: ReconcileContext): WriteOutcome {
   const before = ctx.drift.contest(key);
   const { state, retryInMs } = afterCalm(before, now);
   ctx.drift.setContest(key, state);
   if (state?.contested && before)
-    return { kind: "contested", uid, writer: before.writer, afterMs: retryInMs ?? 1_000 };
-  return { kind: "synced", uid };
+    return { kind: "contested", uid, writer: before.writer, afterMs: retryInMs ?? 1_000, fields };
+  return { kind: "synced", uid, fields };
 }
 
 /** The projection without apiVersion and kind: the same object by construction, and listed objects lack them. */

@@ -1,12 +1,13 @@
 /**
  * Which watch events are worth a reconcile (the echo of our own apply is not; a status write is not), and the
- * start-up check that the CRD is served. Pure functions and one request, apart from the manager's wiring.
+ * start-up check that the CRD is served. Pure functions and one request, apart from the controller's wiring.
  */
 import { FINALIZER, GROUP_VERSION, RESOURCE_SYNC_KIND } from "../api/types.ts";
 import { asSinkerError, SinkerError } from "../errors.ts";
 import type { ClusterClient, ResourceInfo } from "../kube/client.ts";
 import type { KubeObject } from "../kube/object.ts";
-import { type AppliedMemo, watchIdentity } from "./context.ts";
+import type { AppliedMemo } from "./context.ts";
+import { watchIdentity } from "./live-target.ts";
 import type { WatchChange } from "./watches.ts";
 
 /**

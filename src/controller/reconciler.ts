@@ -9,29 +9,17 @@
 import {
   ANNOTATION_DISABLE_TARGET_DELETION,
   annotationIsTrue,
-  FINALIZER,
   type ResourceSync,
   type WritePolicy,
 } from "../api/types.ts";
 import { validateResourceSync } from "../api/validate.ts";
-import { asSinkerError, SinkerError } from "../errors.ts";
+import { SinkerError } from "../errors.ts";
 import type { ClusterFacts } from "../kube/cluster-identity.ts";
-import type { KubeObject } from "../kube/object.ts";
+import { type KubeObject, parseKey } from "../kube/object.ts";
 import { project } from "../projection/index.ts";
-import { ClusterBusy } from "./cluster-share.ts";
+import { cleanup } from "./cleanup.ts";
 import { contestMessage } from "./contest.ts";
-import {
-  forget,
-  GrantUndecided,
-  liveOf,
-  patchResourceSync,
-  type ReconcileContext,
-  type ReconcileResult,
-  RefSet,
-  ResourceSyncConflict,
-  track,
-  writtenSuperseded,
-} from "./context.ts";
+import { forget, type ReconcileContext } from "./context.ts";
 import {
   ANNOTATION_ADOPT_TARGET,
   decideTargetChange,
@@ -40,7 +28,11 @@ import {
   sameObject,
 } from "./decisions.ts";
 import { CONTESTED, writeTarget } from "./drift.ts";
-import { deleteOldTarget, finalize, keepOldTarget, sweepLocalLeftovers } from "./finalize.ts";
+import { finalizer } from "./finalizer.ts";
+import { liveOf } from "./live-target.ts";
+import { leaveOldTarget, sweepLocalLeftovers } from "./old-targets.ts";
+import { track } from "./reachability.ts";
+import { RefSet } from "./ref-set.ts";
 import { releaseFromOwner } from "./release.ts";
 import {
   createOnlyMessage,
@@ -53,6 +45,8 @@ import {
   resolveEnd,
   watchRef,
 } from "./resolve.ts";
+import { patchResourceSync } from "./resourcesync-patch.ts";
+import { type ReconcileResult, resultOfThrow } from "./result.ts";
 import {
   findCondition,
   nextStatus,
@@ -66,53 +60,40 @@ import { type AppliedTarget, nextRecord, readRecord, sameTarget } from "./sync-r
 import { decideWriteAction } from "./write-policy.ts";
 import { createTarget, replaceOrFail, type WriteInput } from "./write-target.ts";
 
-export type { AppliedMemo, ReconcileContext, ReconcileResult, ReconcilerOptions } from "./context.ts";
-export { liveOf, rvNewer, watchIdentity, writtenSuperseded } from "./context.ts";
-
-/** Our own write of the ResourceSync met a concurrent change: the new version is on its way through the watch. */
-const RS_CONFLICT_RETRY_MS = 200;
-/** A set's grant waits for a remote cluster's namespaces to be listed (no status written meanwhile). */
-const GRANT_UNDECIDED_RETRY_MS = 2_000;
+export type { AppliedMemo, ReconcileContext, ReconcilerOptions } from "./context.ts";
+export type { ReconcileResult } from "./result.ts";
 
 export async function reconcile(key: string, ctx: ReconcileContext): Promise<ReconcileResult> {
-  const [namespace, name] = splitKey(key);
-  const rs = latest(key, ctx.resourceSyncs.get(namespace, name), ctx);
+  const { namespace, name } = parseKey(key);
+  const rs = ctx.written.latest(key, ctx.resourceSyncs.get(namespace, name));
   if (!rs) {
     // Gone from the API server: nothing to clean up that the finalizer did not already do.
     await forget(key, ctx);
     return { kind: "gone" };
   }
   const refs = new RefSet(key, ctx);
+  let result: ReconcileResult;
   try {
-    if (rs.metadata?.deletionTimestamp) return await finalize(key, rs, refs, ctx);
-    return await sync(key, rs, refs, ctx);
+    result = await finalizer(key, rs, ctx, {
+      check: validated,
+      apply: (withFinalizer, spec) => sync(key, withFinalizer, spec, refs, ctx),
+      cleanup: (deleting) => cleanup(key, deleting, refs, ctx),
+    });
   } catch (err) {
-    if (err instanceof ResourceSyncConflict) return { kind: "requeue", afterMs: RS_CONFLICT_RETRY_MS };
-    if (err instanceof GrantUndecided) return { kind: "requeue", afterMs: GRANT_UNDECIDED_RETRY_MS };
-    if (err instanceof ClusterBusy) return { kind: "busy", server: err.server };
-    const error = asSinkerError(err);
-    if (error.reason !== "Cancelled") await reportFailure(key, rs, error, ctx);
-    return { kind: "failed", error };
+    result = resultOfThrow(err);
   }
-}
-
-/** The newer of the cached ResourceSync and our own last write of it. */
-function latest(key: string, cached: KubeObject | undefined, ctx: ReconcileContext): KubeObject | undefined {
-  const mine = ctx.written.get(key);
-  if (!mine) return cached;
-  if (!writtenSuperseded(mine, cached)) return mine;
-  ctx.written.delete(key); // gone, another object of that name now, or the cache caught up
-  return cached;
+  if (result.kind === "failed" && result.error.reason !== "Cancelled")
+    await reportFailure(key, rs, result.error, ctx);
+  return result;
 }
 
 async function sync(
   key: string,
-  cached: KubeObject,
+  rs: KubeObject,
+  spec: ResourceSync,
   refs: RefSet,
   ctx: ReconcileContext,
 ): Promise<ReconcileResult> {
-  const spec = validated(cached);
-  const rs = await ensureFinalizer(key, cached, ctx);
   const sourceEnd = await resolveEnd(spec, "source", refs, ctx);
   const targetEnd = await resolveEnd(spec, "target", refs, ctx);
   // watched first: a cluster that cannot be listed fails here, with its own error, before it is asked who it is
@@ -125,17 +106,10 @@ async function sync(
   const record = readRecord(rs.status);
   const disable = annotationIsTrue(rs.metadata, ANNOTATION_DISABLE_TARGET_DELETION);
   let nextRec: AppliedTarget | null | undefined;
-  switch (decideTargetChange(record, targetId, disable)) {
-    case "delete-old":
-      if (record) await deleteOldTarget(key, rs, record, refs, ctx);
-      nextRec = null;
-      break;
-    case "forget-old":
-      if (record) await keepOldTarget(key, rs, record, refs, ctx);
-      nextRec = null;
-      break;
-    case "none":
-      break;
+  const change = decideTargetChange(record, targetId, disable);
+  if (change !== "none") {
+    if (record) await leaveOldTarget(change, { key, rs, record, refs, ctx });
+    nextRec = null;
   }
   // (a ResourceSync never retargeted, generation 1 without a record, has nothing to sweep: no cost at creation)
   const retargeted = record ? !sameTarget(record, targetId) : (rs.metadata?.generation ?? 1) > 1;
@@ -234,13 +208,14 @@ async function writeAndReport(w: WriteStep, ctx: ReconcileContext): Promise<Reco
       target,
       liveObject: w.liveObject,
       recordUid: record?.uid,
+      recordFields: record?.fieldSetHash,
       onRefused: (err) => replaceOrFail(w, err, ctx),
     },
     ctx,
   );
   if (written.kind === "defer") return { kind: "requeue", afterMs: written.afterMs };
   const newRecord = written.uid
-    ? nextRecord(record, targetId, written.uid, new Date())
+    ? nextRecord(record, targetId, written.uid, new Date(), written.fields || undefined)
     : (w.nextRec ?? undefined);
   if (written.kind === "contested") {
     const message = contestMessage(describeEnd(spec.spec.target.resourceRef.kind, target), written.writer);
@@ -295,15 +270,6 @@ function validated(rs: KubeObject): ResourceSync {
   return result.value;
 }
 
-async function ensureFinalizer(key: string, rs: KubeObject, ctx: ReconcileContext): Promise<KubeObject> {
-  const finalizers = rs.metadata?.finalizers ?? [];
-  if (finalizers.includes(FINALIZER)) return rs;
-  // The resourceVersion makes the merge patch conditional: a concurrent finalizer change is not lost.
-  return patchResourceSync(key, rs, ctx, {
-    metadata: { finalizers: [...finalizers, FINALIZER], resourceVersion: rs.metadata?.resourceVersion },
-  });
-}
-
 async function reportSuccess(
   key: string,
   rs: KubeObject,
@@ -356,9 +322,4 @@ async function writeStatus(
   const status = nextStatus(previous, rs.metadata?.generation, outcome, new Date(), record);
   if (!statusDiffers(previous, status)) return;
   await patchResourceSync(key, rs, ctx, { status }, { subresource: "status" });
-}
-
-export function splitKey(key: string): [string, string] {
-  const slash = key.indexOf("/");
-  return [key.slice(0, slash), key.slice(slash + 1)];
 }

@@ -61,3 +61,9 @@ export async function releaseFromOwner(
     }
   }
 }
+
+/** A kind the cluster no longer serves has no object left to release. */
+export function noObjectOfUnknownKind(err: unknown): undefined {
+  if (asSinkerError(err).reason === "UnknownKind") return undefined;
+  throw err;
+}

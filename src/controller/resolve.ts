@@ -9,7 +9,10 @@ import type { ClusterClient, ResourceInfo } from "../kube/client.ts";
 import { type ClusterFacts, sameCluster } from "../kube/cluster-identity.ts";
 import type { KubeObject } from "../kube/object.ts";
 import { checkSecretAccess } from "../kube/remote-clusters.ts";
-import { GrantUndecided, type ReconcileContext, type RefSet, trackFailure } from "./context.ts";
+import type { ReconcileContext } from "./context.ts";
+import { trackFailure } from "./reachability.ts";
+import type { RefSet } from "./ref-set.ts";
+import { GrantUndecided } from "./result.ts";
 import type { AppliedTarget, ClusterIdentity, TargetIdentity } from "./sync-record.ts";
 import type { WatchRef } from "./watches.ts";
 

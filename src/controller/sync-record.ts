@@ -36,6 +36,12 @@ export interface AppliedTarget extends TargetIdentity {
   uid: string;
   /** When Sinker first applied this object (RFC 3339). */
   appliedAt: string;
+  /**
+   * Hash of the set of fields Sinker's last apply set, not their values (noop-apply.ts `fieldShape`): a target
+   * holding the projection's values, applied with these fields, is in place, also after a restart. Absent: an
+   * apply that did not say (CreateOnly, an older Sinker).
+   */
+  fieldSetHash?: string;
 }
 
 export function clusterKey(cluster: ClusterIdentity): string {
@@ -44,7 +50,7 @@ export function clusterKey(cluster: ClusterIdentity): string {
 }
 
 /** A string equal for two identities of the same object in one cluster (whatever the version), cluster aside. */
-export function objectKey(t: TargetIdentity): string {
+export function targetObjectKey(t: TargetIdentity): string {
   let group = "";
   try {
     group = parseApiVersion(t.apiVersion).group;
@@ -56,7 +62,7 @@ export function objectKey(t: TargetIdentity): string {
 
 /** A string equal for two identities reached the same way (same Secret, or both local). */
 export function identityKey(t: TargetIdentity): string {
-  return `${clusterKey(t.cluster)}|${objectKey(t)}`;
+  return `${clusterKey(t.cluster)}|${targetObjectKey(t)}`;
 }
 
 /** The facts of a cluster: the recorded identity, the local cluster's, or none (an old record). */
@@ -84,7 +90,7 @@ export function sameTarget(
   return (
     a !== undefined &&
     b !== undefined &&
-    objectKey(a) === objectKey(b) &&
+    targetObjectKey(a) === targetObjectKey(b) &&
     sameClusterOf(a.cluster, b.cluster, local)
   );
 }
@@ -119,6 +125,7 @@ export function readRecord(status: unknown): AppliedTarget | undefined {
     if (identity) cluster.identity = identity;
   }
   const namespace = str(r.namespace);
+  const fieldSetHash = str(r.fieldSetHash);
   return {
     cluster,
     apiVersion,
@@ -127,18 +134,21 @@ export function readRecord(status: unknown): AppliedTarget | undefined {
     name,
     uid,
     appliedAt: str(r.appliedAt) ?? "",
+    ...(fieldSetHash ? { fieldSetHash } : {}),
   };
 }
 
 /**
- * The record after applying `target` (uid from the apply's answer): kept as is when nothing changed; a record
- * from before identities were recorded gets the cluster's identity (its appliedAt kept).
+ * The record after applying `target` (uid from the apply's answer; `fieldSetHash` of what the apply set, absent
+ * when no apply said, e.g. CreateOnly): kept as is when nothing changed; a record from before identities were
+ * recorded gets the cluster's identity (its appliedAt kept).
  */
 export function nextRecord(
   previous: AppliedTarget | undefined,
   target: TargetIdentity,
   uid: string,
   now: Date,
+  fieldSetHash?: string,
 ): AppliedTarget {
   const cluster = recordedCluster(target.cluster);
   if (
@@ -147,8 +157,11 @@ export function nextRecord(
     previous.uid === uid &&
     previous.apiVersion === target.apiVersion
   ) {
-    if (previous.cluster.identity || !cluster.identity) return previous;
-    return { ...previous, cluster };
+    const identity = previous.cluster.identity || !cluster.identity ? {} : { cluster };
+    const fields =
+      fieldSetHash === undefined || previous.fieldSetHash === fieldSetHash ? {} : { fieldSetHash };
+    if (Object.keys(identity).length === 0 && Object.keys(fields).length === 0) return previous;
+    return { ...previous, ...identity, ...fields };
   }
   return {
     cluster,
@@ -158,6 +171,7 @@ export function nextRecord(
     name: target.name,
     uid,
     appliedAt: `${now.toISOString().slice(0, 19)}Z`,
+    ...(fieldSetHash ? { fieldSetHash } : {}),
   };
 }
 

@@ -27,133 +27,30 @@
  * Objects returned by `get` and passed to `onChange` are the informers' shared cache entries: do not mutate them.
  */
 import type { Logger } from "pino";
-import { type ErrorReason, SinkerError } from "../errors.ts";
+import { SinkerError } from "../errors.ts";
 import type { ClusterClient, ResourceInfo } from "../kube/client.ts";
-import { Informer, type InformerEvent, type InformerHealth, stripForCache } from "../kube/informer.ts";
+import type { InformerEvent } from "../kube/informer.ts";
 import { type KubeObject, objectKey } from "../kube/object.ts";
+import {
+  type Entry,
+  EVERY_OBJECT,
+  entryKeyOf,
+  gvr,
+  infoOf,
+  isTerminal,
+  kindKey,
+  type ResolvedRef,
+  startEntry,
+  syncError,
+  type WatchChange,
+  type WatchesOptions,
+  type WatchInfo,
+  type WatchRef,
+} from "./watch-refs.ts";
+import { Widening } from "./watch-widening.ts";
 
-/**
- * The name of a reference to every object of a kind in one namespace (a set's sourceSelector): its user hears of
- * each object's changes through the namespace's shared informer (never a watch of its own); not a valid name.
- */
-export const EVERY_OBJECT = "*";
-
-export interface WatchRef {
-  client: ClusterClient;
-  resource: ResourceInfo;
-  /** The object's namespace; ignored (use undefined) for cluster-scoped resources. */
-  namespace: string | undefined;
-  name: string;
-  /** Watch only this object (field selector on its name), never its whole namespace. */
-  single?: boolean;
-  /** Set by Watches on a reference it serves from its kind's cluster-wide informer (widening). */
-  clusterWide?: boolean;
-}
-
-export interface WatchChange {
-  /** The client's name ("local", "secret/ns/name"). */
-  cluster: string;
-  /** The client instance's id (ClusterClient.id). */
-  clientId: number;
-  resource: ResourceInfo;
-  type: "added" | "modified" | "deleted";
-  object: KubeObject;
-  old?: KubeObject;
-}
-
-export interface WatchesOptions {
-  logger: Logger;
-  /** Called with the keys of the ResourceSyncs that reference exactly this object (namespace + name). */
-  onChange: (rsKeys: string[], e: WatchChange) => void;
-  /**
-   * Called with every ResourceSync using an informer whose list or watch works again after failures (its
-   * cluster is back): they are retried now rather than at the end of their backoff.
-   */
-  onRecovered?: (rsKeys: string[]) => void;
-  /**
-   * Called with every ResourceSync using an informer that just started failing (its cluster went away): they
-   * are reconciled, so their status shows it instead of resting on a cache that no longer follows the cluster.
-   */
-  onTrouble?: (rsKeys: string[]) => void;
-  /** Bound on waiting for a newly needed informer's first list in setRefs (default 10 000 ms). */
-  syncTimeoutMs?: number;
-  /**
-   * Widening (fan-out): when the local cluster has namespace-wide informers of one kind in at least `at`
-   * namespaces, and those are at least `minShare` of all its namespaces (`namespaceCount`), one cluster-wide
-   * informer replaces them (once its first list is in; refused lists keep the per-namespace ones). Watches then
-   * stay independent of how many namespaces a ClusterResourceSyncSet writes to, and the cache holds at most about
-   * 1/minShare times what the per-namespace informers held. Absent: never.
-   */
-  widening?: { local: ClusterClient; at: number; minShare: number; namespaceCount: () => number };
-  /** Extra options for every informer (tests shorten backoff and timeouts with it). */
-  informerOptions?: {
-    watchTimeoutSeconds?: [number, number];
-    idleTimeoutSeconds?: number;
-    backoff?: { initialMs: number; maxMs: number };
-    pageSize?: number;
-  };
-}
-
-export interface WatchInfo {
-  cluster: string;
-  clientId: number;
-  resource: ResourceInfo;
-  namespace: string | undefined;
-  /** The one object watched by a single-object informer. */
-  name?: string;
-  /** ResourceSyncs referencing objects through this informer. */
-  refCount: number;
-  objects: number;
-  synced: boolean;
-  health: InformerHealth;
-}
-
-interface Entry {
-  key: string;
-  informer: Informer;
-  client: ClusterClient;
-  resource: ResourceInfo;
-  namespace: string | undefined;
-  /** Set for a single-object informer. */
-  name: string | undefined;
-  /** object key (namespace/name) → ResourceSync keys. */
-  index: Map<string, Set<string>>;
-  /** ResourceSync keys with at least one reference here. */
-  users: Set<string>;
-  unsubscribe: () => void;
-}
-
-/** One reference resolved to its informer key and object key. */
-interface ResolvedRef {
-  entryKey: string;
-  objKey: string;
-  ref: WatchRef;
-}
-
-function gvr(resource: ResourceInfo): string {
-  return `${resource.group}/${resource.version}/${resource.plural}`;
-}
-
-/** A kind in one client: the unit of widening. */
-function kindKey(client: ClusterClient, resource: ResourceInfo): string {
-  return `${client.name}#${client.id}|${gvr(resource)}`;
-}
-
-function entryKeyOf(
-  client: ClusterClient,
-  resource: ResourceInfo,
-  namespace: string | undefined,
-  name?: string,
-): string {
-  const base = `${client.name}#${client.id}|${gvr(resource)}|${resource.namespaced ? (namespace ?? "") : ""}`;
-  return name === undefined ? base : `${base}|${name}`;
-}
-
-/** List failures that waiting will not cure. */
-const TERMINAL_REASONS = new Set<ErrorReason>(["Forbidden", "Unauthorized", "UnknownKind"]);
-const isTerminal = (reason: ErrorReason | undefined) => reason !== undefined && TERMINAL_REASONS.has(reason);
-/** How often a pending cluster-wide watch's health is looked at (in memory, no request) while it lists. */
-const WIDEN_CHECK_MS = 500;
+export type { WatchChange, WatchesOptions, WatchInfo, WatchRef } from "./watch-refs.ts";
+export { EVERY_OBJECT } from "./watch-refs.ts";
 
 export class Watches {
   readonly #logger: Logger;
@@ -168,11 +65,7 @@ export class Watches {
   readonly #stopping = new Set<Promise<void>>();
   /** Namespace-wide entry keys whose list was refused (Forbidden): their objects are watched one by one. */
   readonly #narrowed = new Set<string>();
-  readonly #widening: WatchesOptions["widening"];
-  /** `client|gvr` of kinds watched cluster-wide (widened), being widened, or whose cluster-wide list failed. */
-  readonly #wide = new Set<string>();
-  readonly #widenPending = new Set<string>();
-  readonly #wideRefused = new Set<string>();
+  readonly #widening: Widening;
 
   constructor(opts: WatchesOptions) {
     this.#logger = opts.logger;
@@ -181,7 +74,14 @@ export class Watches {
     this.#onTrouble = opts.onTrouble;
     this.#syncTimeoutMs = opts.syncTimeoutMs ?? 10_000;
     this.#informerOptions = opts.informerOptions ?? {};
-    this.#widening = opts.widening;
+    this.#widening = new Widening(opts.widening, {
+      logger: opts.logger,
+      entries: this.#entries,
+      refs: this.#refs,
+      addRef: (rsKey, r) => this.#addRef(rsKey, r),
+      removeRef: (rsKey, r) => this.#removeRef(rsKey, r),
+      resolve: (ref) => this.#resolve(ref),
+    });
   }
 
   /**
@@ -251,7 +151,7 @@ export class Watches {
     const wide = entryKeyOf(ref.client, ref.resource, namespace);
     // (every object of a namespace cannot be watched by name: such a reference stays namespace-wide)
     const single = ref.name !== EVERY_OBJECT && (ref.single || this.#narrowed.has(wide));
-    if (!single && namespace !== undefined && this.#wide.has(kindKey(ref.client, ref.resource))) {
+    if (!single && namespace !== undefined && this.#widening.isWide(kindKey(ref.client, ref.resource))) {
       return {
         entryKey: entryKeyOf(ref.client, ref.resource, undefined),
         objKey: objectKey(namespace, ref.name),
@@ -300,11 +200,18 @@ export class Watches {
     return this.#entryFor(client, resource, ns, name)?.informer.hasSynced() ?? false;
   }
 
-  /** Whether the informer holding this object has an open watch right now (its cache follows the cluster). */
+  /**
+   * Whether the informer holding this object follows its cluster: a watch is open, or its last list or watch
+   * succeeded and nothing failed since (the moment between a list and its watch, e.g. right after a restart).
+   */
   live(client: ClusterClient, resource: ResourceInfo, namespace: string | undefined, name: string): boolean {
     const ns = resource.namespaced ? namespace : undefined;
     const entry = this.#entryFor(client, resource, ns, name);
-    return entry?.informer.health().watching ?? false;
+    if (!entry) return false;
+    // between a list (or a watch ending normally) and the next watch opening, the cache is as fresh as that list:
+    // only failures since then (a cluster gone) make it untrustworthy
+    const h = entry.informer.health();
+    return h.watching || (entry.informer.hasSynced() && h.consecutiveFailures === 0);
   }
 
   /** Every cached object of the namespace-wide informer of (client, resource, namespace), if there is one. */
@@ -340,17 +247,7 @@ export class Watches {
 
   /** Every running informer, for metrics and health. */
   info(): WatchInfo[] {
-    return [...this.#entries.values()].map((e) => ({
-      cluster: e.client.name,
-      clientId: e.client.id,
-      resource: e.resource,
-      namespace: e.namespace,
-      ...(e.name !== undefined ? { name: e.name } : {}),
-      refCount: e.users.size,
-      objects: e.informer.size,
-      synced: e.informer.hasSynced(),
-      health: e.informer.health(),
-    }));
+    return [...this.#entries.values()].map(infoOf);
   }
 
   /** The ClusterClients some informer still uses (for RemoteClusters.prune). */
@@ -369,46 +266,15 @@ export class Watches {
   #addRef(rsKey: string, r: ResolvedRef): void {
     let entry = this.#entries.get(r.entryKey);
     if (!entry) {
-      const { client, resource } = r.ref;
-      const namespace = r.ref.clusterWide ? undefined : r.ref.namespace;
-      const name = r.ref.single ? r.ref.name : undefined;
-      const informer = new Informer({
-        client,
-        resource,
-        ...(namespace !== undefined ? { namespace } : {}),
-        ...(name !== undefined ? { fieldSelector: `metadata.name=${name}` } : {}),
-        logger: this.#logger,
-        transform: stripForCache,
-        onRecovered: () => {
-          const entry = this.#entries.get(r.entryKey);
-          if (entry) this.#onRecovered?.([...entry.users]);
-        },
-        onTrouble: () => {
-          const entry = this.#entries.get(r.entryKey);
-          if (entry) this.#onTrouble?.([...entry.users]);
-        },
-        ...this.#informerOptions,
+      const created = startEntry(r, this.#logger, this.#informerOptions, {
+        onRecovered: () => this.#usersOf(r.entryKey, this.#onRecovered),
+        onTrouble: () => this.#usersOf(r.entryKey, this.#onTrouble),
+        onEvent: (e) => this.#dispatch(created, e),
       });
-      const created: Entry = {
-        key: r.entryKey,
-        informer,
-        client,
-        resource,
-        namespace,
-        name,
-        index: new Map(),
-        users: new Set(),
-        unsubscribe: () => {},
-      };
-      created.unsubscribe = informer.onEvent((e) => this.#dispatch(created, e));
       this.#entries.set(r.entryKey, created);
-      informer.start();
-      this.#logger.debug(
-        { cluster: client.name, resource: gvr(resource), namespace, ...(name ? { name } : {}) },
-        "started informer (shared by every ResourceSync that needs it)",
-      );
       entry = created;
-      if (name === undefined && namespace !== undefined) this.#maybeWiden(client, resource);
+      if (created.name === undefined && created.namespace !== undefined)
+        this.#widening.consider(created.client, created.resource);
     }
     let keys = entry.index.get(r.objKey);
     if (!keys) {
@@ -417,6 +283,12 @@ export class Watches {
     }
     keys.add(rsKey);
     entry.users.add(rsKey);
+  }
+
+  /** Calls `to` with the users of the entry (looked up now: it may have been stopped or replaced). */
+  #usersOf(entryKey: string, to: ((rsKeys: string[]) => void) | undefined): void {
+    const entry = this.#entries.get(entryKey);
+    if (entry) to?.([...entry.users]);
   }
 
   #removeRef(rsKey: string, r: ResolvedRef): void {
@@ -438,7 +310,7 @@ export class Watches {
     this.#entries.delete(entry.key);
     // a kind nobody watches cluster-wide any more starts again namespace by namespace
     if (entry.namespace === undefined && entry.resource.namespaced && entry.name === undefined)
-      this.#wide.delete(kindKey(entry.client, entry.resource));
+      this.#widening.forget(kindKey(entry.client, entry.resource));
     entry.unsubscribe();
     const p = entry.informer.stop().catch(() => {});
     this.#stopping.add(p);
@@ -504,7 +376,8 @@ export class Watches {
         for (const e of narrowable) this.#narrow(e);
         continue;
       }
-      if (refused.length > 0 || Date.now() >= deadline) throw this.#syncError(refused[0] ?? pending[0]);
+      if (refused.length > 0 || Date.now() >= deadline)
+        throw syncError(refused[0] ?? pending[0], this.#syncTimeoutMs);
       let timer: NodeJS.Timeout | undefined;
       await Promise.race([
         Promise.all(pending.map((e) => e.informer.synced)),
@@ -538,101 +411,5 @@ export class Watches {
       this.#refs.set(rsKey, moved);
     }
     this.#stopEntry(entry);
-  }
-
-  /**
-   * Widening (see WatchesOptions.widening): starts the kind's cluster-wide informer beside the per-namespace
-   * ones, and only once its first list is in moves every reference onto it and stops the per-namespace ones, so
-   * no read ever meets an unsynced cache (which would look like a missing target).
-   */
-  #maybeWiden(client: ClusterClient, resource: ResourceInfo): void {
-    const w = this.#widening;
-    const kk = kindKey(client, resource);
-    if (
-      !w ||
-      client !== w.local ||
-      this.#wide.has(kk) ||
-      this.#widenPending.has(kk) ||
-      this.#wideRefused.has(kk)
-    )
-      return;
-    const perNamespace = [...this.#entries.values()].filter(
-      (e) =>
-        e.client === client &&
-        e.name === undefined &&
-        e.namespace !== undefined &&
-        gvr(e.resource) === gvr(resource),
-    );
-    if (perNamespace.length < w.at || perNamespace.length < w.minShare * w.namespaceCount()) return;
-    this.#widenPending.add(kk);
-    const holder = `\u0000widening ${kk}`;
-    const probe: WatchRef = { client, resource, namespace: undefined, name: "" };
-    const wideRef: ResolvedRef = {
-      entryKey: entryKeyOf(client, resource, undefined),
-      objKey: "",
-      ref: { ...probe, clusterWide: true },
-    };
-    this.#addRef(holder, wideRef);
-    const entry = this.#entries.get(wideRef.entryKey);
-    if (!entry) return;
-    const settle = (ok: boolean) => {
-      this.#widenPending.delete(kk);
-      if (!ok) {
-        this.#wideRefused.add(kk);
-        this.#removeRef(holder, wideRef);
-        this.#logger.info(
-          { resource: gvr(resource) },
-          "cluster-wide list refused: keeping per-namespace watches",
-        );
-        return;
-      }
-      this.#wide.add(kk);
-      for (const [rsKey, refs] of this.#refs) {
-        const moved = refs.map((r) =>
-          r.ref.client === client && gvr(r.ref.resource) === gvr(resource) ? this.#resolve(r.ref) : r,
-        );
-        if (moved.every((m, i) => m.entryKey === refs[i]?.entryKey)) continue;
-        for (const m of moved) this.#addRef(rsKey, m);
-        this.#refs.set(rsKey, moved);
-        for (const [i, r] of refs.entries()) if (moved[i]?.entryKey !== r.entryKey) this.#removeRef(rsKey, r);
-      }
-      this.#removeRef(holder, wideRef);
-      this.#logger.info(
-        { resource: gvr(resource), namespaces: perNamespace.length },
-        "watching this kind cluster-wide instead of namespace by namespace",
-      );
-    };
-    // A slow first list (a large cluster) or a passing error is waited out: only a refusal (Forbidden and the
-    // like) keeps the per-namespace watches for good. Meanwhile those serve every read.
-    const outcome = new Promise<boolean>((resolve) => {
-      const check = () => {
-        if (this.#entries.get(wideRef.entryKey) !== entry) resolve(false);
-        else if (entry.informer.hasSynced()) resolve(true);
-        else if (isTerminal(entry.informer.health().lastErrorReason)) resolve(false);
-        else setTimeout(check, WIDEN_CHECK_MS).unref();
-      };
-      void entry.informer.synced.then(check);
-      check();
-    });
-    void outcome.then((ok) => {
-      if (this.#entries.get(wideRef.entryKey) === entry) settle(ok);
-      else this.#widenPending.delete(kk);
-    });
-  }
-
-  #syncError(late: Entry | undefined): SinkerError {
-    if (!late) return new SinkerError("Internal", "no informer to wait for");
-    const what = `${late.resource.plural}${late.resource.group ? `.${late.resource.group}` : ""}`;
-    const where = late.namespace ? ` in namespace "${late.namespace}"` : "";
-    const { lastError, lastErrorReason } = late.informer.health();
-    // keep a meaningful reason of the informer's last failure (Forbidden, Unauthorized…)
-    const terminal = isTerminal(lastErrorReason);
-    const reason = terminal && lastErrorReason ? lastErrorReason : "ClusterUnreachable";
-    const when = terminal ? "" : ` within ${Math.round(this.#syncTimeoutMs / 1000)} s`;
-    return new SinkerError(
-      reason,
-      `could not list ${what}${where} on cluster "${late.client.name}"${when}` +
-        (lastError ? `: ${lastError}` : ""),
-    );
   }
 }

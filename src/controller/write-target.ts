@@ -5,9 +5,11 @@
 import { annotationIsTrue, FIELD_MANAGER, type ResourceSync } from "../api/types.ts";
 import { asSinkerError, SinkerError } from "../errors.ts";
 import type { KubeObject } from "../kube/object.ts";
-import { patchResourceSync, type ReconcileContext, track } from "./context.ts";
+import type { ReconcileContext } from "./context.ts";
 import { ANNOTATION_ADOPT_TARGET, isOurs, type LiveTarget } from "./decisions.ts";
+import { track } from "./reachability.ts";
 import { describeEnd, type ResolvedEnd } from "./resolve.ts";
+import { patchResourceSync } from "./resourcesync-patch.ts";
 import { type AppliedTarget, sameTarget, type TargetIdentity } from "./sync-record.ts";
 import { decideReplace, MAX_REPLACE_ATTEMPTS, readReplacement } from "./write-policy.ts";
 

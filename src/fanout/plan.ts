@@ -11,6 +11,7 @@ import {
   LABEL_SET_NAME,
   type ResourceSync,
 } from "../api/types.ts";
+import { keyOf, objectKey } from "../kube/object.ts";
 import { type DesiredChild, sameJson, setOwner } from "./children.ts";
 
 export interface ChildPlan {
@@ -54,7 +55,7 @@ export function planChildren(
   const plan: ChildPlan = { apply: [], taken: [], remove: [], orphanFirst: [], kept: [] };
   const wanted = new Set<string>();
   for (const d of desired) {
-    wanted.add(`${d.namespace}/${d.name}`);
+    wanted.add(objectKey(d.namespace, d.name));
     const existing = lookup(d.namespace, d.name);
     if (!existing) plan.apply.push(d);
     else if (setOwner(existing)?.uid !== uid) plan.taken.push(d);
@@ -65,7 +66,7 @@ export function planChildren(
   const orphan = (set.spec.pruning ?? "Delete") === "Orphan";
   for (const child of owned) {
     if (setOwner(child)?.uid !== uid || child.metadata.deletionTimestamp) continue;
-    if (wanted.has(`${child.metadata.namespace}/${child.metadata.name}`)) continue;
+    if (wanted.has(keyOf(child))) continue;
     // a cluster whose namespaces are unknown (unreachable, not listed yet) keeps its copies
     const secretRef = child.spec?.target?.cluster?.kubeConfig?.secretRef;
     if (secretRef && undecided.has(`${secretRef.namespace ?? child.metadata.namespace}/${secretRef.name}`)) {

@@ -11,7 +11,7 @@ import { asSinkerError, SinkerError } from "../errors.ts";
 import type { ClusterClient, ResourceInfo } from "../kube/client.ts";
 import type { SourceInfo } from "./children.ts";
 
-/** Watch users of the set controller carry this prefix (the manager routes their events here). */
+/** Watch users of the set controller carry this prefix (the ResourceSync controller routes their events here). */
 const USER_PREFIX = "fanout-sources|";
 
 export class SetSources {

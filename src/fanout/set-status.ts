@@ -14,6 +14,7 @@ import {
   type SetFailure,
 } from "../api/types.ts";
 import { READY, truncateMessage, withCondition } from "../controller/status.ts";
+import { keyOf, objectKey, parseKey } from "../kube/object.ts";
 import { type Collision, type DesiredChild, sameJson, setLabelValue } from "./children.ts";
 
 export type ChildState = "synced" | "failing" | "pending";
@@ -88,11 +89,11 @@ export function summarize(
   /** Destinations the set would want but does not make (over the cap, colliding targets): failing, a few listed. */
   refused: { count: number; failures: readonly SetFailure[] } = { count: 0, failures: [] },
 ): SetSummary {
-  const takenKeys = new Set(taken.map((d) => `${d.namespace}/${d.name}`));
+  const takenKeys = new Set(taken.map((d) => objectKey(d.namespace, d.name)));
   const entries = [
-    ...desired.map((d) => ({ key: `${d.namespace}/${d.name}`, destination: d.destination })),
+    ...desired.map((d) => ({ key: objectKey(d.namespace, d.name), destination: d.destination })),
     ...kept.map((c) => ({
-      key: `${c.metadata.namespace ?? ""}/${c.metadata.name}`,
+      key: keyOf(c),
       destination: keptDestination(c),
     })),
   ];
@@ -117,8 +118,8 @@ export function summarize(
       );
       continue;
     }
-    const slash = key.indexOf("/");
-    const s = childState(lookup(key.slice(0, slash), key.slice(slash + 1)));
+    const ref = parseKey(key);
+    const s = childState(lookup(ref.namespace ?? "", ref.name));
     if (s.state === "synced") summary.synced++;
     else if (s.state === "failing") {
       summary.failing++;

@@ -48,7 +48,32 @@ export function isPlainObject(value: unknown): value is Record<string, unknown> 
   return typeof value === "object" && value !== null && !Array.isArray(value);
 }
 
-/** `namespace/name` for a namespaced object, `name` for a cluster-scoped one. */
+/**
+ * One object of a known kind by namespace and name (controller-runtime's NamespacedName, kube-rs's ObjectRef):
+ * the namespace is undefined (or empty) for a cluster-scoped object.
+ */
+export interface NamespacedName {
+  namespace: string | undefined;
+  name: string;
+}
+
+/**
+ * The one string form of a NamespacedName, for cache and work-queue keys: `namespace/name` for a namespaced
+ * object, `name` for a cluster-scoped one. `parseKey` reads it back.
+ */
 export function objectKey(namespace: string | undefined, name: string): string {
   return namespace ? `${namespace}/${name}` : name;
+}
+
+/** The key (objectKey) of an object, from its metadata. */
+export function keyOf(object: KubeObject): string {
+  return objectKey(object.metadata?.namespace, object.metadata?.name ?? "");
+}
+
+/** The NamespacedName a key (objectKey) names. */
+export function parseKey(key: string): NamespacedName {
+  const slash = key.indexOf("/");
+  return slash < 0
+    ? { namespace: undefined, name: key }
+    : { namespace: key.slice(0, slash), name: key.slice(slash + 1) };
 }

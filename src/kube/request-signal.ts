@@ -1,9 +1,9 @@
 /**
  * The cancellation of the work in progress, carried implicitly to every API request it makes.
  *
- * The manager runs each reconcile inside `withRequestSignal(signal, …)`; ClusterClient reads
+ * The controller runtime runs each reconcile inside `withRequestSignal(signal, …)`; ClusterClient reads
  * `currentRequestSignal()` for every request it sends. So when leadership is lost or the process stops, the
- * manager aborts one signal and every request of every in-flight reconcile is cancelled, however deep in the
+ * runtime aborts one signal and every request of every in-flight reconcile is cancelled, however deep in the
  * call chain it was made, without a `signal` parameter threaded through each function (node:async_hooks'
  * AsyncLocalStorage follows the promise chain).
  */

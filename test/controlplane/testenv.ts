@@ -26,6 +26,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { KubeConfig } from "@kubernetes/client-node";
 import { stringify } from "yaml";
 import { nodeTierProcesses, readNodeState, startNodeTier, stopNodeTier } from "../node/nodes.ts";
+import { runCommand } from "../support/run-command.ts";
 import { ensureBinaries } from "./build.ts";
 
 export type ClusterName = "a" | "b";
@@ -242,28 +243,7 @@ export function runCmd(
   args: string[],
   opts: { cwd?: string; input?: string } = {},
 ): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((res, rej) => {
-    const child = spawn(cmd, args, {
-      cwd: opts.cwd,
-      stdio: [opts.input === undefined ? "ignore" : "pipe", "pipe", "pipe"],
-    });
-    let stdout = "";
-    let stderr = "";
-    child.stdout?.on("data", (c: Buffer) => {
-      stdout += c.toString();
-    });
-    child.stderr?.on("data", (c: Buffer) => {
-      stderr += c.toString();
-    });
-    child.on("error", (err: NodeJS.ErrnoException) => {
-      rej(err.code === "ENOENT" ? new Error(`\`${cmd}\` is not installed or not on PATH`) : err);
-    });
-    child.on("close", (code) => res({ code: code ?? 1, stdout, stderr }));
-    if (child.stdin) {
-      child.stdin.on("error", () => {});
-      child.stdin.end(opts.input);
-    }
-  });
+  return runCommand(cmd, args, { ...opts, timeoutMs: 300_000 });
 }
 
 async function openssl(cwd: string, args: string[]): Promise<void> {

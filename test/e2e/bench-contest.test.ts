@@ -1,27 +1,15 @@
 // The contest benchmark (npm run bench:contest) at a tiny size: it keeps working and prints every figure.
 // (The figures themselves are for people; see docs/performance.md.)
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import { join } from "node:path";
 import { test } from "node:test";
 import { repoRoot } from "../controlplane/testenv.ts";
+import { type CmdResult, runCommand } from "../support/run-command.ts";
 
-function run(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [join(repoRoot, "bench", "contest.ts"), ...args], {
-      cwd: repoRoot,
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.setEncoding("utf8").on("data", (c: string) => {
-      stdout += c;
-    });
-    child.stderr.setEncoding("utf8").on("data", (c: string) => {
-      stderr += c;
-    });
-    child.on("error", reject);
-    child.on("close", (code) => resolve({ code, stdout, stderr }));
+function run(args: string[]): Promise<CmdResult> {
+  return runCommand(process.execPath, [join(repoRoot, "bench", "contest.ts"), ...args], {
+    cwd: repoRoot,
+    timeoutMs: 580_000,
   });
 }
 

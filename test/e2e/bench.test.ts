@@ -1,8 +1,8 @@
-// The scale benchmark (npm run bench) at N = 20, half of the targets in cluster b, and the request prices
+// The scale benchmark (npm run bench) at N = 20, half of the targets in cluster b, with its restart phases and one
+// core kept busy by the background burner, and the request prices
 // (npm run bench:requests) at N = 20: they keep working, measure what they say, and their figures are plausible.
 // (The figures themselves are for people; see docs/performance.md.)
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -10,33 +10,19 @@ import { after, test } from "node:test";
 import { type Floor, floors, type Price, STEPS, type Step } from "../../bench/support/request-prices.ts";
 import type { ScenarioResult } from "../../bench/support/scenario.ts";
 import { load, repoRoot } from "../controlplane/testenv.ts";
+import { type CmdResult, runCommand } from "../support/run-command.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "sinker-bench-test-"));
 after(() => rmSync(dir, { recursive: true, force: true }));
 
-function run(
-  args: string[],
-  script = "scale.ts",
-): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [join(repoRoot, "bench", script), ...args], {
-      cwd: repoRoot,
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.setEncoding("utf8").on("data", (c: string) => {
-      stdout += c;
-    });
-    child.stderr.setEncoding("utf8").on("data", (c: string) => {
-      stderr += c;
-    });
-    child.on("error", reject);
-    child.on("close", (code) => resolve({ code, stdout, stderr }));
+function run(args: string[], script = "scale.ts"): Promise<CmdResult> {
+  return runCommand(process.execPath, [join(repoRoot, "bench", script), ...args], {
+    cwd: repoRoot,
+    timeoutMs: 580_000,
   });
 }
 
-test("npm run bench at N = 20, twice: both systems converge, every figure is measured", {
+test("npm run bench at N = 20, twice, on a busy core: both systems converge, every figure is measured", {
   timeout: 600_000,
 }, async () => {
   const json = join(dir, "bench.json");
@@ -48,17 +34,26 @@ test("npm run bench at N = 20, twice: both systems converge, every figure is mea
     "--drifts=10",
     "--idle-seconds=2",
     "--runs=2",
+    "--background-load=1",
     `--json=${json}`,
   ]);
   assert.equal(r.code, 0, `exit ${r.code}\n${r.stderr}\n${r.stdout}`);
   assert.match(r.stdout, /figure\s+ideal copier\s+Sinker\s+Sinker \/ ideal/);
   assert.match(r.stdout, /convergence \(s\)\s+\d+\.\d+\s+\d+\.\d+\s+\d+\.\d+×/);
   assert.match(r.stdout, /convergence Sinker \/ ideal per run: \d+\.\d+× \d+\.\d+×/);
+  assert.match(r.stdout, /CPU Sinker \/ ideal per run: \d+\.\d+× \d+\.\d+×/);
+  assert.match(r.stdout, /1 core\(s\) kept busy by a background CPU burner/);
+  for (const row of ["restart, nothing changed: writes", "restart, 1 % of sources changed: writes"])
+    assert.match(r.stdout, new RegExp(`${row}\\s+\\d+\\s+\\d+`), row);
+  assert.match(r.stdout, /time until through all \(s\)\s+\d+\.\d+\s+\d+\.\d+/);
+  assert.match(r.stdout, /CPU of the new process \(s\)\s+\d+\.\d+\s+\d+\.\d+/);
   const out = JSON.parse(readFileSync(json, "utf8")) as {
+    backgroundLoad: number;
     results: Record<"ideal" | "sinker", ScenarioResult>;
     runs: Array<Record<"ideal" | "sinker", ScenarioResult>>;
   };
   assert.equal(out.runs.length, 2);
+  assert.equal(out.backgroundLoad, 1);
   assert.ok(out.runs.some((run) => run.sinker.convergenceMs === out.results.sinker.convergenceMs));
   for (const sut of ["ideal", "sinker"] as const) {
     const f = out.results[sut];
@@ -76,7 +71,17 @@ test("npm run bench at N = 20, twice: both systems converge, every figure is mea
     assert.ok(f.watchesHeld >= 3, `${sut}: ${f.watchesHeld} watches`);
     assert.ok(f.peakRssMiB > 0 && f.peakRssMiB >= f.startRssMiB);
     assert.ok(f.deletionMs > 0);
+    // the restart phases: killed and started again, then again with 1 % of the sources (here 1) changed
+    for (const phase of [f.restart, f.restartChanged]) {
+      assert.ok(phase.ms > 0 && phase.cpuSeconds >= 0, `${sut}: restart figures`);
+      assert.ok(phase.requests.total >= phase.writes);
+    }
+    assert.equal(f.restartChanged.changed, 1);
+    assert.ok(f.restartChanged.writes >= 1, `${sut}: the changed target written after the restart`);
   }
+  // issue 25: a restart over converged ResourceSyncs whose sources and targets did not change writes nothing
+  for (const run of out.runs)
+    assert.equal(run.sinker.restart.writes, 0, JSON.stringify(run.sinker.restart.requests.byVerbResource));
   // Sinker writes status (and a finalizer): requests the ideal copier does not make
   assert.ok(out.results.sinker.convergenceRequests.byVerbResource["patch resourcesyncs/status"]);
 });

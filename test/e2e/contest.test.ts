@@ -6,7 +6,7 @@
  * value.
  */
 import assert from "node:assert/strict";
-import { after, before, describe, it } from "node:test";
+import { describe, it } from "node:test";
 import {
   createRing,
   editRing,
@@ -16,33 +16,20 @@ import {
   sinkerWrites,
   startFlipper,
 } from "../../bench/support/contest-scenario.ts";
-import { load, type TestEnv, waitFor } from "../controlplane/testenv.ts";
+import { waitFor } from "../controlplane/testenv.ts";
 import {
-  Cluster,
   cmRef,
   configMap,
   deleteResourceSyncs,
-  installCrds,
   resourceSync,
-  startTestController,
   type TestController,
-  TestNamespaces,
   waitReady,
 } from "./support/cluster.ts";
+import { useSuite } from "./support/suite.ts";
 
-let env: TestEnv;
-let a: Cluster;
-const spaces = new TestNamespaces(() => env);
-
-before(async () => {
-  env = load();
-  a = new Cluster(env, "a");
-  await installCrds(env, "a");
-});
-
-after(async () => {
-  await spaces.deleteAll();
-});
+/** The file's own suite: cluster a and the namespaces of the tests outside a `describe` with a controller. */
+const top = useSuite();
+const { a } = top;
 
 async function metric(ctrl: TestController, name: string): Promise<number> {
   const m = await ctrl.metrics.registry.getSingleMetric(name)?.get();
@@ -59,20 +46,13 @@ async function events(
 }
 
 describe("a writer contest", () => {
-  let ctrl: TestController;
   const requests = new Map<string, number>();
-  before(async () => {
-    ctrl = await startTestController(env, { requests });
-  });
-  after(async () => {
-    await deleteResourceSyncs(a, spaces.in("a")).catch(() => undefined);
-    await ctrl.stop();
-  });
+  const suite = useSuite({ controller: { requests } });
 
   it("is detected, named, backed off, and ends when the other writer stops", {
     timeout: 300_000,
   }, async () => {
-    const n = await spaces.create("a", "contest");
+    const n = await suite.ns("a", "contest");
     await a.apply(configMap(n, "src", { k: "ours", other: "x" }));
     await a.apply(resourceSync(n, "rs", { source: cmRef("src"), target: cmRef("dst") }));
     await waitReady(a, n, "rs", "True", undefined, 60_000);
@@ -89,16 +69,16 @@ describe("a writer contest", () => {
         { timeoutMs: 30_000 },
       );
       assert.match(warning.message ?? "", new RegExp(`"${FLIPPER}"`));
-      assert.equal(await metric(ctrl, "sinker_contested_resourcesyncs"), 1);
+      assert.equal(await metric(suite.controller, "sinker_contested_resourcesyncs"), 1);
 
       // Once detected, each repair waits a growing delay: two more repairs take seconds, and the flipper, which
       // flips only after a write of Sinker's, flips about as often.
-      const repairs = await metric(ctrl, "sinker_drift_repairs_total");
+      const repairs = await metric(suite.controller, "sinker_drift_repairs_total");
       const flipsBefore = flipper.flips();
       const writesBefore = sinkerWrites(requests);
       await waitFor(
         "two more (delayed) repairs",
-        async () => (await metric(ctrl, "sinker_drift_repairs_total")) >= repairs + 2,
+        async () => (await metric(suite.controller, "sinker_drift_repairs_total")) >= repairs + 2,
         { timeoutMs: 90_000, intervalMs: 200 },
       );
       const writes = sinkerWrites(requests) - writesBefore;
@@ -111,11 +91,11 @@ describe("a writer contest", () => {
       stopped = true;
       await waitReady(a, n, "rs", "True", "Synced", 120_000);
       assert.equal((await a.get("v1", "ConfigMap", n, "dst"))?.data?.k, "ours");
-      assert.equal(await metric(ctrl, "sinker_contested_resourcesyncs"), 0);
+      assert.equal(await metric(suite.controller, "sinker_contested_resourcesyncs"), 0);
       assert.ok((await events(n, "rs")).some((e) => e.reason === "Synced" && e.type === "Normal"));
 
       // Drift is repaired at once again: one edit, one repair, Ready stays True.
-      const repairsAfter = await metric(ctrl, "sinker_drift_repairs_total");
+      const repairsAfter = await metric(suite.controller, "sinker_drift_repairs_total");
       await a.mergePatch("v1", "ConfigMap", n, "dst", { data: { k: "hand" } });
       await a.waitFor(
         "the drift repaired",
@@ -126,7 +106,7 @@ describe("a writer contest", () => {
         (o) => o?.data?.k === "ours",
         30_000,
       );
-      assert.equal(await metric(ctrl, "sinker_drift_repairs_total"), repairsAfter + 1);
+      assert.equal(await metric(suite.controller, "sinker_drift_repairs_total"), repairsAfter + 1);
       assert.deepEqual(await readyOf(a, n, "rs").then((r) => [r.status, r.reason]), ["True", "Synced"]);
     } finally {
       if (!stopped) await flipper.stop();
@@ -135,21 +115,14 @@ describe("a writer contest", () => {
 });
 
 describe("a ring of two ResourceSyncs", () => {
-  let ctrl: TestController;
   const requests = new Map<string, number>();
-  before(async () => {
-    ctrl = await startTestController(env, { requests });
-  });
-  after(async () => {
-    await deleteResourceSyncs(a, spaces.in("a")).catch(() => undefined);
-    await ctrl.stop();
-  });
+  const suite = useSuite({ controller: { requests } });
 
   for (const kind of ["clone", "mapping"] as const) {
     it(`${kind}: one edit settles with a handful of writes and the user's value survives`, {
       timeout: 300_000,
     }, async () => {
-      const n = await spaces.create("a", `ring-${kind}`);
+      const n = await suite.ns("a", `ring-${kind}`);
       await createRing(a, n, kind);
       await settled(() => sinkerWrites(requests), 2_000);
       for (let edit = 0; edit < 3; edit++) {
@@ -166,18 +139,11 @@ describe("a ring of two ResourceSyncs", () => {
 });
 
 describe("a ring of three ResourceSyncs", () => {
-  let ctrl: TestController;
   const requests = new Map<string, number>();
-  before(async () => {
-    ctrl = await startTestController(env, { requests });
-  });
-  after(async () => {
-    await deleteResourceSyncs(a, spaces.in("a")).catch(() => undefined);
-    await ctrl.stop();
-  });
+  const suite = useSuite({ controller: { requests } });
 
   it("cm1 → cm2 → cm3 → cm1: an edit of cm1 goes round once and stays", { timeout: 300_000 }, async () => {
-    const n = await spaces.create("a", "ring-three");
+    const n = await suite.ns("a", "ring-three");
     await a.apply(configMap(n, "cm1", { x: "1" }));
     await a.apply(resourceSync(n, "a", { source: cmRef("cm1"), target: cmRef("cm2") }));
     await a.apply(resourceSync(n, "c", { source: cmRef("cm2"), target: cmRef("cm3") }));
@@ -207,10 +173,10 @@ describe("a writer contest across a restart", () => {
   it("stays reported and backed off: the status, not memory, says it is contested", {
     timeout: 300_000,
   }, async () => {
-    const n = await spaces.create("a", "contest-restart");
+    const n = await top.ns("a", "contest-restart");
     await a.apply(configMap(n, "src", { k: "ours" }));
     await a.apply(resourceSync(n, "rs", { source: cmRef("src"), target: cmRef("dst") }));
-    let ctrl = await startTestController(env);
+    let ctrl = await top.startController();
     await waitReady(a, n, "rs", "True", undefined, 60_000);
     const flipper = startFlipper(a, n, "dst", "k", "theirs");
     try {
@@ -218,7 +184,7 @@ describe("a writer contest across a restart", () => {
       await ctrl.stop();
 
       const requests = new Map<string, number>();
-      ctrl = await startTestController(env, { requests });
+      ctrl = await top.startController({ requests });
       // The new process applies once, finds it undone, and goes on with back-off: two repairs take seconds.
       let sawSynced = false;
       await waitFor(

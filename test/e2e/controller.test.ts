@@ -3,34 +3,25 @@
  * assertion that fails when the behaviour breaks.
  */
 import assert from "node:assert/strict";
-import { after, before, describe, it } from "node:test";
+import { describe, it } from "node:test";
 import { FINALIZER, FIELD_MANAGER as MANAGER } from "../../src/api/types.ts";
-import { load, type TestEnv, waitFor } from "../controlplane/testenv.ts";
+import { waitFor } from "../controlplane/testenv.ts";
 import {
-  Cluster,
   clusterRef,
   cmRef,
   condition,
   configMap,
-  deleteResourceSyncs,
-  installCrds,
   kubeconfigSecret,
   RS_API,
   resourceSync,
   sleep,
-  startTestController,
-  type TestController,
-  TestNamespaces,
   waitReady,
 } from "./support/cluster.ts";
+import { useSuite } from "./support/suite.ts";
 
-let env: TestEnv;
-let a: Cluster;
-let b: Cluster;
-let ctrl: TestController;
-const spaces = new TestNamespaces(() => env);
-
-const ns = (cluster: "a" | "b", prefix: string) => spaces.create(cluster, prefix);
+const suite = useSuite({ controller: true });
+const { a, b } = suite;
+const ns = suite.ns;
 
 /** ConfigMap `src` cloned to `dst` by ResourceSync `rs` in namespace `n` of cluster a, synced. */
 async function syncedClone(n: string, data: Record<string, string>, annotations?: Record<string, string>) {
@@ -41,25 +32,6 @@ async function syncedClone(n: string, data: Record<string, string>, annotations?
 
 const cm = cmRef;
 const bRef = clusterRef;
-
-before(async () => {
-  env = load();
-  a = new Cluster(env, "a");
-  b = new Cluster(env, "b");
-  await installCrds(env, "a");
-  await installCrds(env, "b");
-  ctrl = await startTestController(env);
-});
-
-after(async () => {
-  if (ctrl) {
-    await deleteResourceSyncs(a, spaces.in("a")).catch((err: Error) =>
-      process.stderr.write(`# cleanup: ${err.message}\n`),
-    );
-    await ctrl.stop();
-  }
-  await spaces.deleteAll();
-});
 
 describe("in one cluster", () => {
   it("clones a ConfigMap, with finalizer, owner reference, field manager and Ready condition", async () => {
@@ -261,7 +233,9 @@ describe("in one cluster", () => {
     const events = await a.list("v1", "Event", n);
     assert.ok(events.some((e) => e.reason === "InvalidJSONPath" && e.type === "Warning"));
     await waitFor("the failing ResourceSync counted in sinker_resourcesyncs", async () => {
-      const gauge = (await ctrl.metrics.resourceSyncs.get()).values.find((v) => v.labels.state === "failing");
+      const gauge = (await suite.controller.metrics.resourceSyncs.get()).values.find(
+        (v) => v.labels.state === "failing",
+      );
       return (gauge?.value ?? 0) >= 1;
     });
 
@@ -305,7 +279,7 @@ describe("across clusters", () => {
   it("clones a ConfigMap from a to b through a kubeconfig Secret, and deletes it with the ResourceSync", async () => {
     const n = await ns("a", "a2b");
     const nb = await ns("b", "a2b");
-    await a.apply(kubeconfigSecret(n, "cluster-b", env.kubeconfigText("b")));
+    await a.apply(kubeconfigSecret(n, "cluster-b", suite.env.kubeconfigText("b")));
     await a.apply(configMap(n, "src", { k: "v" }, { labels: { team: "x" } }));
     await a.apply(
       resourceSync(n, "rs", {
@@ -330,9 +304,9 @@ describe("across clusters", () => {
   });
 
   it("cleans the remote target up when the whole namespace is deleted, kubeconfig Secret included", async () => {
-    const n = await env.createNamespace("a", "nsdel");
+    const n = await suite.env.createNamespace("a", "nsdel");
     const nb = await ns("b", "nsdel");
-    await a.apply(kubeconfigSecret(n, "cluster-b", env.kubeconfigText("b")));
+    await a.apply(kubeconfigSecret(n, "cluster-b", suite.env.kubeconfigText("b")));
     await a.apply(configMap(n, "src", { k: "v" }));
     await a.apply(
       resourceSync(n, "rs", {
@@ -344,14 +318,14 @@ describe("across clusters", () => {
     assert.ok(await b.get("v1", "ConfigMap", nb, "dst"));
     // The namespace controller deletes the Secret and the ResourceSync together: the Secret is usually gone
     // before Sinker's finalizer runs.
-    await env.deleteNamespace("a", n, { wait: true, timeoutMs: 60_000 });
+    await suite.env.deleteNamespace("a", n, { wait: true, timeoutMs: 60_000 });
     assert.equal(await b.get("v1", "ConfigMap", nb, "dst"), undefined, "remote target deleted");
   });
 
   it("syncs b → a with mappings into data and metadata.labels", async () => {
     const n = await ns("a", "b2a");
     const nb = await ns("b", "b2a");
-    await a.apply(kubeconfigSecret(n, "cluster-b", env.kubeconfigText("b")));
+    await a.apply(kubeconfigSecret(n, "cluster-b", suite.env.kubeconfigText("b")));
     await b.apply(
       configMap(nb, "remote", { remote: "r", foo: "f", unused: "u" }, { labels: { tier: "gold" } }),
     );
@@ -387,7 +361,7 @@ describe("across clusters", () => {
   it("carries a whole ConfigMap in a SinkerContainer and unpacks it in cluster b", async () => {
     const n = await ns("a", "container");
     const nb = await ns("b", "container");
-    await a.apply(kubeconfigSecret(n, "cluster-b", env.kubeconfigText("b")));
+    await a.apply(kubeconfigSecret(n, "cluster-b", suite.env.kubeconfigText("b")));
     await a.apply({
       apiVersion: RS_API,
       kind: "SinkerContainer",
@@ -417,16 +391,16 @@ describe("across clusters", () => {
     const allowed = await ns("a", "team");
     const nb = await ns("b", "xns");
     await a.apply(
-      kubeconfigSecret(shared, "open", env.kubeconfigText("b"), {
+      kubeconfigSecret(shared, "open", suite.env.kubeconfigText("b"), {
         "sinker.influxdata.io/allowed-namespaces": `${allowed}|other`,
       }),
     );
-    await a.apply(kubeconfigSecret(shared, "closed", env.kubeconfigText("b")));
+    await a.apply(kubeconfigSecret(shared, "closed", suite.env.kubeconfigText("b")));
     // The allowed name is a substring of this namespace: an unanchored match would let it through.
-    const sneaky = await env.createNamespace("a", `x${allowed}`.slice(0, 40));
-    spaces.track("a", sneaky);
+    const sneaky = await suite.env.createNamespace("a", `x${allowed}`.slice(0, 40));
+    suite.track("a", sneaky);
     await a.apply(
-      kubeconfigSecret(shared, "substring", env.kubeconfigText("b"), {
+      kubeconfigSecret(shared, "substring", suite.env.kubeconfigText("b"), {
         "sinker.influxdata.io/allowed-namespaces": allowed,
       }),
     );
@@ -464,8 +438,8 @@ describe("across clusters", () => {
   it("reports Forbidden for a kubeconfig whose user may not write there, without affecting others", async () => {
     const n = await ns("a", "rbac");
     const nb = await ns("b", "rbac");
-    await a.apply(kubeconfigSecret(n, "restricted", env.kubeconfigText("b-restricted")));
-    await a.apply(kubeconfigSecret(n, "cluster-b", env.kubeconfigText("b")));
+    await a.apply(kubeconfigSecret(n, "restricted", suite.env.kubeconfigText("b-restricted")));
+    await a.apply(kubeconfigSecret(n, "cluster-b", suite.env.kubeconfigText("b")));
     await a.apply(configMap(n, "src", { k: "v" }));
     await a.apply(
       resourceSync(n, "forbidden", {
@@ -500,7 +474,7 @@ describe("across clusters", () => {
     const n = await ns("a", "unsafe");
     const nb = await ns("b", "unsafe");
     await a.apply(configMap(n, "src", { k: "v" }));
-    const server = env.server("b");
+    const server = suite.env.server("b");
     const execConfig = `apiVersion: v1
 kind: Config
 clusters: [{name: b, cluster: {server: "${server}", insecure-skip-tls-verify: true}}]
@@ -535,7 +509,7 @@ current-context: c
   it("force-deletes a ResourceSync whose target cluster is down, and only with the annotation", async () => {
     const n = await ns("a", "force");
     const nb = await ns("b", "force");
-    await a.apply(kubeconfigSecret(n, "cluster-b", env.kubeconfigText("b")));
+    await a.apply(kubeconfigSecret(n, "cluster-b", suite.env.kubeconfigText("b")));
     await a.apply(configMap(n, "src", { k: "v" }));
     for (const name of ["plain", "forced"]) {
       await a.apply(
@@ -552,7 +526,7 @@ current-context: c
     await a.mergePatch(RS_API, "ResourceSync", n, "forced", {
       metadata: { annotations: { "sinker.influxdata.io/force-delete": "true" } },
     });
-    await env.stopCluster("b");
+    await suite.env.stopCluster("b");
     try {
       await a.delete(RS_API, "ResourceSync", n, "plain");
       await a.delete(RS_API, "ResourceSync", n, "forced");
@@ -562,7 +536,7 @@ current-context: c
       assert.ok(plain, "without force-delete the ResourceSync waits for its unreachable target");
       assert.ok(plain.metadata?.finalizers?.includes(FINALIZER));
     } finally {
-      await env.startCluster("b");
+      await suite.env.startCluster("b");
     }
     // Once cluster b is back, the waiting deletion completes and cleans its target up.
     await a.waitGone(RS_API, "ResourceSync", n, "plain", 90_000);

@@ -1,22 +1,15 @@
 // Smoke tests of the test control plane itself: each checks a behaviour that only real API servers with real
 // controller managers have, so a fake or a half-started control plane fails here first.
 import assert from "node:assert/strict";
-import { after, before, describe, test } from "node:test";
+import { before, describe, test } from "node:test";
 import { CoreV1Api } from "@kubernetes/client-node";
-import { load, restrictedNamespace, type TestEnv, waitFor } from "../controlplane/testenv.ts";
+import { restrictedNamespace, type TestEnv, waitFor } from "../controlplane/testenv.ts";
+import { useSuite } from "./support/suite.ts";
 
-const env: TestEnv = load();
-const created: Array<{ cluster: "a" | "b"; ns: string }> = [];
+const suite = useSuite();
+const env: TestEnv = suite.env;
 
-async function namespace(cluster: "a" | "b", prefix: string): Promise<string> {
-  const ns = await env.createNamespace(cluster, prefix);
-  created.push({ cluster, ns });
-  return ns;
-}
-
-after(async () => {
-  for (const { cluster, ns } of created) await env.deleteNamespace(cluster, ns).catch(() => {});
-});
+const namespace = (cluster: "a" | "b", prefix: string): Promise<string> => suite.ns(cluster, prefix);
 
 const cmPath = (ns: string, name = "") => `/api/v1/namespaces/${ns}/configmaps${name ? `/${name}` : ""}`;
 
@@ -53,7 +46,7 @@ describe("test control plane", { timeout: 180_000 }, () => {
     // The same namespace name in b, so the lookup fails on the object and not on the namespace.
     const rb = await env.request("b", "POST", "/api/v1/namespaces", { metadata: { name: ns } });
     assert.equal(rb.status, 201, JSON.stringify(rb.body));
-    created.push({ cluster: "b", ns });
+    suite.track("b", ns);
     assert.equal((await env.request("a", "GET", cmPath(ns, "only-in-a"))).status, 200);
     assert.equal((await env.request("b", "GET", cmPath(ns, "only-in-a"))).status, 404);
     const list = await env.request("b", "GET", cmPath(ns));

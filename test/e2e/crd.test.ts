@@ -3,22 +3,16 @@
  * schema's messages, the validator agreeing with the server, `kubectl explain`, printer columns, short name.
  */
 import assert from "node:assert/strict";
-import { after, before, describe, it } from "node:test";
+import { before, describe, it } from "node:test";
 import { validateResourceSync } from "../../src/api/validate.ts";
-import { load, type TestEnv } from "../controlplane/testenv.ts";
-import { installCrds, RS_API } from "./support/cluster.ts";
+import { RS_API } from "./support/cluster.ts";
+import { useSuite } from "./support/suite.ts";
 
-let env: TestEnv;
+const suite = useSuite();
 let ns: string;
 
 before(async () => {
-  env = load();
-  await installCrds(env, "b");
-  ns = await env.createNamespace("b", "crd");
-});
-
-after(async () => {
-  await env.deleteNamespace("b", ns);
+  ns = await suite.ns("b", "crd");
 });
 
 const ref = (name: string) => ({ resourceRef: { apiVersion: "v1", kind: "ConfigMap", name } });
@@ -28,7 +22,12 @@ function rs(name: string, spec: unknown) {
 }
 
 async function dryRunCreate(obj: unknown): Promise<{ status: number; message: string }> {
-  const r = await env.request("b", "POST", `/apis/${RS_API}/namespaces/${ns}/resourcesyncs?dryRun=All`, obj);
+  const r = await suite.env.request(
+    "b",
+    "POST",
+    `/apis/${RS_API}/namespaces/${ns}/resourcesyncs?dryRun=All`,
+    obj,
+  );
   return { status: r.status, message: String(r.body?.message ?? "") };
 }
 
@@ -141,26 +140,26 @@ describe("ResourceSync CRD on a real API server", () => {
   }
 
   it("has the short name rsync, printer columns and kubectl explain descriptions", async () => {
-    const create = await env.request("b", "POST", `/apis/${RS_API}/namespaces/${ns}/resourcesyncs`, {
+    const create = await suite.env.request("b", "POST", `/apis/${RS_API}/namespaces/${ns}/resourcesyncs`, {
       ...rs("shown", { source: ref("from"), target: ref("to") }),
     });
     assert.equal(create.status, 201);
-    const get = await env.kubectl("b", ["get", "rsync", "-n", ns]);
+    const get = await suite.env.kubectl("b", ["get", "rsync", "-n", ns]);
     assert.equal(get.code, 0, get.stderr);
     const [header, row] = get.stdout.trim().split("\n");
     assert.match(header ?? "", /SOURCE KIND\s+SOURCE NAME\s+TARGET KIND\s+TARGET NAME\s+READY\s+AGE/);
     assert.match(row ?? "", /^shown\s+ConfigMap\s+from\s+ConfigMap\s+to\s/);
-    const explain = await env.kubectl("b", ["explain", "resourcesync.spec.mappings"]);
+    const explain = await suite.env.kubectl("b", ["explain", "resourcesync.spec.mappings"]);
     assert.equal(explain.code, 0, explain.stderr);
     assert.match(explain.stdout, /fromFieldPath/);
     assert.match(explain.stdout, /toFieldPath/);
-    const policy = await env.kubectl("b", ["explain", "resourcesync.spec.writePolicy"]);
+    const policy = await suite.env.kubectl("b", ["explain", "resourcesync.spec.writePolicy"]);
     assert.equal(policy.code, 0, policy.stderr);
     assert.match(
       policy.stdout.replace(/\s+/g, " "),
       /CreateOnly: created from the source whenever Sinker finds it absent/,
     );
-    const replace = await env.kubectl("b", ["explain", "resourcesync.status.replacement"]);
+    const replace = await suite.env.kubectl("b", ["explain", "resourcesync.status.replacement"]);
     assert.equal(replace.code, 0, replace.stderr);
     assert.match(replace.stdout, /attempts/);
   });

@@ -8,23 +8,12 @@ import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { readdirSync } from "node:fs";
 import { join } from "node:path";
-import { after, before, describe, it } from "node:test";
+import { describe, it } from "node:test";
 import { EXPECTED_SYNCS } from "../../scripts/demo/constants.ts";
-import { isAlive, load, repoRoot, type TestEnv } from "../controlplane/testenv.ts";
-import { installCrds } from "./support/cluster.ts";
+import { isAlive, repoRoot } from "../controlplane/testenv.ts";
+import { useSuite } from "./support/suite.ts";
 
-let env: TestEnv;
-const created: Array<["a" | "b", string]> = [];
-
-before(async () => {
-  env = load();
-  await installCrds(env, "a");
-  await installCrds(env, "b");
-});
-
-after(async () => {
-  await Promise.all(created.map(([c, n]) => env.deleteNamespace(c, n)));
-});
+const suite = useSuite();
 
 function run(args: string[], timeoutMs: number): Promise<{ code: number | null; output: string }> {
   return new Promise((resolve, reject) => {
@@ -53,12 +42,11 @@ function run(args: string[], timeoutMs: number): Promise<{ code: number | null; 
 
 describe("examples/", () => {
   it("every manifest applies cleanly to a real API server (server-side dry run)", async () => {
-    const na = await env.createNamespace("a", "examples");
-    const nb = await env.createNamespace("b", "examples");
-    created.push(["a", na], ["b", nb]);
+    const na = await suite.ns("a", "examples");
+    const nb = await suite.ns("b", "examples");
     const files = readdirSync(join(repoRoot, "examples")).filter((f) => f.endsWith(".yaml"));
     assert.ok(files.length >= 5, `examples: ${files.join(", ")}`);
-    const ra = await env.kubectl("a", [
+    const ra = await suite.env.kubectl("a", [
       "apply",
       "--dry-run=server",
       "-n",
@@ -72,7 +60,7 @@ describe("examples/", () => {
     }
     const syncs = ra.stdout.match(/^resourcesync\.sinker\.influxdata\.io\/\S+ created/gm) ?? [];
     assert.equal(syncs.length, EXPECTED_SYNCS.length, ra.stdout); // the demo waits for each of them
-    const rb = await env.kubectl("b", [
+    const rb = await suite.env.kubectl("b", [
       "apply",
       "--dry-run=server",
       "-n",
@@ -82,7 +70,7 @@ describe("examples/", () => {
     ]);
     assert.equal(rb.code, 0, rb.stderr);
     assert.match(rb.stdout, /configmap\/remote-demo created \(server dry run\)/);
-    const rf = await env.kubectl("a", [
+    const rf = await suite.env.kubectl("a", [
       "apply",
       "--dry-run=server",
       "-n",
@@ -138,15 +126,15 @@ describe("npm run demo -- --once", () => {
     assert.ok(pid > 0, "controller pid printed");
     assert.equal(isAlive(pid), false, `controller ${pid} still running`);
     for (const c of ["a", "b"] as const) {
-      assert.equal((await env.request(c, "GET", "/readyz")).status, 200, `cluster ${c} still up`);
-      assert.equal((await env.request(c, "GET", "/api/v1/namespaces/demo")).status, 404);
+      assert.equal((await suite.env.request(c, "GET", "/readyz")).status, 200, `cluster ${c} still up`);
+      assert.equal((await suite.env.request(c, "GET", "/api/v1/namespaces/demo")).status, 404);
     }
-    assert.equal((await env.request("a", "GET", "/api/v1/namespaces/sinker-remotes")).status, 404);
+    assert.equal((await suite.env.request("a", "GET", "/api/v1/namespaces/sinker-remotes")).status, 404);
     for (const n of ["demo-team-1", "demo-team-2", "demo-team-3"])
-      assert.equal((await env.request("a", "GET", `/api/v1/namespaces/${n}`)).status, 404, n);
+      assert.equal((await suite.env.request("a", "GET", `/api/v1/namespaces/${n}`)).status, 404, n);
     assert.equal(
       (
-        await env.request(
+        await suite.env.request(
           "a",
           "GET",
           "/apis/sinker.influxdata.io/v1alpha1/clusterresourcesyncsets/demo-fanout",

@@ -5,18 +5,11 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { after, before, describe, it } from "node:test";
-import { load, repoRoot, type TestEnv, waitFor } from "../controlplane/testenv.ts";
+import { before, describe, it } from "node:test";
+import { repoRoot, waitFor } from "../controlplane/testenv.ts";
 import { Sinker } from "../support/sinker-process.ts";
-import {
-  Cluster,
-  condition,
-  configMap,
-  deleteResourceSyncs,
-  installCrds,
-  RS_API,
-  resourceSync,
-} from "./support/cluster.ts";
+import { condition, configMap, deleteResourceSyncs, RS_API, resourceSync } from "./support/cluster.ts";
+import { useSuite } from "./support/suite.ts";
 
 const manifests = join(repoRoot, "manifests");
 
@@ -35,26 +28,18 @@ interface Container {
     capabilities: { drop: string[] };
   };
 }
-let env: TestEnv;
-let a: Cluster;
-const namespaces: string[] = [];
+const suite = useSuite();
+const { a } = suite;
 
 async function kubectl(args: string[]) {
-  const r = await env.kubectl("a", args);
+  const r = await suite.env.kubectl("a", args);
   assert.equal(r.code, 0, `kubectl ${args.join(" ")}: ${r.stderr}`);
   return r.stdout;
 }
 
 before(async () => {
-  env = load();
-  a = new Cluster(env, "a");
-  await installCrds(env, "a");
   // A server-side dry run cannot create the namespace that the namespaced objects go to.
   await kubectl(["apply", "--server-side", "-f", join(manifests, "namespace.yaml")]);
-});
-
-after(async () => {
-  await Promise.all(namespaces.map((n) => env.deleteNamespace("a", n)));
 });
 
 describe("manifests", () => {
@@ -105,14 +90,13 @@ describe("manifests", () => {
     for (const f of ["serviceaccount.yaml", "rbac.yaml"]) {
       await kubectl(["apply", "--server-side", "--force-conflicts", "-f", join(manifests, f)]);
     }
-    const namespace = await env.createNamespace("a", "rbac-manifests");
-    namespaces.push(namespace);
+    const namespace = await suite.ns("a", "rbac-manifests");
     await a.apply(configMap(namespace, "source", { k: "v" }));
 
     const sinker = new Sinker(
       [
         "--kubeconfig",
-        env.kubeconfigPath("a"),
+        suite.env.kubeconfigPath("a"),
         "--as",
         "system:serviceaccount:sinker:sinker",
         "--as-group",

@@ -6,27 +6,16 @@
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { after, before, describe, it } from "node:test";
-import { load, repoRoot, type TestEnv } from "../controlplane/testenv.ts";
-import {
-  Cluster,
-  configMap,
-  deleteResourceSyncs,
-  installCrds,
-  kubeconfigSecret,
-  resourceSync,
-  startTestController,
-  type TestController,
-  waitReady,
-} from "./support/cluster.ts";
+import { before, describe, it } from "node:test";
+import { repoRoot } from "../controlplane/testenv.ts";
+import { configMap, kubeconfigSecret, resourceSync, waitReady } from "./support/cluster.ts";
+import { useSuite } from "./support/suite.ts";
 import { runCommand } from "./support/tools.ts";
 
-let env: TestEnv;
-let a: Cluster;
-let b: Cluster;
+const suite = useSuite();
+const { a, b } = suite;
 let ns: string;
 let remoteNs: string;
-let controller: TestController | undefined;
 
 const ref = (kind: string, name: string) => ({ resourceRef: { apiVersion: "v1", kind, name } });
 const PASSWORD = Buffer.from("hunter2").toString("base64");
@@ -35,26 +24,21 @@ const NEW_PASSWORD = Buffer.from("hunter3").toString("base64");
 function diff(args: string[]) {
   return runCommand(
     process.execPath,
-    [join(repoRoot, "bin", "sinker.js"), "diff", "--kubeconfig", env.kubeconfigPath("a"), ...args],
+    [join(repoRoot, "bin", "sinker.js"), "diff", "--kubeconfig", suite.env.kubeconfigPath("a"), ...args],
     { env: { PATH: process.env.PATH, HOME: repoRoot } },
   );
 }
 
 async function synced(names: string[]): Promise<void> {
-  controller = await startTestController(env);
+  const controller = await suite.startController();
   for (const n of names) await waitReady(a, ns, n, "True");
   await controller.stop();
-  controller = undefined;
 }
 
 before(async () => {
-  env = load();
-  a = new Cluster(env, "a");
-  b = new Cluster(env, "b");
-  await installCrds(env, "a");
-  ns = await env.createNamespace("a", "diff");
-  remoteNs = await env.createNamespace("b", "diff");
-  await a.apply(kubeconfigSecret(ns, "cluster-b", env.kubeconfigText("b")));
+  ns = await suite.ns("a", "diff");
+  remoteNs = await suite.ns("b", "diff");
+  await a.apply(kubeconfigSecret(ns, "cluster-b", suite.env.kubeconfigText("b")));
   await a.apply(configMap(ns, "app-config", { logLevel: "info" }));
   await a.apply({
     apiVersion: "v1",
@@ -77,14 +61,6 @@ before(async () => {
       },
     }),
   );
-});
-
-after(async () => {
-  controller ??= await startTestController(env);
-  await deleteResourceSyncs(a, [ns]).catch(() => undefined);
-  await controller.stop();
-  await env.deleteNamespace("a", ns);
-  await env.deleteNamespace("b", remoteNs);
 });
 
 describe("sinker diff", () => {

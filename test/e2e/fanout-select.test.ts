@@ -6,28 +6,16 @@
  */
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
-import { after, before, describe, it } from "node:test";
-import { load, type TestEnv, waitFor } from "../controlplane/testenv.ts";
-import {
-  Cluster,
-  installCrds,
-  kubeconfigSecret,
-  type Obj,
-  RS_API,
-  startTestController,
-  type TestController,
-  TestNamespaces,
-} from "./support/cluster.ts";
+import { describe, it } from "node:test";
+import { waitFor } from "../controlplane/testenv.ts";
+import { type Cluster, kubeconfigSecret, type Obj, RS_API } from "./support/cluster.ts";
+import { useSuite } from "./support/suite.ts";
 
-let env: TestEnv;
-let a: Cluster;
-let b: Cluster;
-let ctrl: TestController;
-const run = randomBytes(3).toString("hex");
-const namespaces = new TestNamespaces(() => env);
-const clusterSets: string[] = [];
-/** The cap on children per set in this file: the tenant test below selects more. */
 const CAP = 10;
+const suite = useSuite({ controller: { maxChildrenPerSet: CAP } });
+const { a, b } = suite;
+const run = randomBytes(3).toString("hex");
+/** The cap on children per set in this file: the tenant test below selects more. */
 const LABEL = `team-${run}`;
 
 const secret = (
@@ -50,7 +38,7 @@ const relabel = (ns: string, name: string, value: string | null) =>
   a.mergePatch("v1", "Secret", ns, name, { metadata: { labels: { [LABEL]: value } } });
 
 function clusterSet(name: string, spec: Record<string, unknown>): Obj {
-  clusterSets.push(name);
+  suite.trackClusterSet(name);
   return { apiVersion: RS_API, kind: "ClusterResourceSyncSet", metadata: { name }, spec };
 }
 
@@ -100,26 +88,12 @@ async function waitCopies(dests: Array<[Cluster, string]>, names: string[], want
 const everywhere = (dests: Array<[Cluster, string]>, names: string[]) =>
   dests.flatMap(([, ns]) => names.map((n) => `${ns}/${n}`));
 
-before(async () => {
-  env = load();
-  a = new Cluster(env, "a");
-  b = new Cluster(env, "b");
-  await installCrds(env, "a");
-  ctrl = await startTestController(env, { maxChildrenPerSet: CAP });
-});
-
-after(async () => {
-  for (const name of clusterSets) await a.delete(RS_API, "ClusterResourceSyncSet", undefined, name);
-  await ctrl.stop();
-  await namespaces.deleteAll();
-});
-
 async function selectingSet(pruning: "Delete" | "Orphan") {
-  const src = await namespaces.create("a", `sel-src-${pruning.toLowerCase()}`);
-  const d1 = await namespaces.create("a", "sel-d1");
-  const d2 = await namespaces.create("a", "sel-d2");
-  const nb = await namespaces.create("b", "sel-b");
-  await a.apply(kubeconfigSecret(src, "cluster-b", env.kubeconfigText("b")));
+  const src = await suite.ns("a", `sel-src-${pruning.toLowerCase()}`);
+  const d1 = await suite.ns("a", "sel-d1");
+  const d2 = await suite.ns("a", "sel-d2");
+  const nb = await suite.ns("b", "sel-b");
+  await a.apply(kubeconfigSecret(src, "cluster-b", suite.env.kubeconfigText("b")));
   await a.apply(secret(src, "one", "1", { [LABEL]: "pay" }));
   await a.apply(secret(src, "two", "2", { [LABEL]: "pay" }));
   await a.apply(secret(src, "three", "3"));
@@ -170,7 +144,7 @@ describe("a ClusterResourceSyncSet selecting Secrets by label (pruning Delete)",
     await waitCopies(dests, names, everywhere(dests, ["three"]));
     await waitStatus("ClusterResourceSyncSet", undefined, SET, (s) => s.desired === 3 && s.synced === 3);
     // the children are listed by the set's label
-    const r = await env.kubectl("a", [
+    const r = await suite.env.kubectl("a", [
       "get",
       "rsync",
       "-A",
@@ -187,7 +161,7 @@ describe("a ClusterResourceSyncSet selecting Secrets by label (pruning Delete)",
       selector,
       `sinker.influxdata.io/set=${SET},sinker.influxdata.io/set-kind=ClusterResourceSyncSet`,
     );
-    const bySelector = await env.kubectl("a", ["get", "rsync", "-A", "-l", selector, "-o", "name"]);
+    const bySelector = await suite.env.kubectl("a", ["get", "rsync", "-A", "-l", selector, "-o", "name"]);
     assert.equal(bySelector.stdout.trim().split("\n").length, 3, bySelector.stdout + bySelector.stderr);
   });
 });
@@ -225,8 +199,8 @@ describe("pruning Orphan", () => {
 
 describe("two selected sources, one target", () => {
   it("are reported as colliding; the copy made first keeps the target, never overwritten", async () => {
-    const src = await namespaces.create("a", "coll-src");
-    const dest = await namespaces.create("a", "coll-dst");
+    const src = await suite.ns("a", "coll-src");
+    const dest = await suite.ns("a", "coll-dst");
     await a.apply(secret(src, "b-second", "second", { [LABEL]: "pay" }));
     const SET = `coll-${run}`;
     await a.apply(
@@ -266,9 +240,9 @@ describe("two selected sources, one target", () => {
 
 describe("the cap on children per set", () => {
   it("stops a tenant's set at --max-children-per-set and says so", async () => {
-    const tenant = await namespaces.create("a", "cap-tenant");
-    const nbs = [await namespaces.create("b", "cap-b1"), await namespaces.create("b", "cap-b2")];
-    await a.apply(kubeconfigSecret(tenant, "cluster-b", env.kubeconfigText("b")));
+    const tenant = await suite.ns("a", "cap-tenant");
+    const nbs = [await suite.ns("b", "cap-b1"), await suite.ns("b", "cap-b2")];
+    await a.apply(kubeconfigSecret(tenant, "cluster-b", suite.env.kubeconfigText("b")));
     // 6 sources × 2 destinations = 12 children, over the cap of 10
     for (let i = 0; i < 6; i++)
       await a.apply({

@@ -7,35 +7,27 @@
  */
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
-import { after, before, describe, it } from "node:test";
-import { load, restrictedNamespace, type TestEnv, waitFor } from "../controlplane/testenv.ts";
+import { describe, it } from "node:test";
+import { restrictedNamespace, waitFor } from "../controlplane/testenv.ts";
 import {
-  Cluster,
   cmRef as cm,
   condition,
   configMap,
-  installCrds,
   kubeconfigSecret,
   type Obj,
   RS_API,
-  startTestController,
-  type TestController,
-  TestNamespaces,
   waitReady,
 } from "./support/cluster.ts";
 import { apiserverPort } from "./support/kube.ts";
+import { useSuite } from "./support/suite.ts";
 import { TcpProxy } from "./support/tcp-proxy.ts";
 
-let env: TestEnv;
-let a: Cluster;
-let b: Cluster;
-let ctrl: TestController;
+const suite = useSuite({ controller: true });
+const { a, b } = suite;
 const run = randomBytes(3).toString("hex");
-const namespaces = new TestNamespaces(() => env);
-const clusterSets: string[] = [];
 
 function clusterSet(name: string, spec: Record<string, unknown>): Obj {
-  clusterSets.push(name);
+  suite.trackClusterSet(name);
   return { apiVersion: RS_API, kind: "ClusterResourceSyncSet", metadata: { name }, spec };
 }
 
@@ -66,24 +58,10 @@ async function waitStatus(
 
 const ready = (s: Status) => s.conditions?.find((c) => c.type === "Ready");
 
-before(async () => {
-  env = load();
-  a = new Cluster(env, "a");
-  b = new Cluster(env, "b");
-  await installCrds(env, "a");
-  ctrl = await startTestController(env);
-});
-
-after(async () => {
-  for (const name of clusterSets) await a.delete(RS_API, "ClusterResourceSyncSet", undefined, name);
-  await ctrl.stop();
-  await namespaces.deleteAll();
-});
-
 describe("a ClusterResourceSyncSet deleted with --cascade=orphan", () => {
   it("leaves children that report SourceNamespaceNotGranted within seconds, keeping their copies", async () => {
-    const source = await namespaces.create("a", "orph-src");
-    const dest = await namespaces.create("a", "orph-dst");
+    const source = await suite.ns("a", "orph-src");
+    const dest = await suite.ns("a", "orph-dst");
     await a.apply(configMap(source, "shared", { k: "v" }));
     const SET = `orph-${run}`;
     await a.apply(
@@ -97,7 +75,7 @@ describe("a ClusterResourceSyncSet deleted with --cascade=orphan", () => {
     const [child] = await a.list(RS_API, "ResourceSync", dest);
     const childName = child?.metadata?.name ?? "";
     await waitReady(a, dest, childName, "True");
-    const r = await env.kubectl("a", ["delete", "crsyncset", SET, "--cascade=orphan", "--wait=true"]);
+    const r = await suite.env.kubectl("a", ["delete", "crsyncset", SET, "--cascade=orphan", "--wait=true"]);
     assert.equal(r.code, 0, r.stderr);
     // the 10-minute resync is far away: only the child's own change (its owner reference removed) can do it
     await waitReady(a, dest, childName, "False", "SourceNamespaceNotGranted", 30_000);
@@ -107,9 +85,9 @@ describe("a ClusterResourceSyncSet deleted with --cascade=orphan", () => {
 
 describe("destinations and clusters counted apart", () => {
   it("a cluster whose namespace list is Forbidden is a failing cluster, not a failing destination", async () => {
-    const source = await namespaces.create("a", "forb-src");
+    const source = await suite.ns("a", "forb-src");
     await a.apply(configMap(source, "shared", { k: "f" }));
-    await a.apply(kubeconfigSecret(source, "restricted", env.kubeconfigText("b-restricted")));
+    await a.apply(kubeconfigSecret(source, "restricted", suite.env.kubeconfigText("b-restricted")));
     const SET = `forb-${run}`;
     await a.apply(
       clusterSet(SET, {
@@ -148,16 +126,16 @@ describe("destinations and clusters counted apart", () => {
   });
 
   it("while cluster b is unreachable, desired keeps the destinations it had, across a restart", async () => {
-    const source = await namespaces.create("a", "outage-src");
-    const nb = await namespaces.create("b", "outage-b");
+    const source = await suite.ns("a", "outage-src");
+    const nb = await suite.ns("b", "outage-b");
     const LABEL = `outage-${run}`;
     await b.mergePatch("v1", "Namespace", undefined, nb, { metadata: { labels: { [LABEL]: "on" } } });
     await a.apply(configMap(source, "shared", { k: "o" }));
-    const proxy = new TcpProxy(apiserverPort(env, "b"));
+    const proxy = new TcpProxy(apiserverPort(suite.env, "b"));
     const port = await proxy.listen();
     const SET = `outage-${run}`;
     try {
-      const viaProxy = env
+      const viaProxy = suite.env
         .kubeconfigText("b")
         .replace(/server: https:\/\/127\.0\.0\.1:\d+/, `server: https://127.0.0.1:${port}`);
       await a.apply(kubeconfigSecret(source, "via-proxy", viaProxy));
@@ -193,8 +171,8 @@ describe("destinations and clusters counted apart", () => {
       assert.equal(during.desired, 1, JSON.stringify(during));
       assert.ok((during.failing as number) <= 1, JSON.stringify(during));
       // a restart during the outage: the namespaces of b were never listed by this process
-      await ctrl.stop();
-      ctrl = await startTestController(env);
+      await suite.controller.stop();
+      await suite.startController();
       const restarted = await waitStatus(
         "ClusterResourceSyncSet",
         undefined,
@@ -225,7 +203,7 @@ describe("destinations and clusters counted apart", () => {
 
 describe("admission", () => {
   it("refuses label selectors Kubernetes refuses (keys and values), in both set kinds", async () => {
-    const tenant = await namespaces.create("a", "bad-sel");
+    const tenant = await suite.ns("a", "bad-sel");
     const sets: Obj[] = [
       {
         apiVersion: RS_API,
@@ -252,7 +230,7 @@ describe("admission", () => {
       },
     ];
     for (const set of sets) {
-      const r = await env.kubectl("a", ["apply", "-f", "-"], { input: JSON.stringify(set) });
+      const r = await suite.env.kubectl("a", ["apply", "-f", "-"], { input: JSON.stringify(set) });
       assert.notEqual(r.code, 0, `${set.kind} accepted`);
       assert.match(r.stderr, /bad key!/);
       assert.match(r.stderr, /not valid!/);
@@ -262,8 +240,8 @@ describe("admission", () => {
 
 describe("Events of a ClusterResourceSyncSet", () => {
   it("are shown by kubectl describe crsyncset", async () => {
-    const source = await namespaces.create("a", "ev-src");
-    const dest = await namespaces.create("a", "ev-dst");
+    const source = await suite.ns("a", "ev-src");
+    const dest = await suite.ns("a", "ev-dst");
     await a.apply(configMap(source, "shared", { k: "e" }));
     const SET = `ev-${run}`;
     await a.apply(
@@ -276,7 +254,7 @@ describe("Events of a ClusterResourceSyncSet", () => {
     await waitFor(
       "DestinationsChanged and Synced in kubectl describe",
       async () => {
-        const r = await env.kubectl("a", ["describe", "crsyncset", SET]);
+        const r = await suite.env.kubectl("a", ["describe", "crsyncset", SET]);
         return (
           r.code === 0 &&
           /DestinationsChanged/.test(r.stdout) &&
@@ -290,12 +268,12 @@ describe("Events of a ClusterResourceSyncSet", () => {
 
 describe("a ResourceSyncSet and another namespace's kubeconfig Secret", () => {
   it("uses it when the Secret's allowed-namespaces annotation admits the set's namespace", async () => {
-    const tenant = await namespaces.create("a", "rss-tenant");
-    const remotes = await namespaces.create("a", "rss-remotes");
-    const nb = await namespaces.create("b", "rss-b");
+    const tenant = await suite.ns("a", "rss-tenant");
+    const remotes = await suite.ns("a", "rss-remotes");
+    const nb = await suite.ns("b", "rss-b");
     await a.apply(configMap(tenant, "shared", { k: "s" }));
     await a.apply(
-      kubeconfigSecret(remotes, "cluster-b", env.kubeconfigText("b"), {
+      kubeconfigSecret(remotes, "cluster-b", suite.env.kubeconfigText("b"), {
         "sinker.influxdata.io/allowed-namespaces": tenant,
       }),
     );

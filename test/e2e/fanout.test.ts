@@ -6,40 +6,31 @@
  */
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
-import { after, before, describe, it } from "node:test";
-import { load, type TestEnv, waitFor } from "../controlplane/testenv.ts";
+import { before, describe, it } from "node:test";
+import { waitFor } from "../controlplane/testenv.ts";
 import {
-  Cluster,
   cmRef,
   condition,
   configMap,
-  deleteResourceSyncs,
-  installCrds,
   kubeconfigSecret,
   type Obj,
   RS_API,
   resourceSync,
-  startTestController,
-  type TestController,
   waitReady,
 } from "./support/cluster.ts";
+import { useSuite } from "./support/suite.ts";
 
-let env: TestEnv;
-let a: Cluster;
-let b: Cluster;
-let ctrl: TestController;
+const suite = useSuite({ controller: { watchWidening: { at: 20, minShare: 0 } } });
+const { a, b } = suite;
 const run = randomBytes(3).toString("hex");
 const LABEL = `fanout-e2e-${run}`;
-const localNamespaces: string[] = [];
-const remoteNamespaces: string[] = [];
-const clusterSets: string[] = [];
 
 const cm = cmRef;
 
 async function namespace(prefix: string, labels: Record<string, string> = {}): Promise<string> {
   const name = `${prefix}-${run}-${randomBytes(2).toString("hex")}`;
   await a.apply({ apiVersion: "v1", kind: "Namespace", metadata: { name, labels } });
-  localNamespaces.push(name);
+  suite.track("a", name);
   return name;
 }
 
@@ -48,7 +39,7 @@ async function label(ns: string, value: string | null): Promise<void> {
 }
 
 function clusterSet(name: string, spec: Record<string, unknown>): Obj {
-  clusterSets.push(name);
+  suite.trackClusterSet(name);
   return { apiVersion: RS_API, kind: "ClusterResourceSyncSet", metadata: { name }, spec };
 }
 
@@ -100,29 +91,6 @@ async function waitSetStatus(
   });
 }
 
-before(async () => {
-  env = load();
-  a = new Cluster(env, "a");
-  b = new Cluster(env, "b");
-  await installCrds(env, "a");
-  // widening at 20 namespaces whatever the cluster's size, so that the 25-30 destinations below cross it
-  ctrl = await startTestController(env, { watchWidening: { at: 20, minShare: 0 } });
-});
-
-after(async () => {
-  // the sets first, or they would make again the ResourceSyncs deleted below
-  for (const name of clusterSets) await a.delete(RS_API, "ClusterResourceSyncSet", undefined, name);
-  for (const n of localNamespaces)
-    for (const set of await a.list(RS_API, "ResourceSyncSet", n).catch(() => []))
-      await a.delete(RS_API, "ResourceSyncSet", n, set.metadata?.name ?? "");
-  await deleteResourceSyncs(a, localNamespaces).catch(() => undefined);
-  await ctrl.stop();
-  await Promise.all([
-    ...localNamespaces.map((n) => env.deleteNamespace("a", n)),
-    ...remoteNamespaces.map((n) => env.deleteNamespace("b", n)),
-  ]);
-});
-
 describe("ClusterResourceSyncSet over labelled namespaces", () => {
   let source: string;
   let all: string[];
@@ -152,7 +120,7 @@ describe("ClusterResourceSyncSet over labelled namespaces", () => {
       set?.metadata?.generation,
     );
     // the children are ordinary ResourceSyncs, labelled with the set's name (kubectl get rsync -l ...)
-    const r = await env.kubectl("a", [
+    const r = await suite.env.kubectl("a", [
       "get",
       "rsync",
       "-A",
@@ -182,7 +150,7 @@ describe("ClusterResourceSyncSet over labelled namespaces", () => {
     await waitFor(
       "one cluster-wide ConfigMap watch instead of one per namespace",
       async () => {
-        const cms = ctrl.controller.watchInfo().filter((w) => w.resource.kind === "ConfigMap");
+        const cms = suite.controller.controller.watchInfo().filter((w) => w.resource.kind === "ConfigMap");
         return cms.length === 1 && cms[0]?.namespace === undefined && cms[0]?.synced === true;
       },
       { timeoutMs: 30_000 },
@@ -208,12 +176,12 @@ describe("ClusterResourceSyncSet over labelled namespaces", () => {
   });
 
   it("adds and removes a cluster b destination", async () => {
-    const nb = await env.createNamespace("b", `fan-b-${run}`);
-    remoteNamespaces.push(nb);
+    const nb = await suite.env.createNamespace("b", `fan-b-${run}`);
+    suite.track("b", nb);
     // the Secret is in a namespace of its own, without an allowed-namespaces annotation: the set grants it, to
     // apply the copy and, once the destination is removed, to delete it
     const remotes = await namespace("fan-remotes");
-    await a.apply(kubeconfigSecret(remotes, "cluster-b", env.kubeconfigText("b")));
+    await a.apply(kubeconfigSecret(remotes, "cluster-b", suite.env.kubeconfigText("b")));
     const remote = [
       {
         kubeConfig: { secretRef: { name: "cluster-b", namespace: remotes, key: "value" } },
@@ -224,8 +192,8 @@ describe("ClusterResourceSyncSet over labelled namespaces", () => {
     await b.waitFor("copy in cluster b", "v1", "ConfigMap", nb, "copy", (o) => o?.data?.k === "v2", 30_000);
     await waitSetStatus("ClusterResourceSyncSet", undefined, SET, { desired: 22, synced: 22 });
     // a restart (or failover) in between: the new process knows of the grant only what the API holds
-    await ctrl.stop();
-    ctrl = await startTestController(env, { watchWidening: { at: 20, minShare: 0 } });
+    await suite.controller.stop();
+    await suite.startController({ watchWidening: { at: 20, minShare: 0 } });
     await a.mergePatch(RS_API, "ClusterResourceSyncSet", undefined, SET, { spec: { clusters: null } });
     await b.waitGone("v1", "ConfigMap", nb, "copy", 30_000);
     await waitSetStatus("ClusterResourceSyncSet", undefined, SET, { desired: 21, synced: 21 });
@@ -263,12 +231,13 @@ describe("remote namespaces selected by label", () => {
   it("copies to the labelled namespaces of cluster b, following their labels", async () => {
     const source = await namespace("remote-sel-src");
     await a.apply(configMap(source, "shared", { k: "r" }));
-    await a.apply(kubeconfigSecret(source, "cluster-b", env.kubeconfigText("b")));
+    await a.apply(kubeconfigSecret(source, "cluster-b", suite.env.kubeconfigText("b")));
     const [nb1, nb2] = [
-      await env.createNamespace("b", `sel-1-${run}`),
-      await env.createNamespace("b", `sel-2-${run}`),
+      await suite.env.createNamespace("b", `sel-1-${run}`),
+      await suite.env.createNamespace("b", `sel-2-${run}`),
     ];
-    remoteNamespaces.push(nb1, nb2);
+    suite.track("b", nb1);
+    suite.track("b", nb2);
     const labelB = (n: string, value: string | null) =>
       b.mergePatch("v1", "Namespace", undefined, n, { metadata: { labels: { [LABEL]: value } } });
     await labelB(nb1, "on");
@@ -330,12 +299,13 @@ describe("pruning Orphan", () => {
 describe("tenants", () => {
   it("a ResourceSyncSet copies to the clusters of its own Secrets, selected by label, and prunes", async () => {
     const tenant = await namespace("tenant");
-    const nb1 = await env.createNamespace("b", `tenant-b1-${run}`);
-    const nb2 = await env.createNamespace("b", `tenant-b2-${run}`);
-    remoteNamespaces.push(nb1, nb2);
+    const nb1 = await suite.env.createNamespace("b", `tenant-b1-${run}`);
+    const nb2 = await suite.env.createNamespace("b", `tenant-b2-${run}`);
+    suite.track("b", nb1);
+    suite.track("b", nb2);
     await a.apply(configMap(tenant, "shared", { k: "t" }));
-    await a.apply(kubeconfigSecret(tenant, "b-explicit", env.kubeconfigText("b")));
-    const labelled = kubeconfigSecret(tenant, "b-labelled", env.kubeconfigText("b"));
+    await a.apply(kubeconfigSecret(tenant, "b-explicit", suite.env.kubeconfigText("b")));
+    const labelled = kubeconfigSecret(tenant, "b-labelled", suite.env.kubeconfigText("b"));
     await a.apply(labelled);
     await a.apply({
       apiVersion: RS_API,
@@ -378,7 +348,7 @@ describe("tenants", () => {
     const tenant = await namespace("tenant-x");
     const other = await namespace("tenant-y");
     await a.apply(configMap(tenant, "shared", { k: "t" }));
-    await a.apply(kubeconfigSecret(other, "their-cluster", env.kubeconfigText("b")));
+    await a.apply(kubeconfigSecret(other, "their-cluster", suite.env.kubeconfigText("b")));
     await a.apply({
       apiVersion: RS_API,
       kind: "ResourceSyncSet",

@@ -5,38 +5,35 @@
  * ResourceSyncs) run when SINKER_FAULT_SUITE=1, as CI sets it.
  */
 import assert from "node:assert/strict";
-import { after, before, describe, it } from "node:test";
-import { load, type TestEnv, waitFor } from "../controlplane/testenv.ts";
+import { after, describe, it } from "node:test";
+import { waitFor } from "../controlplane/testenv.ts";
 import { killAllSinkers, type LogRecord, Sinker } from "../support/sinker-process.ts";
 import {
-  Cluster,
   clusterRef,
   cmRef,
   condition,
   configMap,
   deleteResourceSyncs,
-  installCrds,
   kubeconfigSecret,
   type Obj,
   RS_API,
   resourceSync,
-  startTestController,
-  type TestController,
-  TestNamespaces,
   waitReady,
 } from "./support/cluster.ts";
 import { apiserverPort, compactEtcd } from "./support/kube.ts";
+import { useSuite } from "./support/suite.ts";
 import { TcpProxy } from "./support/tcp-proxy.ts";
 
 const slow = process.env.SINKER_FAULT_SUITE === "1";
 const slowOnly = slow ? {} : { skip: "set SINKER_FAULT_SUITE=1 to run the slow fault suite" };
 
-let env: TestEnv;
-let a: Cluster;
-let b: Cluster;
-const spaces = new TestNamespaces(() => env);
+const suite = useSuite();
+const { a, b } = suite;
+const ns = suite.ns;
 
-const ns = (cluster: "a" | "b", prefix: string) => spaces.create(cluster, prefix);
+after(async () => {
+  killAllSinkers();
+});
 
 const cm = cmRef;
 const bRef = clusterRef;
@@ -47,39 +44,19 @@ function figure(line: string): void {
 
 const rsList = (n: string) => a.list(RS_API, "ResourceSync", n);
 
-before(async () => {
-  env = load();
-  a = new Cluster(env, "a");
-  b = new Cluster(env, "b");
-  await installCrds(env, "a");
-  await installCrds(env, "b");
-});
-
-after(async () => {
-  killAllSinkers();
-  await spaces.deleteAll();
-});
-
 describe("faults with an in-process controller", () => {
-  let ctrl: TestController;
-  before(async () => {
-    ctrl = await startTestController(env);
-  });
-  after(async () => {
-    await deleteResourceSyncs(a, spaces.in("a"), 120_000).catch(() => undefined);
-    await ctrl.stop();
-  });
+  const suite = useSuite({ controller: true });
 
   it("a kubeconfig Secret rotated to other credentials, to a broken one and back is picked up within seconds", async () => {
-    const n = await ns("a", "rotate");
-    const nb = await ns("b", "rotate");
-    await a.apply(kubeconfigSecret(n, "cluster-b", env.kubeconfigText("b")));
+    const n = await suite.ns("a", "rotate");
+    const nb = await suite.ns("b", "rotate");
+    await a.apply(kubeconfigSecret(n, "cluster-b", suite.env.kubeconfigText("b")));
     await a.apply(configMap(n, "src", { k: "v1" }));
     await a.apply(resourceSync(n, "rs", { source: cm("src"), target: { ...cm("dst"), cluster: bRef(nb) } }));
     await waitReady(a, n, "rs", "True");
 
     let t = Date.now();
-    await a.apply(kubeconfigSecret(n, "cluster-b", env.kubeconfigText("b-restricted")));
+    await a.apply(kubeconfigSecret(n, "cluster-b", suite.env.kubeconfigText("b-restricted")));
     // the next write needs the new credentials: a source change
     await a.apply(configMap(n, "src", { k: "v2" }));
     await waitReady(a, n, "rs", "False", "Forbidden", 15_000);
@@ -91,7 +68,7 @@ describe("faults with an in-process controller", () => {
     const toBroken = Date.now() - t;
 
     t = Date.now();
-    await a.apply(kubeconfigSecret(n, "cluster-b", env.kubeconfigText("b")));
+    await a.apply(kubeconfigSecret(n, "cluster-b", suite.env.kubeconfigText("b")));
     await waitReady(a, n, "rs", "True", undefined, 15_000);
     await b.waitFor("latest source in b", "v1", "ConfigMap", nb, "dst", (o) => o?.data?.k === "v2", 10_000);
     const back = Date.now() - t;
@@ -100,7 +77,7 @@ describe("faults with an in-process controller", () => {
     );
     // the reachability series of that cluster goes with its last client
     const series = async () =>
-      (await ctrl.metrics.remoteClusterReachable.get()).values.filter(
+      (await suite.controller.metrics.remoteClusterReachable.get()).values.filter(
         (v) => v.labels.cluster === `secret/${n}/cluster-b`,
       );
     assert.equal((await series())[0]?.value, 1);
@@ -110,15 +87,15 @@ describe("faults with an in-process controller", () => {
   });
 
   it("a 410 Gone on resume: the relist misses no change and no deletion", async () => {
-    const n = await ns("a", "gone410");
-    const nb = await ns("b", "gone410");
-    const proxy = new TcpProxy(apiserverPort(env, "b"));
+    const n = await suite.ns("a", "gone410");
+    const nb = await suite.ns("b", "gone410");
+    const proxy = new TcpProxy(apiserverPort(suite.env, "b"));
     const port = await proxy.listen();
     try {
-      const viaProxy = env
+      const viaProxy = suite.env
         .kubeconfigText("b")
         .replace(/server: https:\/\/127\.0\.0\.1:\d+/, `server: https://127.0.0.1:${port}`);
-      assert.notEqual(viaProxy, env.kubeconfigText("b"), "kubeconfig rewritten to the proxy");
+      assert.notEqual(viaProxy, suite.env.kubeconfigText("b"), "kubeconfig rewritten to the proxy");
       await a.apply(kubeconfigSecret(n, "via-proxy", viaProxy));
       const remote = (name: string) => ({ ...cm(name), cluster: bRef(nb, "via-proxy") });
       // b → a: sources behind the proxy
@@ -132,7 +109,7 @@ describe("faults with an in-process controller", () => {
       for (const rs of ["in-changes", "in-vanishes", "in-stays", "out-deleted", "out-drifted"])
         await waitReady(a, n, rs, "True");
       await waitFor("watches on b to be open", async () =>
-        ctrl.controller
+        suite.controller.controller
           .watchInfo()
           .filter((w) => w.cluster === `secret/${n}/via-proxy`)
           .every((w) => w.health.watching),
@@ -144,11 +121,11 @@ describe("faults with an in-process controller", () => {
       await b.delete("v1", "ConfigMap", nb, "vanishes");
       await b.delete("v1", "ConfigMap", nb, "deleted");
       await b.mergePatch("v1", "ConfigMap", nb, "drifted", { data: { v: "drift" } });
-      await compactEtcd(env);
+      await compactEtcd(suite.env);
       // A restarted API server's watch cache starts at the current revision: a watch resumed from an older
       // resourceVersion is answered 410 Gone (compaction alone may not do it: the watch cache keeps history).
-      await env.stopCluster("b");
-      await env.startCluster("b");
+      await suite.env.stopCluster("b");
+      await suite.env.startCluster("b");
       const t0 = Date.now();
       proxy.resume();
 
@@ -172,7 +149,7 @@ describe("faults with an in-process controller", () => {
         60_000,
       );
       await b.waitFor("drift undone", "v1", "ConfigMap", nb, "drifted", (o) => o?.data?.v === "1", 60_000);
-      const expired = ctrl.controller
+      const expired = suite.controller.controller
         .watchInfo()
         .filter((w) => w.cluster === `secret/${n}/via-proxy`)
         .reduce((sum, w) => sum + w.health.expired, 0);
@@ -192,9 +169,9 @@ describe("faults with an in-process controller", () => {
       const N = 200;
       const LOCAL = 20;
       const CHANGING = 20;
-      const n = await ns("a", "outage");
-      const nb = await ns("b", "outage");
-      await a.apply(kubeconfigSecret(n, "cluster-b", env.kubeconfigText("b")));
+      const n = await suite.ns("a", "outage");
+      const nb = await suite.ns("b", "outage");
+      await a.apply(kubeconfigSecret(n, "cluster-b", suite.env.kubeconfigText("b")));
       for (let i = 0; i < N; i++) {
         await a.apply(configMap(n, `src-${i}`, { v: "0" }));
         await a.apply(
@@ -214,11 +191,11 @@ describe("faults with an in-process controller", () => {
         { timeoutMs: 180_000, intervalMs: 500 },
       );
       const unreachable = async () =>
-        (await ctrl.metrics.reconcileErrorsByReason.get()).values.find(
+        (await suite.controller.metrics.reconcileErrorsByReason.get()).values.find(
           (v) => v.labels.reason === "ClusterUnreachable",
         )?.value ?? 0;
       const reachable = async () =>
-        (await ctrl.metrics.remoteClusterReachable.get()).values.find(
+        (await suite.controller.metrics.remoteClusterReachable.get()).values.find(
           (v) => v.labels.cluster === `secret/${n}/cluster-b`,
         )?.value;
       const errors0 = await unreachable();
@@ -240,7 +217,7 @@ describe("faults with an in-process controller", () => {
       };
 
       const stopping = Date.now();
-      await env.stopCluster("b");
+      await suite.env.stopCluster("b");
       // (stopCluster returns once the API server process is gone: the outage is measured from there)
       const t0 = Date.now();
       const stopMs = t0 - stopping;
@@ -276,7 +253,7 @@ describe("faults with an in-process controller", () => {
         await stopChanging();
         throw err;
       } finally {
-        await env.startCluster("b");
+        await suite.env.startCluster("b");
       }
       const back = Date.now();
       const outageErrors = (await unreachable()) - errors0;
@@ -324,7 +301,7 @@ describe("faults of the process", () => {
   const sinker = (extra: string[] = []) =>
     new Sinker([
       "--kubeconfig",
-      env.kubeconfigPath("a"),
+      suite.env.kubeconfigPath("a"),
       "--admin-addr",
       "127.0.0.1:0",
       "--log-format",
@@ -461,8 +438,10 @@ describe("faults of the process", () => {
         await waitFor(
           "the Lease taken",
           async () => {
-            const lease = (await env.request("a", "GET", path)).body as { spec: Record<string, unknown> };
-            const r = await env.request("a", "PUT", path, {
+            const lease = (await suite.env.request("a", "GET", path)).body as {
+              spec: Record<string, unknown>;
+            };
+            const r = await suite.env.request("a", "PUT", path, {
               ...lease,
               spec: { ...lease.spec, holderIdentity: "intruder", leaseDurationSeconds: 4 },
             });

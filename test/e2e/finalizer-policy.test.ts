@@ -7,41 +7,26 @@ import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { FINALIZER } from "../../src/api/types.ts";
 import { installFinalizerPolicy, removeFinalizerPolicy } from "../controlplane/finalizer-policy.ts";
-import { load, type TestEnv } from "../controlplane/testenv.ts";
-import {
-  Cluster,
-  cmRef,
-  configMap,
-  installCrds,
-  RS_API,
-  resourceSync,
-  startTestController,
-  TestNamespaces,
-  waitReady,
-} from "./support/cluster.ts";
+import { cmRef, configMap, RS_API, resourceSync, waitReady } from "./support/cluster.ts";
+import { useSuite } from "./support/suite.ts";
 
-let env: TestEnv;
-let a: Cluster;
-const spaces = new TestNamespaces(() => env);
+const suite = useSuite();
+const { a } = suite;
+
+before(async () => {
+  await installFinalizerPolicy(suite.env, "a");
+});
+
+after(async () => {
+  await removeFinalizerPolicy(suite.env, "a");
+});
 
 const finalizersOf = async (n: string, name: string) =>
   (await a.get(RS_API, "ResourceSync", n, name))?.metadata?.finalizers;
 
-before(async () => {
-  env = load();
-  a = new Cluster(env, "a");
-  await installCrds(env, "a");
-  await installFinalizerPolicy(env, "a");
-});
-
-after(async () => {
-  await removeFinalizerPolicy(env, "a");
-  await spaces.deleteAll();
-});
-
 describe("the finalizer policy (manifests/finalizer-policy.yaml)", () => {
   it("adds Sinker's finalizer on create, once, after those already there, and not on update", async () => {
-    const n = await spaces.create("a", "policy");
+    const n = await suite.ns("a", "policy");
     const spec = { source: cmRef("src"), target: cmRef("dst") };
     const created = async (name: string, finalizers?: string[]) => {
       const rs = resourceSync(n, name, spec);
@@ -59,9 +44,9 @@ describe("the finalizer policy (manifests/finalizer-policy.yaml)", () => {
   });
 
   it("Sinker syncs a new ResourceSync without writing its metadata, and finalizes it", async () => {
-    const ctrl = await startTestController(env);
+    const ctrl = await suite.startController();
     try {
-      const n = await spaces.create("a", "policy-sync");
+      const n = await suite.ns("a", "policy-sync");
       await a.apply(configMap(n, "src", { k: "v" }));
       await a.apply(resourceSync(n, "rs", { source: cmRef("src"), target: cmRef("dst") }));
       await waitReady(a, n, "rs", "True");

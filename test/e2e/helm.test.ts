@@ -10,8 +10,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { parseAllDocuments, stringify } from "yaml";
-import { load, repoRoot, type TestEnv, waitFor } from "../controlplane/testenv.ts";
-import { installCrds } from "./support/cluster.ts";
+import { repoRoot, waitFor } from "../controlplane/testenv.ts";
+import { useSuite } from "./support/suite.ts";
 import { cleanUpTools, tool } from "./support/tools.ts";
 
 const chart = join(repoRoot, "charts", "sinker");
@@ -22,9 +22,8 @@ const KUBE_VERSION = "1.36.0";
 // biome-ignore lint/suspicious/noExplicitAny: rendered Kubernetes objects are walked untyped
 type J = any;
 
-let env: TestEnv;
+const suite = useSuite();
 let scratch: string;
-const namespaces: string[] = [];
 
 function docs(yamlText: string): J[] {
   return parseAllDocuments(yamlText)
@@ -45,7 +44,7 @@ async function template(release: string, namespace: string, extra: string[] = []
 }
 
 async function kubectl(args: string[], input?: string): Promise<string> {
-  const r = await env.kubectl("a", args, input === undefined ? {} : { input });
+  const r = await suite.env.kubectl("a", args, input === undefined ? {} : { input });
   assert.equal(r.code, 0, `kubectl ${args.join(" ")}: ${r.stderr}`);
   return r.stdout;
 }
@@ -78,21 +77,18 @@ function withoutHelmLabels(value: J): J {
 const key = (o: J) => `${o.kind} ${o.metadata.namespace ?? ""}/${o.metadata.name}`;
 
 before(async () => {
-  env = load();
   scratch = mkdtempSync(join(tmpdir(), "sinker-helm-test-"));
-  await installCrds(env, "a");
 });
 
 after(async () => {
   // a failed install test must not leave its cluster-wide finalizer policy to the test files that follow
-  await env.kubectl("a", [
+  await suite.env.kubectl("a", [
     "delete",
     "mutatingadmissionpolicies,mutatingadmissionpolicybindings",
     "-l",
     "app.kubernetes.io/name=sinker",
     "--ignore-not-found",
   ]);
-  await Promise.all(namespaces.map((n) => env.deleteNamespace("a", n)));
   rmSync(scratch, { recursive: true, force: true });
   cleanUpTools();
 });
@@ -205,8 +201,7 @@ describe("helm chart", () => {
   });
 
   it("helm template is accepted by the API server in a server-side dry run", async () => {
-    const namespace = await env.createNamespace("a", "helm-dry-run");
-    namespaces.push(namespace);
+    const namespace = await suite.ns("a", "helm-dry-run");
     const release = `sinker-${randomBytes(3).toString("hex")}`;
     const extra = valuesFile({
       extraKinds: [{ apiGroups: ["apps"], resources: ["deployments"] }],
@@ -238,12 +233,11 @@ describe("helm chart", () => {
   });
 
   it("helm install, upgrade and uninstall on a real cluster", async () => {
-    const namespace = await env.createNamespace("a", "helm-install");
-    namespaces.push(namespace);
+    const namespace = await suite.ns("a", "helm-install");
     const release = `sinker-${randomBytes(3).toString("hex")}`;
-    const kc = ["--kubeconfig", env.kubeconfigPath("a"), "-n", namespace];
+    const kc = ["--kubeconfig", suite.env.kubeconfigPath("a"), "-n", namespace];
     const get = async (kind: string, name: string, ns?: string): Promise<J> => {
-      const r = await env.kubectl("a", ["get", kind, name, "-o", "json", ...(ns ? ["-n", ns] : [])]);
+      const r = await suite.env.kubectl("a", ["get", kind, name, "-o", "json", ...(ns ? ["-n", ns] : [])]);
       return r.code === 0 ? JSON.parse(r.stdout) : undefined;
     };
 

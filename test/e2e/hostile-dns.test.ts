@@ -8,28 +8,30 @@
  */
 import assert from "node:assert/strict";
 import { lookup } from "node:dns/promises";
-import { after, before, it } from "node:test";
-import { load, type TestEnv, waitFor } from "../controlplane/testenv.ts";
+import { before, it } from "node:test";
+import { waitFor } from "../controlplane/testenv.ts";
 import { HostileServer } from "../support/hostile-server.ts";
 import { killAllSinkers, Sinker } from "../support/sinker-process.ts";
 import {
-  Cluster,
   cmRef,
   configMap,
-  deleteResourceSyncs,
-  installCrds,
   kubeconfigSecret,
   type Obj,
   RS_API,
   resourceSync,
   waitReady,
 } from "./support/cluster.ts";
+import { useSuite } from "./support/suite.ts";
 
-let env: TestEnv;
-let a: Cluster;
 let sinker: Sinker;
 let server: HostileServer;
-const namespaces: string[] = [];
+// Sinker runs as a child process here; the hostile server stops first, so force-delete lets the ResourceSyncs go.
+const suite = useSuite({
+  cleanupController: false,
+  beforeCleanup: () => server?.stop(),
+  afterCleanup: killAllSinkers,
+});
+const { a } = suite;
 
 const cm = cmRef;
 
@@ -47,13 +49,10 @@ function ready(rs: Obj | undefined) {
 }
 
 before(async () => {
-  env = load();
-  a = new Cluster(env, "a");
-  await installCrds(env, "a");
   server = await new HostileServer("reflect").start();
   sinker = new Sinker([
     "--kubeconfig",
-    env.kubeconfigPath("a"),
+    suite.env.kubeconfigPath("a"),
     "--admin-addr",
     "127.0.0.1:0",
     "--log-format",
@@ -68,23 +67,13 @@ before(async () => {
   await waitFor("/ready 200", async () => (await sinker.status("/ready")) === 200, { timeoutMs: 30_000 });
 });
 
-after(async () => {
-  await server.stop();
-  await deleteResourceSyncs(a, namespaces).catch((err: Error) =>
-    process.stderr.write(`# cleanup: ${err.message}\n`),
-  );
-  killAllSinkers();
-  await Promise.all(namespaces.map((n) => env.deleteNamespace("a", n)));
-});
-
 it("a server name that resolves to a denied address is refused before any connection", async (t) => {
   const resolved = await lookup("localhost", { all: true });
   if (!resolved.every((r) => r.address.startsWith("127.") || r.address === "::1")) {
     t.skip("localhost does not resolve to loopback only here");
     return;
   }
-  const n = await env.createNamespace("a", "dns");
-  namespaces.push(n);
+  const n = await suite.ns("a", "dns");
   await a.apply(configMap(n, "src", { tick: "t0" }));
   await a.apply(resourceSync(n, "canary", { source: cm("src"), target: cm("canary-dst") }));
   await waitReady(a, n, "canary", "True");

@@ -7,35 +7,29 @@
  * is a new target.
  */
 import assert from "node:assert/strict";
-import { after, before, describe, it } from "node:test";
+import { describe, it } from "node:test";
 import { ANNOTATION_ADOPT_TARGET as ADOPT } from "../../src/controller/decisions.ts";
-import { load, restrictedNamespace, type TestEnv, waitFor } from "../controlplane/testenv.ts";
+import { restrictedNamespace, waitFor } from "../controlplane/testenv.ts";
 import {
-  Cluster,
+  type Cluster,
   clusterRef,
   cmRef,
   condition,
   configMap,
   deleteResourceSyncs,
-  installCrds,
   kubeconfigSecret,
   RS_API,
   resourceSync,
-  startTestController,
-  type TestController,
-  TestNamespaces,
   waitReady,
 } from "./support/cluster.ts";
+import { useSuite } from "./support/suite.ts";
 
-let env: TestEnv;
-let a: Cluster;
-let b: Cluster;
-let ctrl: TestController;
-const spaces = new TestNamespaces(() => env);
+const suite = useSuite({ controller: true });
+const { a, b } = suite;
 
 /** The kubeconfig of `name` with its server written `https://localhost:<port>` (an alias of 127.0.0.1). */
 function aliased(name: "a" | "b" | "b-restricted"): string {
-  const text = env.kubeconfigText(name);
+  const text = suite.env.kubeconfigText(name);
   assert.match(text, /https:\/\/127\.0\.0\.1:\d+/);
   return text.replace(/https:\/\/127\.0\.0\.1:/g, "https://localhost:");
 }
@@ -85,26 +79,12 @@ async function settled(cluster: Cluster, namespace: string, name: string, quietM
   );
 }
 
-before(async () => {
-  env = load();
-  a = new Cluster(env, "a");
-  b = new Cluster(env, "b");
-  await installCrds(env, "a");
-  ctrl = await startTestController(env);
-});
-
-after(async () => {
-  await deleteResourceSyncs(a, spaces.in("a")).catch(() => undefined);
-  await ctrl.stop();
-  await spaces.deleteAll();
-});
-
 describe("one cluster through two tenants' Secrets", () => {
   it("two Secrets (one an alias) for cluster b, one target: one holds it, the other TargetConflict; writes stop", async () => {
-    const t1 = await spaces.create("a", "tenant1");
-    const t2 = await spaces.create("a", "tenant2");
-    const nb = await spaces.create("b", "shared");
-    await a.apply(kubeconfigSecret(t1, "cluster-b", env.kubeconfigText("b")));
+    const t1 = await suite.ns("a", "tenant1");
+    const t2 = await suite.ns("a", "tenant2");
+    const nb = await suite.ns("b", "shared");
+    await a.apply(kubeconfigSecret(t1, "cluster-b", suite.env.kubeconfigText("b")));
     await a.apply(kubeconfigSecret(t2, "my-b", aliased("b")));
     await a.apply(configMap(t1, "src", { from: "tenant1" }));
     await a.apply(configMap(t2, "src", { from: "tenant2" }));
@@ -129,10 +109,10 @@ describe("one cluster through two tenants' Secrets", () => {
   });
 
   it("a Secret whose user may not read kube-system (CA fallback) still names the same cluster", async () => {
-    const t1 = await spaces.create("a", "admin");
-    const t2 = await spaces.create("a", "restricted");
-    await a.apply(kubeconfigSecret(t1, "cluster-b", env.kubeconfigText("b")));
-    await a.apply(kubeconfigSecret(t2, "cluster-b", env.kubeconfigText("b-restricted")));
+    const t1 = await suite.ns("a", "admin");
+    const t2 = await suite.ns("a", "restricted");
+    await a.apply(kubeconfigSecret(t1, "cluster-b", suite.env.kubeconfigText("b")));
+    await a.apply(kubeconfigSecret(t2, "cluster-b", suite.env.kubeconfigText("b-restricted")));
     await a.apply(configMap(t1, "src", { from: "admin" }));
     await a.apply(configMap(t2, "src", { from: "restricted" }));
     const name = `dst-${t1}`;
@@ -160,7 +140,7 @@ describe("one cluster through two tenants' Secrets", () => {
 
 describe("an alias of the local cluster is the local cluster", () => {
   it("a target that is the source through a localhost Secret is refused, with or without adopt-target", async () => {
-    const n = await spaces.create("a", "alias");
+    const n = await suite.ns("a", "alias");
     await a.apply(kubeconfigSecret(n, "self", aliased("a")));
     await a.apply(configMap(n, "src", { k: "v" }));
     const spec = { source: cmRef("src"), target: { ...cmRef("src"), cluster: clusterRef(n, "self") } };
@@ -183,7 +163,7 @@ describe("an alias of the local cluster is the local cluster", () => {
   });
 
   it("a local target and the same object through a localhost Secret: one holds it, the other TargetConflict", async () => {
-    const n = await spaces.create("a", "alias-claim");
+    const n = await suite.ns("a", "alias-claim");
     await a.apply(kubeconfigSecret(n, "self", aliased("a")));
     await a.apply(configMap(n, "one", { from: "one" }));
     await a.apply(configMap(n, "two", { from: "two" }));
@@ -206,12 +186,12 @@ describe("an alias of the local cluster is the local cluster", () => {
 
 describe("a Secret that now reaches another cluster", () => {
   it("is handled like a new target: the old copy is left, the new cluster gets one", async () => {
-    const n = await spaces.create("a", "moved");
-    const nb = await spaces.create("b", "moved");
+    const n = await suite.ns("a", "moved");
+    const nb = await suite.ns("b", "moved");
     // the same namespace name in cluster a, for the Secret once it points there
     await a.apply({ apiVersion: "v1", kind: "Namespace", metadata: { name: nb } });
-    spaces.track("a", nb);
-    await a.apply(kubeconfigSecret(n, "where", env.kubeconfigText("b")));
+    suite.track("a", nb);
+    await a.apply(kubeconfigSecret(n, "where", suite.env.kubeconfigText("b")));
     await a.apply(configMap(n, "src", { k: "v" }));
     await a.apply(
       resourceSync(n, "sync", {
@@ -221,7 +201,7 @@ describe("a Secret that now reaches another cluster", () => {
     );
     await waitReady(a, n, "sync", "True", undefined, 30_000);
     const inB = await b.waitFor("the copy in b", "v1", "ConfigMap", nb, "dst", (o) => o);
-    await a.apply(kubeconfigSecret(n, "where", env.kubeconfigText("a")));
+    await a.apply(kubeconfigSecret(n, "where", suite.env.kubeconfigText("a")));
     await a.waitFor("the copy in a", "v1", "ConfigMap", nb, "dst", (o) => o?.data?.k === "v", 30_000);
     await a.waitFor(
       "the record names the new cluster",

@@ -10,17 +10,10 @@ import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from
 import { tmpdir } from "node:os";
 import { join, posix } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { load, repoRoot, type TestEnv } from "../controlplane/testenv.ts";
+import { repoRoot } from "../controlplane/testenv.ts";
 import { killAllSinkers, Sinker } from "../support/sinker-process.ts";
-import {
-  Cluster,
-  configMap,
-  deleteResourceSyncs,
-  installCrds,
-  resourceSync,
-  startTestController,
-  waitReady,
-} from "./support/cluster.ts";
+import { configMap, resourceSync, waitReady } from "./support/cluster.ts";
+import { useSuite } from "./support/suite.ts";
 import { runCommand } from "./support/tools.ts";
 
 interface Stage {
@@ -86,28 +79,15 @@ function destFor(src: string, dest: string, count: number): string {
   return count > 1 || dest.endsWith("/") || src.includes(".") ? posix.join(dest, posix.basename(src)) : dest;
 }
 
-let env: TestEnv;
-let a: Cluster;
+const suite = useSuite({ beforeCleanup: killAllSinkers });
+const { a } = suite;
 let app: string;
-const namespaces: string[] = [];
 
 before(async () => {
-  env = load();
-  a = new Cluster(env, "a");
-  await installCrds(env, "a");
   app = mkdtempSync(join(tmpdir(), "sinker-image-"));
 });
 
-after(async () => {
-  killAllSinkers();
-  if (namespaces.length > 0) {
-    const c = await startTestController(env);
-    await deleteResourceSyncs(a, namespaces).catch(() => undefined);
-    await c.stop();
-  }
-  await Promise.all(namespaces.map((n) => env.deleteNamespace("a", n)));
-  rmSync(app, { recursive: true, force: true });
-});
+after(() => rmSync(app, { recursive: true, force: true }));
 
 describe("the image's runtime stage, reproduced without Docker", () => {
   const stages = parseDockerfile(readFileSync(join(repoRoot, "Dockerfile"), "utf8"));
@@ -176,14 +156,13 @@ describe("the image's runtime stage, reproduced without Docker", () => {
       assert.equal(r.code, 0, `sinker ${args.join(" ")} from the image: ${r.stderr}`);
     }
 
-    const namespace = await env.createNamespace("a", "image");
-    namespaces.push(namespace);
+    const namespace = await suite.ns("a", "image");
     await a.apply(configMap(namespace, "source", { k: "from-the-image" }));
     const ref = (name: string) => ({ resourceRef: { apiVersion: "v1", kind: "ConfigMap", name } });
     await a.apply(resourceSync(namespace, "image", { source: ref("source"), target: ref("target") }));
 
     const sinker = new Sinker(
-      ["--kubeconfig", env.kubeconfigPath("a"), "--admin-addr", "127.0.0.1:0", "--log-format", "json"],
+      ["--kubeconfig", suite.env.kubeconfigPath("a"), "--admin-addr", "127.0.0.1:0", "--log-format", "json"],
       { SINKER_LOG: "sinker=info,warn" },
       {
         bin,

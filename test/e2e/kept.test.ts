@@ -8,28 +8,13 @@
  */
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
-import { after, before, describe, it } from "node:test";
-import { load, type TestEnv, waitFor } from "../controlplane/testenv.ts";
-import {
-  Cluster,
-  cmRef,
-  configMap,
-  deleteResourceSyncs,
-  installCrds,
-  type Obj,
-  RS_API,
-  resourceSync,
-  startTestController,
-  type TestController,
-  TestNamespaces,
-  waitReady,
-} from "./support/cluster.ts";
+import { describe, it } from "node:test";
+import { waitFor } from "../controlplane/testenv.ts";
+import { cmRef, configMap, type Obj, RS_API, resourceSync, waitReady } from "./support/cluster.ts";
+import { useSuite } from "./support/suite.ts";
 
-let env: TestEnv;
-let a: Cluster;
-let ctrl: TestController;
-const spaces = new TestNamespaces(() => env);
-const clusterSets: string[] = [];
+const suite = useSuite({ controller: true });
+const { a } = suite;
 const cm = cmRef;
 const KEEP = { "sinker.influxdata.io/disable-target-deletion": "true" };
 const GC_MS = 60_000;
@@ -75,7 +60,7 @@ async function deleteAndCollect(
   const rs = await a.get(RS_API, "ResourceSync", n, name);
   assert.ok(rs);
   const bird = await canary(n, rs);
-  const r = await env.request("a", "DELETE", `/apis/${RS_API}/namespaces/${n}/resourcesyncs/${name}`, {
+  const r = await suite.env.request("a", "DELETE", `/apis/${RS_API}/namespaces/${n}/resourcesyncs/${name}`, {
     propagationPolicy: propagation,
   });
   assert.ok(r.status === 200 || r.status === 202, JSON.stringify(r.body));
@@ -83,23 +68,9 @@ async function deleteAndCollect(
   await a.waitGone("v1", "ConfigMap", n, bird, GC_MS);
 }
 
-before(async () => {
-  env = load();
-  a = new Cluster(env, "a");
-  await installCrds(env, "a");
-  ctrl = await startTestController(env);
-});
-
-after(async () => {
-  for (const name of clusterSets) await a.delete(RS_API, "ClusterResourceSyncSet", undefined, name);
-  await deleteResourceSyncs(a, spaces.in("a")).catch(() => undefined);
-  await ctrl.stop();
-  await spaces.deleteAll();
-});
-
 describe("disable-target-deletion", () => {
   it("the target carries no owner reference while it holds, and survives a Foreground deletion", async () => {
-    const n = await spaces.create("a", "kept-fg");
+    const n = await suite.ns("a", "kept-fg");
     await a.apply(configMap(n, "src", { k: "v" }));
     await a.apply(resourceSync(n, "rs", { source: cm("src"), target: cm("dst") }));
     await waitReady(a, n, "rs", "True");
@@ -118,7 +89,7 @@ describe("disable-target-deletion", () => {
   });
 
   it("a retarget in the same edit releases the old target, which survives the ResourceSync's deletion", async () => {
-    const n = await spaces.create("a", "kept-retarget");
+    const n = await suite.ns("a", "kept-retarget");
     await a.apply(configMap(n, "src", { k: "v" }));
     await a.apply(resourceSync(n, "rs", { source: cm("src"), target: cm("first") }));
     await waitReady(a, n, "rs", "True");
@@ -164,14 +135,14 @@ describe("disable-target-deletion", () => {
 describe("sets", () => {
   async function clusterSet(spec: Record<string, unknown>): Promise<string> {
     const name = `kept-${randomBytes(3).toString("hex")}`;
-    clusterSets.push(name);
+    suite.trackClusterSet(name);
     await a.apply({ apiVersion: RS_API, kind: "ClusterResourceSyncSet", metadata: { name }, spec });
     return name;
   }
 
   it("pruning Orphan: the copies of a renamed target survive the set's deletion", async () => {
-    const src = await spaces.create("a", "kept-set-src");
-    const dst = await spaces.create("a", "kept-set-dst");
+    const src = await suite.ns("a", "kept-set-src");
+    const dst = await suite.ns("a", "kept-set-dst");
     await a.apply(configMap(src, "shared", { k: "v" }));
     const spec = { source: { ...cm("shared"), namespace: src }, namespaceSelector: { include: [dst] } };
     const name = await clusterSet({ ...spec, target: cm("old-copy"), pruning: "Orphan" });
@@ -198,8 +169,8 @@ describe("sets", () => {
   });
 
   it("--cascade=orphan: the children stay and keep their copies in sync", async () => {
-    const src = await spaces.create("a", "kept-orph-src");
-    const dst = await spaces.create("a", "kept-orph-dst");
+    const src = await suite.ns("a", "kept-orph-src");
+    const dst = await suite.ns("a", "kept-orph-dst");
     await a.apply(configMap(src, "shared", { k: "v1" }));
     const name = await clusterSet({
       source: { ...cm("shared"), namespace: src },
@@ -207,7 +178,7 @@ describe("sets", () => {
       namespaceSelector: { include: [dst] },
     });
     await a.waitFor("the copy", "v1", "ConfigMap", dst, "copy", (o) => o, GC_MS);
-    const r = await env.request("a", "DELETE", `/apis/${RS_API}/clusterresourcesyncsets/${name}`, {
+    const r = await suite.env.request("a", "DELETE", `/apis/${RS_API}/clusterresourcesyncsets/${name}`, {
       propagationPolicy: "Orphan",
     });
     assert.ok(r.status === 200 || r.status === 202, JSON.stringify(r.body));

@@ -8,11 +8,12 @@ import { after, before, describe, test } from "node:test";
 import { KubeConfig } from "@kubernetes/client-node";
 import { SinkerError } from "../../src/errors.ts";
 import { ClusterClient, type ResourceInfo, type WatchEvent } from "../../src/kube/client.ts";
-import { load, restrictedNamespace, type TestEnv, UNCACHED_RESOURCE } from "../controlplane/testenv.ts";
+import { restrictedNamespace, type TestEnv, UNCACHED_RESOURCE } from "../controlplane/testenv.ts";
 import { compactEtcd, sleep, until } from "./support/kube.ts";
+import { useSuite } from "./support/suite.ts";
 
-const env: TestEnv = load();
-const namespaces: Array<{ cluster: "a" | "b"; ns: string }> = [];
+const suite = useSuite();
+const env: TestEnv = suite.env;
 const clients: ClusterClient[] = [];
 
 function client(
@@ -24,11 +25,7 @@ function client(
   return c;
 }
 
-async function namespace(cluster: "a" | "b", prefix: string): Promise<string> {
-  const ns = await env.createNamespace(cluster, prefix);
-  namespaces.push({ cluster, ns });
-  return ns;
-}
+const namespace = (cluster: "a" | "b", prefix: string): Promise<string> => suite.ns(cluster, prefix);
 
 function reasonIs(reason: string, status?: number, message?: RegExp) {
   return (e: unknown) => {
@@ -47,7 +44,6 @@ function podTemplate(name: string) {
 
 after(async () => {
   for (const c of clients) await c.close();
-  for (const { cluster, ns } of namespaces) await env.deleteNamespace(cluster, ns).catch(() => {});
 });
 
 describe("ClusterClient against kube-apiserver", { timeout: 120_000 }, () => {

@@ -7,19 +7,16 @@ import pino from "pino";
 import { type WatchChange, Watches } from "../../src/controller/watches.ts";
 import { ClusterClient, type ListOptions, type ResourceInfo } from "../../src/kube/client.ts";
 import { Informer, type InformerEvent } from "../../src/kube/informer.ts";
-import { load, type TestEnv, UNCACHED_RESOURCE } from "../controlplane/testenv.ts";
+import { type TestEnv, UNCACHED_RESOURCE } from "../controlplane/testenv.ts";
 import { apiserverPort, compactEtcd, openWatches, sleep, tcpConnectionsTo, until } from "./support/kube.ts";
+import { useSuite } from "./support/suite.ts";
 
-const env: TestEnv = load();
+const suite = useSuite();
+const env: TestEnv = suite.env;
 const logger = pino({ level: process.env.SINKER_TEST_LOG ?? "silent" });
-const namespaces: Array<{ cluster: "a" | "b"; ns: string }> = [];
 const fast = { backoff: { initialMs: 100, maxMs: 1000 } };
 
-async function namespace(cluster: "a" | "b", prefix: string): Promise<string> {
-  const ns = await env.createNamespace(cluster, prefix);
-  namespaces.push({ cluster, ns });
-  return ns;
-}
+const namespace = (cluster: "a" | "b", prefix: string): Promise<string> => suite.ns(cluster, prefix);
 
 /** Fixture writes go through the test environment's own request helper, not through the code under test. */
 async function putConfigMap(cluster: "a" | "b", ns: string, name: string, data: Record<string, string>) {
@@ -68,7 +65,6 @@ describe("Informer and Watches against kube-apiserver", { timeout: 180_000 }, ()
   after(async () => {
     await a.close();
     await b.close();
-    for (const { cluster, ns } of namespaces) await env.deleteNamespace(cluster, ns).catch(() => {});
   });
 
   test("informer: initial list, then added / modified / deleted from the watch", async () => {

@@ -19,18 +19,15 @@ import {
   RemoteClusters,
   SECRET_ACCESS_DENIED_MESSAGE,
 } from "../../src/kube/remote-clusters.ts";
-import { load, restrictedNamespace, type TestEnv } from "../controlplane/testenv.ts";
+import { restrictedNamespace, type TestEnv } from "../controlplane/testenv.ts";
 import { until } from "./support/kube.ts";
+import { useSuite } from "./support/suite.ts";
 
-const env: TestEnv = load();
+const suite = useSuite();
+const env: TestEnv = suite.env;
 const logger = pino({ level: process.env.SINKER_TEST_LOG ?? "silent" });
-const namespaces: Array<{ cluster: "a" | "b"; ns: string }> = [];
 
-async function namespace(cluster: "a" | "b", prefix: string): Promise<string> {
-  const ns = await env.createNamespace(cluster, prefix);
-  namespaces.push({ cluster, ns });
-  return ns;
-}
+const namespace = (cluster: "a" | "b", prefix: string): Promise<string> => suite.ns(cluster, prefix);
 
 /** Writes a kubeconfig Secret into cluster a with the test environment's own request helper. */
 async function putSecret(
@@ -70,7 +67,6 @@ describe("remote clusters through kubeconfig Secrets", { timeout: 240_000 }, () 
   after(async () => {
     await remotes.closeAll();
     await local.close();
-    for (const { cluster, ns } of namespaces) await env.deleteNamespace(cluster, ns).catch(() => {});
   });
 
   test("a Secret holding b.kubeconfig gives a client to cluster b, reused until the Secret changes", async () => {

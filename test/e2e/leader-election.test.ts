@@ -9,13 +9,14 @@ import type { Logger } from "pino";
 import { LeaderElector, microTime } from "../../src/controller/leader-election.ts";
 import { ClusterClient } from "../../src/kube/client.ts";
 import { createLogger } from "../../src/log.ts";
-import { load, type TestEnv, waitFor } from "../controlplane/testenv.ts";
+import { waitFor } from "../controlplane/testenv.ts";
+import { useSuite } from "./support/suite.ts";
 
 const LEASE_MS = 3000;
 const RENEW_MS = 2000;
 const RETRY_MS = 400;
 
-let env: TestEnv;
+const suite = useSuite();
 let namespace: string;
 let client: ClusterClient;
 const logger: Logger = createLogger(
@@ -36,7 +37,7 @@ interface Lease {
 }
 
 async function getLease(name: string): Promise<Lease | undefined> {
-  const r = await env.request(
+  const r = await suite.env.request(
     "a",
     "GET",
     `/apis/coordination.k8s.io/v1/namespaces/${namespace}/leases/${name}`,
@@ -65,15 +66,13 @@ function candidate(name: string, identity: string) {
 }
 
 before(async () => {
-  env = load();
-  namespace = await env.createNamespace("a", "leader-election");
-  client = ClusterClient.fromKubeConfig(env.kubeConfig("a"), { name: "local" });
+  namespace = await suite.ns("a", "leader-election");
+  client = ClusterClient.fromKubeConfig(suite.env.kubeConfig("a"), { name: "local" });
 });
 
 after(async () => {
   await Promise.all(electors.map((e) => e.stop({ release: false })));
   await client.close();
-  await env.deleteNamespace("a", namespace);
 });
 
 describe("LeaderElector", () => {
@@ -150,7 +149,7 @@ describe("LeaderElector", () => {
     const lease = await getLease("stolen");
     assert.ok(lease);
     const t0 = Date.now();
-    const r = await env.request(
+    const r = await suite.env.request(
       "a",
       "PUT",
       `/apis/coordination.k8s.io/v1/namespaces/${namespace}/leases/stolen`,

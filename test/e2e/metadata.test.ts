@@ -9,33 +9,24 @@ import assert from "node:assert/strict";
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { after, before, describe, it } from "node:test";
+import { describe, it } from "node:test";
 import { FIELD_MANAGER } from "../../src/api/types.ts";
-import { load, repoRoot, type TestEnv, waitFor } from "../controlplane/testenv.ts";
+import { repoRoot, waitFor } from "../controlplane/testenv.ts";
 import {
-  Cluster,
   clusterRef,
   cmRef,
   configMap,
-  deleteResourceSyncs,
-  installCrds,
   kubeconfigSecret,
   type Obj,
   RS_API,
   resourceSync,
-  startTestController,
-  type TestController,
-  TestNamespaces,
   waitReady,
 } from "./support/cluster.ts";
+import { useSuite } from "./support/suite.ts";
 import { runCommand } from "./support/tools.ts";
 
-let env: TestEnv;
-let a: Cluster;
-let b: Cluster;
-let ctrl: TestController | undefined;
-const spaces = new TestNamespaces(() => env);
-const clusterSets: string[] = [];
+const suite = useSuite({ controller: true });
+const { a, b } = suite;
 const cm = cmRef;
 
 /** What Argo CD, Flux and Helm put on the objects they deploy. */
@@ -68,26 +59,11 @@ function source(n: string, name = "settings") {
 const labelsOf = (o: Obj | undefined) => o?.metadata?.labels ?? {};
 const annotationsOf = (o: Obj | undefined) => o?.metadata?.annotations ?? {};
 
-before(async () => {
-  env = load();
-  a = new Cluster(env, "a");
-  b = new Cluster(env, "b");
-  await installCrds(env, "a");
-  ctrl = await startTestController(env);
-});
-
-after(async () => {
-  for (const name of clusterSets) await a.delete(RS_API, "ClusterResourceSyncSet", undefined, name);
-  await deleteResourceSyncs(a, spaces.in("a")).catch(() => undefined);
-  await ctrl?.stop();
-  await spaces.deleteAll();
-});
-
 describe("tool-tracking metadata", () => {
   it("is not copied by a clone, in the same cluster and into cluster b; other labels and annotations are", async () => {
-    const n = await spaces.create("a", "meta-clone");
-    const nb = await spaces.create("b", "meta-clone");
-    await a.apply(kubeconfigSecret(n, "cluster-b", env.kubeconfigText("b")));
+    const n = await suite.ns("a", "meta-clone");
+    const nb = await suite.ns("b", "meta-clone");
+    await a.apply(kubeconfigSecret(n, "cluster-b", suite.env.kubeconfigText("b")));
     await a.apply(source(n));
     await a.apply(resourceSync(n, "local", { source: cm("settings"), target: cm("copy") }));
     await a.apply(
@@ -109,7 +85,7 @@ describe("tool-tracking metadata", () => {
   });
 
   it("a label Sinker applied before (an older version) is removed from the target; another manager's stays", async () => {
-    const n = await spaces.create("a", "meta-upgrade");
+    const n = await suite.ns("a", "meta-upgrade");
     await a.apply(source(n));
     // the target as an older Sinker (or the Rust controller) left it: the tracking label applied by Sinker's
     // field manager; a label of another field manager beside it
@@ -129,7 +105,7 @@ describe("tool-tracking metadata", () => {
 
 describe("the policy in spec.target", () => {
   it("includes, excludes and adds keys; a key no longer applied is removed from the target", async () => {
-    const n = await spaces.create("a", "meta-policy");
+    const n = await suite.ns("a", "meta-policy");
     await a.apply(source(n));
     const target = {
       ...cm("copy"),
@@ -165,7 +141,7 @@ describe("the policy in spec.target", () => {
   });
 
   it("applies to mappings too: a mapping of metadata.labels copies what the policy lets through", async () => {
-    const n = await spaces.create("a", "meta-mapping");
+    const n = await suite.ns("a", "meta-mapping");
     await a.apply(source(n));
     await a.apply(
       resourceSync(n, "rs", {
@@ -182,7 +158,7 @@ describe("the policy in spec.target", () => {
   });
 
   it("is refused at apply time when a key is not a valid label key", async () => {
-    const n = await spaces.create("a", "meta-invalid");
+    const n = await suite.ns("a", "meta-invalid");
     const bad = resourceSync(n, "rs", {
       source: cm("settings"),
       target: { ...cm("copy"), labels: { add: { "not a key": "v" }, include: ["a/b/c"] } },
@@ -191,11 +167,11 @@ describe("the policy in spec.target", () => {
   });
 
   it("a ClusterResourceSyncSet's target policy reaches every copy", async () => {
-    const src = await spaces.create("a", "meta-set-src");
-    const dst = await spaces.create("a", "meta-set-dst");
+    const src = await suite.ns("a", "meta-set-src");
+    const dst = await suite.ns("a", "meta-set-dst");
     await a.apply(source(src));
     const name = `${src}-set`;
-    clusterSets.push(name);
+    suite.trackClusterSet(name);
     await a.apply({
       apiVersion: RS_API,
       kind: "ClusterResourceSyncSet",
@@ -242,25 +218,24 @@ describe("render and diff", () => {
   });
 
   it("sinker diff shows the tracking labels an older version applied being removed", async () => {
-    const n = await spaces.create("a", "meta-diff");
+    const n = await suite.ns("a", "meta-diff");
     await a.apply(source(n));
     await a.apply(
       configMap(n, "copy", { k: "v" }, { labels: { ...OWN_LABELS, ...TOOL_LABELS } }),
       FIELD_MANAGER,
     );
     // the controller must not sync it before the diff: a ResourceSync of another name would; stop it first
-    await ctrl?.stop();
-    ctrl = undefined;
+    await suite.controller.stop();
     await a.apply(resourceSync(n, "rs", { source: cm("settings"), target: cm("copy") }));
-    const r = await sinker(["diff", "--kubeconfig", env.kubeconfigPath("a"), "-n", n, "rs"]);
+    const r = await sinker(["diff", "--kubeconfig", suite.env.kubeconfigPath("a"), "-n", n, "rs"]);
     assert.equal(r.code, 1, r.stderr);
     assert.match(r.stdout, /^- {4}argocd\.argoproj\.io\/instance: shop$/m);
     assert.match(r.stdout, /^- {4}app\.kubernetes\.io\/managed-by: Helm$/m);
     assert.doesNotMatch(r.stdout, /^[-+] {4}app: shop$/m, "a label kept is no change");
-    ctrl = await startTestController(env);
+    await suite.startController();
     await waitReady(a, n, "rs", "True");
     await waitFor("diff empty after the sync", async () => {
-      const again = await sinker(["diff", "--kubeconfig", env.kubeconfigPath("a"), "-n", n, "rs"]);
+      const again = await sinker(["diff", "--kubeconfig", suite.env.kubeconfigPath("a"), "-n", n, "rs"]);
       return again.code === 0;
     });
   });

@@ -7,19 +7,18 @@
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { after, before, describe, it } from "node:test";
+import { after, describe, it } from "node:test";
 import { parse } from "yaml";
-import { load, repoRoot, type TestEnv } from "../controlplane/testenv.ts";
+import { repoRoot } from "../controlplane/testenv.ts";
 import { killAllSinkers, Sinker } from "../support/sinker-process.ts";
 import {
-  Cluster,
   configMap,
   deleteResourceSyncs,
-  installCrds,
   kubeconfigSecret,
   resourceSync,
   waitReady,
 } from "./support/cluster.ts";
+import { useSuite } from "./support/suite.ts";
 import { cleanUpTools, tool } from "./support/tools.ts";
 
 const dir = join(repoRoot, "monitoring");
@@ -76,19 +75,11 @@ const slug = (heading: string) =>
     .replace(/[^\w\- ]/g, "")
     .replace(/ /g, "-");
 
-let env: TestEnv;
-let a: Cluster;
-const namespaces: Array<["a" | "b", string]> = [];
-
-before(async () => {
-  env = load();
-  a = new Cluster(env, "a");
-  await installCrds(env, "a");
-});
+const suite = useSuite();
+const { a } = suite;
 
 after(async () => {
   killAllSinkers();
-  await Promise.all(namespaces.map(([c, n]) => env.deleteNamespace(c, n)));
   cleanUpTools();
 });
 
@@ -141,11 +132,9 @@ describe("monitoring: Grafana dashboard", () => {
 
 describe("monitoring: every series named exists in a real scrape", () => {
   it("of a sinker process that synced locally and to cluster b, failed once and carried a change", async () => {
-    const namespace = await env.createNamespace("a", "monitoring");
-    namespaces.push(["a", namespace]);
-    const remoteNs = await env.createNamespace("b", "monitoring");
-    namespaces.push(["b", remoteNs]);
-    await a.apply(kubeconfigSecret(namespace, "cluster-b", env.kubeconfigText("b")));
+    const namespace = await suite.ns("a", "monitoring");
+    const remoteNs = await suite.ns("b", "monitoring");
+    await a.apply(kubeconfigSecret(namespace, "cluster-b", suite.env.kubeconfigText("b")));
     await a.apply(configMap(namespace, "source", { k: "1" }));
     const ref = (name: string) => ({ resourceRef: { apiVersion: "v1", kind: "ConfigMap", name } });
     await a.apply(resourceSync(namespace, "local", { source: ref("source"), target: ref("local-copy") }));
@@ -162,7 +151,7 @@ describe("monitoring: every series named exists in a real scrape", () => {
 
     const sinker = new Sinker([
       "--kubeconfig",
-      env.kubeconfigPath("a"),
+      suite.env.kubeconfigPath("a"),
       "--admin-addr",
       "127.0.0.1:0",
       "--log-format",

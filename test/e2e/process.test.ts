@@ -5,20 +5,17 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { after, before, describe, it } from "node:test";
-import { load, repoRoot, type TestEnv, waitFor } from "../controlplane/testenv.ts";
+import { describe, it } from "node:test";
+import { repoRoot, waitFor } from "../controlplane/testenv.ts";
 import { killAllSinkers, runToExit, Sinker } from "../support/sinker-process.ts";
-import { Cluster, configMap, deleteResourceSyncs, installCrds, resourceSync } from "./support/cluster.ts";
+import { configMap, deleteResourceSyncs, resourceSync } from "./support/cluster.ts";
+import { useSuite } from "./support/suite.ts";
 
-let env: TestEnv;
-let a: Cluster;
-const namespaces: string[] = [];
-
-async function ns(prefix: string): Promise<string> {
-  const name = await env.createNamespace("a", prefix);
-  namespaces.push(name);
-  return name;
-}
+// Sinker runs as child processes here: they are killed first, then an in-process controller lets the
+// ResourceSyncs go.
+const suite = useSuite({ beforeCleanup: killAllSinkers });
+const { a } = suite;
+const ns = (prefix: string) => suite.ns("a", prefix);
 
 function syncSpec(source: string, target: string) {
   return {
@@ -39,19 +36,8 @@ async function targetData(namespace: string, name: string, key: string, want: st
   );
 }
 
-const kubeconfigA = () => env.kubeconfigPath("a");
+const kubeconfigA = () => suite.env.kubeconfigPath("a");
 const baseArgs = () => ["--kubeconfig", kubeconfigA(), "--admin-addr", "127.0.0.1:0", "--log-format", "json"];
-
-before(async () => {
-  env = load();
-  a = new Cluster(env, "a");
-  await installCrds(env, "a");
-});
-
-after(async () => {
-  killAllSinkers();
-  await Promise.all(namespaces.map((n) => env.deleteNamespace("a", n)));
-});
 
 describe("sinker process: start-up failures", () => {
   it("a bad flag exits 2 with one line on stderr", async () => {
@@ -131,6 +117,9 @@ describe("sinker process: running", () => {
       { timeoutMs: 10_000 },
     );
     assert.ok((await s.metric("workqueue_adds_total", { name: "resourcesync" })) > addsBefore);
+    // the set controller's queue: series of its own (NaN when absent)
+    assert.ok((await s.metric("workqueue_depth", { name: "resourcesyncset" })) >= 0);
+    assert.ok((await s.metric("workqueue_adds_total", { name: "resourcesyncset" })) >= 0);
     assert.ok((await s.metric("controller_runtime_reconcile_time_seconds")) >= 1);
     assert.ok((await s.metric("sinker_resourcesyncs", { state: "synced" })) >= 1);
     const families = await s.metrics();
@@ -247,9 +236,9 @@ describe("sinker process: leader election", () => {
       timeoutMs: 20_000,
     });
     const path = `/apis/coordination.k8s.io/v1/namespaces/${namespace}/leases/sinker`;
-    const lease = (await env.request("a", "GET", path)).body as { spec: Record<string, unknown> };
+    const lease = (await suite.env.request("a", "GET", path)).body as { spec: Record<string, unknown> };
     const t0 = Date.now();
-    const r = await env.request("a", "PUT", path, {
+    const r = await suite.env.request("a", "PUT", path, {
       ...lease,
       spec: { ...lease.spec, holderIdentity: "intruder", leaseDurationSeconds: 3600 },
     });

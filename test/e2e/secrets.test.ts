@@ -3,54 +3,23 @@
  * controller, logging everything into memory, is the only one running.
  */
 import assert from "node:assert/strict";
-import { after, before, describe, it } from "node:test";
-import { load, type TestEnv } from "../controlplane/testenv.ts";
-import {
-  Cluster,
-  clusterRef,
-  deleteResourceSyncs,
-  installCrds,
-  kubeconfigSecret,
-  RS_API,
-  resourceSync,
-  startTestController,
-  type TestController,
-  TestNamespaces,
-  waitReady,
-} from "./support/cluster.ts";
+import { describe, it } from "node:test";
+import { clusterRef, kubeconfigSecret, RS_API, resourceSync, waitReady } from "./support/cluster.ts";
+import { useSuite } from "./support/suite.ts";
 
-let env: TestEnv;
-let a: Cluster;
-let b: Cluster;
-let ctrl: TestController;
 const lines: string[] = [];
-const spaces = new TestNamespaces(() => env);
+const suite = useSuite({ controller: { logLines: lines } });
+const { a, b } = suite;
+const ns = suite.ns;
 
 const bRef = clusterRef;
-const ns = (cluster: "a" | "b", prefix: string) => spaces.create(cluster, prefix);
-
-before(async () => {
-  env = load();
-  a = new Cluster(env, "a");
-  b = new Cluster(env, "b");
-  await installCrds(env, "a");
-  ctrl = await startTestController(env, { logLines: lines });
-});
-
-after(async () => {
-  if (ctrl) {
-    await deleteResourceSyncs(a, spaces.in("a"));
-    await ctrl.stop();
-  }
-  await spaces.deleteAll();
-});
 
 describe("secret data", () => {
   it("copies a Secret to cluster b without its data reaching logs, Events or status", async () => {
     const n = await ns("a", "secret");
     const nb = await ns("b", "secret");
     const value = "s3cr3t-Value-that-must-not-leak";
-    await a.apply(kubeconfigSecret(n, "cluster-b", env.kubeconfigText("b")));
+    await a.apply(kubeconfigSecret(n, "cluster-b", suite.env.kubeconfigText("b")));
     await a.apply({
       apiVersion: "v1",
       kind: "Secret",
@@ -83,7 +52,7 @@ describe("secret data", () => {
       lines.some((l) => l.includes('"name":"rs"')),
       "trace logs of the reconcile were captured",
     );
-    const kubeconfigKey = env.kubeconfigText("b").match(/client-key-data: (\S+)/)?.[1] ?? "no-key";
+    const kubeconfigKey = suite.env.kubeconfigText("b").match(/client-key-data: (\S+)/)?.[1] ?? "no-key";
     const forbidden = [value, Buffer.from(value).toString("base64"), kubeconfigKey];
     const events = JSON.stringify(await a.list("v1", "Event", n));
     const statuses = JSON.stringify((await a.list(RS_API, "ResourceSync", n)).map((rs) => rs.status));

@@ -9,10 +9,11 @@ import assert from "node:assert/strict";
 import { type ChildProcess, spawn } from "node:child_process";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { load, repoRoot, type TestEnv, waitFor } from "../controlplane/testenv.ts";
-import { installCrds, RS_API } from "./support/cluster.ts";
+import { repoRoot, waitFor } from "../controlplane/testenv.ts";
+import { RS_API } from "./support/cluster.ts";
+import { useSuite } from "./support/suite.ts";
 
-let env: TestEnv;
+const suite = useSuite();
 let aggregator: ChildProcess | undefined;
 let aggregatorLog = "";
 let namespace: string;
@@ -22,7 +23,7 @@ const ADMIN = "tenant-admin";
 const VIEWER = "tenant-viewer";
 
 async function kubectl(args: string[], input?: string) {
-  return env.kubectl("a", args, input === undefined ? {} : { input });
+  return suite.env.kubectl("a", args, input === undefined ? {} : { input });
 }
 
 async function canI(user: string, verb: string, resource: string, subresource?: string): Promise<boolean> {
@@ -40,8 +41,6 @@ async function aggregatedRules(role: string): Promise<string[]> {
 }
 
 before(async () => {
-  env = load();
-  await installCrds(env, "a");
   const applied = await kubectl([
     "apply",
     "--server-side",
@@ -50,9 +49,9 @@ before(async () => {
   ]);
   assert.equal(applied.code, 0, applied.stderr);
   aggregator = spawn(
-    join(env.binDir, "kube-controller-manager"),
+    join(suite.env.binDir, "kube-controller-manager"),
     [
-      `--kubeconfig=${env.kubeconfigPath("a")}`,
+      `--kubeconfig=${suite.env.kubeconfigPath("a")}`,
       "--leader-elect=false",
       "--controllers=clusterrole-aggregation-controller",
       "--secure-port=0",
@@ -73,7 +72,7 @@ before(async () => {
     },
     { timeoutMs: 60_000 },
   );
-  namespace = await env.createNamespace("a", "tenant-rbac");
+  namespace = await suite.ns("a", "tenant-rbac");
   for (const [user, role] of [
     [EDITOR, "edit"],
     [ADMIN, "admin"],
@@ -98,7 +97,6 @@ after(async () => {
     aggregator.kill("SIGTERM");
     await exited;
   }
-  if (namespace) await env.deleteNamespace("a", namespace);
 });
 
 describe("tenant RBAC through the built-in roles", () => {

@@ -5,51 +5,26 @@
  * within their budget while a canary ResourceSync keeps converging and the controller stays healthy.
  */
 import assert from "node:assert/strict";
-import { after, before, describe, it } from "node:test";
-import { load, type TestEnv } from "../controlplane/testenv.ts";
+import { describe, it } from "node:test";
 import {
-  Cluster,
   clusterRef,
   cmRef,
   configMap,
-  deleteResourceSyncs,
-  installCrds,
   kubeconfigSecret,
   RS_API,
   resourceSync,
-  startTestController,
-  type TestController,
-  TestNamespaces,
   waitReady,
 } from "./support/cluster.ts";
+import { useSuite } from "./support/suite.ts";
 
-let env: TestEnv;
-let a: Cluster;
-let b: Cluster;
-let ctrl: TestController;
-const spaces = new TestNamespaces(() => env);
+const suite = useSuite({ controller: true });
+const { a, b } = suite;
 const BOUND = 60_000;
 
 const SECRET_VALUE = "s3cr3t-Value-that-must-not-leak";
 const b64 = (s: string) => Buffer.from(s).toString("base64");
 const unb64 = (s: string | undefined) => Buffer.from(s ?? "", "base64").toString();
 const secretRef = (name: string) => ({ resourceRef: { apiVersion: "v1", kind: "Secret", name } });
-
-before(async () => {
-  env = load();
-  a = new Cluster(env, "a");
-  b = new Cluster(env, "b");
-  await installCrds(env, "a");
-  ctrl = await startTestController(env);
-});
-
-after(async () => {
-  if (ctrl) {
-    await deleteResourceSyncs(a, spaces.in("a"));
-    await ctrl.stop();
-  }
-  await spaces.deleteAll();
-});
 
 /** The source Secret of the transform tests. */
 function dbSecret(namespace: string, password: string) {
@@ -81,7 +56,7 @@ const TRANSFORMS = [
 
 describe("transforms", () => {
   it("computes constants, base64, built strings and regex picks into a local ConfigMap, and follows the source", async () => {
-    const n = await spaces.create("a", "cel-local");
+    const n = await suite.ns("a", "cel-local");
     await a.apply(dbSecret(n, SECRET_VALUE));
     await a.apply(
       resourceSync(n, "rs", { source: secretRef("db"), target: cmRef("settings"), mappings: TRANSFORMS }),
@@ -110,9 +85,9 @@ describe("transforms", () => {
   });
 
   it("writes a transformed Secret into cluster b (type set by a constant, data base64-encoded again)", async () => {
-    const n = await spaces.create("a", "cel-remote");
-    const nb = await spaces.create("b", "cel-remote");
-    await a.apply(kubeconfigSecret(n, "cluster-b", env.kubeconfigText("b")));
+    const n = await suite.ns("a", "cel-remote");
+    const nb = await suite.ns("b", "cel-remote");
+    await a.apply(kubeconfigSecret(n, "cluster-b", suite.env.kubeconfigText("b")));
     await a.apply(dbSecret(n, SECRET_VALUE));
     await a.apply(
       resourceSync(n, "rs", {
@@ -140,7 +115,7 @@ describe("transforms", () => {
   });
 
   it("reports an expression that does not compile or fails, naming the mapping, without the Secret's data", async () => {
-    const n = await spaces.create("a", "cel-bad");
+    const n = await suite.ns("a", "cel-bad");
     await a.apply(dbSecret(n, SECRET_VALUE));
     await a.apply(
       resourceSync(n, "syntax", {
@@ -170,7 +145,7 @@ describe("transforms", () => {
   });
 
   it("refuses or stops hostile expressions within their budget while a canary keeps converging", async () => {
-    const n = await spaces.create("a", "cel-hostile");
+    const n = await suite.ns("a", "cel-hostile");
     const keys: Record<string, string> = {};
     for (let i = 0; i < 1000; i++) keys[`k${i}`] = "v";
     keys.subject = `${"a".repeat(10_000)}!`; // exponential for a backtracking engine
@@ -229,6 +204,6 @@ describe("transforms", () => {
         BOUND,
       );
     }
-    assert.ok(ctrl.controller.healthy());
+    assert.ok(suite.controller.controller.healthy());
   });
 });

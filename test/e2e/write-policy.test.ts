@@ -6,50 +6,24 @@
  * bounded).
  */
 import assert from "node:assert/strict";
-import { after, before, describe, it } from "node:test";
-import { load, restrictedUser, type TestEnv, waitFor } from "../controlplane/testenv.ts";
+import { describe, it } from "node:test";
+import { restrictedUser, waitFor } from "../controlplane/testenv.ts";
 import {
-  Cluster,
   clusterRef,
   cmRef,
   configMap,
-  deleteResourceSyncs,
-  installCrds,
   kubeconfigSecret,
   type Obj,
   RS_API,
   resourceSync,
-  startTestController,
-  type TestController,
-  TestNamespaces,
   waitReady,
 } from "./support/cluster.ts";
+import { useSuite } from "./support/suite.ts";
 
-let env: TestEnv;
-let a: Cluster;
-let b: Cluster;
-let ctrl: TestController;
-const spaces = new TestNamespaces(() => env);
-const ns = (cluster: "a" | "b", prefix: string) => spaces.create(cluster, prefix);
+const suite = useSuite({ controller: true });
+const { a, b } = suite;
+const ns = suite.ns;
 const BOUND_MS = 60_000;
-
-before(async () => {
-  env = load();
-  a = new Cluster(env, "a");
-  b = new Cluster(env, "b");
-  await installCrds(env, "a");
-  ctrl = await startTestController(env);
-});
-
-after(async () => {
-  if (ctrl) {
-    await deleteResourceSyncs(a, spaces.in("a")).catch((err: Error) =>
-      process.stderr.write(`# cleanup: ${err.message}\n`),
-    );
-    await ctrl.stop();
-  }
-  await spaces.deleteAll();
-});
 
 type Status = {
   writePolicy?: string;
@@ -98,8 +72,8 @@ describe("writePolicy CreateOnly", () => {
     assert.deepEqual((await a.get("v1", "ConfigMap", n, "dst"))?.data, { k: "mine", extra: "added" });
 
     // A new controller process knows nothing but what the API says: still not overwritten.
-    await ctrl.stop();
-    ctrl = await startTestController(env);
+    await suite.controller.stop();
+    await suite.startController();
     await reconciledAgain(n, "rs", { onImmutableChange: null });
     const kept = await a.get("v1", "ConfigMap", n, "dst");
     assert.deepEqual(kept?.data, { k: "mine", extra: "added" });
@@ -291,7 +265,7 @@ async function immutableChange(c: Case, remote: boolean, optIn: boolean, prefix:
   const n = await ns("a", prefix);
   const nb = remote ? await ns("b", prefix) : n;
   const there = remote ? b : a;
-  if (remote) await a.apply(kubeconfigSecret(n, "cluster-b", env.kubeconfigText("b")));
+  if (remote) await a.apply(kubeconfigSecret(n, "cluster-b", suite.env.kubeconfigText("b")));
   await a.apply(c.v1(n));
   const ref = (name: string) => ({ resourceRef: { apiVersion: "v1", kind: c.kind, name } });
   await a.apply(
@@ -383,7 +357,7 @@ describe("onImmutableChange", () => {
       roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "Role", name: "no-delete" },
       subjects: [{ apiGroup: "rbac.authorization.k8s.io", kind: "User", name: restrictedUser }],
     });
-    await a.apply(kubeconfigSecret(n, "restricted", env.kubeconfigText("b-restricted")));
+    await a.apply(kubeconfigSecret(n, "restricted", suite.env.kubeconfigText("b-restricted")));
     await a.apply(immutableConfigMap.v1(n));
     await a.apply(
       resourceSync(n, "rs", {
@@ -413,7 +387,7 @@ describe("onImmutableChange", () => {
     // Another reconcile of the same source version and generation (seen in the error counter) makes no fourth
     // attempt.
     const limitCount = async () =>
-      (await ctrl.metrics.reconcileErrorsByReason.get()).values.find(
+      (await suite.controller.metrics.reconcileErrorsByReason.get()).values.find(
         (v) => v.labels.reason === "ReplaceLimitReached",
       )?.value ?? 0;
     const counted = await limitCount();

@@ -6,7 +6,6 @@
 //   the layout of the official image. Users build against the real base;
 // - Sinker's image, built from the repository's Dockerfile with `podman build` against that stand-in;
 // - the pause image of the pod sandboxes (test/node/pause, one static binary).
-import { spawn } from "node:child_process";
 import { createHash } from "node:crypto";
 import {
   chmodSync,
@@ -20,8 +19,9 @@ import {
 } from "node:fs";
 import { homedir, tmpdir } from "node:os";
 import { join } from "node:path";
-import { repoRoot, runCmd } from "../controlplane/testenv.ts";
+import { repoRoot } from "../controlplane/testenv.ts";
 import { cacheRootFor } from "../support/go-build.ts";
+import { runCommand } from "../support/run-command.ts";
 
 /** The Node.js version of the base image: the one the project's `node` devDependency installs. */
 export const NODE_VERSION = process.versions.node;
@@ -71,28 +71,19 @@ export function podmanArgs(): string[] {
 export const ULIMITS = ["--ulimit", "nofile=20000:20000", "--ulimit", "nproc=4096:4096"];
 
 export async function podman(args: string[], opts: { input?: string } = {}): Promise<string> {
-  const r = await runCmd("podman", [...podmanArgs(), ...args], opts);
+  // A cold build (npm ci, tsc) on a loaded machine takes minutes: a generous bound.
+  const r = await runCommand("podman", [...podmanArgs(), ...args], { ...opts, timeoutMs: 20 * 60_000 });
   if (r.code !== 0) throw new Error(`podman ${args.join(" ")} failed (exit ${r.code}):\n${r.stderr}`);
   return r.stdout;
 }
 
-function sh(cmd: string, args: string[], cwd: string, stdin?: string): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { cwd, stdio: [stdin ? "pipe" : "ignore", "ignore", "pipe"] });
-    let err = "";
-    child.stderr?.on("data", (c: Buffer) => {
-      err += c.toString();
-    });
-    child.on("error", reject);
-    child.on("close", (code) =>
-      code === 0 ? resolve() : reject(new Error(`${cmd} ${args.join(" ")} failed (exit ${code}): ${err}`)),
-    );
-    child.stdin?.end(stdin);
-  });
+async function sh(cmd: string, args: string[], cwd: string): Promise<void> {
+  const r = await runCommand(cmd, args, { cwd, timeoutMs: 600_000 });
+  if (r.code !== 0) throw new Error(`${cmd} ${args.join(" ")} failed (exit ${r.code}): ${r.stderr}`);
 }
 
 async function imageExists(name: string): Promise<boolean> {
-  return (await runCmd("podman", [...podmanArgs(), "image", "exists", name])).code === 0;
+  return (await runCommand("podman", [...podmanArgs(), "image", "exists", name])).code === 0;
 }
 
 /** `tar -C dir -c . | podman import` with the given Dockerfile-style changes. */

@@ -13,7 +13,7 @@ import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { parseAllDocuments } from "yaml";
 import { load, repoRoot, type TestEnv, waitFor } from "../controlplane/testenv.ts";
-import { runCommand } from "../e2e/support/tools.ts";
+import { runCommand } from "../support/run-command.ts";
 import { toolPath } from "../tools/build.ts";
 import { type BuiltImage, buildSinkerImage, podman, ULIMITS } from "./image.ts";
 import { importImage } from "./nodes.ts";

@@ -15,8 +15,8 @@ import {
   type FinalizeFacts,
   type LiveTarget,
 } from "../../src/controller/decisions.ts";
-import { isEcho } from "../../src/controller/manager.ts";
-import { liveOf, rvNewer } from "../../src/controller/reconciler.ts";
+import { isEcho } from "../../src/controller/event-filters.ts";
+import { liveOf } from "../../src/controller/live-target.ts";
 import { nextStatus, statusDiffers } from "../../src/controller/status.ts";
 import {
   type AppliedTarget,
@@ -28,6 +28,7 @@ import {
 import { SinkerError } from "../../src/errors.ts";
 import type { ResourceInfo } from "../../src/kube/client.ts";
 import { stripForCache } from "../../src/kube/informer.ts";
+import { rvNewer } from "../../src/kube/resource-version.ts";
 
 const cm = (name: string, extra: Partial<TargetIdentity> = {}): TargetIdentity => ({
   cluster: {},
@@ -323,6 +324,22 @@ describe("sync record", () => {
       uid: "uid-2",
       appliedAt: "2026-02-02T02:02:02Z",
     });
+  });
+
+  it("nextRecord records the field set of the last apply (kept when absent or equal), readRecord reads it", () => {
+    const now = new Date("2026-02-02T02:02:02.500Z");
+    const prev = { ...record(cm("t")), fieldSetHash: "s1" };
+    assert.equal(nextRecord(prev, cm("t"), "uid-1", now, "s1"), prev, "same fields: the same record");
+    assert.equal(nextRecord(prev, cm("t"), "uid-1", now), prev, "no apply said (CreateOnly): kept");
+    assert.deepEqual(nextRecord(prev, cm("t"), "uid-1", now, "s2"), { ...prev, fieldSetHash: "s2" });
+    assert.deepEqual(
+      nextRecord(record(cm("t")), cm("t"), "uid-1", now, "s1"),
+      prev,
+      "an older record gets it",
+    );
+    assert.equal(nextRecord(undefined, cm("t"), "uid-1", now, "s1").fieldSetHash, "s1");
+    assert.equal(readRecord({ appliedTarget: prev })?.fieldSetHash, "s1");
+    assert.equal(readRecord({ appliedTarget: { ...prev, fieldSetHash: 7 } })?.fieldSetHash, undefined);
   });
 
   it("status: the record is kept through failures, written when new, removed with null", () => {

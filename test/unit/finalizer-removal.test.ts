@@ -2,7 +2,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { FINALIZER } from "../../src/api/types.ts";
-import { finalizerRemoval } from "../../src/controller/context.ts";
+import { finalizerRemoval } from "../../src/controller/finalizer.ts";
 
 test("finalizerRemoval keeps other finalizers and carries the resourceVersion", () => {
   const cases: Array<[string, string[] | undefined, string[]]> = [

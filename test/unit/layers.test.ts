@@ -15,9 +15,10 @@ const LAYERS: ReadonlyArray<[string, readonly string[]]> = [
   ["kube", ["kube/"]],
   ["projection", ["projection/"]],
   ["admin", ["admin/"]],
+  ["runtime", ["runtime/"]],
   ["controller", ["controller/"]],
   ["fanout", ["fanout/"]],
-  ["wiring", ["controller/manager.ts"]],
+  ["wiring", ["controller/controller.ts"]],
   ["cli", ["cli/"]],
 ];
 
@@ -69,8 +70,8 @@ describe("layers", () => {
   it("places files by their most specific rule", () => {
     assert.equal(layerOf("kube/object.ts"), 0);
     assert.equal(layerOf("kube/client.ts"), 2);
-    assert.equal(layerOf("controller/manager.ts"), 7);
-    assert.equal(layerOf("controller/queue.ts"), 5);
+    assert.equal(layerOf("controller/controller.ts"), 8);
+    assert.equal(layerOf("runtime/queue.ts"), 5);
     assert.equal(layerOf("elsewhere.ts"), undefined);
   });
 

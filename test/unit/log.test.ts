@@ -4,6 +4,7 @@ import {
   createLogger,
   formatPlain,
   type LogFormat,
+  lazyChild,
   levelForModule,
   moduleLogger,
   parseLogDirectives,
@@ -146,5 +147,31 @@ describe("createLogger", () => {
       }),
     );
     assert.equal(line, 't ERROR sinker: m reason="a b" err="Error: x\\n    at y"\n');
+  });
+});
+
+describe("lazyChild (a logger per reconcile)", () => {
+  it("makes the child only when something is logged at an enabled level, with its bindings and module level", () => {
+    const { logger, records } = capture("sinker::reconciler=info,warn");
+    const parent = moduleLogger(logger, "sinker::reconciler");
+    let made = 0;
+    const log = lazyChild(parent, () => {
+      made++;
+      return { namespace: "ns", name: "rs" };
+    });
+    log.debug("not enabled");
+    log.trace({ x: 1 }, "not enabled");
+    assert.equal(made, 0, "nothing logged: no child made");
+    log.info({ k: "v" }, "hello");
+    log.warn("again");
+    assert.equal(made, 1, "made once");
+    assert.deepEqual(
+      records().map((r) => [r.module, r.namespace, r.name, r.msg, r.level]),
+      [
+        ["sinker::reconciler", "ns", "rs", "hello", "info"],
+        ["sinker::reconciler", "ns", "rs", "again", "warn"],
+      ],
+    );
+    assert.equal(log.isLevelEnabled("debug"), false);
   });
 });

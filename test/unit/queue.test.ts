@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { WorkQueue } from "../../src/controller/queue.ts";
+import { WorkQueue } from "../../src/runtime/queue.ts";
 
 const tick = (ms = 0) => new Promise((resolve) => setTimeout(resolve, ms));
 

@@ -8,8 +8,10 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import pino from "pino";
 import { FINALIZER } from "../../src/api/types.ts";
+import { AppliedMemos } from "../../src/controller/applied.ts";
 import { ClaimIndex } from "../../src/controller/claims.ts";
 import { DriftState } from "../../src/controller/drift.ts";
+import { OwnWrites } from "../../src/controller/own-writes.ts";
 import { type ReconcileContext, reconcile } from "../../src/controller/reconciler.ts";
 import type { Watches } from "../../src/controller/watches.ts";
 import { SinkerError } from "../../src/errors.ts";
@@ -93,9 +95,9 @@ function fakeContext(failures: { apply?: SinkerError; statusPatch?: SinkerError 
     options: { allowClusterScoped: false },
     drift: new DriftState(),
     logger: pino({ level: "silent" }),
-    written: new Map(),
+    written: new OwnWrites(),
     claims: new ClaimIndex(),
-    applied: new Map(),
+    applied: new AppliedMemos(),
   };
 }
 

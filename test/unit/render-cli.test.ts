@@ -1,12 +1,13 @@
 /** Runs `sinker render` as a user would: a separate process, files on disk or standard input. */
 import assert from "node:assert/strict";
-import { spawn, spawnSync } from "node:child_process";
+import { spawnSync } from "node:child_process";
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { parse } from "yaml";
+import { runCommand } from "../support/run-command.ts";
 
 const repo = fileURLToPath(new URL("../../", import.meta.url));
 const node = join(repo, "node_modules", ".bin", "node");
@@ -28,20 +29,7 @@ interface Run {
 
 /** Runs `sinker render` with `args`, feeding `input` on standard input. */
 function render(args: string[], input = ""): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(node, ["src/cli/main.ts", "render", ...args], { cwd: repo });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.setEncoding("utf8").on("data", (d: string) => {
-      stdout += d;
-    });
-    child.stderr.setEncoding("utf8").on("data", (d: string) => {
-      stderr += d;
-    });
-    child.on("error", reject);
-    child.on("close", (code) => resolve({ code, stdout, stderr }));
-    child.stdin.end(input);
-  });
+  return runCommand(node, ["src/cli/main.ts", "render", ...args], { cwd: repo, input });
 }
 
 const rsDoc = (mappings: string, extra = ""): string => `apiVersion: sinker.influxdata.io/v1alpha1

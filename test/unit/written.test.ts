@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { writtenSuperseded } from "../../src/controller/reconciler.ts";
+import { writtenSuperseded } from "../../src/controller/own-writes.ts";
 
 const rs = (uid: string, resourceVersion: string) => ({ metadata: { name: "a", uid, resourceVersion } });
 

@@ -5,7 +5,7 @@
  */
 import { Metrics } from "../../../src/admin/metrics.ts";
 import { crdObjects, crdYaml } from "../../../src/api/crds.ts";
-import { type RunningController, startController } from "../../../src/controller/manager.ts";
+import { type RunningController, startController } from "../../../src/controller/controller.ts";
 import { ClusterClient } from "../../../src/kube/client.ts";
 import type { KubeObject } from "../../../src/kube/object.ts";
 import { createLogger } from "../../../src/log.ts";
@@ -43,12 +43,17 @@ export function objectPath(
 }
 
 export class Cluster {
-  readonly env: TestEnv;
+  readonly #env: () => TestEnv;
   readonly name: KubeconfigName;
 
-  constructor(env: TestEnv, name: KubeconfigName) {
-    this.env = env;
+  /** `env` may be given lazily: a suite's clusters exist at module level, before its `before` hook loads it. */
+  constructor(env: TestEnv | (() => TestEnv), name: KubeconfigName) {
+    this.#env = typeof env === "function" ? env : () => env;
     this.name = name;
+  }
+
+  get env(): TestEnv {
+    return this.#env();
   }
 
   /** Server-side apply as field manager `e2e-test` (force). */
@@ -217,19 +222,22 @@ export interface TestController {
   stop(): Promise<void>;
 }
 
+/** Options of an in-process test controller. */
+export interface ControllerOptions {
+  allowClusterScoped?: boolean;
+  allowUnsafeKubeconfigs?: boolean;
+  logLines?: string[];
+  resyncPeriodMs?: number;
+  watchWidening?: { at: number; minShare: number };
+  maxChildrenPerSet?: number;
+  /** Counts every request the controller's local client sends, by method (tests of request costs). */
+  requests?: Map<string, number>;
+}
+
 /** Starts Sinker's controller in this process against cluster a (set SINKER_TEST_LOG=debug to see its logs). */
 export async function startTestController(
   env: TestEnv,
-  options: {
-    allowClusterScoped?: boolean;
-    allowUnsafeKubeconfigs?: boolean;
-    logLines?: string[];
-    resyncPeriodMs?: number;
-    watchWidening?: { at: number; minShare: number };
-    maxChildrenPerSet?: number;
-    /** Counts every request the controller's local client sends, by method (tests of request costs). */
-    requests?: Map<string, number>;
-  } = {},
+  options: ControllerOptions = {},
 ): Promise<TestController> {
   const client = ClusterClient.fromKubeConfig(env.kubeConfig("a"), {
     name: "local",

@@ -3,52 +3,13 @@
  * never throws on a non-zero exit. Helm keeps its configuration, cache and data in a temporary folder of this
  * test process, so it reads nothing of the machine's.
  */
-import { spawn } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { type CmdResult, runCommand } from "../../support/run-command.ts";
 import { type Tool, toolPath } from "../../tools/build.ts";
 
-export interface CmdResult {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-export function runCommand(
-  cmd: string,
-  args: string[],
-  opts: { cwd?: string; env?: NodeJS.ProcessEnv; input?: string; timeoutMs?: number } = {},
-): Promise<CmdResult> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, {
-      cwd: opts.cwd,
-      env: opts.env ?? process.env,
-      stdio: [opts.input === undefined ? "ignore" : "pipe", "pipe", "pipe"],
-    });
-    let stdout = "";
-    let stderr = "";
-    child.stdout?.on("data", (c: Buffer) => {
-      stdout += c.toString();
-    });
-    child.stderr?.on("data", (c: Buffer) => {
-      stderr += c.toString();
-    });
-    const timer = setTimeout(() => child.kill("SIGKILL"), opts.timeoutMs ?? 120_000);
-    child.on("error", (err) => {
-      clearTimeout(timer);
-      reject(err);
-    });
-    child.on("close", (code, signal) => {
-      clearTimeout(timer);
-      resolve({ code: code ?? (signal ? 128 : 1), stdout, stderr });
-    });
-    if (child.stdin) {
-      child.stdin.on("error", () => {});
-      child.stdin.end(opts.input);
-    }
-  });
-}
+export { type CmdResult, runCommand };
 
 let helmHome: string | undefined;
 

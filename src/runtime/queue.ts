@@ -94,12 +94,17 @@ export class WorkQueue {
 
   /** Adds the key after its exponential backoff (base · 2^failures, capped) and counts one more failure. */
   addRateLimited(key: string): number {
-    const failures = this.failures.get(key) ?? 0;
-    this.failures.set(key, failures + 1);
-    const delay = Math.min(this.backoff.maxMs, this.backoff.baseMs * 2 ** Math.min(failures, 30));
+    const delay = this.nextBackoff(key);
+    this.failures.set(key, (this.failures.get(key) ?? 0) + 1);
     this.observer.retried();
     this.addAfter(key, delay);
     return delay;
+  }
+
+  /** The delay the key's next `addRateLimited` will wait. */
+  nextBackoff(key: string): number {
+    const failures = this.failures.get(key) ?? 0;
+    return Math.min(this.backoff.maxMs, this.backoff.baseMs * 2 ** Math.min(failures, 30));
   }
 
   /** Resets the key's backoff after a success. */

@@ -1,0 +1,31 @@
+/** A target object as the decisions see it, and the name of one watched object in one client. */
+import { FIELD_MANAGER } from "../api/types.ts";
+import type { ResourceInfo } from "../kube/client.ts";
+import type { KubeObject } from "../kube/object.ts";
+import type { LiveTarget } from "./decisions.ts";
+
+/** The live target as decisions.ts sees it, from the cached object. */
+export function liveOf(object: KubeObject | undefined, rsUid: string | undefined): LiveTarget {
+  if (!object) return { exists: false };
+  const meta = object.metadata ?? {};
+  return {
+    exists: true,
+    uid: meta.uid ?? "",
+    deleting: Boolean(meta.deletionTimestamp),
+    appliedBySinker: (meta.managedFields ?? []).some(
+      (m) => m.manager === FIELD_MANAGER && m.operation === "Apply",
+    ),
+    ownedByThis: rsUid !== undefined && (meta.ownerReferences ?? []).some((o) => o.uid === rsUid),
+  };
+}
+
+/** Names one object in one client (instance): what the echo filter and the applied memo compare. */
+export function watchIdentity(end: {
+  client: { id: number };
+  resource: ResourceInfo;
+  namespace: string | undefined;
+  name: string;
+}): string {
+  const r = end.resource;
+  return `${end.client.id}|${r.group}/${r.plural}|${r.namespaced ? (end.namespace ?? "") : ""}|${end.name}`;
+}
