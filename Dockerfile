@@ -4,9 +4,13 @@
 # Type stripping only works for files outside node_modules: the code lives in /app/src.
 
 ARG NODE_VERSION=24.21.0
+# Both stages run on the same Debian (glibc) Node image: the production dependencies are installed where they
+# run, and the test tier can reproduce the base from Debian packages and Node's own binary (docs/install.md).
+# Override it to build on another Node 24 image of the same layout (node in PATH, a `node` user with uid 1000).
+ARG NODE_IMAGE=node:${NODE_VERSION}-bookworm-slim
 
 # --- build: all dependencies, type-check the sources (a type error fails the image build) -------------------
-FROM node:${NODE_VERSION}-bookworm-slim AS build
+FROM ${NODE_IMAGE} AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
 # --ignore-scripts: no install scripts needed (the `node` devDependency's binary download is for developers).
@@ -17,7 +21,7 @@ COPY src ./src
 RUN node node_modules/typescript/bin/tsc --noEmit -p tsconfig.json
 
 # --- runtime: small, non-root, production dependencies only -----------------------------------------------
-FROM node:${NODE_VERSION}-alpine AS runtime
+FROM ${NODE_IMAGE} AS runtime
 ENV NODE_ENV=production
 WORKDIR /app
 COPY package.json package-lock.json ./

@@ -9,6 +9,7 @@ import type { ClusterClient, ResourceInfo } from "../kube/client.ts";
 import type { EventRecorder } from "../kube/events.ts";
 import type { Informer } from "../kube/informer.ts";
 import type { RemoteClusters } from "../kube/remote-clusters.ts";
+import type { AppliedMemos } from "./applied.ts";
 import type { ClaimIndex } from "./claims.ts";
 import type { DriftState } from "./drift.ts";
 import type { OwnWrites } from "./own-writes.ts";
@@ -45,7 +46,7 @@ export interface ReconcileContext {
   /** Which ResourceSyncs name which target (from the ResourceSync cache). */
   claims: ClaimIndex;
   /** Per ResourceSync, what this process last applied (see AppliedMemo). */
-  applied: Map<string, AppliedMemo>;
+  applied: AppliedMemos;
   /** Called after a successful apply (metrics: sync latency). */
   onApplied?: (key: string) => void;
   /** Contests and rings of ResourceSyncs (drift.ts): in memory, an optimisation. */

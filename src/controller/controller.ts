@@ -17,6 +17,7 @@ import { keyOf } from "../kube/object.ts";
 import { RemoteClusters } from "../kube/remote-clusters.ts";
 import type { WorkQueue } from "../runtime/queue.ts";
 import { ControllerRuntime } from "../runtime/runtime.ts";
+import { AppliedMemos } from "./applied.ts";
 import { ClaimIndex } from "./claims.ts";
 import { ClusterHealth } from "./cluster-health.ts";
 import { ClusterShare, defaultClusterShare } from "./cluster-share.ts";
@@ -25,7 +26,7 @@ import { checkCrd } from "./event-filters.ts";
 import { keyReconciler } from "./next-step.ts";
 import { OutcomeGauge } from "./outcome-gauge.ts";
 import { OwnWrites } from "./own-writes.ts";
-import { type AppliedMemo, outcomeFromStatus, type ReconcileContext } from "./reconciler.ts";
+import { outcomeFromStatus, type ReconcileContext } from "./reconciler.ts";
 import { resourceSyncRouting, watchRouting } from "./routing.ts";
 import { Watches, type WatchInfo } from "./watches.ts";
 
@@ -110,7 +111,7 @@ export async function startController(options: ControllerOptions): Promise<Runni
   );
   /** When a watched source or target changed, per key, for the source-change → applied latency. */
   const changedAt = new Map<string, number>();
-  const applied = new Map<string, AppliedMemo>();
+  const applied = new AppliedMemos();
   const drift = new DriftState();
   drift.onContested = (n) => metrics.contestedResourceSyncs.set(n);
   const gauge = new OutcomeGauge(metrics);

@@ -7,11 +7,10 @@
 import type { InformerEvent } from "../kube/informer.ts";
 import { keyOf } from "../kube/object.ts";
 import type { WorkQueue } from "../runtime/queue.ts";
+import type { AppliedMemos } from "./applied.ts";
 import type { ClaimIndex } from "./claims.ts";
-import type { AppliedMemo } from "./context.ts";
 import type { DriftState } from "./drift.ts";
-import { isEcho, resourceSyncChangeMatters } from "./event-filters.ts";
-import { watchIdentity } from "./live-target.ts";
+import { resourceSyncChangeMatters } from "./event-filters.ts";
 import type { OutcomeGauge } from "./outcome-gauge.ts";
 import type { OwnWrites } from "./own-writes.ts";
 import type { WatchChange, Watches } from "./watches.ts";
@@ -26,7 +25,7 @@ export interface WatchUserRouter {
 
 export interface RoutingDeps {
   queue: WorkQueue;
-  applied: ReadonlyMap<string, AppliedMemo>;
+  applied: AppliedMemos;
   drift: DriftState;
   /** When a watched source or target changed, per key (the source-change → applied latency). */
   changedAt: Map<string, number>;
@@ -58,30 +57,15 @@ export function watchRouting(d: RoutingDeps): Routes {
           fanout.onWatch(key, event);
           continue;
         }
-        const memo = d.applied.get(key);
-        if (isEcho(memo, event)) continue;
+        if (d.applied.isEcho(key, event)) continue;
         // a contested repair waits for its timer: the other writer's changes of the target need not wake it
-        if (d.drift.holding(key, now) && memo && isTargetOf(memo, event)) continue;
+        if (d.drift.holding(key, now) && d.applied.isTarget(key, event)) continue;
         if (!d.changedAt.has(key)) d.changedAt.set(key, now);
         d.queue.add(key);
       }
     },
   };
 }
-
-/** Whether a watch event is about the object a ResourceSync applied last (its target). */
-function isTargetOf(memo: AppliedMemo, event: WatchChange): boolean {
-  const meta = event.object.metadata;
-  return (
-    watchIdentity({
-      client: { id: event.clientId },
-      resource: event.resource,
-      namespace: meta?.namespace,
-      name: meta?.name ?? "",
-    }) === memo.target
-  );
-}
-
 export interface ResourceSyncRoutingDeps {
   queue: WorkQueue;
   written: OwnWrites;

@@ -6,9 +6,10 @@
 //   SINKER_CONTROLPLANE_CACHE=/some/dir      cache root (default: $XDG_CACHE_HOME or ~/.cache, + sinker/controlplane)
 import { spawn } from "node:child_process";
 import { createHash } from "node:crypto";
-import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { homedir } from "node:os";
 import { join } from "node:path";
+import { type EnsureResult, ensureGoCache, type GoCache } from "../support/go-build.ts";
 
 export const moduleDir: string = import.meta.dirname;
 
@@ -54,11 +55,24 @@ export function isBuilt(dir: string = binDir()): boolean {
 }
 
 /** Kubernetes version the wrapper requires, for the version ldflags (without them /version reports junk). */
-function kubernetesVersion(): string {
+export function kubernetesVersion(): string {
   const gomod = readFileSync(join(moduleDir, "go.mod"), "utf8");
   const m = /^\s*(?:require\s+)?k8s\.io\/kubernetes\s+(v\d+\.\d+\.\d+\S*)/m.exec(gomod);
   if (!m?.[1]) throw new Error("test/controlplane/go.mod does not require k8s.io/kubernetes");
   return m[1];
+}
+
+/** The ldflags every Kubernetes binary of the wrapper module is built with (the node tier's too). */
+export function versionLdflags(): string {
+  const kver = kubernetesVersion();
+  const mm = /^v(\d+)\.(\d+)/.exec(kver);
+  return [
+    "-s",
+    "-w",
+    `-X k8s.io/component-base/version.gitVersion=${kver}`,
+    `-X k8s.io/component-base/version.gitMajor=${mm?.[1] ?? ""}`,
+    `-X k8s.io/component-base/version.gitMinor=${mm?.[2] ?? ""}`,
+  ].join(" ");
 }
 
 type RunResult = { code: number; output: string };
@@ -101,70 +115,30 @@ function log(msg: string): void {
   process.stderr.write(`[controlplane build] ${msg}\n`);
 }
 
-export type EnsureResult = { binDir: string; built: boolean; seconds: number };
+export type { EnsureResult };
 
 /** Builds the binaries unless the cache already holds them. Safe to run concurrently: each build writes into its
  * own temporary directory, renamed into place at the end. */
 export async function ensureBinaries(opts: { quiet?: boolean } = {}): Promise<EnsureResult> {
-  const started = Date.now();
   const dir = binDir();
-  if (isBuilt(dir)) {
-    if (!opts.quiet) log(`cached: ${dir}`);
-    return { binDir: dir, built: false, seconds: 0 };
-  }
+  if (isBuilt(dir)) return ensureGoCache(spec(dir, "", ""), opts);
   const gover = await goVersion();
   const kver = kubernetesVersion();
-  const mm = /^v(\d+)\.(\d+)/.exec(kver);
-  const root = cacheRoot();
-  mkdirSync(root, { recursive: true });
-  const tmp = join(root, `.tmp-${cacheKey()}-${process.pid}-${Date.now()}`);
-  mkdirSync(tmp, { recursive: true });
-  log(`building etcd, kube-apiserver, kube-controller-manager, kubectl (Kubernetes ${kver}) with ${gover}`);
-  log(
-    `into ${dir} (on 2 cores: about 12 minutes from nothing, 6 with the Go modules already downloaded; later runs reuse it)`,
-  );
-  const ldflags = [
-    "-s",
-    "-w",
-    `-X k8s.io/component-base/version.gitVersion=${kver}`,
-    `-X k8s.io/component-base/version.gitMajor=${mm?.[1] ?? ""}`,
-    `-X k8s.io/component-base/version.gitMinor=${mm?.[2] ?? ""}`,
-  ].join(" ");
-  const args = ["build", "-trimpath", "-ldflags", ldflags, "-o", `${tmp}/`, ...packages.map((p) => p.pkg)];
-  const goflags = [process.env.GOFLAGS ?? "", "-mod=mod"].join(" ").trim();
-  const env: NodeJS.ProcessEnv = { ...process.env, CGO_ENABLED: "0", GOFLAGS: goflags };
-  try {
-    let r = await run("go", args, env, true);
-    if (
-      r.code !== 0 &&
-      /sum\.golang\.org|checksum database|GOSUMDB|verifying .*: .*(dial|lookup|timeout)/i.test(r.output)
-    ) {
-      log("the checksum database is unreachable: retrying with GOSUMDB=off (go.sum still pins every module)");
-      r = await run("go", args, { ...env, GOSUMDB: "off" }, true);
-    }
-    if (r.code !== 0) throw new Error(`go build failed (exit ${r.code}); output above`);
-    for (const p of packages) {
-      if (p.out !== p.name) renameSync(join(tmp, p.out), join(tmp, p.name));
-    }
-    if (!isBuilt(tmp)) throw new Error(`go build did not produce all of ${binaries.join(", ")} in ${tmp}`);
-    const seconds = Math.round((Date.now() - started) / 100) / 10;
-    writeFileSync(
-      join(tmp, "build-info.json"),
-      `${JSON.stringify({ kubernetes: kver, go: gover, builtAt: new Date().toISOString(), seconds }, null, 2)}\n`,
-    );
-    try {
-      renameSync(tmp, dir);
-    } catch (err) {
-      // Another build finished first: keep its result.
-      if (!isBuilt(dir)) throw err;
-      rmSync(tmp, { recursive: true, force: true });
-    }
-    log(`built in ${seconds} s: ${dir}`);
-    return { binDir: dir, built: true, seconds };
-  } catch (err) {
-    rmSync(tmp, { recursive: true, force: true });
-    throw err;
-  }
+  return ensureGoCache(spec(dir, kver, gover), opts);
+}
+
+function spec(dir: string, kver: string, gover: string): GoCache {
+  return {
+    label: "controlplane",
+    dir,
+    outputs: binaries,
+    builds: [{ cwd: moduleDir, packages: packages.map((p) => p.pkg), ldflags: kver ? versionLdflags() : "" }],
+    renames: Object.fromEntries(packages.filter((p) => p.out !== p.name).map((p) => [p.out, p.name])),
+    note:
+      `Kubernetes ${kver} with ${gover}; on 2 cores: about 12 minutes from nothing, 6 with the Go modules ` +
+      "already downloaded; later runs reuse it",
+    info: { kubernetes: kver, go: gover },
+  };
 }
 
 if (import.meta.main) {

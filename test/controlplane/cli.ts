@@ -3,6 +3,8 @@ import { type ClusterName, clusterNames, down, startCluster, status, stopCluster
 
 const usage = `usage: npm run testenv -- <command>
   up          build the binaries if needed, start etcd + clusters a and b (no-op when already up)
+  up --node   also the node tier: two kubelet nodes (containerd, runc) joined to cluster a, a scheduler,
+              and the workload controllers (test/node/nodes.ts; needs root, podman and containerd)
   down        stop every process started by up and remove .testenv/
   status      show processes, ports, memory, readiness (exit 1 when not healthy)
   stop <a|b>  stop one cluster's kube-apiserver and kube-controller-manager
@@ -51,7 +53,7 @@ async function main(argv: string[]): Promise<number> {
   const [cmd, arg] = argv;
   switch (cmd) {
     case "up": {
-      const r = await up();
+      const r = await up({ node: arg === "--node" });
       process.stdout.write(
         `${r.started ? "started" : "already up"}; try:\n  ${r.env.kubectlPath} --kubeconfig ${r.env.kubeconfigPath("a")} get ns\n`,
       );

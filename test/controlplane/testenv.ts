@@ -25,6 +25,7 @@ import { join, relative, resolve } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { KubeConfig } from "@kubernetes/client-node";
 import { stringify } from "yaml";
+import { nodeTierProcesses, readNodeState, startNodeTier, stopNodeTier } from "../node/nodes.ts";
 import { runCommand } from "../support/run-command.ts";
 import { ensureBinaries } from "./build.ts";
 
@@ -74,6 +75,8 @@ export type State = {
   startedBy: "cli" | "test-run";
   /** Set once start-up finished; an incomplete state is a crashed start-up, cleaned up by the next `up`. */
   complete: boolean;
+  /** `up --node`: cluster a runs what real nodes need (test/node/nodes.ts), and the nodes run. */
+  nodeTier?: boolean;
 };
 
 function statePath(dir: string): string {
@@ -161,7 +164,7 @@ export function isAlive(pid: number, bin?: string): boolean {
   }
 }
 
-function startProcess(bin: string, args: string[], logFile: string): ProcState {
+export function startProcess(bin: string, args: string[], logFile: string): ProcState {
   const fd = openSync(logFile, "a");
   try {
     const child = spawn(bin, args, { detached: true, stdio: ["ignore", fd, fd] });
@@ -175,7 +178,7 @@ function startProcess(bin: string, args: string[], logFile: string): ProcState {
 }
 
 /** SIGTERM, then SIGKILL after `graceMs`; returns once the process is gone. */
-async function stopProcess(p: ProcState | null, graceMs = 10_000): Promise<void> {
+export async function stopProcess(p: ProcState | null, graceMs = 10_000): Promise<void> {
   if (!p || !isAlive(p.pid, p.bin)) return;
   try {
     process.kill(p.pid, "SIGTERM");
@@ -197,7 +200,7 @@ async function stopProcess(p: ProcState | null, graceMs = 10_000): Promise<void>
   });
 }
 
-function tail(file: string, lines = 25): string {
+export function tail(file: string, lines = 25): string {
   try {
     return readFileSync(file, "utf8").trimEnd().split("\n").slice(-lines).join("\n");
   } catch {
@@ -205,7 +208,7 @@ function tail(file: string, lines = 25): string {
   }
 }
 
-function ensureRunning(p: ProcState, name: string): void {
+export function ensureRunning(p: ProcState, name: string): void {
   if (!isAlive(p.pid, p.bin)) {
     throw new Error(`${name} (pid ${p.pid}) exited; last lines of ${p.log}:\n${tail(p.log)}`);
   }
@@ -235,7 +238,7 @@ async function freePorts(n: number): Promise<number[]> {
 // ---------------------------------------------------------------------------------------------------------------
 // PKI (openssl CLI; ECDSA P-256 keys, fast to generate)
 
-function runCmd(
+export function runCmd(
   cmd: string,
   args: string[],
   opts: { cwd?: string; input?: string } = {},
@@ -502,6 +505,7 @@ async function startEtcd(s: State, log: Log): Promise<void> {
 
 function apiserverArgs(s: State, c: ClusterState): string[] {
   const pki = c.pkiDir;
+  const node = s.nodeTier === true && c.name === "a";
   return [
     `--etcd-servers=http://127.0.0.1:${s.etcd.port}`,
     `--etcd-prefix=${c.etcdPrefix}`,
@@ -514,7 +518,9 @@ function apiserverArgs(s: State, c: ClusterState): string[] {
     `--client-ca-file=${join(pki, "ca.crt")}`,
     "--authorization-mode=RBAC",
     "--service-cluster-ip-range=10.0.0.0/24",
-    "--disable-admission-plugins=ServiceAccount",
+    // Pods get their service-account token volume from the ServiceAccount admission plugin: only the node tier
+    // runs pods (elsewhere no controller creates the ServiceAccounts it would require).
+    ...(node ? [] : ["--disable-admission-plugins=ServiceAccount"]),
     "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
     `--service-account-key-file=${join(pki, "sa.pub")}`,
     `--service-account-signing-key-file=${join(pki, "sa.key")}`,
@@ -540,6 +546,12 @@ function apiserverArgs(s: State, c: ClusterState): string[] {
 export const AUDITED_USERS = ["sinker-bench", "ideal-copier"] as const;
 export type AuditedUser = (typeof AUDITED_USERS)[number];
 
+/** Users the node tier audits besides AUDITED_USERS: the ServiceAccounts Sinker's pods run as (kustomize, Helm). */
+export const NODE_TIER_AUDITED_USERS = [
+  "system:serviceaccount:sinker:sinker",
+  "system:serviceaccount:sinker-helm:sinker",
+];
+
 /** The audit log (JSON lines, audit.k8s.io/v1 Events) of cluster `name`'s API server. */
 export function auditLogPath(s: State, name: ClusterName): string {
   return join(s.dir, "logs", `audit-${name}.log`);
@@ -551,7 +563,10 @@ function writeAuthFiles(s: State, c: ClusterState): void {
     apiVersion: "audit.k8s.io/v1",
     kind: "Policy",
     omitStages: ["RequestReceived"],
-    rules: [{ level: "Metadata", users: [...AUDITED_USERS] }, { level: "None" }],
+    rules: [
+      { level: "Metadata", users: [...AUDITED_USERS, ...(s.nodeTier ? NODE_TIER_AUDITED_USERS : [])] },
+      { level: "None" },
+    ],
   };
   writeFileSync(join(s.dir, "audit-policy.yaml"), stringify(policy));
   const tokens = join(c.pkiDir, "tokens.csv");
@@ -572,11 +587,30 @@ function readToken(c: ClusterState, user: AuditedUser): string {
 /** The one resource whose watches and lists the test API servers serve from etcd, bypassing the watch cache. */
 export const UNCACHED_RESOURCE = "podtemplates";
 
-function controllerManagerArgs(c: ClusterState, kubeconfig: string): string[] {
+/** What the node tier's cluster a adds: Deployments become ReplicaSets and pods, PodDisruptionBudgets get a
+ * status, nodes lose their not-ready taint, namespaces get their default ServiceAccount and the kube-root-ca.crt ConfigMap that token volumes use. */
+const NODE_TIER_CONTROLLERS = [
+  "deployment-controller",
+  "replicaset-controller",
+  "disruption-controller",
+  "serviceaccount-controller",
+  "root-ca-certificate-publisher-controller",
+  // Lifts the not-ready taint a kubelet registers its node with, once the node reports Ready.
+  "node-lifecycle-controller",
+];
+
+function controllerManagerArgs(s: State, c: ClusterState): string[] {
+  const node = s.nodeTier === true && c.name === "a";
+  const controllers = [
+    "garbage-collector-controller",
+    "namespace-controller",
+    ...(node ? NODE_TIER_CONTROLLERS : []),
+  ];
   return [
-    `--kubeconfig=${kubeconfig}`,
+    `--kubeconfig=${s.kubeconfigs[c.name]}`,
     "--leader-elect=false",
-    "--controllers=garbage-collector-controller,namespace-controller",
+    `--controllers=${controllers.join(",")}`,
+    ...(node ? [`--root-ca-file=${join(c.pkiDir, "ca.crt")}`] : []),
     "--secure-port=0",
     "--use-service-account-credentials=false",
     `--cluster-name=sinker-testenv-${c.name}`,
@@ -588,7 +622,7 @@ function sameArgs(a: readonly string[] | undefined, b: readonly string[]): boole
   return a !== undefined && a.length === b.length && a.every((x, i) => x === b[i]);
 }
 
-function elapsed(since: number): string {
+export function elapsed(since: number): string {
   return `${((Date.now() - since) / 1000).toFixed(1)} s`;
 }
 
@@ -619,7 +653,7 @@ async function startApiserver(s: State, c: ClusterState, log: Log): Promise<void
 async function startControllerManager(s: State, c: ClusterState, log: Log): Promise<void> {
   const proc = startProcess(
     join(s.binDir, "kube-controller-manager"),
-    controllerManagerArgs(c, s.kubeconfigs[c.name]),
+    controllerManagerArgs(s, c),
     join(s.dir, "logs", `kube-controller-manager-${c.name}.log`),
   );
   c.controllerManager = proc;
@@ -829,10 +863,17 @@ export async function status(): Promise<Status> {
       clusters[name] = "ready";
     }
   }
+  const nodes = readNodeState(dir);
+  for (const p of nodes ? nodeTierProcesses(nodes) : []) {
+    const ps = procStatus(p.name, p.proc, null);
+    processes.push(ps);
+    healthy &&= ps.alive;
+  }
   return { dir, state: s, processes, clusters, healthy };
 }
 
 async function stopAll(s: State): Promise<void> {
+  await stopNodeTier(s.dir, defaultLog);
   for (const name of clusterNames) await stopProcess(s.clusters[name].controllerManager);
   await Promise.all(clusterNames.map((name) => stopProcess(s.clusters[name].apiserver)));
   await stopProcess(s.etcd.proc);
@@ -879,18 +920,31 @@ export type UpResult = { env: TestEnv; started: boolean; seconds: number };
  * stopped (or whose controller manager died) is started again and a changed manifests/crds.yaml is re-applied.
  * Anything worse (a crashed earlier run, etcd gone) is cleaned up and started afresh.
  * `by` records who started it: test runs (global setup) stop only an environment that a test run started. */
-export async function up(opts: { log?: Log; by?: "cli" | "test-run" } = {}): Promise<UpResult> {
+export async function up(
+  opts: { log?: Log; by?: "cli" | "test-run"; node?: boolean } = {},
+): Promise<UpResult> {
   const log = opts.log ?? defaultLog;
-  return withLock(() => upLocked(log, opts.by ?? "cli"), log);
+  return withLock(() => upLocked(log, opts.by ?? "cli", opts.node === true), log);
 }
 
-async function upLocked(log: Log, by: "cli" | "test-run"): Promise<UpResult> {
+async function upLocked(log: Log, by: "cli" | "test-run", node: boolean): Promise<UpResult> {
+  const r = await upControlPlane(log, by, node);
+  if (node) await startNodeTier(r.env.state, log);
+  return r;
+}
+
+async function upControlPlane(log: Log, by: "cli" | "test-run", node: boolean): Promise<UpResult> {
   const t0 = Date.now();
   const dir = envDir();
   const st = await status();
   if (st.state?.complete && st.processes[0]?.alive) {
     let s = st.state;
     try {
+      // Asked for the node tier: cluster a restarts below with its flags (they differ from the running ones).
+      if (node && !s.nodeTier) {
+        s.nodeTier = true;
+        writeState(s);
+      }
       for (const n of clusterNames) {
         const c = s.clusters[n];
         if (st.clusters[n] === "ready" && !sameArgs(c.apiserver?.args, apiserverArgs(s, c))) {
@@ -961,6 +1015,7 @@ async function upLocked(log: Log, by: "cli" | "test-run"): Promise<UpResult> {
     startedAt: new Date().toISOString(),
     startedBy: by,
     complete: false,
+    nodeTier: node,
   };
   writeState(s);
   try {
@@ -1027,10 +1082,10 @@ async function downLocked(log: Log): Promise<void> {
 // test run (not a developer's `npm run testenv -- up`) started.
 
 /** `up` for a test run's global setup; registers this process as a user of the environment. */
-export async function upForTestRun(opts: { log?: Log } = {}): Promise<UpResult> {
+export async function upForTestRun(opts: { log?: Log; node?: boolean } = {}): Promise<UpResult> {
   const log = opts.log ?? defaultLog;
   return withLock(async () => {
-    const r = await upLocked(log, "test-run");
+    const r = await upLocked(log, "test-run", opts.node === true);
     mkdirSync(join(envDir(), "users"), { recursive: true });
     writeFileSync(join(envDir(), "users", String(process.pid)), "");
     return r;

@@ -4,11 +4,13 @@
 //
 //   node test/tools/build.ts            build if missing, print the binary directory
 //   SINKER_TOOLS_CACHE=/some/dir        cache root (default: $XDG_CACHE_HOME or ~/.cache, + sinker/tools)
-import { spawn } from "node:child_process";
 import { createHash } from "node:crypto";
-import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { homedir } from "node:os";
 import { join } from "node:path";
+import { type EnsureResult, ensureGoCache } from "../support/go-build.ts";
+
+export type { EnsureResult };
 
 export const moduleDir: string = import.meta.dirname;
 
@@ -65,91 +67,30 @@ function requiredVersion(module: string): string {
   return m[1];
 }
 
-function run(args: string[], env: NodeJS.ProcessEnv): Promise<{ code: number; output: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn("go", args, { cwd: moduleDir, env, stdio: ["ignore", "pipe", "pipe"] });
-    let output = "";
-    const onData = (chunk: Buffer) => {
-      output += chunk.toString();
-      if (output.length > 200_000) output = output.slice(-100_000);
-      process.stderr.write(chunk);
-    };
-    child.stdout.on("data", onData);
-    child.stderr.on("data", onData);
-    child.on("error", (err: NodeJS.ErrnoException) =>
-      reject(
-        err.code === "ENOENT"
-          ? new Error(
-              "The Go toolchain (`go`) is not on PATH: it builds helm and promtool from test/tools/go.mod",
-            )
-          : err,
-      ),
-    );
-    child.on("close", (code) => resolve({ code: code ?? 1, output }));
-  });
-}
-
-function log(msg: string): void {
-  process.stderr.write(`[tools build] ${msg}\n`);
-}
-
-export type EnsureResult = { binDir: string; built: boolean; seconds: number };
-
 /** Builds helm and promtool unless the cache holds them. Safe to run concurrently (temporary dir, then rename). */
-export async function ensureTools(opts: { quiet?: boolean } = {}): Promise<EnsureResult> {
-  const started = Date.now();
+export function ensureTools(opts: { quiet?: boolean } = {}): Promise<EnsureResult> {
   const dir = binDir();
-  if (isBuilt(dir)) {
-    if (!opts.quiet) log(`cached: ${dir}`);
-    return { binDir: dir, built: false, seconds: 0 };
-  }
-  const root = cacheRoot();
-  mkdirSync(root, { recursive: true });
-  const tmp = join(root, `.tmp-${cacheKey()}-${process.pid}-${Date.now()}`);
-  mkdirSync(tmp, { recursive: true });
-  const helmVersion = requiredVersion("helm.sh/helm/v4");
-  const promVersion = requiredVersion("github.com/prometheus/prometheus");
-  log(`building helm ${helmVersion} and promtool (prometheus module ${promVersion}) into ${dir}`);
-  log("(on 2 cores: about 4 minutes from nothing; later runs reuse it)");
-  const ldflags = `-s -w -X helm.sh/helm/v4/internal/version.version=${helmVersion}`;
-  const args = [
-    "build",
-    "-trimpath",
-    "-tags",
-    BUILD_TAGS,
-    "-ldflags",
-    ldflags,
-    "-o",
-    `${tmp}/`,
-    ...packages.map((p) => p.pkg),
-  ];
-  const goflags = [process.env.GOFLAGS ?? "", "-mod=mod"].join(" ").trim();
-  const env: NodeJS.ProcessEnv = { ...process.env, CGO_ENABLED: "0", GOFLAGS: goflags };
-  try {
-    let r = await run(args, env);
-    if (r.code !== 0 && /sum\.golang\.org|checksum database|GOSUMDB/i.test(r.output)) {
-      log("the checksum database is unreachable: retrying with GOSUMDB=off (go.sum still pins every module)");
-      r = await run(args, { ...env, GOSUMDB: "off" });
-    }
-    if (r.code !== 0) throw new Error(`go build failed (exit ${r.code}); output above`);
-    if (!isBuilt(tmp)) throw new Error(`go build did not produce helm and promtool in ${tmp}`);
-    const seconds = Math.round((Date.now() - started) / 100) / 10;
-    writeFileSync(
-      join(tmp, "build-info.json"),
-      `${JSON.stringify({ helm: helmVersion, prometheus: promVersion, builtAt: new Date().toISOString(), seconds }, null, 2)}\n`,
-    );
-    try {
-      renameSync(tmp, dir);
-    } catch (err) {
-      if (!isBuilt(dir)) throw err;
-      rmSync(tmp, { recursive: true, force: true });
-    }
-    log(`built in ${seconds} s: ${dir}`);
-    return { binDir: dir, built: true, seconds };
-  } catch (err) {
-    rmSync(tmp, { recursive: true, force: true });
-    throw err;
-  }
+  const built = isBuilt(dir);
+  const helmVersion = built ? "" : requiredVersion("helm.sh/helm/v4");
+  const promVersion = built ? "" : requiredVersion("github.com/prometheus/prometheus");
+  return ensureGoCache(
+    {
+      label: "tools",
+      dir,
+      outputs: packages.map((p) => p.name),
+      builds: [
+        {
+          cwd: moduleDir,
+          packages: packages.map((p) => p.pkg),
+          tags: BUILD_TAGS,
+          ldflags: `-s -w -X helm.sh/helm/v4/internal/version.version=${helmVersion}`,
+        },
+      ],
+      note: `helm ${helmVersion} and promtool (prometheus module ${promVersion}); on 2 cores about 4 minutes from nothing; later runs reuse it`,
+      info: { helm: helmVersion, prometheus: promVersion },
+    },
+    opts,
+  );
 }
 
 if (import.meta.main) {
@@ -157,7 +98,7 @@ if (import.meta.main) {
     const r = await ensureTools();
     process.stdout.write(`${r.binDir}\n`);
   } catch (err) {
-    log(`error: ${(err as Error).message}`);
+    process.stderr.write(`[tools build] error: ${(err as Error).message}\n`);
     process.exit(1);
   }
 }

@@ -8,6 +8,7 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import pino from "pino";
 import { FINALIZER } from "../../src/api/types.ts";
+import { AppliedMemos } from "../../src/controller/applied.ts";
 import { ClaimIndex } from "../../src/controller/claims.ts";
 import { DriftState } from "../../src/controller/drift.ts";
 import { OwnWrites } from "../../src/controller/own-writes.ts";
@@ -96,7 +97,7 @@ function fakeContext(failures: { apply?: SinkerError; statusPatch?: SinkerError 
     logger: pino({ level: "silent" }),
     written: new OwnWrites(),
     claims: new ClaimIndex(),
-    applied: new Map(),
+    applied: new AppliedMemos(),
   };
 }
 
