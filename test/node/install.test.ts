@@ -263,8 +263,12 @@ describe("kubectl apply -k manifests (test overlay)", () => {
     );
     const seconds = (Date.now() - t0) / 1000;
     note(`failover: the Lease moved ${seconds.toFixed(1)} s after the leader pod's deletion`);
-    const m = metric((await getInNode(env, standby, "/metrics")).body, "sinker_leader");
-    assert.equal(m, 1, `the former standby ${standby.metadata.name} (${next}) leads`);
+    // The Lease shows the new holder as soon as its write lands; the process flips its gauge just after.
+    await waitFor(
+      `the former standby ${standby.metadata.name} (${next}) to report sinker_leader 1`,
+      async () => metric((await getInNode(env, standby, "/metrics")).body, "sinker_leader") === 1,
+      { timeoutMs: 30_000 },
+    );
     assert.ok(seconds < LEASE_SECONDS, `hand-over within the ${LEASE_SECONDS} s lease (took ${seconds} s)`);
     await waitReadyPods(env, NS, 2);
   });
