@@ -7,44 +7,26 @@
  */
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
-import { after, before, describe, it } from "node:test";
-import { load, type TestEnv, waitFor } from "../controlplane/testenv.ts";
+import { describe, it } from "node:test";
+import { waitFor } from "../controlplane/testenv.ts";
 import {
-  Cluster,
   clusterRef,
   cmRef,
   configMap,
   deleteResourceSyncs,
-  installCrds,
   kubeconfigSecret,
   RS_API,
   resourceSync,
-  startTestController,
   type TestController,
-  TestNamespaces,
   waitReady,
 } from "./support/cluster.ts";
+import { useSuite } from "./support/suite.ts";
 
-let env: TestEnv;
-let a: Cluster;
-let b: Cluster;
-const spaces = new TestNamespaces(() => env);
+const suite = useSuite();
+const { a, b } = suite;
 const cm = cmRef;
 const N = 12;
 const RESYNC_MS = 1500;
-
-before(async () => {
-  env = load();
-  a = new Cluster(env, "a");
-  b = new Cluster(env, "b");
-  await installCrds(env, "a");
-  await installCrds(env, "b");
-});
-
-after(async () => {
-  await deleteResourceSyncs(a, spaces.in("a")).catch(() => undefined);
-  await spaces.deleteAll();
-});
 
 async function reconciles(ctrl: TestController): Promise<number> {
   const m = await ctrl.metrics.reconcileTotal.get();
@@ -54,7 +36,7 @@ async function reconciles(ctrl: TestController): Promise<number> {
 /** Writes (create, update, patch incl. apply, delete) cluster b's audit log shows in namespace `n`. */
 function remoteWrites(n: string): number {
   let count = 0;
-  for (const line of readFileSync(env.auditLog("b"), "utf8").split("\n")) {
+  for (const line of readFileSync(suite.env.auditLog("b"), "utf8").split("\n")) {
     if (!line.includes(n)) continue;
     const e = JSON.parse(line) as { stage?: string; verb?: string; objectRef?: { namespace?: string } };
     if (e.stage !== "ResponseComplete" || e.objectRef?.namespace !== n) continue;
@@ -68,9 +50,9 @@ const writes = (requests: Map<string, number>) =>
 
 /** N ResourceSyncs (even: a local target, odd: a target in cluster b), all Ready, then the controller stopped. */
 async function converged(n: string, nb: string): Promise<void> {
-  const ctrl = await startTestController(env);
+  const ctrl = await suite.startController();
   try {
-    await a.apply(kubeconfigSecret(n, "cluster-b", env.auditedKubeconfigText("b", "sinker-bench")));
+    await a.apply(kubeconfigSecret(n, "cluster-b", suite.env.auditedKubeconfigText("b", "sinker-bench")));
     for (let i = 0; i < N; i++) {
       await a.apply(configMap(n, `src-${i}`, { i: String(i) }, { labels: { team: "x" } }));
       await a.apply(
@@ -88,7 +70,7 @@ async function converged(n: string, nb: string): Promise<void> {
 
 /** Starts a controller counting its requests and waits until every ResourceSync was reconciled twice (a resync). */
 async function restarted(requests: Map<string, number>): Promise<TestController> {
-  const ctrl = await startTestController(env, { requests, resyncPeriodMs: RESYNC_MS });
+  const ctrl = await suite.startController({ requests, resyncPeriodMs: RESYNC_MS });
   await waitFor(
     "every ResourceSync reconciled, then resynced",
     async () => (await reconciles(ctrl)) >= 2 * N,
@@ -101,8 +83,8 @@ async function restarted(requests: Map<string, number>): Promise<TestController>
 
 describe("restart", () => {
   it("over converged ResourceSyncs: no apply, no status write, no other write, local or remote", async () => {
-    const n = await spaces.create("a", "restart-quiet");
-    const nb = await spaces.create("b", "restart-quiet");
+    const n = await suite.ns("a", "restart-quiet");
+    const nb = await suite.ns("b", "restart-quiet");
     await converged(n, nb);
     const before = await a.list(RS_API, "ResourceSync", n);
     const remoteBefore = remoteWrites(nb);
@@ -128,8 +110,8 @@ describe("restart", () => {
   });
 
   it("a source changed, a target changed and a field of the target removed while down: those are repaired, only those", async () => {
-    const n = await spaces.create("a", "restart-changed");
-    const nb = await spaces.create("b", "restart-changed");
+    const n = await suite.ns("a", "restart-changed");
+    const nb = await suite.ns("b", "restart-changed");
     await converged(n, nb);
     // while no controller runs: a source edited (local and remote target), targets edited, a label removed
     await a.apply(configMap(n, "src-0", { i: "changed" }, { labels: { team: "x" } }));
