@@ -7,12 +7,10 @@
  */
 import { performance } from "node:perf_hooks";
 import type { Logger } from "pino";
-import { Metrics } from "../src/admin/metrics.ts";
-import { startController } from "../src/controller/controller.ts";
 import type { ClusterClient, ResourceInfo } from "../src/kube/client.ts";
 import { Informer } from "../src/kube/informer.ts";
 import { pool } from "../src/pool.ts";
-import { copiesObserver, deleteNamespaces } from "./support/fanout-copies.ts";
+import { benchController, copiesObserver, deleteNamespaces } from "./support/fanout-copies.ts";
 
 const LOOP_PARALLELISM = 8;
 
@@ -43,16 +41,7 @@ export async function runSelected(
   const names = Array.from({ length: s }, (_, i) => `src-${i}`);
   const watcher = new Informer({ client: a, resource: cmRes, logger, freeze: false });
   const copies = copiesObserver(watcher);
-  const controller = await startController({
-    local: a,
-    logger,
-    metrics: new Metrics({ defaultMetrics: false, controller: "resourcesync" }),
-    concurrency: 8,
-    allowClusterScoped: false,
-    allowUnsafeKubeconfigs: false,
-    responseHeadersTimeoutMs: 9000,
-    maxChildrenPerSet: s * d + d,
-  });
+  const controller = await benchController(a, logger, { maxChildrenPerSet: s * d + d });
   const configMap = (namespace: string, name: string, labels: Record<string, string>) => ({
     apiVersion: "v1",
     kind: "ConfigMap",

@@ -13,16 +13,14 @@
 import { writeFileSync } from "node:fs";
 import { performance } from "node:perf_hooks";
 import { parseArgs } from "node:util";
-import { Metrics } from "../src/admin/metrics.ts";
 import { crdYaml } from "../src/api/crds.ts";
-import { startController } from "../src/controller/controller.ts";
 import { ClusterClient, type ResourceInfo } from "../src/kube/client.ts";
 import { Informer } from "../src/kube/informer.ts";
 import { createLogger } from "../src/log.ts";
 import { pool } from "../src/pool.ts";
 import { load, releaseTestRun, type TestEnv, upForTestRun } from "../test/controlplane/testenv.ts";
 import { runSelected, type SelectedFigures, selectedTable } from "./fanout-selected.ts";
-import { copiesObserver, deleteNamespaces } from "./support/fanout-copies.ts";
+import { benchController, copiesObserver, deleteNamespaces } from "./support/fanout-copies.ts";
 
 const LOOP_PARALLELISM = 8;
 const log = (line: string) => process.stderr.write(`[bench:fanout] ${line}\n`);
@@ -68,15 +66,7 @@ async function runOnce(env: TestEnv, n: number): Promise<Figures> {
   });
   const copies = copiesObserver(watcher);
   const loopCopies = copiesObserver(loopWatcher);
-  const controller = await startController({
-    local: a,
-    logger,
-    metrics: new Metrics({ defaultMetrics: false, controller: "resourcesync" }),
-    concurrency: 8,
-    allowClusterScoped: false,
-    allowUnsafeKubeconfigs: false,
-    responseHeadersTimeoutMs: 9000,
-  });
+  const controller = await benchController(a, logger);
   try {
     log(`N=${n}: creating ${n + 1} namespaces`);
     await pool(created, 20, (name) =>

@@ -3,9 +3,30 @@
  * watch, until a set of copies holds a value, and removing the namespaces a run made.
  */
 import { performance } from "node:perf_hooks";
+import type { Logger } from "pino";
+import { Metrics } from "../../src/admin/metrics.ts";
+import { type RunningController, startController } from "../../src/controller/controller.ts";
 import type { ClusterClient, ResourceInfo } from "../../src/kube/client.ts";
 import type { Informer } from "../../src/kube/informer.ts";
 import { pool } from "../../src/pool.ts";
+
+/** Sinker's controller in the benchmark's process, as both fan-out cases run it (8 workers). */
+export function benchController(
+  local: ClusterClient,
+  logger: Logger,
+  extra: { maxChildrenPerSet?: number } = {},
+): Promise<RunningController> {
+  return startController({
+    local,
+    logger,
+    metrics: new Metrics({ defaultMetrics: false, controller: "resourcesync" }),
+    concurrency: 8,
+    allowClusterScoped: false,
+    allowUnsafeKubeconfigs: false,
+    responseHeadersTimeoutMs: 9000,
+    ...extra,
+  });
+}
 
 /**
  * Returns `waitFor(want, value, timeoutMs)`: resolves, with the moment, when every `[namespace, name]` of `want`
