@@ -55,12 +55,22 @@ export interface ScenarioResult {
   /** CPU seconds of convergence, edits, drifts, idle and deletion (the first process's start included; the
    * restart phases apart, see `restart`). */
   cpuSeconds: number;
+  /** `cpuSeconds` by phase: the start until ready, convergence, source edits and drifts, idle, deletion. */
+  cpuByPhase: CpuByPhase;
   deletionMs: number;
   deletionRequests: RequestCounts;
   /** The system killed (SIGKILL) and started again over its N converged ResourceSyncs, nothing changed. */
   restart: RestartFigures;
   /** Killed again; 1 % of the sources (at least one) changed while it was down; started again. */
   restartChanged: RestartFigures & { changed: number };
+}
+
+export interface CpuByPhase {
+  start: number;
+  convergence: number;
+  changes: number;
+  idle: number;
+  deletion: number;
 }
 
 export interface RestartFigures {
@@ -171,6 +181,7 @@ export async function runScenario(env: TestEnv, sut: Sut, o: ScenarioOptions): P
     });
     await proc.start(120_000);
     const startRssMiB = proc.rssMiB();
+    const cpuStart = proc.cpuSeconds();
     o.log(`${sut}: ready (RSS ${startRssMiB.toFixed(0)} MiB); creating ${o.n} ResourceSyncs`);
 
     // ------------------------------------------------------------------ convergence
@@ -185,6 +196,7 @@ export async function runScenario(env: TestEnv, sut: Sut, o: ScenarioOptions): P
     const m1 = await audit.mark(2000);
     const convergenceRequests = audit.requests(user, m0, m1);
     const watchesHeld = audit.openWatches(user, started, m1);
+    const cpuConverged = proc.cpuSeconds();
 
     // ------------------------------------------------------------------ propagation of source edits
     const spread = (count: number, offset: number) =>
@@ -221,6 +233,7 @@ export async function runScenario(env: TestEnv, sut: Sut, o: ScenarioOptions): P
     const cpuIdle0 = proc.cpuSeconds();
     await sleep(o.idleSeconds * 1000);
     const idleCpu = proc.cpuSeconds() - cpuIdle0;
+    const cpuIdle1 = proc.cpuSeconds();
     const i1 = await audit.mark();
     const idle = {
       seconds: o.idleSeconds,
@@ -279,6 +292,13 @@ export async function runScenario(env: TestEnv, sut: Sut, o: ScenarioOptions): P
       peakRssMiB: proc.peakRssMiB(),
       startRssMiB,
       cpuSeconds: cpuBeforeRestarts + proc.processCpuSeconds() - cpuDeletion0,
+      cpuByPhase: {
+        start: cpuStart,
+        convergence: cpuConverged - cpuStart,
+        changes: cpuIdle0 - cpuConverged,
+        idle: cpuIdle1 - cpuIdle0,
+        deletion: proc.processCpuSeconds() - cpuDeletion0,
+      },
       deletionMs,
       deletionRequests: audit.requests(user, d0, d1),
       restart,

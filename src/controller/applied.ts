@@ -11,6 +11,8 @@ import type { WatchChange } from "./watches.ts";
 
 export class AppliedMemos {
   readonly #memos = new Map<string, AppliedMemo>();
+  /** Per ResourceSync being finalized: the target this process just deleted (watchIdentity and uid). */
+  readonly #deleted = new Map<string, { target: string; uid: string }>();
 
   get(key: string): AppliedMemo | undefined {
     return this.#memos.get(key);
@@ -22,25 +24,47 @@ export class AppliedMemos {
 
   delete(key: string): void {
     this.#memos.delete(key);
+    this.#deleted.delete(key);
   }
 
-  /** Whether a watched object's change is the echo of this process's own last apply for `key`. */
+  /** Whether anything is remembered of `key` (a ResourceSync not yet forgotten). */
+  has(key: string): boolean {
+    return this.#memos.has(key) || this.#deleted.has(key);
+  }
+
+  /**
+   * Records that this process's DELETE removed `key`'s target at once (the API server said so): the watch's
+   * DELETED event of that object (that uid) is then the echo of it, and wakes nobody.
+   */
+  deletedTarget(key: string, target: string, uid: string): void {
+    this.#deleted.set(key, { target, uid });
+  }
+
+  /**
+   * Whether a watched object's change is the echo of this process's own last apply for `key`, or the removal of
+   * the target this process just deleted for it.
+   */
   isEcho(key: string, event: WatchChange): boolean {
+    if (event.type === "deleted") {
+      const d = this.#deleted.get(key);
+      return d !== undefined && d.uid === event.object.metadata?.uid && this.#identity(event) === d.target;
+    }
     return isEcho(this.#memos.get(key), event);
+  }
+
+  #identity(event: WatchChange): string {
+    const meta = event.object.metadata;
+    return watchIdentity({
+      client: { id: event.clientId },
+      resource: event.resource,
+      namespace: meta?.namespace,
+      name: meta?.name ?? "",
+    });
   }
 
   /** Whether a watched object's change is about the object `key` applied last (its target). */
   isTarget(key: string, event: WatchChange): boolean {
     const memo = this.#memos.get(key);
-    if (!memo) return false;
-    const meta = event.object.metadata;
-    return (
-      watchIdentity({
-        client: { id: event.clientId },
-        resource: event.resource,
-        namespace: meta?.namespace,
-        name: meta?.name ?? "",
-      }) === memo.target
-    );
+    return memo !== undefined && this.#identity(event) === memo.target;
   }
 }

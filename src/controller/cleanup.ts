@@ -17,7 +17,7 @@ import type { ReconcileContext } from "./context.ts";
 import { type Candidate, decideFinalize, type FinalizeFacts } from "./decisions.ts";
 import type { Cleanup } from "./finalizer.ts";
 import { hasFinalizer } from "./finalizer.ts";
-import { liveOf } from "./live-target.ts";
+import { liveOf, watchIdentity } from "./live-target.ts";
 import { track } from "./reachability.ts";
 import type { RefSet } from "./ref-set.ts";
 import { noObjectOfUnknownKind, releaseFromOwner } from "./release.ts";
@@ -69,7 +69,7 @@ export async function cleanup(
     record,
     candidates,
   };
-  return carryOut(rs, facts, resolved, ctx);
+  return carryOut(key, rs, facts, resolved, ctx);
 }
 
 /** The recorded target, then the spec's when it differs, each resolved and looked up (live, claims). */
@@ -138,6 +138,7 @@ async function lookUp(
  * returns, or marks one more candidate gone, so it ends.
  */
 async function carryOut(
+  key: string,
   rs: KubeObject,
   facts: FinalizeFacts,
   resolved: Resolved,
@@ -177,7 +178,7 @@ async function carryOut(
         const end = candidate && resolved.get(candidate);
         if (!candidate || !end)
           return failed(new SinkerError("Internal", "no client for the target to delete"));
-        const outcome = await deleteTarget(rs, action, end, ctx);
+        const outcome = await deleteTarget(key, rs, action, end, ctx);
         if (outcome !== "deleted") return outcome;
         candidate.live = { exists: false };
       }
@@ -187,6 +188,7 @@ async function carryOut(
 
 /** Deletes the target (uid precondition): "deleted" when the API server removed it at once. */
 async function deleteTarget(
+  key: string,
   rs: KubeObject,
   action: { target: TargetIdentity; uid: string },
   end: ResolvedEnd,
@@ -216,6 +218,7 @@ async function deleteTarget(
   // Still there (finalizers of its own): its watch reports it gone. Removed at once, as the API server's
   // answer says: decided again now, as that watch event would make it, without a second reconcile.
   if (outcome === "pending") return waiting;
+  ctx.applied.deletedTarget(key, watchIdentity(end), action.uid);
   return "deleted";
 }
 

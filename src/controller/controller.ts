@@ -132,7 +132,16 @@ export async function startController(options: ControllerOptions): Promise<Runni
     logger: logger.child({ module: "sinker::informer", resource: "resourcesyncs" }),
     transform: stripForCache,
   });
-  resourceSyncs.onEvent(resourceSyncRouting({ queue, written, claims, gauge, fanout: () => fanout }));
+  resourceSyncs.onEvent(
+    resourceSyncRouting({
+      queue,
+      written,
+      claims,
+      gauge,
+      fanout: () => fanout,
+      remembers: (key) => applied.has(key) || watches.hasRefs(key),
+    }),
+  );
   const remoteClusters = newRemoteClusters(options, identities);
   const events = new ApiEventRecorder(local, logger.child({ module: "sinker::events" }), hostname());
   fanout = await startSets(options, { events, resourceSyncs, resourceSyncResource, remoteClusters, watches });

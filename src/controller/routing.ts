@@ -72,6 +72,11 @@ export interface ResourceSyncRoutingDeps {
   claims: ClaimIndex;
   gauge: OutcomeGauge;
   fanout(): WatchUserRouter | undefined;
+  /**
+   * Whether this process still remembers a ResourceSync (watch references, an apply memo): one that is not is
+   * already forgotten (its finalizer ran here), and its DELETED event has nothing left to reconcile.
+   */
+  remembers(key: string): boolean;
 }
 
 /** The ResourceSync informer's events. */
@@ -84,6 +89,7 @@ export function resourceSyncRouting(d: ResourceSyncRoutingDeps): (event: Informe
       // a ResourceSync that reported a conflict with this one may take the target over now
       for (const other of d.claims.remove(key)) d.queue.add(other);
       d.gauge.set(key, undefined);
+      if (!d.remembers(key)) return;
     } else d.claims.update(event.object);
     if (event.type === "modified" && event.old && !resourceSyncChangeMatters(event.old, event.object)) return;
     d.queue.add(key);

@@ -165,6 +165,11 @@ export class Watches {
     };
   }
 
+  /** Whether `rsKey` holds any reference (released ones hold none). */
+  hasRefs(rsKey: string): boolean {
+    return this.#refs.has(rsKey);
+  }
+
   /** Drops every reference of `rsKey`; informers nobody needs any more are stopped (and awaited). */
   async release(rsKey: string): Promise<void> {
     const previous = this.#refs.get(rsKey) ?? [];

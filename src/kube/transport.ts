@@ -40,6 +40,9 @@ export interface ClientLimits {
   maxListPages: number;
 }
 
+/** How long the credentials' request headers are reused (Transport.connection). */
+export const CREDENTIALS_TTL_MS = 10_000;
+
 export const DEFAULT_CLIENT_LIMITS: Readonly<ClientLimits> = {
   requestTimeoutMs: 30_000,
   maxResponseBytes: 32 * 1024 * 1024,
@@ -106,6 +109,8 @@ export class Transport {
   readonly #lookup: LookupFunction | undefined;
   #dispatcher: Dispatcher | undefined;
   #pendingDispatcher: Promise<Dispatcher> | undefined;
+  /** The request headers with the credentials, and when they were computed (performance.now()). */
+  #headers: { at: number; values: Record<string, string | string[]> } | undefined;
   #closed = false;
 
   constructor(kc: KubeConfig, opts: TransportOptions) {
@@ -128,13 +133,27 @@ export class Transport {
     if (d) await d.close().catch(() => d.destroy());
   }
 
-  /** The pool and the headers of a request; credentials are computed anew (tokens rotate). */
+  /**
+   * The pool and the headers of a request. The credentials' headers are computed anew at most every
+   * CREDENTIALS_TTL_MS (tokens rotate: a projected token file is replaced well before it expires) and after a
+   * 401; computing them for every request cost as much CPU as parsing the answer.
+   */
   async connection(contentType?: string): Promise<Connection> {
     const dispatcher = await this.#getDispatcher();
-    const { headers } = await credentials(this.#kc, this.name);
-    const out: Record<string, string | string[]> = { ...headers, ...this.#extraHeaders };
-    if (contentType) out["content-type"] = contentType;
+    const now = performance.now();
+    let headers = this.#headers;
+    if (!headers || now - headers.at > CREDENTIALS_TTL_MS) {
+      const c = await credentials(this.#kc, this.name);
+      headers = { at: now, values: { ...c.headers, ...this.#extraHeaders } };
+      this.#headers = headers;
+    }
+    const out = contentType ? { ...headers.values, "content-type": contentType } : headers.values;
     return { dispatcher, headers: out };
+  }
+
+  /** A 401: the credentials are computed anew for the next request (a token rotated early). */
+  credentialsRefused(): void {
+    this.#headers = undefined;
   }
 
   /** Throws at once when the circuit breaker of this (remote) cluster is open. */
@@ -233,6 +252,7 @@ export class Transport {
     }
     if (status < 200 || status >= 300) {
       this.breaker?.success();
+      if (status === 401) this.credentialsRefused();
       throw apiError(this.name, status, text, req.what, this.remote);
     }
     let parsed: unknown;

@@ -88,6 +88,7 @@ export async function watchResource(
     t.breaker?.success();
     if (response.statusCode < 200 || response.statusCode >= 300) {
       const text = await readErrorBody(response.body, t.limits.maxErrorBodyBytes);
+      if (response.statusCode === 401) t.credentialsRefused();
       throw apiError(t.name, response.statusCode, text, what, t.remote);
     }
     idle.arm();

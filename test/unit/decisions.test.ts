@@ -4,6 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
+import { AppliedMemos } from "../../src/controller/applied.ts";
 import { ClaimIndex } from "../../src/controller/claims.ts";
 import {
   type Candidate,
@@ -393,6 +394,44 @@ describe("echo suppression", () => {
   ];
   for (const [name, e, expected] of rows) it(name, () => assert.equal(isEcho(memo, e), expected));
   it("no apply remembered: everything reconciles", () => assert.equal(isEcho(undefined, event({})), false));
+
+  describe("the removal of a target this process deleted (AppliedMemos.deletedTarget)", () => {
+    const withUid = (e: ReturnType<typeof event>, uid: string) => ({
+      ...e,
+      object: { metadata: { ...e.object.metadata, uid } },
+    });
+    const deleted = withUid(event({ type: "deleted" }), "u1");
+    const memos = () => {
+      const m = new AppliedMemos();
+      m.set("ns/rs", memo);
+      return m;
+    };
+    it("is an echo once the DELETE said the target is gone", () => {
+      const m = memos();
+      assert.equal(m.isEcho("ns/rs", deleted), false, "before the DELETE's answer");
+      m.deletedTarget("ns/rs", memo.target, "u1");
+      assert.equal(m.isEcho("ns/rs", deleted), true);
+      assert.equal(m.has("ns/rs"), true);
+    });
+    const rows: Array<[string, ReturnType<typeof event>]> = [
+      ["another object of that name (another uid)", withUid(event({ type: "deleted" }), "u2")],
+      ["another object (another name)", withUid(event({ type: "deleted", name: "u" }), "u1")],
+      ["through another client", withUid(event({ type: "deleted", clientId: 8 }), "u1")],
+    ];
+    for (const [name, e] of rows)
+      it(`is not an echo: ${name}`, () => {
+        const m = memos();
+        m.deletedTarget("ns/rs", memo.target, "u1");
+        assert.equal(m.isEcho("ns/rs", e), false);
+      });
+    it("is forgotten with the ResourceSync", () => {
+      const m = memos();
+      m.deletedTarget("ns/rs", memo.target, "u1");
+      m.delete("ns/rs");
+      assert.equal(m.isEcho("ns/rs", deleted), false);
+      assert.equal(m.has("ns/rs"), false);
+    });
+  });
 });
 
 describe("liveOf and resourceVersion order", () => {

@@ -1,8 +1,10 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import {
+  batchedOutput,
   createLogger,
   formatPlain,
+  LOG_BATCH_MS,
   type LogFormat,
   lazyChild,
   levelForModule,
@@ -173,5 +175,32 @@ describe("lazyChild (a logger per reconcile)", () => {
       ],
     );
     assert.equal(log.isLevelEnabled("debug"), false);
+  });
+});
+
+describe("batchedOutput (records to stdout in batches)", () => {
+  it("writes nothing at once, then every record of a burst in one write within LOG_BATCH_MS", async () => {
+    const writes: string[] = [];
+    const out = batchedOutput({ write: (s: string) => writes.push(s) });
+    out.write("a\n");
+    out.write("b\n");
+    assert.deepEqual(writes, []);
+    const deadline = Date.now() + 5_000 + LOG_BATCH_MS;
+    while (writes.length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    assert.deepEqual(writes, ["a\nb\n"]);
+  });
+
+  it("writes at once past 64 KiB pending, and what is pending on flush (as on exit)", () => {
+    const writes: string[] = [];
+    const out = batchedOutput({ write: (s: string) => writes.push(s) });
+    const big = `${"x".repeat(1023)}\n`;
+    for (let i = 0; i < 64; i++) out.write(big);
+    assert.equal(writes.length, 1);
+    assert.equal(writes[0]?.length, 64 * 1024);
+    out.write("tail\n");
+    out.flush();
+    assert.deepEqual(writes.slice(1), ["tail\n"]);
+    out.flush();
+    assert.equal(writes.length, 2, "nothing pending: no empty write");
   });
 });
