@@ -93,6 +93,8 @@ export interface SendRequest {
 export interface Connection {
   dispatcher: Dispatcher;
   headers: Record<string, string | string[]>;
+  /** The credentials came from the cache (Transport.connection), not computed for this request. */
+  reused: boolean;
 }
 
 export class Transport {
@@ -142,13 +144,14 @@ export class Transport {
     const dispatcher = await this.#getDispatcher();
     const now = performance.now();
     let headers = this.#headers;
-    if (!headers || now - headers.at > CREDENTIALS_TTL_MS) {
+    const reused = headers !== undefined && now - headers.at <= CREDENTIALS_TTL_MS;
+    if (!headers || !reused) {
       const c = await credentials(this.#kc, this.name);
       headers = { at: now, values: { ...c.headers, ...this.#extraHeaders } };
       this.#headers = headers;
     }
     const out = contentType ? { ...headers.values, "content-type": contentType } : headers.values;
-    return { dispatcher, headers: out };
+    return { dispatcher, headers: out, reused };
   }
 
   /** A 401: the credentials are computed anew for the next request (a token rotated early). */
@@ -182,7 +185,15 @@ export class Transport {
     const onCancel = () => controller.abort();
     cancellation?.addEventListener("abort", onCancel, { once: true });
     try {
-      return await this.#exchange(req, conn, controller.signal);
+      try {
+        return await this.#exchange(req, conn, controller.signal);
+      } catch (err) {
+        // Refused with cached credentials (a token that expired or rotated within CREDENTIALS_TTL_MS): sent once
+        // more with credentials computed now. A 401 is refused before anything is done: any method is safe.
+        if (!conn.reused || !(err instanceof SinkerError) || err.reason !== "Unauthorized") throw err;
+        if (controller.signal.aborted) throw err;
+        return await this.#exchange(req, await this.connection(req.contentType), controller.signal);
+      }
     } catch (err) {
       if (cancellation?.aborted) throw cancelledError(this.name, req.what);
       throw err;

@@ -246,6 +246,41 @@ describe("ClusterClient under transport faults (injected by a stub HTTP server)"
     assert.equal(server.resetNext, 0);
   });
 
+  it("reuses the credentials, and after a 401 sends once more with credentials computed anew", async () => {
+    const kc = server.kubeConfig();
+    const user = kc.getCurrentUser() as { token?: string };
+    const c = ClusterClient.fromKubeConfig(kc, { name: "rotating" });
+    const cm = await c.resolve("v1", "ConfigMap");
+    server.put("rot", "r", { k: "v" });
+    const auth = () => server.requests.slice(-2).map((r) => r.headers.authorization);
+    try {
+      server.acceptToken = "t0ken";
+      assert.deepEqual((await c.get(cm, "rot", "r"))?.data, { k: "v" });
+      // the token rotates: the cached one is refused once, the new one is read and the request sent again
+      user.token = "t1";
+      server.acceptToken = "t1";
+      assert.deepEqual((await c.get(cm, "rot", "r"))?.data, { k: "v" });
+      assert.deepEqual(auth(), ["Bearer t0ken", "Bearer t1"]);
+      // a write too (a 401 is refused before anything is done)
+      user.token = "t2";
+      server.acceptToken = "t2";
+      await c.create(cm, "rot", { metadata: { name: "after-401" } });
+      assert.deepEqual(auth(), ["Bearer t1", "Bearer t2"]);
+      assert.ok(server.objects.has("rot/after-401"));
+      // refused with credentials computed for this very request: no second try
+      server.acceptToken = "nobody";
+      const before = server.requests.length;
+      await assert.rejects(
+        c.get(cm, "rot", "r"),
+        (e: unknown) => e instanceof SinkerError && e.reason === "Unauthorized",
+      );
+      assert.equal(server.requests.length - before, 2, "the cached credentials, then fresh ones; no third");
+    } finally {
+      server.acceptToken = undefined;
+      await c.close();
+    }
+  });
+
   it("gives up waiting for response headers after the timeout", async () => {
     const cm = await client.resolve("v1", "ConfigMap");
     // The server would answer after 6 s; failing well before that (with the headers-timeout message) proves the

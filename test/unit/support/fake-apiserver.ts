@@ -22,6 +22,8 @@ export class FakeApiServer {
   rv = 100;
   /** Watches from a resourceVersion below this get a 410 Gone ERROR event. */
   compactedRv = 0;
+  /** When set, a request without `Authorization: Bearer <acceptToken>` gets 401. */
+  acceptToken: string | undefined;
   /** When set, answers every request with this status and Status message. */
   failWith: { status: number; message: string } | undefined;
   /** Destroys the connection of the next N requests without answering. */
@@ -131,6 +133,10 @@ export class FakeApiServer {
     const url = new URL(req.url ?? "/", "http://x");
     if (this.failWith) {
       this.#status(res, this.failWith.status, this.failWith.message);
+      return;
+    }
+    if (this.acceptToken !== undefined && req.headers.authorization !== `Bearer ${this.acceptToken}`) {
+      this.#status(res, 401, "Unauthorized");
       return;
     }
     if (url.pathname === "/api/v1") {
