@@ -55,8 +55,22 @@ export function resourceSyncChangeMatters(old: KubeObject, next: KubeObject): bo
   return (
     a.generation !== b.generation ||
     a.deletionTimestamp !== b.deletionTimestamp ||
-    JSON.stringify(a.annotations ?? {}) !== JSON.stringify(b.annotations ?? {}) ||
-    JSON.stringify(a.ownerReferences ?? []) !== JSON.stringify(b.ownerReferences ?? []) ||
+    !sameStringMap(a.annotations, b.annotations) ||
+    ((a.ownerReferences?.length ?? 0) + (b.ownerReferences?.length ?? 0) > 0 &&
+      JSON.stringify(a.ownerReferences ?? []) !== JSON.stringify(b.ownerReferences ?? [])) ||
     (Boolean(a.finalizers?.includes(FINALIZER)) && !b.finalizers?.includes(FINALIZER))
   );
+}
+
+/** Whether two string maps (annotations) hold the same entries; absent and empty are the same. (Every status
+ * write comes back as an event, and this runs for each: no JSON round trip.) */
+function sameStringMap(
+  a: Record<string, string> | undefined,
+  b: Record<string, string> | undefined,
+): boolean {
+  const ak = a ? Object.keys(a) : [];
+  const bk = b ? Object.keys(b) : [];
+  if (ak.length !== bk.length) return false;
+  for (const k of ak) if (!b || !Object.hasOwn(b, k) || b[k] !== a?.[k]) return false;
+  return true;
 }

@@ -107,6 +107,13 @@ export interface ResolvedRef {
   ref: WatchRef;
 }
 
+/** Whether two lists of resolved references name the same objects through the same informers (as sets). */
+export function sameRefs(a: readonly ResolvedRef[], b: readonly ResolvedRef[]): boolean {
+  const within = (x: readonly ResolvedRef[], r: ResolvedRef) =>
+    x.some((m) => m.entryKey === r.entryKey && m.objKey === r.objKey);
+  return b.every((r) => within(a, r)) && a.every((r) => within(b, r));
+}
+
 export function gvr(resource: ResourceInfo): string {
   return `${resource.group}/${resource.version}/${resource.plural}`;
 }

@@ -40,6 +40,7 @@ import {
   isTerminal,
   kindKey,
   type ResolvedRef,
+  sameRefs,
   startEntry,
   syncError,
   type WatchChange,
@@ -93,8 +94,10 @@ export class Watches {
    */
   async setRefs(rsKey: string, refs: WatchRef[]): Promise<void> {
     const resolved = refs.map((ref) => this.#resolve(ref));
-    // add the new references first, so an informer in both sets is never stopped in between
     const previous = this.#refs.get(rsKey) ?? [];
+    // the same references as before (every reconcile after the first): nothing to start, stop or wait for
+    if (sameRefs(previous, resolved) && this.#allSynced(resolved)) return;
+    // add the new references first, so an informer in both sets is never stopped in between
     for (const r of resolved) this.#addRef(rsKey, r);
     this.#refs.set(rsKey, resolved);
     for (const r of previous) {
@@ -110,16 +113,19 @@ export class Watches {
    */
   async addRefs(rsKey: string, refs: WatchRef[]): Promise<void> {
     const current = this.#refs.get(rsKey) ?? [];
-    const merged = [...current];
+    let merged: ResolvedRef[] | undefined;
     const wanted: ResolvedRef[] = [];
     for (const ref of refs) {
       const r = this.#resolve(ref);
       wanted.push(r);
-      if (merged.some((m) => m.entryKey === r.entryKey && m.objKey === r.objKey)) continue;
+      const list = merged ?? current;
+      if (list.some((m) => m.entryKey === r.entryKey && m.objKey === r.objKey)) continue;
+      merged ??= [...current];
       this.#addRef(rsKey, r);
       merged.push(r);
     }
-    this.#refs.set(rsKey, merged);
+    if (merged) this.#refs.set(rsKey, merged);
+    if (this.#allSynced(wanted)) return;
     await this.#waitSynced(rsKey, wanted);
   }
 
@@ -356,6 +362,12 @@ export class Watches {
         "watch onChange handler threw",
       );
     }
+  }
+
+  /** Whether the informer of every reference has its first list (the common case: no waiting to set up). */
+  #allSynced(refs: ResolvedRef[]): boolean {
+    for (const r of refs) if (!this.#entries.get(r.entryKey)?.informer.hasSynced()) return false;
+    return true;
   }
 
   /**

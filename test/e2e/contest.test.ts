@@ -106,6 +106,12 @@ describe("a writer contest", () => {
         (o) => o?.data?.k === "ours",
         30_000,
       );
+      // (the count follows the apply's answer, which may come after the test's watch saw the repaired value)
+      await waitFor(
+        "the repair counted",
+        async () => (await metric(suite.controller, "sinker_drift_repairs_total")) >= repairsAfter + 1,
+        { timeoutMs: 10_000, intervalMs: 100 },
+      );
       assert.equal(await metric(suite.controller, "sinker_drift_repairs_total"), repairsAfter + 1);
       assert.deepEqual(await readyOf(a, n, "rs").then((r) => [r.status, r.reason]), ["True", "Synced"]);
     } finally {

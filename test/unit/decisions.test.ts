@@ -16,7 +16,7 @@ import {
   type FinalizeFacts,
   type LiveTarget,
 } from "../../src/controller/decisions.ts";
-import { isEcho } from "../../src/controller/event-filters.ts";
+import { isEcho, resourceSyncChangeMatters } from "../../src/controller/event-filters.ts";
 import { liveOf } from "../../src/controller/live-target.ts";
 import { nextStatus, statusDiffers } from "../../src/controller/status.ts";
 import {
@@ -494,5 +494,61 @@ describe("stripForCache", () => {
     assert.equal(o.metadata.managedFields.length, 3, "the input is not changed");
     const plain = { metadata: { name: "y" } };
     assert.equal(stripForCache(plain), plain, "nothing to strip: the same object");
+  });
+});
+
+describe("resourceSyncChangeMatters (which ResourceSync events reconcile)", () => {
+  const base = {
+    metadata: {
+      name: "rs",
+      generation: 1,
+      annotations: { a: "1", b: "2" },
+      finalizers: ["sinker.influxdata.io/target"],
+    },
+    status: { observedGeneration: 1 },
+  };
+  const next = (f: (o: typeof base & Record<string, unknown>) => void) => {
+    const o = structuredClone(base) as typeof base & Record<string, unknown>;
+    f(o);
+    return o;
+  };
+  const rows: Array<[string, ReturnType<typeof next>, boolean]> = [
+    ["a status write", next((o) => Object.assign(o, { status: { observedGeneration: 2 } })), false],
+    [
+      "the same annotations in another order",
+      next((o) => Object.assign(o.metadata, { annotations: { b: "2", a: "1" } })),
+      false,
+    ],
+    [
+      "an annotation changed",
+      next((o) => Object.assign(o.metadata, { annotations: { a: "1", b: "3" } })),
+      true,
+    ],
+    [
+      "an annotation added",
+      next((o) => Object.assign(o.metadata, { annotations: { a: "1", b: "2", c: "" } })),
+      true,
+    ],
+    ["an annotation removed", next((o) => Object.assign(o.metadata, { annotations: { a: "1" } })), true],
+    ["annotations gone", next((o) => Object.assign(o.metadata, { annotations: undefined })), true],
+    ["the spec changed (generation)", next((o) => Object.assign(o.metadata, { generation: 2 })), true],
+    [
+      "an owner reference added",
+      next((o) => Object.assign(o.metadata, { ownerReferences: [{ uid: "u" }] })),
+      true,
+    ],
+    ["Sinker's finalizer removed", next((o) => Object.assign(o.metadata, { finalizers: [] })), true],
+    [
+      "deletion started",
+      next((o) => Object.assign(o.metadata, { deletionTimestamp: "2026-12-07T00:00:00Z" })),
+      true,
+    ],
+  ];
+  for (const [name, o, expected] of rows)
+    it(name, () => assert.equal(resourceSyncChangeMatters(base, o), expected));
+  it("absent and empty annotations are the same", () => {
+    const none = next((o) => Object.assign(o.metadata, { annotations: undefined }));
+    const empty = next((o) => Object.assign(o.metadata, { annotations: {} }));
+    assert.equal(resourceSyncChangeMatters(none, empty), false);
   });
 });
