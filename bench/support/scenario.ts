@@ -232,18 +232,15 @@ export async function runScenario(env: TestEnv, sut: Sut, o: ScenarioOptions): P
     const i0 = await audit.mark(2000);
     const cpuIdle0 = proc.cpuSeconds();
     await sleep(o.idleSeconds * 1000);
-    const idleCpu = proc.cpuSeconds() - cpuIdle0;
     const cpuIdle1 = proc.cpuSeconds();
     const i1 = await audit.mark();
     const idle = {
       seconds: o.idleSeconds,
       requests: audit.requests(user, i0, i1).total,
-      cpuSeconds: idleCpu,
+      cpuSeconds: cpuIdle1 - cpuIdle0,
     };
 
     // ------------------------------------------------------------------ restarts
-    // the run's CPU: the first process until here (its start included), then the deletion; restarts apart
-    const cpuBeforeRestarts = proc.cpuSeconds();
     const restartOf = async (changed: readonly number[]): Promise<RestartFigures> => {
       const sut = proc as SutProcess;
       // killed, as a node lost or an OOM kill does; a profiled Sinker is stopped (SIGTERM) so it writes its profile
@@ -280,6 +277,7 @@ export async function runScenario(env: TestEnv, sut: Sut, o: ScenarioOptions): P
     const d1 = await audit.mark(2000);
     o.log(`${sut}: deleted in ${(deletionMs / 1000).toFixed(2)} s`);
 
+    const cpuDeletion = proc.processCpuSeconds() - cpuDeletion0;
     const result: ScenarioResult = {
       sut,
       n: o.n,
@@ -291,13 +289,14 @@ export async function runScenario(env: TestEnv, sut: Sut, o: ScenarioOptions): P
       idle,
       peakRssMiB: proc.peakRssMiB(),
       startRssMiB,
-      cpuSeconds: cpuBeforeRestarts + proc.processCpuSeconds() - cpuDeletion0,
+      // the run's CPU: the first process until the restarts (its start included), then the deletion
+      cpuSeconds: cpuIdle1 + cpuDeletion,
       cpuByPhase: {
         start: cpuStart,
         convergence: cpuConverged - cpuStart,
         changes: cpuIdle0 - cpuConverged,
         idle: cpuIdle1 - cpuIdle0,
-        deletion: proc.processCpuSeconds() - cpuDeletion0,
+        deletion: cpuDeletion,
       },
       deletionMs,
       deletionRequests: audit.requests(user, d0, d1),

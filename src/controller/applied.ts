@@ -6,7 +6,7 @@
  */
 import type { AppliedMemo } from "./context.ts";
 import { isEcho } from "./event-filters.ts";
-import { watchIdentity } from "./live-target.ts";
+import { eventIdentity } from "./live-target.ts";
 import type { WatchChange } from "./watches.ts";
 
 export class AppliedMemos {
@@ -47,24 +47,14 @@ export class AppliedMemos {
   isEcho(key: string, event: WatchChange): boolean {
     if (event.type === "deleted") {
       const d = this.#deleted.get(key);
-      return d !== undefined && d.uid === event.object.metadata?.uid && this.#identity(event) === d.target;
+      return d !== undefined && d.uid === event.object.metadata?.uid && eventIdentity(event) === d.target;
     }
     return isEcho(this.#memos.get(key), event);
-  }
-
-  #identity(event: WatchChange): string {
-    const meta = event.object.metadata;
-    return watchIdentity({
-      client: { id: event.clientId },
-      resource: event.resource,
-      namespace: meta?.namespace,
-      name: meta?.name ?? "",
-    });
   }
 
   /** Whether a watched object's change is about the object `key` applied last (its target). */
   isTarget(key: string, event: WatchChange): boolean {
     const memo = this.#memos.get(key);
-    return memo !== undefined && this.#identity(event) === memo.target;
+    return memo !== undefined && eventIdentity(event) === memo.target;
   }
 }

@@ -7,7 +7,7 @@ import { asSinkerError, SinkerError } from "../errors.ts";
 import type { ClusterClient, ResourceInfo } from "../kube/client.ts";
 import type { KubeObject } from "../kube/object.ts";
 import type { AppliedMemo } from "./context.ts";
-import { watchIdentity } from "./live-target.ts";
+import { eventIdentity } from "./live-target.ts";
 import type { WatchChange } from "./watches.ts";
 
 /**
@@ -19,13 +19,7 @@ export function isEcho(memo: AppliedMemo | undefined, event: WatchChange): boole
   if (!memo || event.type === "deleted") return false;
   const meta = event.object.metadata;
   if (!meta?.name || meta.resourceVersion !== memo.resourceVersion) return false;
-  const identity = watchIdentity({
-    client: { id: event.clientId },
-    resource: event.resource,
-    namespace: meta.namespace,
-    name: meta.name,
-  });
-  return identity === memo.target;
+  return eventIdentity(event) === memo.target;
 }
 
 /** Resolves the ResourceSync resource and lists it once, to fail early when the CRD is missing. */
@@ -68,9 +62,8 @@ function sameStringMap(
   a: Record<string, string> | undefined,
   b: Record<string, string> | undefined,
 ): boolean {
-  const ak = a ? Object.keys(a) : [];
-  const bk = b ? Object.keys(b) : [];
-  if (ak.length !== bk.length) return false;
-  for (const k of ak) if (!b || !Object.hasOwn(b, k) || b[k] !== a?.[k]) return false;
-  return true;
+  const x = a ?? {};
+  const y = b ?? {};
+  const keys = Object.keys(x);
+  return keys.length === Object.keys(y).length && keys.every((k) => Object.hasOwn(y, k) && y[k] === x[k]);
 }

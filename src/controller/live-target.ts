@@ -20,6 +20,21 @@ export function liveOf(object: KubeObject | undefined, rsUid: string | undefined
 }
 
 /** Names one object in one client (instance): what the echo filter and the applied memo compare. */
+/** `watchIdentity` of the object a watch event is about. */
+export function eventIdentity(event: {
+  clientId: number;
+  resource: ResourceInfo;
+  object: { metadata?: { namespace?: string; name?: string } };
+}): string {
+  const meta = event.object.metadata;
+  return watchIdentity({
+    client: { id: event.clientId },
+    resource: event.resource,
+    namespace: meta?.namespace,
+    name: meta?.name ?? "",
+  });
+}
+
 export function watchIdentity(end: {
   client: { id: number };
   resource: ResourceInfo;

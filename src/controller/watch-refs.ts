@@ -107,11 +107,14 @@ export interface ResolvedRef {
   ref: WatchRef;
 }
 
+/** Whether two resolved references name the same object through the same informer. */
+export function sameRef(a: ResolvedRef, b: ResolvedRef): boolean {
+  return a.entryKey === b.entryKey && a.objKey === b.objKey;
+}
+
 /** Whether two lists of resolved references name the same objects through the same informers (as sets). */
 export function sameRefs(a: readonly ResolvedRef[], b: readonly ResolvedRef[]): boolean {
-  const within = (x: readonly ResolvedRef[], r: ResolvedRef) =>
-    x.some((m) => m.entryKey === r.entryKey && m.objKey === r.objKey);
-  return b.every((r) => within(a, r)) && a.every((r) => within(b, r));
+  return b.every((r) => a.some((m) => sameRef(m, r))) && a.every((r) => b.some((m) => sameRef(m, r)));
 }
 
 export function gvr(resource: ResourceInfo): string {

@@ -40,6 +40,7 @@ import {
   isTerminal,
   kindKey,
   type ResolvedRef,
+  sameRef,
   sameRefs,
   startEntry,
   syncError,
@@ -95,14 +96,12 @@ export class Watches {
   async setRefs(rsKey: string, refs: WatchRef[]): Promise<void> {
     const resolved = refs.map((ref) => this.#resolve(ref));
     const previous = this.#refs.get(rsKey) ?? [];
-    // the same references as before (every reconcile after the first): nothing to start, stop or wait for
-    if (sameRefs(previous, resolved) && this.#allSynced(resolved)) return;
-    // add the new references first, so an informer in both sets is never stopped in between
-    for (const r of resolved) this.#addRef(rsKey, r);
-    this.#refs.set(rsKey, resolved);
-    for (const r of previous) {
-      if (!resolved.some((n) => n.entryKey === r.entryKey && n.objKey === r.objKey))
-        this.#removeRef(rsKey, r);
+    // (the same references as before, as at every reconcile after the first: nothing to start or stop)
+    if (!sameRefs(previous, resolved)) {
+      // add the new references first, so an informer in both sets is never stopped in between
+      for (const r of resolved) this.#addRef(rsKey, r);
+      this.#refs.set(rsKey, resolved);
+      for (const r of previous) if (!resolved.some((n) => sameRef(n, r))) this.#removeRef(rsKey, r);
     }
     await this.#waitSynced(rsKey, resolved);
   }
@@ -119,13 +118,12 @@ export class Watches {
       const r = this.#resolve(ref);
       wanted.push(r);
       const list = merged ?? current;
-      if (list.some((m) => m.entryKey === r.entryKey && m.objKey === r.objKey)) continue;
+      if (list.some((m) => sameRef(m, r))) continue;
       merged ??= [...current];
       this.#addRef(rsKey, r);
       merged.push(r);
     }
     if (merged) this.#refs.set(rsKey, merged);
-    if (this.#allSynced(wanted)) return;
     await this.#waitSynced(rsKey, wanted);
   }
 
@@ -133,7 +131,7 @@ export class Watches {
   async dropRef(rsKey: string, ref: WatchRef): Promise<void> {
     const r = this.#resolve(ref);
     const current = this.#refs.get(rsKey) ?? [];
-    const kept = current.filter((m) => !(m.entryKey === r.entryKey && m.objKey === r.objKey));
+    const kept = current.filter((m) => !sameRef(m, r));
     if (kept.length === current.length) return;
     this.#refs.set(rsKey, kept);
     this.#removeRef(rsKey, r);
@@ -143,7 +141,7 @@ export class Watches {
   /** Whether `rsKey` holds a reference to this object. */
   holds(rsKey: string, ref: WatchRef): boolean {
     const r = this.#resolve(ref);
-    return (this.#refs.get(rsKey) ?? []).some((m) => m.entryKey === r.entryKey && m.objKey === r.objKey);
+    return (this.#refs.get(rsKey) ?? []).some((m) => sameRef(m, r));
   }
 
   #resolve(ref: WatchRef): ResolvedRef {
@@ -378,6 +376,7 @@ export class Watches {
    * a fix of RBAC is picked up).
    */
   async #waitSynced(rsKey: string, wanted: ResolvedRef[]): Promise<void> {
+    if (this.#allSynced(wanted)) return; // the common case, without building the wait below
     const deadline = Date.now() + this.#syncTimeoutMs;
     const objKeys = new Set(wanted.map((r) => `${r.ref.client.id}|${r.ref.resource.plural}|${r.objKey}`));
     for (;;) {

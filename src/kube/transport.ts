@@ -188,11 +188,14 @@ export class Transport {
       try {
         return await this.#exchange(req, conn, controller.signal);
       } catch (err) {
-        // Refused with cached credentials (a token that expired or rotated within CREDENTIALS_TTL_MS): sent once
-        // more with credentials computed now. A 401 is refused before anything is done: any method is safe.
+        // Refused with cached credentials: when the credentials computed now differ (a token that expired or
+        // rotated within CREDENTIALS_TTL_MS), sent once more with them; a 401 is refused before anything is done,
+        // so any method is safe. The same credentials again (a server that refuses them) are not sent twice.
         if (!conn.reused || !(err instanceof SinkerError) || err.reason !== "Unauthorized") throw err;
         if (controller.signal.aborted) throw err;
-        return await this.#exchange(req, await this.connection(req.contentType), controller.signal);
+        const fresh = await this.connection(req.contentType);
+        if (sameHeaders(fresh.headers, conn.headers)) throw err;
+        return await this.#exchange(req, fresh, controller.signal);
       }
     } catch (err) {
       if (cancellation?.aborted) throw cancelledError(this.name, req.what);
@@ -311,6 +314,11 @@ export class Transport {
     }
     return this.#pendingDispatcher;
   }
+}
+
+function sameHeaders(a: Record<string, string | string[]>, b: Record<string, string | string[]>): boolean {
+  const keys = Object.keys(a);
+  return keys.length === Object.keys(b).length && keys.every((k) => String(a[k]) === String(b[k]) && k in b);
 }
 
 /** Reads a 2xx body, failing with ResponseTooLarge past `max` bytes (announced or received). */

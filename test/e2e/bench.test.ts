@@ -71,12 +71,14 @@ test("npm run bench at N = 20, twice, on a busy core: both systems converge, eve
     assert.ok(f.watchesHeld >= 3, `${sut}: ${f.watchesHeld} watches`);
     assert.ok(f.peakRssMiB > 0 && f.peakRssMiB >= f.startRssMiB);
     assert.ok(f.deletionMs > 0);
-    // the whole run's CPU, and the same by phase (their sum: the idle window's figure is the same CPU)
+    // the whole run's CPU, and the same by phase: the phases partition it (same /proc readings), and the idle
+    // phase is the idle figure
     const phases = f.cpuByPhase;
     for (const [phase, cpu] of Object.entries(phases)) assert.ok(cpu >= 0, `${sut}: CPU of ${phase}`);
     assert.ok(phases.start > 0, `${sut}: a start costs CPU`);
     const sum = phases.start + phases.convergence + phases.changes + phases.idle + phases.deletion;
-    assert.ok(Math.abs(sum - f.cpuSeconds) < 0.05, `${sut}: phases ${sum} vs whole run ${f.cpuSeconds}`);
+    assert.ok(Math.abs(sum - f.cpuSeconds) < 1e-9, `${sut}: phases ${sum} vs whole run ${f.cpuSeconds}`);
+    assert.equal(phases.idle, f.idle.cpuSeconds);
     // the restart phases: killed and started again, then again with 1 % of the sources (here 1) changed
     for (const phase of [f.restart, f.restartChanged]) {
       assert.ok(phase.ms > 0 && phase.cpuSeconds >= 0, `${sut}: restart figures`);

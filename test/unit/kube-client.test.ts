@@ -267,14 +267,25 @@ describe("ClusterClient under transport faults (injected by a stub HTTP server)"
       await c.create(cm, "rot", { metadata: { name: "after-401" } });
       assert.deepEqual(auth(), ["Bearer t1", "Bearer t2"]);
       assert.ok(server.objects.has("rot/after-401"));
-      // refused with credentials computed for this very request: no second try
+      // refused although the credentials did not change (a server refusing them): not sent again
       server.acceptToken = "nobody";
       const before = server.requests.length;
       await assert.rejects(
         c.get(cm, "rot", "r"),
         (e: unknown) => e instanceof SinkerError && e.reason === "Unauthorized",
       );
-      assert.equal(server.requests.length - before, 2, "the cached credentials, then fresh ones; no third");
+      assert.equal(server.requests.length - before, 1, "the same credentials are not sent twice");
+      // a token rotated and still refused: the fresh one is tried once, no third request
+      user.token = "t3";
+      const before2 = server.requests.length;
+      await assert.rejects(
+        c.get(cm, "rot", "r"),
+        (e: unknown) => e instanceof SinkerError && e.reason === "Unauthorized",
+      );
+      assert.deepEqual(
+        server.requests.slice(before2).map((r) => r.headers.authorization),
+        ["Bearer t2", "Bearer t3"],
+      );
     } finally {
       server.acceptToken = undefined;
       await c.close();
