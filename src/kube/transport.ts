@@ -338,25 +338,17 @@ async function readBody(
     response.body.destroy();
     throw tooLarge();
   }
-  // listeners rather than `for await`: an async iterator per answer was a measurable part of a request's cost
-  const body = response.body;
-  return new Promise<string>((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    body.on("data", (chunk: Buffer) => {
-      size += chunk.length;
-      if (size > max) {
-        body.destroy();
-        reject(tooLarge());
-        return;
-      }
-      chunks.push(chunk);
-    });
-    body.once("end", () => resolve(Buffer.concat(chunks, size).toString("utf8")));
-    body.once("error", reject);
-    // closed before its end without an error (after `end`, a no-op: the promise is settled)
-    body.once("close", () => reject(new Error("response body closed before its end")));
-  });
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of response.body) {
+    size += (chunk as Buffer).length;
+    if (size > max) {
+      response.body.destroy();
+      throw tooLarge();
+    }
+    chunks.push(chunk as Buffer);
+  }
+  return Buffer.concat(chunks, size).toString("utf8");
 }
 
 /** The first `max` bytes of an error body (a Status is small); the rest is not read. Never throws. */
