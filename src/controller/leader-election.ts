@@ -53,9 +53,13 @@ export function microTime(date: Date = new Date()): string {
   return date.toISOString().replace(/\.(\d{3})Z$/, ".$1000Z");
 }
 
-/** hostname + "_" + 8 random hex characters: unique per process, recognisable in `kubectl get lease -o yaml`. */
-export function defaultIdentity(): string {
-  return `${hostname()}_${randomBytes(4).toString("hex")}`;
+/**
+ * The pod's name (POD_NAME, from the downward API) + "_" + 8 random hex characters, else the host name: unique per
+ * process and recognisable in `kubectl get lease -o yaml`. The host name alone does not name the pod when it runs
+ * with hostNetwork (every replica on a node would be the node).
+ */
+export function defaultIdentity(env: NodeJS.ProcessEnv = process.env): string {
+  return `${env.POD_NAME || hostname()}_${randomBytes(4).toString("hex")}`;
 }
 
 const JITTER = 1.2;

@@ -168,7 +168,15 @@ describe("helm chart", () => {
       "--allow-unsafe-kubeconfigs",
       "--concurrency=16",
     ]);
-    assert.deepEqual(c.env[1], { name: "SINKER_LOG", value: "sinker=debug,info" });
+    assert.deepEqual(
+      c.env.find((e: { name: string }) => e.name === "SINKER_LOG"),
+      { name: "SINKER_LOG", value: "sinker=debug,info" },
+    );
+    assert.deepEqual(
+      c.env.find((e: { name: string }) => e.name === "POD_NAME"),
+      { name: "POD_NAME", valueFrom: { fieldRef: { fieldPath: "metadata.name" } } },
+      "the pod's name for the leader-election identity",
+    );
     assert.deepEqual(c.resources, { requests: { cpu: "1", memory: "128Mi" }, limits: { memory: "512Mi" } }); // merged
     assert.deepEqual(pod.metadata.annotations, { a: "b" });
     assert.equal(pod.metadata.labels.team, "platform");

@@ -4,9 +4,10 @@
  * is taken from it gives up within the renew deadline.
  */
 import assert from "node:assert/strict";
+import { hostname } from "node:os";
 import { after, before, describe, it } from "node:test";
 import type { Logger } from "pino";
-import { LeaderElector, microTime } from "../../src/controller/leader-election.ts";
+import { defaultIdentity, LeaderElector, microTime } from "../../src/controller/leader-election.ts";
 import { ClusterClient } from "../../src/kube/client.ts";
 import { createLogger } from "../../src/log.ts";
 import { waitFor } from "../controlplane/testenv.ts";
@@ -78,6 +79,16 @@ after(async () => {
 describe("LeaderElector", () => {
   it("formats MicroTime as RFC 3339 with microseconds", () => {
     assert.equal(microTime(new Date("2026-01-02T03:04:05.678Z")), "2026-01-02T03:04:05.678000Z");
+  });
+
+  it("names itself after the pod (POD_NAME), else the host name, with a random suffix", () => {
+    assert.match(
+      defaultIdentity({ POD_NAME: "sinker-7c79bc79f6-xct9d" }),
+      /^sinker-7c79bc79f6-xct9d_[0-9a-f]{8}$/,
+    );
+    const bare = defaultIdentity({});
+    assert.ok(bare.startsWith(`${hostname()}_`), bare);
+    assert.notEqual(defaultIdentity({}), bare, "two processes on one host differ");
   });
 
   it("one of two candidates leads; on release the other takes over within a retry period", async () => {

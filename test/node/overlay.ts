@@ -80,6 +80,11 @@ export function writeOverlay(env: TestEnv, dir: string, tag: string): void {
   writeFileSync(join(dir, "kustomization.yaml"), JSON.stringify(kustomization, null, 2));
 }
 
+/** The pod a Lease holder identity names: "<pod name>_<random suffix>". */
+export function podOfHolder(candidates: Json[], holder: string): Json | undefined {
+  return candidates.find((p) => holder.startsWith(`${p.metadata.name}_`));
+}
+
 export async function leaderPod(
   env: TestEnv,
   namespace: string,
@@ -97,6 +102,8 @@ export async function leaderPod(
       if (flags.filter((f) => f === 1).length !== 1 || flags.filter((f) => f === 0).length !== 1)
         return undefined;
       const i = flags.indexOf(1);
+      // The identity starts with the pod's name (POD_NAME from the downward API): the Lease names the leader.
+      if (podOfHolder(ready, holder) !== ready[i]) return undefined;
       return { leader: ready[i], standby: ready[1 - i], holder };
     },
     { timeoutMs: 90_000, intervalMs: 500 },
