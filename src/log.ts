@@ -16,10 +16,11 @@
  * Module names used by Sinker (see MODULES): sinker::controller, sinker::reconciler, sinker::watches,
  * sinker::informer, sinker::remote-clusters, sinker::events, sinker::admin, sinker::leader, sinker::kube.
  *
- * Never log Secret data: well-known secret-bearing keys are redacted (REDACT_PATHS), and code must not pass
+ * Never log Secret data: well-known secret-bearing keys are redacted (log-redact.ts), and code must not pass
  * whole Secrets or kubeconfig text to a logger in the first place.
  */
 import { type DestinationStream, type LevelWithSilent, type Logger, pino } from "pino";
+import { redactRecord } from "./log-redact.ts";
 
 export type LogFormat = "plain" | "json";
 export type LogLevel = "trace" | "debug" | "info" | "warn" | "error" | "fatal" | "off";
@@ -113,30 +114,6 @@ function pinoLevel(level: LogLevel): LevelWithSilent {
   return level === "off" ? "silent" : level;
 }
 
-/**
- * Keys whose values are redacted wherever they appear at the top level of a record or one or two objects down
- * (`{ secret: { data } }`, `{ object: { spec: { token } } }`): Secret payloads, tokens, credentials.
- */
-const SECRET_KEYS = [
-  "data",
-  "stringData",
-  "binaryData",
-  "token",
-  "bearerToken",
-  "password",
-  "kubeconfig",
-  "kubeConfigText",
-  "client-key-data",
-  "client-certificate-data",
-  "authorization",
-  "Authorization",
-];
-export const REDACT_PATHS: readonly string[] = SECRET_KEYS.flatMap((k) => {
-  const key = /^[A-Za-z_$][A-Za-z0-9_$]*$/.test(k) ? k : `["${k}"]`;
-  const dot = key.startsWith("[") ? "" : ".";
-  return [key, `*${dot}${key}`, `*.*${dot}${key}`];
-});
-
 export interface LoggerOptions {
   /** Directive string, e.g. `sinker=info,warn`. */
   level: string;
@@ -204,22 +181,27 @@ export function createLogger(options: LoggerOptions, destination?: LogDestinatio
     }
     return level;
   };
-  return pino(
+  const root = pino(
     {
       level: levelOf(ROOT_MODULE),
       base: null,
       messageKey: "msg",
       timestamp: pino.stdTimeFunctions.isoTime,
-      formatters: { level: (label) => ({ level: label }) },
-      redact: { paths: [...REDACT_PATHS], censor: "[REDACTED]" },
-      serializers: { err: pino.stdSerializers.err, error: pino.stdSerializers.err },
-      onChild(child) {
-        const module = (child.bindings() as { module?: unknown }).module;
-        if (typeof module === "string") child.level = levelOf(module);
-      },
+      // secrets censored and errors serialized by redactRecord (child bindings: see child below)
+      formatters: { level: (label) => ({ level: label }), log: redactRecord },
+      serializers: { err: (err: unknown) => err }, // pino's default would serialize a serialized error again
     },
     stream,
   );
+  // Every child, grandchildren too (pino makes a child with Object.create(parent), so it inherits this method):
+  // its bindings redacted like a record, and its level the one the directives give its module.
+  const pinoChild = root.child;
+  root.child = function child(this: Logger, bindings: Record<string, unknown>, opts?: object) {
+    const made = pinoChild.call(this, redactRecord(bindings), opts);
+    if (typeof bindings.module === "string") made.level = levelOf(bindings.module);
+    return made;
+  } as Logger["child"];
+  return root;
 }
 
 const LEVEL_METHODS = new Set(["fatal", "error", "warn", "info", "debug", "trace"]);
