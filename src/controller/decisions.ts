@@ -16,8 +16,11 @@ export type LiveTarget =
       uid: string;
       /** It has a deletionTimestamp. */
       deleting: boolean;
-      /** A managedFields Apply entry of Sinker's field manager (this Sinker, or the Rust controller). */
-      appliedBySinker: boolean;
+      /**
+       * A managedFields entry of Sinker's field manager: its apply (this Sinker, or the Rust controller) or its
+       * create (writePolicy CreateOnly).
+       */
+      writtenBySinker: boolean;
       /** An ownerReference to this ResourceSync (its uid). */
       ownedByThis: boolean;
     };
@@ -35,7 +38,7 @@ export function isOurs(
   if (live.ownedByThis) return true;
   // Written with Sinker's field manager (the Rust controller, or a crash between apply and status write), and
   // no other ResourceSync records it as its own.
-  return live.appliedBySinker;
+  return live.writtenBySinker;
 }
 
 export interface WriteFacts {

@@ -12,11 +12,20 @@ export function liveOf(object: KubeObject | undefined, rsUid: string | undefined
     exists: true,
     uid: meta.uid ?? "",
     deleting: Boolean(meta.deletionTimestamp),
-    appliedBySinker: (meta.managedFields ?? []).some(
-      (m) => m.manager === FIELD_MANAGER && m.operation === "Apply",
-    ),
+    writtenBySinker: (meta.managedFields ?? []).some(isSinkerEntry),
     ownedByThis: rsUid !== undefined && (meta.ownerReferences ?? []).some((o) => o.uid === rsUid),
   };
+}
+
+/**
+ * A managedFields entry of Sinker's field manager on the object itself: its server-side apply ("Apply"), or its
+ * create under writePolicy CreateOnly (a create is recorded as "Update"). Sinker sends no other write with its
+ * field manager to a target, so either says Sinker wrote the object, also when it stopped before recording it.
+ */
+function isSinkerEntry(m: { manager?: string; operation?: string; subresource?: string }): boolean {
+  return (
+    m.manager === FIELD_MANAGER && !m.subresource && (m.operation === "Apply" || m.operation === "Update")
+  );
 }
 
 /** Names one object in one client (instance): what the echo filter and the applied memo compare. */

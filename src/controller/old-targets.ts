@@ -75,7 +75,7 @@ export async function sweepLocalLeftovers(
     const name = o.metadata?.name;
     if (!name || name === target.name || o.metadata?.deletionTimestamp) continue;
     const live = liveOf(o, uid);
-    if (!live.exists || !live.ownedByThis || !live.appliedBySinker) continue;
+    if (!live.exists || !live.ownedByThis || !live.writtenBySinker) continue;
     await track(
       target.client,
       ctx,

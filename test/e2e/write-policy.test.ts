@@ -196,6 +196,37 @@ describe("writePolicy CreateOnly", () => {
     }
   });
 
+  it("recognises a remote target it created but did not record (a crash in between) by its field manager", async () => {
+    // The API state such a crash leaves: the object exists in cluster b, created with Sinker's field manager
+    // (as createTarget sends it), no owner reference (remote), and no sync record on the ResourceSync.
+    const n = await ns("a", "create-crash");
+    const nb = await ns("b", "create-crash");
+    await a.apply(kubeconfigSecret(n, "cluster-b", suite.env.kubeconfigText("b")));
+    await a.apply(configMap(n, "src", { k: "v2" }));
+    const posted = await suite.env.request(
+      "b",
+      "POST",
+      `/api/v1/namespaces/${nb}/configmaps?fieldManager=sinker.influxdata.io`,
+      configMap(nb, "dst", { k: "v1" }),
+    );
+    assert.equal(posted.status, 201, JSON.stringify(posted.body));
+    const created = posted.body as Obj;
+    await a.apply(
+      resourceSync(n, "rs", {
+        source: cmRef("src"),
+        target: { ...cmRef("dst"), cluster: clusterRef(nb) },
+        writePolicy: "CreateOnly",
+      }),
+    );
+    await waitReady(a, n, "rs", "True", "Synced", BOUND_MS);
+    const rs = await a.get(RS_API, "ResourceSync", n, "rs");
+    assert.equal(statusOf(rs).appliedTarget?.uid, created.metadata?.uid, "recorded as Sinker's");
+    assert.deepEqual((await b.get("v1", "ConfigMap", nb, "dst"))?.data, { k: "v1" }, "and not updated");
+    // Recorded, so deleting the ResourceSync deletes the object Sinker created.
+    await a.delete(RS_API, "ResourceSync", n, "rs");
+    await b.waitGone("v1", "ConfigMap", nb, "dst", BOUND_MS);
+  });
+
   it("does not take over a target it did not create (TargetNotOwned)", async () => {
     const n = await ns("a", "create-theirs");
     await a.apply(configMap(n, "src", { k: "v" }));

@@ -309,7 +309,7 @@ describe("isOurs and the sync record with identities", () => {
     exists: true,
     uid: "u",
     deleting: false,
-    appliedBySinker: true,
+    writtenBySinker: true,
     ownedByThis: false,
   };
   it("an object another ResourceSync holds is not ours, even with our record's uid", () => {

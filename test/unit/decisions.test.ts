@@ -50,7 +50,7 @@ const live = (uid: string, more: Partial<Extract<LiveTarget, { exists: true }>> 
   exists: true,
   uid,
   deleting: false,
-  appliedBySinker: false,
+  writtenBySinker: false,
   ownedByThis: false,
   ...more,
 });
@@ -87,13 +87,13 @@ describe("decideFinalize", () => {
     ],
     [
       "no record, written by the Rust controller (field manager): delete it",
-      { candidates: [{ target: cm("t"), live: live("u", { appliedBySinker: true }) }] },
+      { candidates: [{ target: cm("t"), live: live("u", { writtenBySinker: true }) }] },
       "delete",
     ],
     [
       "no record, our field manager but another ResourceSync holds it: leave it",
       {
-        candidates: [{ target: cm("t"), live: live("u", { appliedBySinker: true }), claimedBy: "ns/other" }],
+        candidates: [{ target: cm("t"), live: live("u", { writtenBySinker: true }), claimedBy: "ns/other" }],
       },
       "release",
       "never-applied",
@@ -199,7 +199,7 @@ describe("decideWrite (ownership)", () => {
       {
         target: cm("t"),
         record: undefined,
-        live: live("x", { appliedBySinker: true }),
+        live: live("x", { writtenBySinker: true }),
         adopt: false,
         claimedBy: undefined,
       },
@@ -448,12 +448,32 @@ describe("liveOf and resourceVersion order", () => {
       },
       "rs",
     );
-    assert.deepEqual(l, { exists: true, uid: "u", deleting: true, appliedBySinker: true, ownedByThis: true });
+    assert.deepEqual(l, { exists: true, uid: "u", deleting: true, writtenBySinker: true, ownedByThis: true });
     const other = liveOf(
       { metadata: { uid: "u", managedFields: [{ manager: "kubectl", operation: "Apply" }] } },
       "rs",
     );
-    assert.equal(other.exists && other.appliedBySinker, false);
+    assert.equal(other.exists && other.writtenBySinker, false);
+  });
+
+  it("counts Sinker's create (an Update entry) as its write, and no other manager's or subresource's", () => {
+    const written = (managedFields: Array<Record<string, string>>) => {
+      const l = liveOf({ metadata: { uid: "u", managedFields } }, "rs");
+      return l.exists && l.writtenBySinker;
+    };
+    const cases: Array<[string, Array<Record<string, string>>, boolean]> = [
+      ["Sinker's apply", [{ manager: "sinker.influxdata.io", operation: "Apply" }], true],
+      ["Sinker's create (CreateOnly)", [{ manager: "sinker.influxdata.io", operation: "Update" }], true],
+      [
+        "Sinker's field manager on a subresource only",
+        [{ manager: "sinker.influxdata.io", operation: "Update", subresource: "status" }],
+        false,
+      ],
+      ["the default manager of Sinker's user agent", [{ manager: "sinker", operation: "Update" }], false],
+      ["another manager's create", [{ manager: "kubectl-create", operation: "Update" }], false],
+      ["none", [], false],
+    ];
+    for (const [what, entries, want] of cases) assert.equal(written(entries), want, what);
   });
 
   it("compares resourceVersions as numbers, never guesses for opaque ones", () => {

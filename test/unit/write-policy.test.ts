@@ -22,7 +22,7 @@ const present = (more: Partial<Extract<LiveTarget, { exists: true }>> = {}): Liv
   exists: true,
   uid: "uid-1",
   deleting: false,
-  appliedBySinker: true,
+  writtenBySinker: true,
   ownedByThis: false,
   ...more,
 });
