@@ -11,8 +11,12 @@
  *
  * A spec names its target before any record exists; for a local target the identity assumes a namespaced kind
  * in the ResourceSync's namespace, for a remote one it is known only when `cluster.namespace` is set, and only
- * by its Secret (the cluster's identity is known once it is reached). Targets the spec does not pin down are
- * told apart by their records alone.
+ * by its Secret: which cluster that Secret reaches is what this process learnt when it last reached it
+ * (`secretFacts`), so a spec claim through another Secret of the same cluster counts once its Secret was
+ * reached. Until then, a ResourceSync that would hold the target and was never reconciled (its own first
+ * reconcile reaches its cluster) is waited for, briefly (`awaitedClaimant`): two new ResourceSyncs naming one
+ * object through two Secrets do not both write it. Targets the spec does not pin down are told apart by their
+ * records alone.
  */
 import { type ClusterFacts, factKeys, sameCluster } from "../kube/cluster-identity.ts";
 import type { KubeObject } from "../kube/object.ts";
@@ -29,6 +33,23 @@ import {
 interface Claim {
   claimant: Claimant;
   target: TargetIdentity;
+  /** The ResourceSync has a status: it was reconciled at least once (by any Sinker). */
+  reconciled: boolean;
+}
+
+/** Which cluster a kubeconfig Secret reaches, as far as this process knows (no request). */
+export type SecretFacts = (secretRef: {
+  namespace: string;
+  name: string;
+  key: string;
+}) => ClusterFacts | undefined;
+
+/** How long after its creation a never-reconciled ResourceSync is waited for (`awaitedClaimant`). */
+export const AWAIT_CLAIMANT_MS = 30_000;
+
+/** The index key of claims through a Secret whose cluster they do not record: by the object alone. */
+function unresolvedKey(t: TargetIdentity): string | undefined {
+  return t.cluster.secretRef && !t.cluster.identity ? `unresolved|${targetObjectKey(t)}` : undefined;
 }
 
 export class ClaimIndex {
@@ -39,8 +60,19 @@ export class ClaimIndex {
   /** rsKey → index keys it claims under */
   readonly #byRs = new Map<string, string[]>();
 
-  constructor(local?: ClusterFacts) {
+  readonly #secretFacts: SecretFacts | undefined;
+
+  constructor(local?: ClusterFacts, secretFacts?: SecretFacts) {
     this.#local = local;
+    this.#secretFacts = secretFacts;
+  }
+
+  /** The target with its cluster's identity filled in from what this process knows of its Secret. */
+  #known(t: TargetIdentity): TargetIdentity {
+    const ref = t.cluster.secretRef;
+    if (!ref || t.cluster.identity || !this.#secretFacts) return t;
+    const identity = this.#secretFacts(ref);
+    return identity ? { ...t, cluster: { ...t.cluster, identity } } : t;
   }
 
   /**
@@ -61,15 +93,18 @@ export class ClaimIndex {
     const key = `${rs.metadata?.namespace ?? ""}/${rs.metadata?.name ?? ""}`;
     this.remove(key);
     const createdAt = rs.metadata?.creationTimestamp ?? "";
+    const reconciled = rs.status !== undefined && rs.status !== null;
     const claims: Claim[] = [];
     const record = readRecord(rs.status);
-    if (record) claims.push({ claimant: { key, appliedAt: record.appliedAt, createdAt }, target: record });
+    if (record)
+      claims.push({ claimant: { key, appliedAt: record.appliedAt, createdAt }, target: record, reconciled });
     const fromSpec = specTarget(rs);
     if (fromSpec && !(record && sameTarget(record, fromSpec, this.#local)))
-      claims.push({ claimant: { key, createdAt }, target: fromSpec });
+      claims.push({ claimant: { key, createdAt }, target: fromSpec, reconciled });
     const keys = new Set<string>();
     claims.forEach((c, i) => {
-      for (const k of this.#keysOf(c.target)) {
+      const unresolved = unresolvedKey(c.target);
+      for (const k of unresolved ? [...this.#keysOf(c.target), unresolved] : this.#keysOf(c.target)) {
         let m = this.#byKey.get(k);
         if (!m) {
           m = new Map();
@@ -99,9 +134,9 @@ export class ClaimIndex {
   claimedBy(key: string, target: TargetIdentity, self: Claimant): string | undefined {
     const claimants = new Map<string, Claimant>();
     let indexedSelf: Claimant | undefined;
-    for (const k of this.#keysOf(target)) {
+    for (const k of [...this.#keysOf(target), `unresolved|${targetObjectKey(target)}`]) {
       for (const c of this.#byKey.get(k)?.values() ?? []) {
-        if (!sameTarget(c.target, target, this.#local)) continue;
+        if (!sameTarget(this.#known(c.target), target, this.#local)) continue;
         if (c.claimant.key === key) {
           if (c.claimant.appliedAt !== undefined) indexedSelf = c.claimant;
           continue;
@@ -116,6 +151,25 @@ export class ClaimIndex {
     claimants.set(key, indexedSelf !== undefined && self.appliedAt === undefined ? indexedSelf : self);
     const winner = claimWinner([...claimants.values()]);
     return winner === key ? undefined : winner;
+  }
+
+  /**
+   * Another ResourceSync that names the same object through a Secret whose cluster this process has not reached
+   * yet, was never reconciled, was created less than AWAIT_CLAIMANT_MS before `now`, and would hold the target
+   * before `self` if that Secret reaches the same cluster: `key` waits for its first reconcile rather than write
+   * a target that may be the other's. The bound keeps a ResourceSync that never gets reconciled from blocking
+   * another tenant for long. undefined: nobody to wait for.
+   */
+  awaitedClaimant(key: string, target: TargetIdentity, self: Claimant, now: number): string | undefined {
+    if (!this.#secretFacts) return undefined;
+    for (const c of this.#byKey.get(`unresolved|${targetObjectKey(target)}`)?.values() ?? []) {
+      if (c.claimant.key === key || c.reconciled) continue;
+      if (this.#known(c.target).cluster.identity) continue;
+      const created = Date.parse(c.claimant.createdAt);
+      if (!(now - created < AWAIT_CLAIMANT_MS)) continue;
+      if (claimWinner([c.claimant, self]) === c.claimant.key) return c.claimant.key;
+    }
+    return undefined;
   }
 }
 

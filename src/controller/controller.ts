@@ -124,7 +124,11 @@ export async function startController(options: ControllerOptions): Promise<Runni
     ...watchRouting({ queue, applied, drift, changedAt, fanout: () => fanout }),
   });
   const identities = new ClusterIdentities();
-  const claims = new ClaimIndex(await localFacts(identities, options));
+  const remoteClusters = newRemoteClusters(options, identities);
+  const claims = new ClaimIndex(await localFacts(identities, options), (ref) => {
+    const reached = remoteClusters.lastClusterFor(ref.namespace, ref.name, ref.key);
+    return reached ? identities.known(reached.client) : undefined;
+  });
   const written = new OwnWrites();
   const resourceSyncs = new Informer({
     client: local,
@@ -142,7 +146,6 @@ export async function startController(options: ControllerOptions): Promise<Runni
       remembers: (key) => applied.has(key) || watches.hasRefs(key),
     }),
   );
-  const remoteClusters = newRemoteClusters(options, identities);
   const events = new ApiEventRecorder(local, logger.child({ module: "sinker::events" }), hostname());
   fanout = await startSets(options, { events, resourceSyncs, resourceSyncResource, remoteClusters, watches });
 

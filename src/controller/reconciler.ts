@@ -60,6 +60,9 @@ import { type AppliedTarget, nextRecord, readRecord, sameTarget } from "./sync-r
 import { decideWriteAction } from "./write-policy.ts";
 import { createTarget, replaceOrFail, type WriteInput } from "./write-target.ts";
 
+/** How soon a ResourceSync waiting for another's first reconcile (claims.ts `awaitedClaimant`) looks again. */
+const AWAIT_CLAIMANT_RETRY_MS = 1_000;
+
 export type { AppliedMemo, ReconcileContext, ReconcilerOptions } from "./context.ts";
 export type { ReconcileResult } from "./result.ts";
 
@@ -134,16 +137,27 @@ async function sync(
   const liveObject = ctx.watches.get(target.client, target.resource, target.namespace, target.name);
   const live = liveOf(liveObject, rs.metadata?.uid);
   const currentRecord = nextRec === null ? undefined : record;
+  const self = {
+    key,
+    createdAt: rs.metadata?.creationTimestamp ?? "",
+    ...(currentRecord && sameTarget(currentRecord, targetId) ? { appliedAt: currentRecord.appliedAt } : {}),
+  };
+  const claimedBy = ctx.claims.claimedBy(key, targetId, self);
+  const awaited =
+    claimedBy === undefined ? ctx.claims.awaitedClaimant(key, targetId, self, Date.now()) : undefined;
+  if (awaited !== undefined) {
+    ctx.logger.debug(
+      { other: awaited },
+      "target may be another ResourceSync's: waiting for its first reconcile",
+    );
+    return { kind: "requeue", afterMs: AWAIT_CLAIMANT_RETRY_MS };
+  }
   const refusal = decideWrite({
     target: targetId,
     record: currentRecord,
     live,
     adopt: annotationIsTrue(rs.metadata, ANNOTATION_ADOPT_TARGET),
-    claimedBy: ctx.claims.claimedBy(key, targetId, {
-      key,
-      createdAt: rs.metadata?.creationTimestamp ?? "",
-      ...(currentRecord && sameTarget(currentRecord, targetId) ? { appliedAt: currentRecord.appliedAt } : {}),
-    }),
+    claimedBy,
   });
   if (refusal) throw refusal;
   const input = {

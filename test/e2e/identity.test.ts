@@ -79,6 +79,35 @@ async function settled(cluster: Cluster, namespace: string, name: string, quietM
   );
 }
 
+/**
+ * Every version of ConfigMap `namespace/name` in cluster b written during the next 15 s (`all`: a watch from
+ * the namespace's resourceVersion when this resolves, so nothing between then and the watch's opening is
+ * missed): the `data` of each ADDED and MODIFIED event, in order.
+ */
+async function targetVersions(
+  namespace: string,
+  name: string,
+): Promise<{ all: Promise<Array<Record<string, string>>> }> {
+  const path = `/api/v1/namespaces/${namespace}/configmaps`;
+  const listed = await suite.env.request("b", "GET", path);
+  const rv = (listed.body as { metadata?: { resourceVersion?: string } }).metadata?.resourceVersion ?? "";
+  return { all: versionsSince(path, rv, name) };
+}
+
+async function versionsSince(path: string, rv: string, name: string): Promise<Array<Record<string, string>>> {
+  const watched = await suite.env.request(
+    "b",
+    "GET",
+    `${path}?watch=true&resourceVersion=${rv}&timeoutSeconds=15&fieldSelector=metadata.name%3D${name}`,
+  );
+  const lines = typeof watched.body === "string" ? watched.body.split("\n") : [JSON.stringify(watched.body)];
+  return lines
+    .filter((l) => l.trim() !== "")
+    .map((l) => JSON.parse(l) as { type: string; object: { data?: Record<string, string> } })
+    .filter((e) => e.type === "ADDED" || e.type === "MODIFIED")
+    .map((e) => e.object.data ?? {});
+}
+
 describe("one cluster through two tenants' Secrets", () => {
   it("two Secrets (one an alias) for cluster b, one target: one holds it, the other TargetConflict; writes stop", async () => {
     const t1 = await suite.ns("a", "tenant1");
@@ -89,6 +118,7 @@ describe("one cluster through two tenants' Secrets", () => {
     await a.apply(configMap(t1, "src", { from: "tenant1" }));
     await a.apply(configMap(t2, "src", { from: "tenant2" }));
     const target = (secret: string) => ({ ...cmRef("dst"), cluster: clusterRef(nb, secret) });
+    const versions = await targetVersions(nb, "dst");
     // both at once: neither has a record when the other first reconciles
     await Promise.all([
       a.apply(resourceSync(t1, "sync", { source: cmRef("src"), target: target("cluster-b") })),
@@ -97,7 +127,14 @@ describe("one cluster through two tenants' Secrets", () => {
     const { winner, loser, message } = await oneHoldsTheOtherConflicts(t1, t2, "sync");
     assert.match(message, new RegExp(`${winner}/sync`));
     const dst = await settled(b, nb, "dst");
-    assert.deepEqual(dst?.data, { from: winner === t1 ? "tenant1" : "tenant2" });
+    const from = winner === t1 ? "tenant1" : "tenant2";
+    assert.deepEqual(dst?.data, { from });
+    // the other never wrote it, not even once before the claims were known: every version is the holder's
+    assert.deepEqual(
+      [...new Set((await versions.all).map((v) => v.from))],
+      [from],
+      "values the target held while both ResourceSyncs were new",
+    );
     // still so after the settling: the loser did not take it over meanwhile
     assert.equal(condition(await a.get(RS_API, "ResourceSync", loser, "sync"), "Ready")?.status, "False");
     assert.equal(condition(await a.get(RS_API, "ResourceSync", winner, "sync"), "Ready")?.status, "True");

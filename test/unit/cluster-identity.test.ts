@@ -304,6 +304,74 @@ describe("ClaimIndex: claims read from the records, across Secrets and tenants",
   });
 });
 
+describe("ClaimIndex: two new ResourceSyncs through two Secrets, before either has a record", () => {
+  const T1 = "2026-01-01T00:00:00Z";
+  const T2 = "2026-01-01T00:00:05Z";
+  const at = (t: string, plusMs: number) => Date.parse(t) + plusMs;
+  /** Claims where the Secrets `reached` name the clusters given (what this process learnt reaching them). */
+  const index = (reached: Record<string, ClusterFacts>) =>
+    new ClaimIndex(LOCAL, (ref) => reached[`${ref.namespace}/${ref.name}`]);
+  const older = rsObject("t1", "sync", T1, remoteSpec("b-admin"));
+  const younger = rsObject("t2", "sync", T2, remoteSpec("b-alias"));
+  const target2 = cm({ secretRef: secret("t2", "b-alias"), identity: B_ALIAS });
+  const target1 = cm({ secretRef: secret("t1", "b-admin"), identity: B });
+  const self2 = { key: "t2/sync", createdAt: T2 };
+  const self1 = { key: "t1/sync", createdAt: T1 };
+
+  it("the other Secret reached the same cluster: the older spec holds the target", () => {
+    const claims = index({ "t1/b-admin": B, "t2/b-alias": B_ALIAS });
+    claims.update(older);
+    claims.update(younger);
+    assert.equal(claims.claimedBy("t2/sync", target2, self2), "t1/sync");
+    assert.equal(claims.claimedBy("t1/sync", target1, self1), undefined);
+    assert.equal(claims.awaitedClaimant("t2/sync", target2, self2, at(T2, 100)), undefined, "known: no wait");
+  });
+
+  it("the other Secret reached another cluster (same CA, other uid): no claim, no wait", () => {
+    const claims = index({ "t1/b-admin": C_SAME_CA });
+    claims.update(older);
+    assert.equal(claims.claimedBy("t2/sync", target2, self2), undefined);
+    assert.equal(claims.awaitedClaimant("t2/sync", target2, self2, at(T2, 100)), undefined);
+  });
+
+  it("the other Secret not reached yet: the younger waits for the older's first reconcile, within a bound", () => {
+    const claims = index({});
+    claims.update(older);
+    claims.update(younger);
+    assert.equal(claims.claimedBy("t2/sync", target2, self2), undefined, "not known to be the same cluster");
+    const cases: Array<[string, KubeObject, number, string | undefined]> = [
+      ["the older one, never reconciled, 1 s old", older, at(T1, 1_000), "t1/sync"],
+      ["the older one, 29 s old", older, at(T1, 29_000), "t1/sync"],
+      ["the older one, 30 s old: waited long enough", older, at(T1, 30_000), undefined],
+      [
+        "the older one, reconciled (it has a status)",
+        { ...older, status: { observedGeneration: 1 } },
+        at(T1, 1_000),
+        undefined,
+      ],
+    ];
+    for (const [what, other, now, want] of cases) {
+      claims.update(other);
+      assert.equal(claims.awaitedClaimant("t2/sync", target2, self2, now), want, what);
+    }
+    // the older one never waits for the younger: it would hold the target anyway
+    claims.update(older);
+    assert.equal(claims.awaitedClaimant("t1/sync", target1, self1, at(T1, 1_000)), undefined);
+    // a ResourceSync that already applied the target (its record) waits for nobody
+    assert.equal(
+      claims.awaitedClaimant("t2/sync", target2, { ...self2, appliedAt: T2 }, at(T1, 1_000)),
+      undefined,
+    );
+  });
+
+  it("without a lookup of Secrets: claims by records and Secret references as before, never a wait", () => {
+    const claims = new ClaimIndex(LOCAL);
+    claims.update(older);
+    assert.equal(claims.claimedBy("t2/sync", target2, self2), undefined);
+    assert.equal(claims.awaitedClaimant("t2/sync", target2, self2, at(T1, 1_000)), undefined);
+  });
+});
+
 describe("isOurs and the sync record with identities", () => {
   const live: LiveTarget = {
     exists: true,
