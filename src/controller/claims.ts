@@ -79,8 +79,7 @@ export class ClaimIndex {
    * Index keys of a target: how it is reached (Secret or local), then its cluster: `local` for the local cluster
    * (also through an alias), else each fact of its identity.
    */
-  #keysOf(t: TargetIdentity): string[] {
-    const obj = targetObjectKey(t);
+  #keysOf(t: TargetIdentity, obj = targetObjectKey(t)): string[] {
     const keys = [clusterKey(t.cluster)];
     const facts = factsOf(t.cluster, this.#local);
     if (facts && this.#local && sameCluster(facts, this.#local)) keys.push("local");
@@ -134,7 +133,8 @@ export class ClaimIndex {
   claimedBy(key: string, target: TargetIdentity, self: Claimant): string | undefined {
     const claimants = new Map<string, Claimant>();
     let indexedSelf: Claimant | undefined;
-    for (const k of [...this.#keysOf(target), `unresolved|${targetObjectKey(target)}`]) {
+    const obj = targetObjectKey(target);
+    for (const k of [...this.#keysOf(target, obj), `unresolved|${obj}`]) {
       for (const c of this.#byKey.get(k)?.values() ?? []) {
         if (!sameTarget(this.#known(c.target), target, this.#local)) continue;
         if (c.claimant.key === key) {
