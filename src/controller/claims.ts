@@ -47,9 +47,9 @@ export type SecretFacts = (secretRef: {
 /** How long after its creation a never-reconciled ResourceSync is waited for (`awaitedClaimant`). */
 export const AWAIT_CLAIMANT_MS = 30_000;
 
-/** The index key of claims through a Secret whose cluster they do not record: by the object alone. */
-function unresolvedKey(t: TargetIdentity): string | undefined {
-  return t.cluster.secretRef && !t.cluster.identity ? `unresolved|${targetObjectKey(t)}` : undefined;
+/** The index key, by the object alone (`targetObjectKey`), of claims through a Secret whose cluster they do not record. */
+function unresolvedKey(objectKey: string): string {
+  return `unresolved|${objectKey}`;
 }
 
 export class ClaimIndex {
@@ -102,8 +102,10 @@ export class ClaimIndex {
       claims.push({ claimant: { key, createdAt }, target: fromSpec, reconciled });
     const keys = new Set<string>();
     claims.forEach((c, i) => {
-      const unresolved = unresolvedKey(c.target);
-      for (const k of unresolved ? [...this.#keysOf(c.target), unresolved] : this.#keysOf(c.target)) {
+      const obj = targetObjectKey(c.target);
+      const claimKeys = this.#keysOf(c.target, obj);
+      if (c.target.cluster.secretRef && !c.target.cluster.identity) claimKeys.push(unresolvedKey(obj));
+      for (const k of claimKeys) {
         let m = this.#byKey.get(k);
         if (!m) {
           m = new Map();
@@ -134,7 +136,7 @@ export class ClaimIndex {
     const claimants = new Map<string, Claimant>();
     let indexedSelf: Claimant | undefined;
     const obj = targetObjectKey(target);
-    for (const k of [...this.#keysOf(target, obj), `unresolved|${obj}`]) {
+    for (const k of [...this.#keysOf(target, obj), unresolvedKey(obj)]) {
       for (const c of this.#byKey.get(k)?.values() ?? []) {
         if (!sameTarget(this.#known(c.target), target, this.#local)) continue;
         if (c.claimant.key === key) {
@@ -162,7 +164,7 @@ export class ClaimIndex {
    */
   awaitedClaimant(key: string, target: TargetIdentity, self: Claimant, now: number): string | undefined {
     if (!this.#secretFacts) return undefined;
-    for (const c of this.#byKey.get(`unresolved|${targetObjectKey(target)}`)?.values() ?? []) {
+    for (const c of this.#byKey.get(unresolvedKey(targetObjectKey(target)))?.values() ?? []) {
       if (c.claimant.key === key || c.reconciled) continue;
       if (this.#known(c.target).cluster.identity) continue;
       const created = Date.parse(c.claimant.createdAt);

@@ -19,7 +19,7 @@ import {
 } from "./contest.ts";
 import type { ReconcileContext } from "./context.ts";
 import { FlowGraph, ringInMotion, ringThrough } from "./cycles.ts";
-import { watchIdentity } from "./live-target.ts";
+import { isSinkerApply, watchIdentity } from "./live-target.ts";
 import { coveredBy, fieldShape } from "./noop-apply.ts";
 import { track } from "./reachability.ts";
 import type { ResolvedEnd } from "./resolve.ts";
@@ -167,10 +167,7 @@ export async function writeTarget(w: TargetWrite, ctx: ReconcileContext): Promis
 function recordedShape(w: TargetWrite): string | undefined {
   const live = w.liveObject;
   if (!live || !w.recordFields || live.metadata?.uid !== w.recordUid) return undefined;
-  const applied = (live.metadata?.managedFields ?? []).some(
-    (m) => m.manager === FIELD_MANAGER && m.operation === "Apply",
-  );
-  return applied ? w.recordFields : undefined;
+  return (live.metadata?.managedFields ?? []).some(isSinkerApply) ? w.recordFields : undefined;
 }
 
 /** Records where this ResourceSync reads and writes (rings), and a contest its status reports (a restart). */

@@ -17,15 +17,20 @@ export function liveOf(object: KubeObject | undefined, rsUid: string | undefined
   };
 }
 
+type ManagedFieldsEntry = { manager?: string; operation?: string; subresource?: string };
+
+/** Sinker's server-side apply of the object itself (what a sync record's fieldSetHash describes). */
+export function isSinkerApply(m: ManagedFieldsEntry): boolean {
+  return m.manager === FIELD_MANAGER && !m.subresource && m.operation === "Apply";
+}
+
 /**
- * A managedFields entry of Sinker's field manager on the object itself: its server-side apply ("Apply"), or its
- * create under writePolicy CreateOnly (a create is recorded as "Update"). Sinker sends no other write with its
- * field manager to a target, so either says Sinker wrote the object, also when it stopped before recording it.
+ * A managedFields entry of Sinker's field manager on the object itself: its server-side apply, or its create
+ * under writePolicy CreateOnly (a create is recorded as "Update"). Sinker sends no other write with its field
+ * manager to a target, so either says Sinker wrote the object, also when it stopped before recording it.
  */
-function isSinkerEntry(m: { manager?: string; operation?: string; subresource?: string }): boolean {
-  return (
-    m.manager === FIELD_MANAGER && !m.subresource && (m.operation === "Apply" || m.operation === "Update")
-  );
+function isSinkerEntry(m: ManagedFieldsEntry): boolean {
+  return isSinkerApply(m) || (m.manager === FIELD_MANAGER && !m.subresource && m.operation === "Update");
 }
 
 /** Names one object in one client (instance): what the echo filter and the applied memo compare. */

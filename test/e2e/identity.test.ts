@@ -79,33 +79,38 @@ async function settled(cluster: Cluster, namespace: string, name: string, quietM
   );
 }
 
-/**
- * Every version of ConfigMap `namespace/name` in cluster b written during the next 15 s (`all`: a watch from
- * the namespace's resourceVersion when this resolves, so nothing between then and the watch's opening is
- * missed): the `data` of each ADDED and MODIFIED event, in order.
- */
-async function targetVersions(
-  namespace: string,
-  name: string,
-): Promise<{ all: Promise<Array<Record<string, string>>> }> {
-  const path = `/api/v1/namespaces/${namespace}/configmaps`;
-  const listed = await suite.env.request("b", "GET", path);
-  const rv = (listed.body as { metadata?: { resourceVersion?: string } }).metadata?.resourceVersion ?? "";
-  return { all: versionsSince(path, rv, name) };
+/** The resourceVersion of cluster b's ConfigMaps in `namespace` now: where `versionsSince` starts. */
+async function configMapsVersion(namespace: string): Promise<string> {
+  const listed = await suite.env.request("b", "GET", `/api/v1/namespaces/${namespace}/configmaps`);
+  const rv = (listed.body as { metadata?: { resourceVersion?: string } }).metadata?.resourceVersion;
+  assert.ok(rv, `list of ConfigMaps in ${namespace}: ${listed.status}`);
+  return rv;
 }
 
-async function versionsSince(path: string, rv: string, name: string): Promise<Array<Record<string, string>>> {
+/**
+ * Every version ConfigMap `namespace/name` in cluster b has had since resourceVersion `rv` (the `data` of each
+ * ADDED and MODIFIED event, in order): a watch from `rv` replays them all, and ends a second later. A
+ * resourceVersion the server no longer replays from (410 Gone) fails the test rather than passing it unseen.
+ */
+async function versionsSince(
+  namespace: string,
+  name: string,
+  rv: string,
+): Promise<Array<Record<string, string>>> {
   const watched = await suite.env.request(
     "b",
     "GET",
-    `${path}?watch=true&resourceVersion=${rv}&timeoutSeconds=15&fieldSelector=metadata.name%3D${name}`,
+    `/api/v1/namespaces/${namespace}/configmaps?watch=true&resourceVersion=${rv}&timeoutSeconds=1` +
+      `&fieldSelector=metadata.name%3D${name}`,
   );
+  assert.equal(watched.status, 200, `watch of ConfigMap ${namespace}/${name}`);
   const lines = typeof watched.body === "string" ? watched.body.split("\n") : [JSON.stringify(watched.body)];
-  return lines
+  const events = lines
     .filter((l) => l.trim() !== "")
-    .map((l) => JSON.parse(l) as { type: string; object: { data?: Record<string, string> } })
-    .filter((e) => e.type === "ADDED" || e.type === "MODIFIED")
-    .map((e) => e.object.data ?? {});
+    .map((l) => JSON.parse(l) as { type: string; object: { data?: Record<string, string> } });
+  const failed = events.find((e) => e.type === "ERROR");
+  assert.equal(failed, undefined, `watch from resourceVersion ${rv}: ${JSON.stringify(failed?.object)}`);
+  return events.filter((e) => e.type === "ADDED" || e.type === "MODIFIED").map((e) => e.object.data ?? {});
 }
 
 describe("one cluster through two tenants' Secrets", () => {
@@ -118,7 +123,7 @@ describe("one cluster through two tenants' Secrets", () => {
     await a.apply(configMap(t1, "src", { from: "tenant1" }));
     await a.apply(configMap(t2, "src", { from: "tenant2" }));
     const target = (secret: string) => ({ ...cmRef("dst"), cluster: clusterRef(nb, secret) });
-    const versions = await targetVersions(nb, "dst");
+    const before = await configMapsVersion(nb);
     // both at once: neither has a record when the other first reconciles
     await Promise.all([
       a.apply(resourceSync(t1, "sync", { source: cmRef("src"), target: target("cluster-b") })),
@@ -131,7 +136,7 @@ describe("one cluster through two tenants' Secrets", () => {
     assert.deepEqual(dst?.data, { from });
     // the other never wrote it, not even once before the claims were known: every version is the holder's
     assert.deepEqual(
-      [...new Set((await versions.all).map((v) => v.from))],
+      [...new Set((await versionsSince(nb, "dst", before)).map((v) => v.from))],
       [from],
       "values the target held while both ResourceSyncs were new",
     );
