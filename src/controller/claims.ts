@@ -167,8 +167,9 @@ export class ClaimIndex {
     for (const c of this.#byKey.get(unresolvedKey(targetObjectKey(target)))?.values() ?? []) {
       if (c.claimant.key === key || c.reconciled) continue;
       if (this.#known(c.target).cluster.identity) continue;
-      const created = Date.parse(c.claimant.createdAt);
-      if (!(now - created < AWAIT_CLAIMANT_MS)) continue;
+      // |age|: a clock behind the API server's (a creationTimestamp "in the future") must not stretch the bound
+      const age = Math.abs(now - Date.parse(c.claimant.createdAt));
+      if (!(age < AWAIT_CLAIMANT_MS)) continue;
       if (claimWinner([c.claimant, self]) === c.claimant.key) return c.claimant.key;
     }
     return undefined;

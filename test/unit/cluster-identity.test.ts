@@ -343,6 +343,8 @@ describe("ClaimIndex: two new ResourceSyncs through two Secrets, before either h
       ["the older one, never reconciled, 1 s old", older, at(T1, 1_000), "t1/sync"],
       ["the older one, 29 s old", older, at(T1, 29_000), "t1/sync"],
       ["the older one, 30 s old: waited long enough", older, at(T1, 30_000), undefined],
+      ["a clock 10 s behind the API server's", older, at(T1, -10_000), "t1/sync"],
+      ["a clock 5 min behind: no wait stretched by it", older, at(T1, -300_000), undefined],
       [
         "the older one, reconciled (it has a status)",
         { ...older, status: { observedGeneration: 1 } },
