@@ -107,83 +107,113 @@ function validateObject<T>(doc: unknown, expectedKind: string, specSchema: Schem
 
 /** Checks `value` against `schema`, appending problems to `errors`. Exported for tests of the schema itself. */
 export function validateValue(value: unknown, schema: Schema, path: string, errors: ValidationError[]): void {
+  check(value, schema, path, undefined, errors);
+}
+
+/**
+ * Where a value sits: the root's path, or an item or field (`key`) of a parent. Spelled out only for an error:
+ * the controller validates every ResourceSync on every reconcile, nearly always without one.
+ */
+type At = string | { parent: At; key: string | number };
+
+function pathOf(at: At, key?: string | number): string {
+  if (key !== undefined) {
+    const parent = pathOf(at);
+    return typeof key === "number" ? `${parent}[${key}]` : join(parent, key);
+  }
+  return typeof at === "string" ? at : pathOf(at.parent, at.key);
+}
+
+function fail(errors: ValidationError[], message: string, at: At, key?: string | number): void {
+  errors.push({ path: pathOf(at, key), message });
+}
+
+/** `value` is the field or item `key` of `parent` (undefined: `parent` is where it sits). */
+function check(
+  value: unknown,
+  schema: Schema,
+  parent: At,
+  key: string | number | undefined,
+  errors: ValidationError[],
+): void {
   switch (schema.type) {
     case "object": {
       if (!isPlainObject(value)) {
-        errors.push({ path, message: `must be an object, got ${describe(value)}` });
+        fail(errors, `must be an object, got ${describe(value)}`, parent, key);
         return;
       }
       if (schema.preserveUnknownFields) return;
       const properties = schema.properties ?? {};
+      const here: At = key === undefined ? parent : { parent, key };
       for (const name of schema.required ?? []) {
-        if (value[name] == null) errors.push({ path: join(path, name), message: "required" });
+        if (value[name] == null) fail(errors, "required", here, name);
       }
-      const entries = Object.entries(value);
-      if (schema.maxProperties !== undefined && entries.length > schema.maxProperties) {
-        errors.push({
-          path,
-          message: `${entries.length} entries, at most ${schema.maxProperties} are allowed`,
-        });
+      const names = Object.keys(value);
+      if (schema.maxProperties !== undefined && names.length > schema.maxProperties) {
+        fail(errors, `${names.length} entries, at most ${schema.maxProperties} are allowed`, parent, key);
         return;
       }
-      for (const [name, field] of entries) {
+      for (const name of names) {
+        const field = value[name];
         const fieldSchema = Object.hasOwn(properties, name) ? properties[name] : schema.additionalProperties;
         if (fieldSchema === undefined) {
-          errors.push({ path: join(path, name), message: "unknown field" });
+          fail(errors, "unknown field", here, name);
         } else if (field != null) {
-          validateValue(field, fieldSchema, join(path, name), errors);
+          check(field, fieldSchema, here, name, errors);
         }
       }
       for (const rule of schema.validations ?? []) {
-        if (!rule.holds(value)) errors.push({ path, message: rule.message });
+        if (!rule.holds(value)) fail(errors, rule.message, parent, key);
       }
       return;
     }
     case "array": {
       if (!Array.isArray(value)) {
-        errors.push({ path, message: `must be an array, got ${describe(value)}` });
+        fail(errors, `must be an array, got ${describe(value)}`, parent, key);
         return;
       }
       if (schema.maxItems !== undefined && value.length > schema.maxItems) {
         // Items are not checked one by one: the number of them is the problem (and bounds this loop).
-        errors.push({ path, message: `${value.length} items, at most ${schema.maxItems} are allowed` });
+        fail(errors, `${value.length} items, at most ${schema.maxItems} are allowed`, parent, key);
         return;
       }
       if (schema.items === undefined) return;
+      const here: At = key === undefined ? parent : { parent, key };
       for (let i = 0; i < value.length; i++) {
         const item: unknown = value[i];
-        if (item == null) errors.push({ path: `${path}[${i}]`, message: "must not be null" });
-        else validateValue(item, schema.items, `${path}[${i}]`, errors);
+        if (item == null) fail(errors, "must not be null", here, i);
+        else check(item, schema.items, here, i, errors);
       }
       return;
     }
     case "string": {
       if (typeof value !== "string") {
-        errors.push({ path, message: `must be a string, got ${describe(value)}` });
+        fail(errors, `must be a string, got ${describe(value)}`, parent, key);
         return;
       }
       if (schema.minLength !== undefined && value.length < schema.minLength) {
-        errors.push({
-          path,
-          message: schema.minLength === 1 ? "must not be empty" : `shorter than ${schema.minLength}`,
-        });
+        fail(
+          errors,
+          schema.minLength === 1 ? "must not be empty" : `shorter than ${schema.minLength}`,
+          parent,
+          key,
+        );
       } else if (schema.maxLength !== undefined && value.length > schema.maxLength) {
-        errors.push({ path, message: `longer than ${schema.maxLength} characters` });
+        fail(errors, `longer than ${schema.maxLength} characters`, parent, key);
       } else if (schema.pattern !== undefined && !patternRegExp(schema.pattern).test(value)) {
-        errors.push({ path, message: schema.patternMessage ?? `must match ${schema.pattern}` });
+        fail(errors, schema.patternMessage ?? `must match ${schema.pattern}`, parent, key);
       } else if (schema.enum !== undefined && !schema.enum.includes(value)) {
-        errors.push({ path, message: `must be one of ${schema.enum.join(", ")}` });
+        fail(errors, `must be one of ${schema.enum.join(", ")}`, parent, key);
       }
       return;
     }
     case "integer":
       if (typeof value !== "number" || !Number.isInteger(value)) {
-        errors.push({ path, message: `must be an integer, got ${describe(value)}` });
+        fail(errors, `must be an integer, got ${describe(value)}`, parent, key);
       }
       return;
     case "boolean":
-      if (typeof value !== "boolean")
-        errors.push({ path, message: `must be a boolean, got ${describe(value)}` });
+      if (typeof value !== "boolean") fail(errors, `must be a boolean, got ${describe(value)}`, parent, key);
       return;
   }
 }

@@ -105,38 +105,62 @@ export function nextStatus(
   return status;
 }
 
-/** Whether writing `next` would change anything the API server holds (ignores key order). */
+/**
+ * Whether writing `next` would change anything the API server holds (ignores key order and the order of
+ * conditions). Compared field by field rather than through JSON: it runs on every reconcile.
+ */
 export function statusDiffers(previous: SyncStatus | undefined, next: SyncStatus): boolean {
-  const normalize = (s: SyncStatus | undefined) => ({
-    observedGeneration: s?.observedGeneration,
-    writePolicy: s?.writePolicy,
-    appliedTarget: s?.appliedTarget ? sortedJson(s.appliedTarget) : undefined,
-    conditions: [...(s?.conditions ?? [])]
-      .map((c) => ({
-        type: c.type,
-        status: c.status,
-        reason: c.reason,
-        message: c.message,
-        lastTransitionTime: c.lastTransitionTime,
-        observedGeneration: c.observedGeneration,
-      }))
-      .sort((a, b) => a.type.localeCompare(b.type)),
+  return !(
+    previous?.observedGeneration === next.observedGeneration &&
+    previous?.writePolicy === next.writePolicy &&
+    sameJsonValue(previous?.appliedTarget ?? undefined, next.appliedTarget ?? undefined) &&
+    sameConditions(previous?.conditions ?? [], next.conditions ?? [])
+  );
+}
+
+function sameConditions(a: readonly Condition[], b: readonly Condition[]): boolean {
+  if (a.length !== b.length) return false;
+  const sa = a.length > 1 ? [...a].sort(byType) : a;
+  const sb = b.length > 1 ? [...b].sort(byType) : b;
+  return sa.every((c, i) => {
+    const d = sb[i] as Condition;
+    return (
+      c.type === d.type &&
+      c.status === d.status &&
+      c.reason === d.reason &&
+      c.message === d.message &&
+      c.lastTransitionTime === d.lastTransitionTime &&
+      c.observedGeneration === d.observedGeneration
+    );
   });
-  return JSON.stringify(normalize(previous)) !== JSON.stringify(normalize(next));
+}
+
+function byType(a: Condition, b: Condition): number {
+  return String(a.type).localeCompare(String(b.type));
+}
+
+/** Equal as JSON documents: key order aside, a property holding undefined counts as absent. */
+function sameJsonValue(a: unknown, b: unknown): boolean {
+  if (a === b) return true;
+  if (typeof a !== "object" || typeof b !== "object" || a === null || b === null) return false;
+  if (Array.isArray(a) || Array.isArray(b)) {
+    if (!Array.isArray(a) || !Array.isArray(b) || a.length !== b.length) return false;
+    return a.every((v, i) => sameJsonValue(v ?? null, b[i] ?? null));
+  }
+  const ra = a as Record<string, unknown>;
+  const rb = b as Record<string, unknown>;
+  let defined = 0;
+  for (const k of Object.keys(ra)) {
+    if (ra[k] === undefined) continue;
+    defined++;
+    if (!sameJsonValue(ra[k], rb[k])) return false;
+  }
+  for (const k of Object.keys(rb)) if (rb[k] !== undefined) defined--;
+  return defined === 0;
 }
 
 export function findCondition(status: SyncStatus | undefined, type: string): Condition | undefined {
   return status?.conditions?.find((c) => c.type === type);
-}
-
-function sortedJson(value: unknown): string {
-  return JSON.stringify(value, (_k, v: unknown) =>
-    v && typeof v === "object" && !Array.isArray(v)
-      ? Object.fromEntries(
-          Object.entries(v as Record<string, unknown>).sort(([a], [b]) => a.localeCompare(b)),
-        )
-      : v,
-  );
 }
 
 /**

@@ -90,6 +90,73 @@ describe("statusDiffers", () => {
     assert.equal(statusDiffers(a, nextStatus(a, 2, { ok: false, reason: "A", message: "m" }, t0)), true);
     assert.equal(statusDiffers(undefined, a), true);
   });
+
+  const record = {
+    cluster: {
+      secretRef: { namespace: "ns", name: "kc", key: "config" },
+      identity: { kubeSystemUID: "u1", caSHA256: "c1" },
+    },
+    apiVersion: "v1",
+    kind: "ConfigMap",
+    namespace: "ns",
+    name: "dst",
+    uid: "t1",
+    appliedAt: "2026-01-01T10:00:00Z",
+    fieldSetHash: "h1",
+  };
+  const ready = nextStatus(undefined, 1, { ok: true, message: "in sync" }, t0, record);
+  const reorder = (v: unknown): unknown =>
+    v && typeof v === "object" && !Array.isArray(v)
+      ? Object.fromEntries(
+          Object.entries(v)
+            .reverse()
+            .map(([k, x]) => [k, reorder(x)]),
+        )
+      : v;
+  const withCondition = (change: Record<string, unknown>) => ({
+    ...ready,
+    conditions: (ready.conditions ?? []).map((c) => (c.type === READY ? { ...c, ...change } : c)),
+  });
+  const cases: [string, unknown, boolean][] = [
+    ["the same status", structuredClone(ready), false],
+    ["the record with its keys (and its cluster's) in another order", reorder(ready), false],
+    ["a property holding undefined, against one absent", { ...ready, writePolicy: undefined }, false],
+    ["another observedGeneration", { ...ready, observedGeneration: 2 }, true],
+    ["another write policy", { ...ready, writePolicy: "CreateOnly" }, true],
+    ["the record of another uid", { ...ready, appliedTarget: { ...record, uid: "t2" } }, true],
+    [
+      "the record's cluster identity changed",
+      {
+        ...ready,
+        appliedTarget: {
+          ...record,
+          cluster: { ...record.cluster, identity: { kubeSystemUID: "u2", caSHA256: "c1" } },
+        },
+      },
+      true,
+    ],
+    [
+      "a record without its fieldSetHash",
+      { ...ready, appliedTarget: { ...record, fieldSetHash: undefined } },
+      true,
+    ],
+    ["no record", { ...ready, appliedTarget: undefined }, true],
+    ["the record removed (null)", { ...ready, appliedTarget: null }, true],
+    ["another message", withCondition({ message: "other" }), true],
+    ["another lastTransitionTime", withCondition({ lastTransitionTime: "2026-01-01T11:00:00Z" }), true],
+    ["another condition observedGeneration", withCondition({ observedGeneration: 9 }), true],
+    ["one condition fewer", { ...ready, conditions: (ready.conditions ?? []).slice(1) }, true],
+    ["conditions that are not a list", { ...ready, conditions: "Ready" }, true],
+  ];
+  for (const [name, previous, differs] of cases) {
+    it(`${differs ? "differs" : "does not differ"}: ${name}`, () => {
+      assert.equal(statusDiffers(previous as Parameters<typeof statusDiffers>[0], ready), differs);
+    });
+  }
+  it("no record before and none now (absent, or null in a patch) is no change", () => {
+    const bare = nextStatus(undefined, 1, { ok: true, message: "in sync" }, t0);
+    assert.equal(statusDiffers({ ...bare, appliedTarget: null }, bare), false);
+  });
 });
 
 test("syncedEventWorthIt: a recovery is worth an Event, a first or repeated success is not", () => {
