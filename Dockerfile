@@ -22,7 +22,10 @@ RUN node node_modules/typescript/bin/tsc --noEmit -p tsconfig.json
 
 # --- runtime: small, non-root, production dependencies only -----------------------------------------------
 FROM ${NODE_IMAGE} AS runtime
-ENV NODE_ENV=production
+# Two malloc arenas instead of glibc's eight per core: V8's helper threads (GC, the optimizing compiler) each take
+# an arena in a burst of work, such as the pass over every ResourceSync after a restart, and keep its memory.
+# Peak RSS at 1,000 ResourceSyncs about 6 MiB lower (npm run bench, where both systems get it); CPU unchanged.
+ENV NODE_ENV=production MALLOC_ARENA_MAX=2
 WORKDIR /app
 COPY package.json package-lock.json ./
 RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund && npm cache clean --force

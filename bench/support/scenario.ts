@@ -18,7 +18,7 @@ import { type Percentiles, percentiles } from "./figures.ts";
 import { TargetObserver } from "./observer.ts";
 import { type Sut, SutProcess } from "./sut.ts";
 
-export { IMAGE_NODE_FLAGS, type Sut } from "./sut.ts";
+export { IMAGE_ENV, IMAGE_NODE_FLAGS, type Sut } from "./sut.ts";
 
 export interface ScenarioOptions {
   n: number;

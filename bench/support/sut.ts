@@ -18,6 +18,9 @@ export type Sut = "sinker" | "ideal";
  */
 export const IMAGE_NODE_FLAGS = ["--max-semi-space-size=2", "--heap-growing-percent=30"];
 
+/** The environment the image sets for the runtime (Dockerfile `ENV`), given to both systems alike. */
+export const IMAGE_ENV: Readonly<Record<string, string>> = { NODE_ENV: "production", MALLOC_ARENA_MAX: "2" };
+
 export interface SutConfig {
   kubeconfigA: string;
   kubeconfigB: string;
@@ -157,7 +160,7 @@ function spawnSut(sut: Sut, c: SutConfig): ChildProcess {
   // covers the ideal copier's entry point, a TypeScript file that would otherwise be stripped at every start
   const env = {
     ...process.env,
-    NODE_ENV: "production",
+    ...IMAGE_ENV,
     SINKER_LOG: "",
     NODE_COMPILE_CACHE: join(tmpdir(), "node-compile-cache"),
   };
