@@ -61,7 +61,9 @@ export function watchRouting(d: RoutingDeps): Routes {
         // a contested repair waits for its timer: the other writer's changes of the target need not wake it
         if (d.drift.holding(key, now) && d.applied.isTarget(key, event)) continue;
         if (!d.changedAt.has(key)) d.changedAt.set(key, now);
-        d.queue.add(key);
+        // seen while this ResourceSync's reconcile is in flight: perhaps the echo of the apply it is making,
+        // whose answer (and resourceVersion) is not back yet; it runs again only if that turns out otherwise
+        d.queue.add(key, () => !d.applied.isEcho(key, event));
       }
     },
   };

@@ -4,7 +4,10 @@
  *  - a key waiting in the queue is stored once, however often it is added (de-duplication);
  *  - a key is never handed to two workers at once: added while in flight, it is queued again when the worker
  *    calls `done`;
- *  - `addAfter` delays an add, `addRateLimited` delays it by the key's own exponential backoff, `forget` resets it.
+ *  - `addAfter` delays an add, `addRateLimited` delays it by the key's own exponential backoff, `forget` resets it;
+ *  - an add may carry a check, for a change that the work in flight may itself have caused (the watch event of
+ *    its own write, seen before the write's answer): while the key is in flight, such adds queue it again on
+ *    `done` only if one of their checks still holds then.
  * Written here because no maintained npm package offers these guarantees for async workers.
  */
 
@@ -36,6 +39,18 @@ const noObserver: QueueObserver = {
   worked() {},
 };
 
+/** Past this many checked adds during one piece of work, the key is simply queued again (bounded memory). */
+const MAX_CHECKS = 16;
+
+/** A check that throws counts as holding: when in doubt, the key runs again. */
+function holds(check: () => boolean): boolean {
+  try {
+    return check();
+  } catch {
+    return true;
+  }
+}
+
 export class WorkQueue {
   private readonly queue: string[] = [];
   /** Keys waiting in `queue`, with the time they were first added (for the wait metric). */
@@ -43,6 +58,8 @@ export class WorkQueue {
   /** Keys a worker holds, with the time it took them. */
   private readonly processing = new Map<string, number>();
   private readonly failures = new Map<string, number>();
+  /** Keys in flight every add of which, since they were taken, came with a check (see `add`). */
+  private readonly checks = new Map<string, Array<() => boolean>>();
   private readonly timers = new Map<string, { at: number; timer: NodeJS.Timeout }>();
   private readonly waiters: Array<(key: string | undefined) => void> = [];
   private shuttingDown = false;
@@ -63,13 +80,24 @@ export class WorkQueue {
     return this.processing;
   }
 
-  add(key: string): void {
+  /**
+   * Queues the key. `stillNeeded`: for a key in flight, the add counts at `done` only if this returns true then
+   * (or another add without a check came); for a key not in flight it is ignored.
+   */
+  add(key: string, stillNeeded?: () => boolean): void {
     if (this.shuttingDown) return;
     this.observer.added();
+    // A key in flight is re-queued by done(); queuing it now would let a second worker take it.
+    if (this.processing.has(key)) {
+      const checks = this.checks.get(key);
+      if (!stillNeeded || (checks && checks.length >= MAX_CHECKS)) this.checks.delete(key);
+      else if (checks) checks.push(stillNeeded);
+      else if (!this.dirty.has(key)) this.checks.set(key, [stillNeeded]);
+      if (!this.dirty.has(key)) this.dirty.set(key, Date.now());
+      return;
+    }
     if (this.dirty.has(key)) return;
     this.dirty.set(key, Date.now());
-    // A key in flight is re-queued by done(); queuing it now would let a second worker take it.
-    if (this.processing.has(key)) return;
     this.push(key);
   }
 
@@ -133,6 +161,10 @@ export class WorkQueue {
     const started = this.processing.get(key);
     this.processing.delete(key);
     if (started !== undefined) this.observer.worked((Date.now() - started) / 1000);
+    const checks = this.checks.get(key);
+    this.checks.delete(key);
+    // every add while in flight came with a check, and none holds now: the work itself caused them
+    if (checks && !checks.some(holds)) this.dirty.delete(key);
     if (this.dirty.has(key) && !this.shuttingDown) this.push(key);
   }
 
@@ -143,6 +175,7 @@ export class WorkQueue {
     this.timers.clear();
     this.queue.length = 0;
     this.dirty.clear();
+    this.checks.clear();
     this.observer.depth(0);
     for (const waiter of this.waiters.splice(0)) waiter(undefined);
   }

@@ -37,6 +37,70 @@ describe("WorkQueue", () => {
     assert.equal(second, "k");
   });
 
+  describe("adds with a check, while the key is in flight (the echo of its own write)", () => {
+    /** Takes "k", makes `adds` while it is in flight, calls done: whether "k" is queued again. */
+    const requeued = async (adds: ((q: WorkQueue) => void)[]): Promise<boolean> => {
+      const q = new WorkQueue();
+      q.add("k");
+      assert.equal(await q.get(), "k");
+      for (const add of adds) add(q);
+      q.done("k");
+      const again = q.length === 1;
+      q.shutdown();
+      return again;
+    };
+    const checked = (holds: boolean) => (q: WorkQueue) => q.add("k", () => holds);
+    const plain = (q: WorkQueue) => q.add("k");
+    const cases: [string, ((q: WorkQueue) => void)[], boolean][] = [
+      ["one check that no longer holds at done", [checked(false)], false],
+      ["several checks, none holding", [checked(false), checked(false)], false],
+      ["a check that holds", [checked(true)], true],
+      ["one of several checks holds", [checked(false), checked(true)], true],
+      ["an add without a check, then one with", [plain, checked(false)], true],
+      ["an add with a check, then one without", [checked(false), plain], true],
+      [
+        "a check that throws",
+        [
+          (q) =>
+            q.add("k", () => {
+              throw new Error("x");
+            }),
+        ],
+        true,
+      ],
+      ["more checks than are kept", Array.from({ length: 20 }, () => checked(false)), true],
+      ["no add at all", [], false],
+    ];
+    for (const [name, adds, expected] of cases) {
+      it(`${expected ? "queued again" : "not queued again"}: ${name}`, async () => {
+        assert.equal(await requeued(adds), expected);
+      });
+    }
+
+    it("a check is read at done, not when added", async () => {
+      const q = new WorkQueue();
+      q.add("k");
+      await q.get();
+      let echo = false;
+      q.add("k", () => !echo);
+      echo = true; // the write's answer came back: the event was its echo
+      q.done("k");
+      assert.equal(q.length, 0);
+      assert.equal(q.pending("k"), false);
+      q.shutdown();
+    });
+
+    it("a key not in flight is queued at once, its check ignored", async () => {
+      const q = new WorkQueue();
+      q.add("k", () => false);
+      assert.equal(q.length, 1);
+      assert.equal(await q.get(), "k");
+      q.done("k");
+      assert.equal(q.length, 0);
+      q.shutdown();
+    });
+  });
+
   it("pending: a key waiting or in flight, not one only delayed (the ring rule of cycles.ts)", async () => {
     const q = new WorkQueue();
     q.addAfter("later", 60_000);
