@@ -14,7 +14,8 @@
  * Compiled programs are cached by (dialect, pattern) in a bounded LRU, failures included, so that a pattern
  * evaluated on every reconcile is parsed once.
  */
-import { RE2JS } from "re2js";
+import type { RE2JS } from "re2js";
+import { lazyModule } from "./lazy-module.ts";
 
 export const MAX_PATTERN_LENGTH = 4096;
 export const MAX_PROGRAM_SIZE = 20_000;
@@ -36,6 +37,9 @@ export interface LinearRegex {
 
 /** A refused pattern: `why` never quotes the pattern (it may come from a Secret). */
 export type CompiledRegex = { ok: true; regex: LinearRegex } | { ok: false; why: string };
+
+/** re2js, loaded at the first pattern (most installations have none: about 1 MiB of resident memory). */
+const re2js = lazyModule<typeof import("re2js")>(import.meta.url, "re2js");
 
 const cache = new Map<string, CompiledRegex>();
 
@@ -68,7 +72,7 @@ function compileUncached(pattern: string, dialect: RegexDialect): CompiledRegex 
   }
   let re: RE2JS;
   try {
-    re = RE2JS.compile(dialect === "iregexp" ? iRegexpToRe2(pattern) : pattern);
+    re = re2js().RE2JS.compile(dialect === "iregexp" ? iRegexpToRe2(pattern) : pattern);
   } catch {
     // The parser's message quotes the pattern.
     return { ok: false, why: "not a valid RE2 regular expression" };

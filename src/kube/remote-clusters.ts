@@ -16,9 +16,9 @@
  */
 import { createHash } from "node:crypto";
 import type { Logger } from "pino";
-import { parse as parseYaml } from "yaml";
 import { NAMESPACE_PATTERN } from "../api/schema.ts";
 import { type ErrorReason, SinkerError } from "../errors.ts";
+import { lazyModule } from "../lazy-module.ts";
 import { compileRegex } from "../regex.ts";
 import { CircuitBreaker } from "./circuit-breaker.ts";
 import { ClusterClient } from "./client.ts";
@@ -149,6 +149,8 @@ const DEFAULT_ADDRESS_POLICY = new AddressPolicy();
 /** Circuit breakers kept (one per Secret and server; least recently used dropped). */
 const MAX_BREAKERS = 4096;
 const NAMESPACE_RE = new RegExp(NAMESPACE_PATTERN, "u");
+/** The YAML parser, loaded at the first remote kubeconfig (about 1 MiB of resident memory otherwise). */
+const yaml = lazyModule<typeof import("yaml")>(import.meta.url, "yaml");
 
 function parseKubeconfig(text: string, allowUnsafe: boolean, policy: AddressPolicy): Parsed {
   const fail = (reason: ErrorReason, detail: string): Parsed => ({ ok: false, reason, detail });
@@ -157,7 +159,7 @@ function parseKubeconfig(text: string, allowUnsafe: boolean, policy: AddressPoli
   }
   let raw: unknown;
   try {
-    raw = parseYaml(text);
+    raw = yaml().parse(text);
   } catch {
     // the parser's message quotes the offending text: do not pass it on
     return fail("InvalidKubeconfig", "is not valid YAML");

@@ -3,20 +3,15 @@
  * implementation is loaded at the first expression, not at start: about 10 MiB of resident memory (and a tenth of
  * a second of a start's CPU) that a Sinker whose ResourceSyncs use no expression never pays.
  */
-import { createRequire } from "node:module";
 import type { Mapping, ResourceSync } from "../api/types.ts";
 import { SinkerError } from "../errors.ts";
 import type { KubeObject } from "../kube/object.ts";
+import { lazyModule } from "../lazy-module.ts";
 import type { WorkBudget } from "./budget.ts";
 import { ExpressionBudget } from "./cel-budget.ts";
 
-type Cel = typeof import("./cel.ts");
-let loaded: Cel | undefined;
-/** cel.ts, loaded synchronously (require of an ES module) the first time an expression is met. */
-function cel(): Cel {
-  loaded ??= createRequire(import.meta.url)("./cel.ts") as Cel;
-  return loaded;
-}
+/** cel.ts, loaded the first time an expression is met. */
+const cel = lazyModule<typeof import("./cel.ts")>(import.meta.url, "./cel.ts");
 
 export type { ExpressionBudget };
 

@@ -17,12 +17,15 @@ import {
 } from "../api/types.ts";
 import { SinkerError } from "../errors.ts";
 import { isPlainObject, type KubeObject, type ObjectMeta, type OwnerReference } from "../kube/object.ts";
+import { lazyModule } from "../lazy-module.ts";
 import { WorkBudget } from "./budget.ts";
 import { type ExpressionBudget, expressionValue, newExpressionBudget } from "./expression-mapping.ts";
 import { setFieldPath } from "./fieldpath.ts";
-import { compilePath, selectOne } from "./jsonpath.ts";
 import { applyMetadataRule } from "./metadata-policy.ts";
 import { checkSourceBounds } from "./source-bounds.ts";
+
+/** The JSONPath engine (json-p3 and RE2), loaded at the first mapping with a fromFieldPath. */
+const jsonpath = lazyModule<typeof import("./jsonpath.ts")>(import.meta.url, "./jsonpath.ts");
 
 export interface ProjectionTarget {
   /** The resolved namespace of a namespaced target; undefined for a cluster-scoped kind. */
@@ -124,6 +127,7 @@ function applyMapping(
   if (from === undefined && to === undefined) {
     throw new SinkerError("InvalidMapping", "a mapping must set fromFieldPath, toFieldPath or both");
   }
+  const { compilePath, selectOne } = jsonpath();
   const selected = selectOne(compilePath(from), source, budget);
   if (!selected.found) return undefined; // Selecting nothing leaves that toFieldPath out of the applied object.
   if (to !== undefined) {

@@ -7,7 +7,7 @@ import { readFileSync } from "node:fs";
 import { test } from "node:test";
 import { isDeepStrictEqual } from "node:util";
 import { SinkerError } from "../../src/errors.ts";
-import { compilePath, selectAll } from "../../src/projection/index.ts";
+import { compilePath, selectAll } from "../../src/projection/jsonpath.ts";
 
 interface CtsCase {
   name: string;

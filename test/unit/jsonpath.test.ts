@@ -9,7 +9,7 @@ import {
   selectAll,
   selectOne,
   toExpression,
-} from "../../src/projection/index.ts";
+} from "../../src/projection/jsonpath.ts";
 
 const doc = {
   apiVersion: "v1",

@@ -10,7 +10,10 @@ import { fileURLToPath } from "node:url";
 
 /** Lowest first. A rule is a file (`x.ts`) or a directory (`x/`); the most specific rule wins. */
 const LAYERS: ReadonlyArray<[string, readonly string[]]> = [
-  ["base", ["errors.ts", "log.ts", "log-redact.ts", "regex.ts", "pool.ts", "kube/object.ts"]],
+  [
+    "base",
+    ["errors.ts", "log.ts", "log-redact.ts", "regex.ts", "pool.ts", "lazy-module.ts", "kube/object.ts"],
+  ],
   ["api", ["api/"]],
   ["kube", ["kube/"]],
   ["projection", ["projection/"]],
