@@ -2,7 +2,7 @@
  * Records core/v1 Events on the objects Sinker manages, as `kubectl describe` shows them. Events are best
  * effort: a failure to record one is logged and never fails a reconcile.
  */
-import { randomBytes } from "node:crypto";
+import { randomUUID } from "node:crypto";
 import type { Logger } from "pino";
 import { truncateMessage } from "./api-message.ts";
 import type { ClusterClient, ResourceInfo } from "./client.ts";
@@ -12,6 +12,15 @@ export const EVENT_SOURCE = "sinker";
 
 export interface EventRecorder {
   record(object: KubeObject, type: "Normal" | "Warning", reason: string, message: string): void;
+}
+
+/**
+ * 16 hex digits (60 random bits) for an Event's name. From randomUUID, which draws from a pool of random bytes
+ * refilled in batches: randomBytes asked the kernel for 8 bytes on every Event.
+ */
+function uniqueSuffix(): string {
+  const u = randomUUID();
+  return u.slice(0, 8) + u.slice(9, 13) + u.slice(14, 18);
 }
 
 export class ApiEventRecorder implements EventRecorder {
@@ -48,7 +57,7 @@ export class ApiEventRecorder implements EventRecorder {
     await this.client.create(resource, namespace, {
       apiVersion: "v1",
       kind: "Event",
-      metadata: { name: `${meta.name}.${randomBytes(8).toString("hex")}`, namespace },
+      metadata: { name: `${meta.name}.${uniqueSuffix()}`, namespace },
       involvedObject: {
         apiVersion: object.apiVersion,
         kind: object.kind,
