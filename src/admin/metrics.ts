@@ -16,6 +16,7 @@
  * one place to read what Sinker exposes.
  */
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
+import { EVENT_LOOP_DELAY_NAMES, EventLoopDelay } from "./event-loop-delay.ts";
 
 /** controller-runtime's buckets for controller_runtime_reconcile_time_seconds. */
 export const RECONCILE_TIME_BUCKETS: readonly number[] = [
@@ -39,11 +40,16 @@ export type ResourceSyncState = "synced" | "failing";
 /** Start times (ms since the epoch) of the items being processed right now, keyed by item. */
 export type InFlightProvider = () => ReadonlyMap<string, number>;
 
-/** Resolution of the event-loop delay histogram, ms (see the constructor). */
-export const EVENT_LOOP_RESOLUTION_MS = 100;
+/**
+ * prom-client's event-loop delay sampler, never woken: its series are replaced by EventLoopDelay's (sampled only
+ * while there is work), but collectDefaultMetrics always starts it (a timer of this period, in ms).
+ */
+const DORMANT_SAMPLER_MS = 2 ** 31 - 1;
 
 export class Metrics {
   readonly registry: Registry;
+  /** The event-loop delay series; absent without the default metrics. `busy()` whenever there is work. */
+  readonly eventLoopDelay: EventLoopDelay | undefined;
 
   // ---------------------------------------------------------------- controller-runtime: controller
   /** controller_runtime_reconcile_total{controller, result}: result is a ReconcileResult. */
@@ -117,14 +123,12 @@ export class Metrics {
     this.registry = new Registry();
     const clock = options.now ?? Date.now;
     const registers = [this.registry];
-    // The event-loop delay histogram (nodejs_eventloop_lag_*) samples with a timer: at prom-client's default
-    // 10 ms that is 100 wake-ups a second, most of an idle controller's CPU. At 100 ms the lags that matter to a
-    // controller (hundreds of ms) are still measured exactly; shorter ones read as the 100 ms interval.
-    if (options.defaultMetrics !== false)
-      collectDefaultMetrics({
-        register: this.registry,
-        eventLoopMonitoringPrecision: EVENT_LOOP_RESOLUTION_MS,
-      });
+    if (options.defaultMetrics !== false) {
+      collectDefaultMetrics({ register: this.registry, eventLoopMonitoringPrecision: DORMANT_SAMPLER_MS });
+      for (const name of EVENT_LOOP_DELAY_NAMES) this.registry.removeSingleMetric(name);
+      this.eventLoopDelay = new EventLoopDelay(this.registry);
+      this.eventLoopDelay.busy(); // starting up is work
+    }
 
     this.reconcileTotal = new Counter({
       name: "controller_runtime_reconcile_total",

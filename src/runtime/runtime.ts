@@ -172,7 +172,10 @@ export class ControllerRuntime {
 /** The work-queue series of the queue `name`. */
 function queueObserver(metrics: Metrics, name: string): QueueObserver {
   return {
-    added: () => metrics.workqueueAdds.inc({ name }),
+    added: () => {
+      metrics.workqueueAdds.inc({ name });
+      metrics.eventLoopDelay?.busy();
+    },
     retried: () => metrics.workqueueRetries.inc({ name }),
     depth: (n) => metrics.workqueueDepth.set({ name }, n),
     waited: (s) => metrics.workqueueQueueDuration.observe({ name }, s),
