@@ -31,12 +31,13 @@ const SERIES = [
   ["p99", "The 99th percentile of the event-loop delays since the last scrape, while Sinker had work."],
 ] as const;
 
-export type DelaySeries = (typeof SERIES)[number][0];
+type DelaySeries = (typeof SERIES)[number][0];
 
-/** The series' names, as prom-client names them. */
-export const EVENT_LOOP_DELAY_NAMES: readonly string[] = SERIES.map(
-  ([s]) => `nodejs_eventloop_lag_${s}_seconds`,
-);
+/** A series' name, as prom-client names it. */
+const nameOf = (series: DelaySeries) => `nodejs_eventloop_lag_${series}_seconds`;
+
+/** The series' names. */
+export const EVENT_LOOP_DELAY_NAMES: readonly string[] = SERIES.map(([s]) => nameOf(s));
 
 export class EventLoopDelay {
   readonly #histogram: ReturnType<typeof monitorEventLoopDelay> = monitorEventLoopDelay({
@@ -49,9 +50,9 @@ export class EventLoopDelay {
   constructor(registry: Registry) {
     const gauges = new Map<DelaySeries, Gauge>();
     for (const [series, help] of SERIES) {
-      const name = `nodejs_eventloop_lag_${series}_seconds`;
       // the first series' collect fills them all from one reading of the histogram, then resets it
       const collect = series === "min" ? () => this.#collect(gauges) : undefined;
+      const name = nameOf(series);
       gauges.set(series, new Gauge({ name, help, registers: [registry], ...(collect ? { collect } : {}) }));
     }
   }
